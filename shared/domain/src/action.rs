@@ -1,0 +1,673 @@
+//! The action table (design §5): the only things the agent can do, with parameter validation and bounds.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ActionId;
+use crate::names::{is_dns1123_label, is_dns1123_subdomain};
+use crate::quantity::Bytes;
+
+/// The action names of the table, as they appear in cases, messages and APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActionKind {
+    Restart,
+    ScaleUp,
+    Rollback,
+    RaiseMemoryLimit,
+    DeletePod,
+    Noop,
+    Escalate,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 7] = [
+        Self::Restart,
+        Self::ScaleUp,
+        Self::Rollback,
+        Self::RaiseMemoryLimit,
+        Self::DeletePod,
+        Self::Noop,
+        Self::Escalate,
+    ];
+
+    /// Whether the action changes the cluster.
+    pub fn is_mutating(self) -> bool {
+        !matches!(self, Self::Noop | Self::Escalate)
+    }
+
+    /// Whether the before-state can be restored when the fix does not hold.
+    pub fn is_reversible(self) -> bool {
+        matches!(
+            self,
+            Self::ScaleUp | Self::Rollback | Self::RaiseMemoryLimit
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restart => "RESTART",
+            Self::ScaleUp => "SCALE_UP",
+            Self::Rollback => "ROLLBACK",
+            Self::RaiseMemoryLimit => "RAISE_MEMORY_LIMIT",
+            Self::DeletePod => "DELETE_POD",
+            Self::Noop => "NOOP",
+            Self::Escalate => "ESCALATE",
+        }
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An action's target as structured fields (the `target` object of `dreamops analyze`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionTarget {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A Deployment the agent may act on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WorkloadRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deployment {}/{}", self.namespace, self.name)
+    }
+}
+
+/// A validated action, ready for the executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Action {
+    Restart {
+        workload: WorkloadRef,
+    },
+    ScaleUp {
+        workload: WorkloadRef,
+        replicas: i32,
+    },
+    Rollback {
+        workload: WorkloadRef,
+        to_revision: Option<i64>,
+    },
+    RaiseMemoryLimit {
+        workload: WorkloadRef,
+        container: String,
+        limit: String,
+    },
+    DeletePod {
+        workload: WorkloadRef,
+        pod: String,
+    },
+    Noop,
+    Escalate,
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Self::Restart { .. } => ActionKind::Restart,
+            Self::ScaleUp { .. } => ActionKind::ScaleUp,
+            Self::Rollback { .. } => ActionKind::Rollback,
+            Self::RaiseMemoryLimit { .. } => ActionKind::RaiseMemoryLimit,
+            Self::DeletePod { .. } => ActionKind::DeletePod,
+            Self::Noop => ActionKind::Noop,
+            Self::Escalate => ActionKind::Escalate,
+        }
+    }
+
+    pub fn workload(&self) -> Option<&WorkloadRef> {
+        match self {
+            Self::Restart { workload }
+            | Self::ScaleUp { workload, .. }
+            | Self::Rollback { workload, .. }
+            | Self::RaiseMemoryLimit { workload, .. }
+            | Self::DeletePod { workload, .. } => Some(workload),
+            Self::Noop | Self::Escalate => None,
+        }
+    }
+
+    /// One line for timelines and notes.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Restart { workload } => format!("rollout restart of {workload}"),
+            Self::ScaleUp { workload, replicas } => {
+                format!("scale {workload} to {replicas} replicas")
+            }
+            Self::Rollback {
+                workload,
+                to_revision: Some(r),
+            } => format!("roll back {workload} to revision {r}"),
+            Self::Rollback {
+                workload,
+                to_revision: None,
+            } => format!("roll back {workload} to its previous revision"),
+            Self::RaiseMemoryLimit {
+                workload,
+                container,
+                limit,
+            } => {
+                format!("raise the memory limit of container {container} of {workload} to {limit}")
+            }
+            Self::DeletePod { workload, pod } => {
+                format!(
+                    "delete pod {}/{pod} so {workload} recreates it",
+                    workload.namespace
+                )
+            }
+            Self::Noop => "no action".to_owned(),
+            Self::Escalate => "escalate to a human".to_owned(),
+        }
+    }
+}
+
+/// Limits on what any single action may do.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ActionBounds {
+    /// A scale-up may at most multiply the current replicas by this.
+    pub max_scale_factor: f64,
+    /// Never more replicas than this.
+    pub max_replicas: i32,
+    /// A memory limit may at most be multiplied by this.
+    pub max_memory_factor: f64,
+    /// Never a memory limit above this many bytes.
+    pub max_memory_limit: u64,
+}
+
+impl Default for ActionBounds {
+    fn default() -> Self {
+        Self {
+            max_scale_factor: 2.0,
+            max_replicas: 50,
+            max_memory_factor: 2.0,
+            max_memory_limit: 16 << 30,
+        }
+    }
+}
+
+/// Facts the validation needs from the cluster, read just before the action is planned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CurrentFacts {
+    pub replicas: Option<i32>,
+    /// The container's current memory limit, if any.
+    pub memory_limit: Option<Bytes>,
+    /// Free allocatable memory on the node with the least room among the workload's nodes.
+    pub node_memory_room: Option<Bytes>,
+}
+
+/// Why a proposed action cannot be executed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0} needs a target")]
+    MissingTarget(ActionKind),
+    #[error("{0} takes no target")]
+    UnexpectedTarget(ActionKind),
+    #[error("target kind {found} is not supported for {action} (expected {expected})")]
+    WrongKind {
+        action: ActionKind,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("invalid object name {0:?}")]
+    InvalidName(String),
+    #[error("target namespace {target} is not the alert's namespace {alert}")]
+    ForeignNamespace { target: String, alert: String },
+    #[error("invalid parameter {name}: {why}")]
+    InvalidParam { name: &'static str, why: String },
+    #[error("out of bounds: {0}")]
+    OutOfBounds(String),
+}
+
+impl ActionTarget {
+    fn workload(&self, action: ActionKind, alert_ns: &str) -> Result<WorkloadRef, ActionError> {
+        if self.kind != "Deployment" {
+            return Err(ActionError::WrongKind {
+                action,
+                expected: "Deployment",
+                found: self.kind.clone(),
+            });
+        }
+        self.check_names(alert_ns)?;
+        Ok(WorkloadRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        })
+    }
+
+    fn check_names(&self, alert_ns: &str) -> Result<(), ActionError> {
+        if !is_dns1123_label(&self.namespace) {
+            return Err(ActionError::InvalidName(self.namespace.clone()));
+        }
+        if !is_dns1123_subdomain(&self.name) {
+            return Err(ActionError::InvalidName(self.name.clone()));
+        }
+        if self.namespace != alert_ns {
+            return Err(ActionError::ForeignNamespace {
+                target: self.namespace.clone(),
+                alert: alert_ns.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn param_str(&self, name: &'static str) -> Result<Option<&str>, ActionError> {
+        match self.params.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(ActionError::InvalidParam {
+                name,
+                why: format!("expected a string, got {v}"),
+            }),
+        }
+    }
+
+    fn param_int(&self, name: &'static str) -> Result<Option<i64>, ActionError> {
+        match self.params.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ActionError::InvalidParam {
+                    name,
+                    why: format!("expected an integer, got {v}"),
+                }),
+        }
+    }
+}
+
+impl Action {
+    /// Validates a proposal against the alert's namespace, the bounds and the current cluster facts.
+    ///
+    /// `owner` is the Deployment that owns a pod named by `DELETE_POD`; the caller resolves it from the cluster
+    /// (never from text) and passes `None` when the pod has no such owner, which refuses the action.
+    pub fn validate(
+        kind: ActionKind,
+        target: Option<&ActionTarget>,
+        alert_ns: &str,
+        bounds: &ActionBounds,
+        facts: &CurrentFacts,
+        owner: Option<&str>,
+    ) -> Result<Action, ActionError> {
+        let Some(t) = target else {
+            return match kind {
+                ActionKind::Noop => Ok(Action::Noop),
+                ActionKind::Escalate => Ok(Action::Escalate),
+                k => Err(ActionError::MissingTarget(k)),
+            };
+        };
+        match kind {
+            ActionKind::Noop | ActionKind::Escalate => Err(ActionError::UnexpectedTarget(kind)),
+            ActionKind::Restart => Ok(Action::Restart {
+                workload: t.workload(kind, alert_ns)?,
+            }),
+            ActionKind::ScaleUp => {
+                let workload = t.workload(kind, alert_ns)?;
+                let current = facts.replicas.unwrap_or(0).max(0);
+                let wanted = t
+                    .param_int("replicas")?
+                    .or(t.param_int("replicas_min")?)
+                    .unwrap_or_else(|| (f64::from(current.max(1)) * 1.5).ceil() as i64);
+                let ceiling = (f64::from(current.max(1)) * bounds.max_scale_factor).floor() as i64;
+                let ceiling = ceiling.min(i64::from(bounds.max_replicas));
+                if wanted <= i64::from(current) {
+                    return Err(ActionError::InvalidParam {
+                        name: "replicas",
+                        why: format!("{wanted} is not above the current {current}"),
+                    });
+                }
+                if wanted > ceiling {
+                    return Err(ActionError::OutOfBounds(format!(
+                        "{wanted} replicas exceeds the ceiling of {ceiling} (current {current}, factor {}, max {})",
+                        bounds.max_scale_factor, bounds.max_replicas
+                    )));
+                }
+                Ok(Action::ScaleUp {
+                    workload,
+                    replicas: wanted as i32,
+                })
+            }
+            ActionKind::Rollback => {
+                let workload = t.workload(kind, alert_ns)?;
+                let to_revision = t.param_int("to_revision")?;
+                if to_revision.is_some_and(|r| r < 1) {
+                    return Err(ActionError::InvalidParam {
+                        name: "to_revision",
+                        why: "must be 1 or more".into(),
+                    });
+                }
+                Ok(Action::Rollback {
+                    workload,
+                    to_revision,
+                })
+            }
+            ActionKind::RaiseMemoryLimit => {
+                let workload = t.workload(kind, alert_ns)?;
+                let container = t.container.clone().ok_or(ActionError::InvalidParam {
+                    name: "container",
+                    why: "RAISE_MEMORY_LIMIT names one container".into(),
+                })?;
+                if !is_dns1123_label(&container) {
+                    return Err(ActionError::InvalidName(container));
+                }
+                let current = facts
+                    .memory_limit
+                    .ok_or_else(|| ActionError::InvalidParam {
+                        name: "container",
+                        why: format!("container {container} has no memory limit to raise"),
+                    })?;
+                let ceiling = ((current.0 as f64 * bounds.max_memory_factor) as u64)
+                    .min(bounds.max_memory_limit);
+                let wanted = match t
+                    .param_str("memory_limit")?
+                    .or(t.param_str("memory_limit_min")?)
+                {
+                    Some(q) => Bytes::parse(q).map_err(|e| ActionError::InvalidParam {
+                        name: "memory_limit",
+                        why: e.to_string(),
+                    })?,
+                    None => Bytes(ceiling),
+                };
+                if wanted <= current {
+                    return Err(ActionError::InvalidParam {
+                        name: "memory_limit",
+                        why: format!("{wanted} is not above the current {current}"),
+                    });
+                }
+                if wanted.0 > ceiling {
+                    return Err(ActionError::OutOfBounds(format!(
+                        "memory limit {wanted} exceeds the ceiling {} ({}x the current {current})",
+                        Bytes(ceiling),
+                        bounds.max_memory_factor
+                    )));
+                }
+                if let Some(room) = facts.node_memory_room
+                    && wanted.0 - current.0 > room.0
+                {
+                    return Err(ActionError::OutOfBounds(format!(
+                        "raising by {} exceeds the node's free allocatable memory {room}",
+                        Bytes(wanted.0 - current.0)
+                    )));
+                }
+                Ok(Action::RaiseMemoryLimit {
+                    workload,
+                    container,
+                    limit: wanted.to_quantity(),
+                })
+            }
+            ActionKind::DeletePod => {
+                if t.kind != "Pod" {
+                    return Err(ActionError::WrongKind {
+                        action: kind,
+                        expected: "Pod",
+                        found: t.kind.clone(),
+                    });
+                }
+                t.check_names(alert_ns)?;
+                let owner = owner.ok_or_else(|| {
+                    ActionError::OutOfBounds(format!("pod {} is not owned by a Deployment", t.name))
+                })?;
+                Ok(Action::DeletePod {
+                    workload: WorkloadRef {
+                        namespace: t.namespace.clone(),
+                        name: owner.to_owned(),
+                    },
+                    pod: t.name.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// What the target looked like before the action, kept to undo it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BeforeState {
+    /// Replicas and the HPA's max before a scale-up.
+    Replicas {
+        replicas: i32,
+        hpa: Option<String>,
+        hpa_max: Option<i32>,
+    },
+    /// The pod template (and its revision) before a rollback or limit change.
+    Template {
+        revision: Option<i64>,
+        template: serde_json::Value,
+    },
+    /// The pod that was deleted.
+    Pod { name: String, uid: Option<String> },
+    /// The restart annotation before a restart.
+    Restart { restarted_at: Option<String> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    Planned,
+    Applied,
+    Undone,
+    Failed,
+}
+
+/// One action of an incident, with its before-state once applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub id: ActionId,
+    pub action: Action,
+    pub status: ActionStatus,
+    pub before: Option<BeforeState>,
+    /// What the executor saw after applying (one line).
+    pub after: Option<String>,
+    pub applied_at: Option<String>,
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(kind: &str, ns: &str, name: &str) -> ActionTarget {
+        ActionTarget {
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            container: None,
+            params: Default::default(),
+        }
+    }
+
+    fn with_param(mut t: ActionTarget, k: &str, v: serde_json::Value) -> ActionTarget {
+        t.params.insert(k.into(), v);
+        t
+    }
+
+    fn validate(
+        kind: ActionKind,
+        t: Option<&ActionTarget>,
+        facts: &CurrentFacts,
+    ) -> Result<Action, ActionError> {
+        Action::validate(
+            kind,
+            t,
+            "shop",
+            &ActionBounds::default(),
+            facts,
+            Some("web"),
+        )
+    }
+
+    #[test]
+    fn noop_and_escalate_take_no_target() {
+        assert_eq!(
+            validate(ActionKind::Noop, None, &CurrentFacts::default()),
+            Ok(Action::Noop)
+        );
+        assert_eq!(
+            validate(ActionKind::Escalate, None, &CurrentFacts::default()),
+            Ok(Action::Escalate)
+        );
+        let t = target("Deployment", "shop", "web");
+        assert!(matches!(
+            validate(ActionKind::Escalate, Some(&t), &CurrentFacts::default()),
+            Err(ActionError::UnexpectedTarget(_))
+        ));
+        assert!(matches!(
+            validate(ActionKind::Restart, None, &CurrentFacts::default()),
+            Err(ActionError::MissingTarget(_))
+        ));
+    }
+
+    #[test]
+    fn targets_must_be_valid_names_in_the_alert_namespace() {
+        let facts = CurrentFacts::default();
+        let other_ns = target("Deployment", "kube-system", "coredns");
+        assert!(matches!(
+            validate(ActionKind::Restart, Some(&other_ns), &facts),
+            Err(ActionError::ForeignNamespace { .. })
+        ));
+        let injected = target("Deployment", "shop", "web; kubectl delete ns shop");
+        assert!(matches!(
+            validate(ActionKind::Restart, Some(&injected), &facts),
+            Err(ActionError::InvalidName(_))
+        ));
+        let sts = target("StatefulSet", "shop", "db");
+        assert!(matches!(
+            validate(ActionKind::Restart, Some(&sts), &facts),
+            Err(ActionError::WrongKind { .. })
+        ));
+        assert_eq!(
+            validate(
+                ActionKind::Restart,
+                Some(&target("Deployment", "shop", "web")),
+                &facts
+            ),
+            Ok(Action::Restart {
+                workload: WorkloadRef {
+                    namespace: "shop".into(),
+                    name: "web".into()
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn scale_up_is_bounded() {
+        let facts = CurrentFacts {
+            replicas: Some(4),
+            ..Default::default()
+        };
+        let t = target("Deployment", "shop", "web");
+        assert!(matches!(
+            validate(ActionKind::ScaleUp, Some(&t), &facts),
+            Ok(Action::ScaleUp { replicas: 6, .. })
+        ));
+        let too_many = with_param(t.clone(), "replicas", 9.into());
+        assert!(matches!(
+            validate(ActionKind::ScaleUp, Some(&too_many), &facts),
+            Err(ActionError::OutOfBounds(_))
+        ));
+        let down = with_param(t.clone(), "replicas", 3.into());
+        assert!(matches!(
+            validate(ActionKind::ScaleUp, Some(&down), &facts),
+            Err(ActionError::InvalidParam { .. })
+        ));
+        let bad = with_param(t, "replicas", "lots".into());
+        assert!(matches!(
+            validate(ActionKind::ScaleUp, Some(&bad), &facts),
+            Err(ActionError::InvalidParam { .. })
+        ));
+    }
+
+    #[test]
+    fn memory_limit_is_bounded_by_factor_and_node_room() {
+        let mut t = target("Deployment", "shop", "web");
+        t.container = Some("app".into());
+        let facts = CurrentFacts {
+            memory_limit: Some(Bytes::parse("256Mi").unwrap()),
+            node_memory_room: Some(Bytes::parse("1Gi").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate(ActionKind::RaiseMemoryLimit, Some(&t), &facts),
+            Ok(Action::RaiseMemoryLimit {
+                workload: WorkloadRef {
+                    namespace: "shop".into(),
+                    name: "web".into()
+                },
+                container: "app".into(),
+                limit: "512Mi".into()
+            })
+        );
+        let exact = with_param(t.clone(), "memory_limit", "384Mi".into());
+        assert!(matches!(
+            validate(ActionKind::RaiseMemoryLimit, Some(&exact), &facts),
+            Ok(Action::RaiseMemoryLimit { ref limit, .. }) if limit == "384Mi"
+        ));
+        let huge = with_param(t.clone(), "memory_limit", "4Gi".into());
+        assert!(matches!(
+            validate(ActionKind::RaiseMemoryLimit, Some(&huge), &facts),
+            Err(ActionError::OutOfBounds(_))
+        ));
+        let cramped = CurrentFacts {
+            node_memory_room: Some(Bytes::parse("64Mi").unwrap()),
+            ..facts.clone()
+        };
+        assert!(matches!(
+            validate(ActionKind::RaiseMemoryLimit, Some(&t), &cramped),
+            Err(ActionError::OutOfBounds(_))
+        ));
+        let no_limit = CurrentFacts {
+            memory_limit: None,
+            ..facts
+        };
+        assert!(validate(ActionKind::RaiseMemoryLimit, Some(&t), &no_limit).is_err());
+    }
+
+    #[test]
+    fn delete_pod_needs_a_deployment_owner() {
+        let t = target("Pod", "shop", "web-7f9c-abcde");
+        let facts = CurrentFacts::default();
+        assert!(matches!(
+            validate(ActionKind::DeletePod, Some(&t), &facts),
+            Ok(Action::DeletePod { .. })
+        ));
+        let bare = Action::validate(
+            ActionKind::DeletePod,
+            Some(&t),
+            "shop",
+            &ActionBounds::default(),
+            &facts,
+            None,
+        );
+        assert!(matches!(bare, Err(ActionError::OutOfBounds(_))));
+        let wrong = target("Deployment", "shop", "web");
+        assert!(matches!(
+            validate(ActionKind::DeletePod, Some(&wrong), &facts),
+            Err(ActionError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn action_kinds_use_the_table_names() {
+        for k in ActionKind::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+        }
+        assert!(ActionKind::RaiseMemoryLimit.is_reversible());
+        assert!(!ActionKind::Restart.is_reversible());
+        assert!(!ActionKind::Escalate.is_mutating());
+    }
+}

@@ -1,0 +1,124 @@
+//! The incident record and its audit trail.
+
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionRecord, ActionStatus, WorkloadRef};
+use crate::diagnosis::Diagnosis;
+use crate::ids::{CorrelationId, IncidentId, TeamId};
+use crate::settings::Decision;
+use crate::state::State;
+
+/// The alert an incident was opened for. Free text in it is untrusted.
+pub type Alert = crate::observation::AlertView;
+
+/// Where the alert came from, with the ids needed to talk back to the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlertSource {
+    PagerDuty {
+        /// PagerDuty's incident id (`PGR0VU2`), for notes and resolve.
+        incident_id: String,
+        incident_number: Option<u64>,
+        html_url: Option<String>,
+        service_id: Option<String>,
+        /// `X-Webhook-Id` of the delivery that opened the incident.
+        webhook_id: String,
+        event_id: String,
+    },
+}
+
+impl AlertSource {
+    /// The source's own id of the incident (PagerDuty incident id).
+    pub fn external_id(&self) -> &str {
+        match self {
+            Self::PagerDuty { incident_id, .. } => incident_id,
+        }
+    }
+}
+
+/// The decide stage's verdict with its reason and the validated action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub decision: Decision,
+    pub reason: String,
+    pub action: Action,
+}
+
+/// Verification progress of the current action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationRecord {
+    pub checks: u32,
+    pub started_at: String,
+    pub deadline: String,
+    pub last_verdict: Option<String>,
+    pub healthy: Option<bool>,
+}
+
+/// One incident, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub team_id: TeamId,
+    pub correlation_id: CorrelationId,
+    pub state: State,
+    /// Bumped by every committed change; the store's optimistic lock.
+    pub version: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub source: AlertSource,
+    pub alert: Alert,
+    /// The workload resolved from structured alert fields, once analysis found it.
+    pub workload: Option<WorkloadRef>,
+    pub diagnosis: Option<Diagnosis>,
+    pub decision: Option<DecisionRecord>,
+    pub actions: Vec<ActionRecord>,
+    pub verification: Option<VerificationRecord>,
+    /// Stable (team, workload, category) key for recurrence and notifications.
+    pub fingerprint: Option<String>,
+    /// The final word for humans: what was done, or why it was handed over.
+    pub outcome: Option<String>,
+}
+
+impl Incident {
+    /// The action currently being executed or verified.
+    pub fn current_action(&self) -> Option<&ActionRecord> {
+        self.actions.last()
+    }
+
+    pub fn current_action_mut(&mut self) -> Option<&mut ActionRecord> {
+        self.actions.last_mut()
+    }
+
+    /// Whether any action was applied to the cluster.
+    pub fn applied_actions(&self) -> impl Iterator<Item = &ActionRecord> {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.status, ActionStatus::Applied | ActionStatus::Undone))
+    }
+}
+
+/// Who caused an audit event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "name", rename_all = "snake_case")]
+pub enum Actor {
+    Agent,
+    Human(String),
+    /// The alert source (a PagerDuty delivery).
+    Source(String),
+}
+
+/// One step of an incident's history: every transition appends one, and so do notable steps within a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub incident_id: IncidentId,
+    pub at: String,
+    pub actor: Actor,
+    pub stage: String,
+    pub from: Option<State>,
+    pub to: Option<State>,
+    /// What happened.
+    pub what: String,
+    /// Why, with the evidence.
+    pub why: String,
+    pub correlation_id: CorrelationId,
+}

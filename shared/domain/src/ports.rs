@@ -1,0 +1,338 @@
+//! Ports: the traits through which stage handlers reach storage, queues, secrets, the cluster, the alert source
+//! and chat. Each has an embedded adapter (local runtime) and, later, an AWS adapter, behind the same contract.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionTarget, BeforeState, CurrentFacts, WorkloadRef};
+use crate::ids::{IncidentId, TeamId};
+use crate::incident::{AuditEvent, Incident};
+use crate::messages::Envelope;
+use crate::observation::{AlertView, Snapshot};
+
+/// Whether an error may clear by itself (retry) or never will (answer or dead-letter).
+pub trait Retryable {
+    fn is_retryable(&self) -> bool;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Store
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The conditional write lost: the incident moved (or another worker got there first).
+    #[error("conflict: incident {0} changed concurrently")]
+    Conflict(IncidentId),
+    #[error("incident {0} not found")]
+    NotFound(IncidentId),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl Retryable for StoreError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// One page of a listing, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// Durable incident state. Every write that changes an incident is conditional on the version read.
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// Records a delivery key (e.g. `X-Webhook-Id`) if absent. `Ok(false)` means it was seen before.
+    async fn record_delivery(&self, team: &TeamId, key: &str) -> Result<bool, StoreError>;
+
+    /// Creates an incident with its first audit event, atomically. `Ok(false)` if the id exists.
+    async fn create(&self, incident: &Incident, event: &AuditEvent) -> Result<bool, StoreError>;
+
+    async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError>;
+
+    /// Replaces `prev` with `next` and appends `events`, all or nothing, only if the stored incident still has
+    /// `prev.version` and `prev.state`. `next.version` must be `prev.version + 1`.
+    async fn commit(
+        &self,
+        prev: &Incident,
+        next: &Incident,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+
+    /// A team's incidents, newest first.
+    async fn list(
+        &self,
+        team: &TeamId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Incident>, StoreError>;
+
+    /// Every audit event of one incident, oldest first.
+    async fn timeline(&self, id: &IncidentId) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The incident opened for an alert source's incident id, if any.
+    async fn find_by_external_id(
+        &self,
+        team: &TeamId,
+        external_id: &str,
+    ) -> Result<Option<IncidentId>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Queue
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    #[error("delay {0:?} exceeds the queue maximum")]
+    DelayTooLong(Duration),
+}
+
+impl Retryable for QueueError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// The three stage queues: analysis, execution, verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueName {
+    Analysis,
+    Execution,
+    Verification,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 3] = [Self::Analysis, Self::Execution, Self::Verification];
+
+    pub fn for_message(msg: &Envelope) -> Self {
+        match msg.body {
+            crate::messages::StageMessage::Analyze => Self::Analysis,
+            crate::messages::StageMessage::Execute { .. } => Self::Execution,
+            crate::messages::StageMessage::Verify { .. } => Self::Verification,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Analysis => "analysis",
+            Self::Execution => "execution",
+            Self::Verification => "verification",
+        }
+    }
+}
+
+/// Sends stage messages; at-least-once delivery to the consumer of the message's queue.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Enqueues `msg` on its stage's queue, visible after `delay` (at most 15 minutes, as SQS).
+    async fn send(&self, msg: &Envelope, delay: Duration) -> Result<(), QueueError>;
+}
+
+/// The longest delay a message may carry (SQS `DelaySeconds` maximum).
+pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Secrets
+
+/// A secret value. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("secret {0} is not configured")]
+    Missing(String),
+    #[error("secrets unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Retryable for SecretsError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Per-team secrets.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    /// The PagerDuty webhook signing secrets of a team (several during rotation).
+    async fn pagerduty_signing_secrets(&self, team: &TeamId) -> Result<Vec<Secret>, SecretsError>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cluster
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The API server refused the change (validation, conflict, forbidden): retrying will not help.
+    #[error("rejected by the API server: {0}")]
+    Rejected(String),
+    /// The requested change is not possible in the object's current state.
+    #[error("precondition failed: {0}")]
+    Precondition(String),
+    #[error("cluster unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Retryable for ClusterError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// The result of applying an action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub before: BeforeState,
+    /// One line: what changed.
+    pub after: String,
+    /// True when the action had already been applied by an earlier delivery and was not applied again.
+    pub already_applied: bool,
+}
+
+/// Whether the workload is healthy after an action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthVerdict {
+    pub state: Health,
+    /// Why, in one line per fact.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Rollout done, pods ready, no new restarts or OOM kills since `since`.
+    Healthy,
+    /// Still rolling out or not yet stable: check again later.
+    Progressing,
+    /// The fix did not hold (rollout stuck, pods crashing, new OOM kills).
+    Unhealthy,
+}
+
+/// Everything the stages need from Kubernetes. The real implementation is the `cluster` crate over `kube`.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// Finds the Deployment an alert points at from its structured labels (never from free text).
+    async fn resolve_workload(
+        &self,
+        alert: &AlertView,
+    ) -> Result<Option<WorkloadRef>, ClusterError>;
+
+    /// Gathers the observation snapshot for an alert whose target was resolved (or not).
+    async fn snapshot(
+        &self,
+        alert: &AlertView,
+        workload: Option<&WorkloadRef>,
+    ) -> Result<Snapshot, ClusterError>;
+
+    /// Facts the action validation needs (current replicas, memory limit, node room) and, for a pod target, the
+    /// Deployment that owns it.
+    async fn facts(
+        &self,
+        target: &ActionTarget,
+    ) -> Result<(CurrentFacts, Option<String>), ClusterError>;
+
+    /// Applies an action after a server-side dry run, recording the before-state. Idempotent per `action_id`.
+    async fn execute(&self, action: &Action, action_id: &str) -> Result<Applied, ClusterError>;
+
+    /// Judges health of the action's workload, counting restarts and OOM kills after `since` (RFC 3339).
+    async fn verify(&self, action: &Action, since: &str) -> Result<HealthVerdict, ClusterError>;
+
+    /// Restores the before-state of a reversible action.
+    async fn undo(&self, action: &Action, before: &BeforeState) -> Result<String, ClusterError>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outbound notifications
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("notification rejected: {0}")]
+    Rejected(String),
+    #[error("notification target unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Retryable for NotifyError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Talks back to the alert source (PagerDuty REST API).
+#[async_trait]
+pub trait Pager: Send + Sync {
+    /// Adds a note to the source incident.
+    async fn add_note(
+        &self,
+        team: &TeamId,
+        external_id: &str,
+        content: &str,
+    ) -> Result<(), NotifyError>;
+    /// Resolves the source incident with a resolution text.
+    async fn resolve(
+        &self,
+        team: &TeamId,
+        external_id: &str,
+        resolution: &str,
+    ) -> Result<(), NotifyError>;
+}
+
+/// A message for humans in the team's chat (Slack incoming webhook).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub incident_id: IncidentId,
+    pub headline: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Chat: Send + Sync {
+    async fn post(&self, team: &TeamId, message: &ChatMessage) -> Result<(), NotifyError>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Time
+
+/// The clock the stages read. The demo runs on a simulated clock so waiting costs nothing.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> jiff::Timestamp;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+}
