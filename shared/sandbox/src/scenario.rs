@@ -40,9 +40,6 @@ pub struct NodeSpec {
     pub name: String,
     pub cpu: String,
     pub memory: String,
-    /// Memory already requested by other workloads on the node.
-    #[serde(default)]
-    pub memory_requested_by_others: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -199,13 +199,11 @@ fn current_rv(w: &mut World) -> String {
 
 // ------------------------------------------------------------------------------------------------ pods
 
-async fn list_pods(
-    State(s): State<Shared>,
-    Path(ns): Path<String>,
-    Query(q): Query<ListParams>,
-) -> ApiResult {
+fn pods_matching(s: &Shared, ns: Option<&str>, q: &ListParams) -> ApiResult {
     let mut w = s.world();
-    check_ns(&w, &ns)?;
+    if let Some(ns) = ns {
+        check_ns(&w, ns)?;
+    }
     let labels = parse_selector(q.label_selector.as_deref())?;
     let fields = parse_selector(q.field_selector.as_deref())?;
     let pods: Vec<Pod> = w
@@ -228,6 +226,19 @@ async fn list_pods(
         .collect();
     let rv = current_rv(&mut w);
     Ok(list(pods, &rv, q.limit))
+}
+
+async fn list_pods(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+) -> ApiResult {
+    pods_matching(&s, Some(&ns), &q)
+}
+
+/// Pods of every namespace (`/api/v1/pods`), used to sum what a node's pods request.
+async fn list_all_pods(State(s): State<Shared>, Query(q): Query<ListParams>) -> ApiResult {
+    pods_matching(&s, None, &q)
 }
 
 async fn get_pod(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
@@ -799,6 +810,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/version", get(version))
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}", get(get_node))
+        .route("/api/v1/pods", get(list_all_pods))
         .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}",

@@ -1003,18 +1003,10 @@ fn node(n: &crate::scenario::NodeSpec, created: Timestamp) -> Node {
         last_heartbeat_time: Some(time(created)),
         last_transition_time: Some(time(created)),
     };
-    let mut annotations = BTreeMap::new();
-    if let Some(other) = &n.memory_requested_by_others {
-        annotations.insert(
-            "sandbox.dreamops.dev/memory-requested-by-others".to_owned(),
-            other.clone(),
-        );
-    }
     Node {
         metadata: ObjectMeta {
             name: Some(n.name.clone()),
             labels: Some(labels),
-            annotations: Some(annotations),
             creation_timestamp: Some(time(created)),
             uid: Some(format!(
                 "{:08x}-0000-4000-8000-000000000001",
