@@ -248,7 +248,8 @@ impl ActionTarget {
         })
     }
 
-    fn check_names(&self, alert_ns: &str) -> Result<(), ActionError> {
+    /// Checks the target's names (DNS-1123) and that it lies in the alert's namespace.
+    pub fn check_names(&self, alert_ns: &str) -> Result<(), ActionError> {
         if !is_dns1123_label(&self.namespace) {
             return Err(ActionError::InvalidName(self.namespace.clone()));
         }

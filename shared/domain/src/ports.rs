@@ -290,6 +290,13 @@ impl Retryable for NotifyError {
 /// Talks back to the alert source (PagerDuty REST API).
 #[async_trait]
 pub trait Pager: Send + Sync {
+    /// The structured labels of the incident's alert (PagerDuty: the alerts' `body.details`, as the Alertmanager
+    /// and Events API v2 integrations send them). Empty when the incident carries none.
+    async fn alert_labels(
+        &self,
+        team: &TeamId,
+        external_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, NotifyError>;
     /// Adds a note to the source incident.
     async fn add_note(
         &self,

@@ -1,1 +1,153 @@
-//! pipeline
+//! The DreamOps stage handlers: intake → analyze → decide → execute → verify → resolve, or undo + escalate.
+//!
+//! Each stage is written once, against the ports of `domain`, and knows nothing of its transport: the local
+//! runtime calls them from in-process queue workers, the Lambda functions from SQS batches.
+
+pub mod analyze;
+pub mod decide;
+pub mod diagnose;
+pub mod execute;
+pub mod intake;
+pub mod notify;
+mod record;
+pub mod runbook;
+pub mod verify;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::ports::{Chat, Clock, Cluster, IncidentStore, Pager, Queue, Retryable, Secrets};
+use domain::{Envelope, MessageError, TeamId, TeamSettings};
+
+pub use record::Recorder;
+
+/// A stage failed. Retryable failures make the transport redeliver; permanent ones go to the dead-letter queue.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("transient: {0}")]
+    Retryable(String),
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl StageError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable(_))
+    }
+
+    /// Classes a port error by its own retry class.
+    pub fn from_port<E: Retryable + std::fmt::Display>(what: &str, e: E) -> Self {
+        if e.is_retryable() {
+            Self::Retryable(format!("{what}: {e}"))
+        } else {
+            Self::Permanent(format!("{what}: {e}"))
+        }
+    }
+}
+
+impl From<MessageError> for StageError {
+    fn from(e: MessageError) -> Self {
+        Self::Permanent(e.to_string())
+    }
+}
+
+/// Where a team's alerts point when the alert itself carries no Kubernetes labels.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTarget {
+    pub namespace: String,
+    pub deployment: String,
+}
+
+/// Per-team configuration the stages read.
+#[async_trait]
+pub trait TeamDirectory: Send + Sync {
+    async fn settings(&self, team: &TeamId) -> TeamSettings;
+    /// The team's service → workload map (keyed by PagerDuty service id or name).
+    async fn service_target(&self, team: &TeamId, service: &str) -> Option<ServiceTarget>;
+}
+
+/// A fixed directory, read from configuration.
+#[derive(Debug, Clone, Default)]
+pub struct StaticTeams {
+    pub default: TeamSettings,
+    pub teams: BTreeMap<TeamId, TeamSettings>,
+    pub services: BTreeMap<TeamId, BTreeMap<String, ServiceTarget>>,
+}
+
+#[async_trait]
+impl TeamDirectory for StaticTeams {
+    async fn settings(&self, team: &TeamId) -> TeamSettings {
+        self.teams
+            .get(team)
+            .cloned()
+            .unwrap_or_else(|| self.default.clone())
+    }
+    async fn service_target(&self, team: &TeamId, service: &str) -> Option<ServiceTarget> {
+        self.services.get(team)?.get(service).cloned()
+    }
+}
+
+/// Fixed settings of the pipeline itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineConfig {
+    /// PagerDuty user id the agent acts as; events caused by it are our own echoes.
+    pub pagerduty_bot_user_id: Option<String>,
+    /// Largest webhook body accepted.
+    pub max_body_bytes: usize,
+    /// The namespace the agent itself runs in: never changed.
+    pub agent_namespace: Option<String>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            pagerduty_bot_user_id: None,
+            max_body_bytes: intake::MAX_BODY_BYTES,
+            agent_namespace: None,
+        }
+    }
+}
+
+/// Everything a stage handler needs, built once and shared.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Arc<dyn IncidentStore>,
+    pub queue: Arc<dyn Queue>,
+    pub secrets: Arc<dyn Secrets>,
+    pub cluster: Arc<dyn Cluster>,
+    pub pager: Arc<dyn Pager>,
+    pub chat: Arc<dyn Chat>,
+    pub clock: Arc<dyn Clock>,
+    pub teams: Arc<dyn TeamDirectory>,
+    pub runbook: Arc<dyn runbook::RunbookStore>,
+    pub config: PipelineConfig,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the stage a message asks for. The single entry point for every queue consumer.
+pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
+    let span = tracing::info_span!(
+        "stage",
+        stage = msg.body.stage(),
+        incident_id = %msg.incident_id,
+        team_id = %msg.team_id,
+        correlation_id = %msg.correlation_id,
+    );
+    let _enter = span.enter();
+    match &msg.body {
+        domain::StageMessage::Analyze => analyze::handle(deps, msg).await,
+        domain::StageMessage::Execute { action_id } => execute::handle(deps, msg, action_id).await,
+        domain::StageMessage::Verify { action_id, check } => {
+            verify::handle(deps, msg, action_id, *check).await
+        }
+    }
+}

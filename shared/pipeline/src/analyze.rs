@@ -1,0 +1,247 @@
+//! Analyze and decide: resolve the target from structured fields, snapshot the cluster, diagnose, apply the
+//! decide policy, validate the action, and hand over to execution, approval or a human.
+
+use std::time::Duration;
+
+use domain::action::{Action, ActionRecord, ActionStatus};
+use domain::diagnosis::Diagnosis;
+use domain::ids::ActionId;
+use domain::incident::{DecisionRecord, Incident};
+use domain::ports::Retryable;
+use domain::settings::Decision;
+use domain::state::State;
+use domain::{Envelope, StageMessage};
+use jiff::Timestamp;
+
+use crate::decide::{DecideInput, decide, fingerprint};
+use crate::{Deps, Recorder, StageError, notify};
+
+/// How far back the policy looks for recurrence, cooldown and budgets.
+const HISTORY_LIMIT: usize = 200;
+
+pub(crate) async fn load(deps: &Deps, id: &domain::IncidentId) -> Result<Incident, StageError> {
+    deps.store
+        .get(id)
+        .await
+        .map_err(|e| StageError::from_port("load incident", e))?
+        .ok_or_else(|| StageError::Permanent(format!("incident {id} not found")))
+}
+
+pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
+    let mut inc = load(deps, &msg.incident_id).await?;
+    match inc.state {
+        State::Received => {
+            let mut rec = Recorder::new(inc, "analyze");
+            rec.transition(State::Analyzing, "analysis started", "alert accepted")?;
+            match rec.commit(deps).await? {
+                Some(next) => inc = next,
+                None => return Ok(()),
+            }
+        }
+        // A redelivery after a crash mid-analysis: analysis has no side effects, so it runs again.
+        State::Analyzing => {}
+        other => {
+            tracing::info!(state = %other, "Analysis already done; dropping redelivery.");
+            return Ok(());
+        }
+    }
+
+    // Structured labels only: the alert's details from the source, then the team's service map.
+    let mut alert = inc.alert.clone();
+    match deps
+        .pager
+        .alert_labels(&inc.team_id, inc.source.external_id())
+        .await
+    {
+        Ok(labels) => alert.labels.extend(labels),
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not read the alert's labels from the source; using the service map.")
+        }
+    }
+    if !alert.labels.contains_key("namespace")
+        && let Some(t) = deps
+            .teams
+            .service_target(&inc.team_id, &alert.service)
+            .await
+    {
+        alert.labels.insert("namespace".into(), t.namespace);
+        alert.labels.insert("deployment".into(), t.deployment);
+    }
+    if let Some(name) = alert.labels.get("alertname") {
+        alert.alertname = Some(name.clone());
+    }
+    let workload = deps
+        .cluster
+        .resolve_workload(&alert)
+        .await
+        .map_err(|e| StageError::from_port("resolve workload", e))?;
+    let snapshot = deps
+        .cluster
+        .snapshot(&alert, workload.as_ref())
+        .await
+        .map_err(|e| StageError::from_port("snapshot", e))?;
+    let diagnosis = crate::diagnose::diagnose(&snapshot);
+
+    let settings = deps.teams.settings(&inc.team_id).await;
+    let fp = fingerprint(&inc.team_id, workload.as_ref(), diagnosis.category);
+    let history: Vec<Incident> = deps
+        .store
+        .list(&inc.team_id, HISTORY_LIMIT, None)
+        .await
+        .map_err(|e| StageError::from_port("list history", e))?
+        .items
+        .into_iter()
+        .filter(|i| i.id != inc.id)
+        .collect();
+    let now: Timestamp = deps.clock.now();
+    let target_ns = diagnosis
+        .proposal
+        .target
+        .as_ref()
+        .map(|t| t.namespace.as_str());
+    let (mut decision, mut reason) = decide(&DecideInput {
+        settings: &settings,
+        diagnosis: &diagnosis,
+        namespace: target_ns,
+        workload: workload.as_ref(),
+        fingerprint: &fp,
+        history: &history,
+        now,
+        agent_namespace: deps.config.agent_namespace.as_deref(),
+    });
+
+    // Validate the action against bounds and the cluster as it is now.
+    let mut action = Action::Escalate;
+    if matches!(decision, Decision::Auto | Decision::NeedsApproval) {
+        match validate(
+            deps,
+            &diagnosis,
+            &snapshot.observations.namespace,
+            &settings,
+        )
+        .await?
+        {
+            Ok(a) => action = a,
+            Err(why) => {
+                decision = Decision::EscalateOnly;
+                reason = format!("the proposed action is not allowed: {why}");
+            }
+        }
+    } else if decision == Decision::NoOp {
+        action = Action::Noop;
+    }
+
+    let mut rec = Recorder::new(inc, "analyze");
+    rec.next.alert.labels = alert.labels.clone();
+    rec.next.alert.alertname = alert.alertname.clone();
+    rec.next.workload = workload.clone();
+    rec.next.fingerprint = Some(fp);
+    rec.next.diagnosis = Some(diagnosis.clone());
+    rec.next.decision = Some(DecisionRecord {
+        decision,
+        reason: reason.clone(),
+        action: action.clone(),
+    });
+    rec.note(
+        format!(
+            "diagnosed {} (confidence {:.2}, rule {}): proposes {}",
+            diagnosis.category, diagnosis.confidence, diagnosis.rule, diagnosis.proposal.action
+        ),
+        format!(
+            "{} Evidence: {}",
+            diagnosis.summary,
+            diagnosis.evidence.join("; ")
+        ),
+    );
+    let mut next_msg = None;
+    match decision {
+        Decision::Auto => {
+            let id = ActionId::generate();
+            rec.next.actions.push(ActionRecord {
+                id: id.clone(),
+                action: action.clone(),
+                status: ActionStatus::Planned,
+                before: None,
+                after: None,
+                applied_at: None,
+                error: None,
+            });
+            rec.transition(
+                State::Executing,
+                format!("decided: {}", action.describe()),
+                reason,
+            )?;
+            next_msg = Some(msg.next(StageMessage::Execute { action_id: id }));
+        }
+        Decision::NeedsApproval => {
+            rec.transition(
+                State::AwaitingApproval,
+                format!("awaiting approval for: {}", action.describe()),
+                reason,
+            )?;
+        }
+        Decision::EscalateOnly => {
+            rec.next.outcome = Some(format!("escalated: {reason}"));
+            rec.transition(State::Escalated, "escalated to a human", reason)?;
+        }
+        Decision::NoOp => {
+            rec.next.outcome = Some("no action needed".into());
+            rec.transition(State::Resolved, "no action needed", reason)?;
+        }
+    }
+    let Some(next) = rec.commit(deps).await? else {
+        return Ok(());
+    };
+    if let Some(m) = next_msg {
+        deps.queue
+            .send(&m, Duration::ZERO)
+            .await
+            .map_err(|e| StageError::from_port("enqueue execution", e))?;
+    }
+    match decision {
+        Decision::Auto => {}
+        Decision::NeedsApproval => notify::awaiting_approval(deps, &next).await,
+        Decision::EscalateOnly => notify::escalated(deps, &next, None).await,
+        Decision::NoOp => notify::noop(deps, &next).await,
+    }
+    Ok(())
+}
+
+/// Validates the diagnosis's proposal into an executable action. The outer `Result` carries transient failures
+/// (retry the stage); the inner one says why the action is not allowed.
+async fn validate(
+    deps: &Deps,
+    d: &Diagnosis,
+    alert_ns: &str,
+    settings: &domain::TeamSettings,
+) -> Result<Result<Action, String>, StageError> {
+    let Some(target) = d.proposal.target.as_ref() else {
+        return Ok(Action::validate(
+            d.proposal.action,
+            None,
+            alert_ns,
+            &settings.bounds,
+            &Default::default(),
+            None,
+        )
+        .map_err(|e| e.to_string()));
+    };
+    // Names are checked before the cluster is asked anything about them.
+    if let Err(e) = target.check_names(alert_ns) {
+        return Ok(Err(e.to_string()));
+    }
+    let (facts, owner) = match deps.cluster.facts(target).await {
+        Ok(f) => f,
+        Err(e) if e.is_retryable() => return Err(StageError::from_port("read action facts", e)),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    Ok(Action::validate(
+        d.proposal.action,
+        Some(target),
+        alert_ns,
+        &settings.bounds,
+        &facts,
+        owner.as_deref(),
+    )
+    .map_err(|e| e.to_string()))
+}

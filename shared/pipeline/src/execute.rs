@@ -1,0 +1,107 @@
+//! Execute: re-check the incident, apply the planned action (the cluster adapter snapshots the before-state and
+//! dry-runs first), record it, and hand over to verification. Exactly once per action id: the state check and
+//! the conditional commit stop a second worker, and the cluster-side action marker stops a redelivery.
+
+use std::time::Duration;
+
+use domain::action::ActionStatus;
+use domain::incident::VerificationRecord;
+use domain::ports::Retryable;
+use domain::state::State;
+use domain::{ActionId, Envelope, StageMessage};
+use jiff::SignedDuration;
+
+use crate::analyze::load;
+use crate::{Deps, Recorder, StageError, notify};
+
+pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result<(), StageError> {
+    let inc = load(deps, &msg.incident_id).await?;
+    if inc.state != State::Executing {
+        tracing::info!(state = %inc.state, "Incident no longer executing; dropping delivery.");
+        return Ok(());
+    }
+    let Some(planned) = inc.current_action().filter(|a| &a.id == action_id).cloned() else {
+        return Err(StageError::Permanent(format!(
+            "action {action_id} is not the incident's current action"
+        )));
+    };
+    if planned.status != ActionStatus::Planned {
+        return Ok(());
+    }
+    let settings = deps.teams.settings(&inc.team_id).await;
+    match deps
+        .cluster
+        .execute(&planned.action, action_id.as_str())
+        .await
+    {
+        Ok(applied) => {
+            let now = deps.clock.now();
+            // Enqueue the first check before committing: if the commit loses, the check finds the incident not
+            // verifying (or a different check number) and drops itself.
+            let delay = Duration::from_secs(settings.verify.initial_delay_secs);
+            deps.queue
+                .send(
+                    &msg.next(StageMessage::Verify {
+                        action_id: action_id.clone(),
+                        check: 0,
+                    }),
+                    delay,
+                )
+                .await
+                .map_err(|e| StageError::from_port("enqueue verification", e))?;
+            let mut rec = Recorder::new(inc, "execute");
+            if let Some(a) = rec.next.current_action_mut() {
+                a.status = ActionStatus::Applied;
+                a.before = Some(applied.before.clone());
+                a.after = Some(applied.after.clone());
+                a.applied_at = Some(now.to_string());
+            }
+            let deadline = now + SignedDuration::from_secs(settings.verify.deadline_secs as i64);
+            rec.next.verification = Some(VerificationRecord {
+                checks: 0,
+                started_at: now.to_string(),
+                deadline: deadline.to_string(),
+                last_verdict: None,
+                healthy: None,
+            });
+            let what = if applied.already_applied {
+                format!("{} (found already applied)", planned.action.describe())
+            } else {
+                format!("applied: {}", planned.action.describe())
+            };
+            rec.transition(
+                State::Verifying,
+                what,
+                format!("dry run passed; {}", applied.after),
+            )?;
+            rec.commit(deps).await?;
+            Ok(())
+        }
+        Err(e) if e.is_retryable() => Err(StageError::from_port("execute", e)),
+        Err(e) => {
+            let mut rec = Recorder::new(inc, "execute");
+            if let Some(a) = rec.next.current_action_mut() {
+                a.status = ActionStatus::Failed;
+                a.error = Some(e.to_string());
+            }
+            rec.next.outcome = Some(format!("the action failed: {e}"));
+            rec.transition(
+                State::Failed,
+                format!("action failed: {}", planned.action.describe()),
+                e.to_string(),
+            )?;
+            if let Some(next) = rec.commit(deps).await? {
+                notify::escalated(
+                    deps,
+                    &next,
+                    Some(&format!(
+                        "The agent tried to {} but the cluster refused: {e}",
+                        planned.action.describe()
+                    )),
+                )
+                .await;
+            }
+            Ok(())
+        }
+    }
+}

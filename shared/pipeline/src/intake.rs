@@ -1,0 +1,468 @@
+//! Intake of PagerDuty Generic Webhooks v3 (design §4): verify the signature over the raw body, validate,
+//! dedupe, store, enqueue, answer 202. No cluster or LLM call ever happens here.
+//!
+//! Answers: 202 accepted (also for duplicates, unsupported event types and our own echoes, which PagerDuty must
+//! not retry), 400 malformed, 401 bad or missing signature, 413 too large, 503 for our own transient faults (so
+//! PagerDuty retries). Every error body is `{"error": {"code": "...", "message": "..."}}`.
+
+use std::collections::BTreeMap;
+
+use domain::ids::{CorrelationId, IncidentId};
+use domain::incident::{Actor, AlertSource, AuditEvent, Incident};
+use domain::ports::{Retryable, SecretsError};
+use domain::state::{IgnoreReason, State};
+use domain::{Envelope, StageMessage, TeamId};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::Deps;
+
+/// PagerDuty guarantees delivery up to 55 KB and drops bodies over 256 KB; we accept up to the latter.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Prefix of every note the agent writes, so its echoes are recognised.
+pub const NOTE_PREFIX: &str = "[DreamOps]";
+
+pub const SIGNATURE_HEADER: &str = "x-pagerduty-signature";
+pub const WEBHOOK_ID_HEADER: &str = "x-webhook-id";
+
+/// What the transport hands the intake.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    pub team: &'a str,
+    pub signature: Option<&'a str>,
+    pub webhook_id: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// The HTTP answer, independent of the HTTP library.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({"error": {"code": code, "message": message.into()}}),
+        }
+    }
+    fn accepted(status: &str, extra: Value) -> Self {
+        let mut body = json!({"status": status});
+        if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+            b.extend(e);
+        }
+        Self { status: 202, body }
+    }
+}
+
+/// Hex HMAC-SHA256 of `body` under `secret`, as PagerDuty computes it (`v1=` entries).
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so construction cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks `X-PagerDuty-Signature` (comma-separated `v1=<hex>` entries) against every secret, in constant time.
+pub fn verify_signature(header: &str, secrets: &[domain::ports::Secret], body: &[u8]) -> bool {
+    let candidates: Vec<Vec<u8>> = header
+        .split(',')
+        .filter_map(|e| e.trim().strip_prefix("v1="))
+        .filter_map(|h| hex::decode(h.trim()).ok())
+        .collect();
+    let mut ok = false;
+    for s in secrets {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(s.expose().as_bytes()) {
+            Ok(m) => m,
+            Err(_) => continue,
+        };
+        mac.update(body);
+        let expected = mac.finalize().into_bytes();
+        for c in &candidates {
+            // `ct_eq` is constant time for equal lengths; a length mismatch reveals nothing secret.
+            ok |= bool::from(expected.as_slice().ct_eq(c.as_slice()));
+        }
+    }
+    ok
+}
+
+#[derive(Debug, Deserialize)]
+struct Payload {
+    event: Event,
+}
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    id: String,
+    event_type: String,
+    #[serde(default)]
+    occurred_at: Option<String>,
+    #[serde(default)]
+    agent: Option<Reference>,
+    #[serde(default)]
+    data: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct Reference {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    summary: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IncidentData {
+    id: String,
+    #[serde(default)]
+    number: Option<u64>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    urgency: Option<String>,
+    #[serde(default)]
+    html_url: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    service: Option<Reference>,
+}
+
+/// The incident id of a triggering delivery: derived from the team and `X-Webhook-Id`, so a redelivery maps to
+/// the same incident and the conditional create dedupes it atomically.
+pub fn incident_id_for(team: &TeamId, webhook_id: &str) -> IncidentId {
+    let digest = Sha256::digest(format!("{team}/{webhook_id}").as_bytes());
+    IncidentId::from_string(format!("inc_{}", &hex::encode(digest)[..32]))
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> Reply {
+    tracing::warn!(error = %e, "Intake could not {what}; asking PagerDuty to retry.");
+    Reply::error(
+        503,
+        "unavailable",
+        format!("temporarily unable to {what}; retry later"),
+    )
+}
+
+/// Handles one PagerDuty v3 delivery.
+pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
+    if req.body.len() > deps.config.max_body_bytes {
+        return Reply::error(
+            413,
+            "payload_too_large",
+            format!(
+                "body of {} bytes exceeds {} bytes",
+                req.body.len(),
+                deps.config.max_body_bytes
+            ),
+        );
+    }
+    let team = match TeamId::parse(req.team) {
+        Ok(t) => t,
+        Err(e) => return Reply::error(404, "unknown_team", e.to_string()),
+    };
+    let Some(signature) = req.signature.filter(|s| !s.trim().is_empty()) else {
+        return Reply::error(
+            401,
+            "missing_signature",
+            "X-PagerDuty-Signature header is required",
+        );
+    };
+    let secrets = match deps.secrets.pagerduty_signing_secrets(&team).await {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) | Err(SecretsError::Missing(_)) => {
+            return Reply::error(
+                401,
+                "no_signing_secret",
+                format!("no PagerDuty signing secret is configured for team {team}"),
+            );
+        }
+        Err(e) => return unavailable("read the signing secret", e),
+    };
+    if !verify_signature(signature, &secrets, req.body) {
+        return Reply::error(401, "bad_signature", "no v1 signature matches the body");
+    }
+    let Some(webhook_id) = req.webhook_id.filter(|w| !w.is_empty() && w.len() <= 128) else {
+        return Reply::error(
+            400,
+            "missing_webhook_id",
+            "X-Webhook-Id header is required (1-128 characters)",
+        );
+    };
+    let payload: Payload = match serde_json::from_slice(req.body) {
+        Ok(p) => p,
+        Err(e) => {
+            return Reply::error(
+                400,
+                "malformed_json",
+                format!("body is not a PagerDuty v3 webhook: {e}"),
+            );
+        }
+    };
+    let ev = payload.event;
+    if let Some(bot) = &deps.config.pagerduty_bot_user_id
+        && ev.agent.as_ref().and_then(|a| a.id.as_deref()) == Some(bot.as_str())
+    {
+        return Reply::accepted("ignored", json!({"reason": "own_echo"}));
+    }
+    match ev.event_type.as_str() {
+        "incident.triggered" | "incident.reopened" => trigger(deps, &team, webhook_id, &ev).await,
+        "incident.acknowledged" | "incident.resolved" => {
+            human_update(deps, &team, webhook_id, &ev).await
+        }
+        "incident.annotated" => {
+            let content = ev
+                .data
+                .get("content")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if content.starts_with(NOTE_PREFIX) {
+                Reply::accepted("ignored", json!({"reason": "own_echo"}))
+            } else {
+                Reply::accepted(
+                    "ignored",
+                    json!({"reason": "unsupported_event_type", "event_type": ev.event_type}),
+                )
+            }
+        }
+        other => Reply::accepted(
+            "ignored",
+            json!({"reason": "unsupported_event_type", "event_type": other}),
+        ),
+    }
+}
+
+fn incident_data(ev: &Event) -> Result<IncidentData, Reply> {
+    serde_json::from_value(ev.data.clone()).map_err(|e| {
+        Reply::error(
+            400,
+            "invalid_event",
+            format!("event.data is not an incident: {e}"),
+        )
+    })
+}
+
+async fn trigger(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Reply {
+    let data = match incident_data(ev) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let id = incident_id_for(team, webhook_id);
+    let now = deps.clock.now().to_string();
+    let correlation_id = CorrelationId::generate();
+    let urgency = data.urgency.clone().unwrap_or_else(|| "high".into());
+    let alert = domain::Alert {
+        title: data.title.clone().unwrap_or_default(),
+        service: data
+            .service
+            .as_ref()
+            .and_then(|s| s.summary.clone())
+            .unwrap_or_default(),
+        severity: if urgency == "high" {
+            "critical".into()
+        } else {
+            "warning".into()
+        },
+        urgency,
+        source_system: "pagerduty".into(),
+        alertname: None,
+        details: data.title.clone().unwrap_or_default(),
+        labels: BTreeMap::new(),
+        fired_at: ev
+            .occurred_at
+            .clone()
+            .or(data.created_at.clone())
+            .unwrap_or_else(|| now.clone()),
+    };
+    let incident = Incident {
+        id: id.clone(),
+        team_id: team.clone(),
+        correlation_id: correlation_id.clone(),
+        state: State::Received,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+        source: AlertSource::PagerDuty {
+            incident_id: data.id.clone(),
+            incident_number: data.number,
+            html_url: data.html_url.clone(),
+            service_id: data.service.as_ref().and_then(|s| s.id.clone()),
+            webhook_id: webhook_id.to_owned(),
+            event_id: ev.id.clone(),
+        },
+        alert,
+        workload: None,
+        diagnosis: None,
+        decision: None,
+        actions: Vec::new(),
+        verification: None,
+        fingerprint: None,
+        outcome: None,
+    };
+    let event = AuditEvent {
+        incident_id: id.clone(),
+        at: now,
+        actor: Actor::Source("pagerduty".into()),
+        stage: "intake".into(),
+        from: None,
+        to: Some(State::Received),
+        what: format!(
+            "{} for PagerDuty incident {} ({})",
+            ev.event_type, data.id, incident.alert.title
+        ),
+        why: format!("webhook {webhook_id} verified"),
+        correlation_id,
+    };
+    let created = match deps.store.create(&incident, &event).await {
+        Ok(c) => c,
+        Err(e) if e.is_retryable() => return unavailable("store the incident", e),
+        Err(e) => return Reply::error(500, "store_error", e.to_string()),
+    };
+    let stored = if created {
+        incident
+    } else {
+        match deps.store.get(&id).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return unavailable("read the incident", "vanished"),
+            Err(e) => return unavailable("read the incident", e),
+        }
+    };
+    // A redelivery of a delivery whose enqueue failed re-enqueues; analysis is idempotent.
+    if created || stored.state == State::Received {
+        let msg = Envelope::new(
+            id.clone(),
+            team.clone(),
+            stored.correlation_id.clone(),
+            StageMessage::Analyze,
+        );
+        if let Err(e) = deps.queue.send(&msg, std::time::Duration::ZERO).await {
+            return unavailable("enqueue the analysis", e);
+        }
+    }
+    if created {
+        tracing::info!(incident_id = %id, team_id = %team, "Incident received.");
+        Reply::accepted("accepted", json!({"incident_id": id}))
+    } else {
+        Reply::accepted("duplicate", json!({"incident_id": id}))
+    }
+}
+
+async fn human_update(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Reply {
+    let data = match incident_data(ev) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    match deps.store.record_delivery(team, webhook_id).await {
+        Ok(true) => {}
+        Ok(false) => return Reply::accepted("duplicate", json!({})),
+        Err(e) => return unavailable("record the delivery", e),
+    }
+    let id = match deps.store.find_by_external_id(team, &data.id).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return Reply::accepted("ignored", json!({"reason": "unknown_incident"})),
+        Err(e) => return unavailable("find the incident", e),
+    };
+    let who = ev
+        .agent
+        .as_ref()
+        .and_then(|a| a.summary.clone())
+        .unwrap_or_else(|| "someone".into());
+    // Conditional writes can lose to a stage moving the incident; re-read and try again a few times.
+    for _ in 0..3 {
+        let inc = match deps.store.get(&id).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Reply::accepted("ignored", json!({"reason": "unknown_incident"})),
+            Err(e) => return unavailable("read the incident", e),
+        };
+        let mut rec = crate::Recorder::new(inc.clone(), "intake");
+        let cancels = ev.event_type == "incident.resolved"
+            && matches!(
+                inc.state,
+                State::Received | State::Analyzing | State::AwaitingApproval
+            );
+        if cancels {
+            let to = State::Ignored(IgnoreReason::ResolvedByHuman);
+            if rec
+                .transition(
+                    to,
+                    format!("resolved in PagerDuty by {who}"),
+                    "pending work cancelled",
+                )
+                .is_err()
+            {
+                rec.note(
+                    format!("resolved in PagerDuty by {who}"),
+                    "nothing pending to cancel",
+                );
+            } else {
+                rec.next.outcome = Some(format!("resolved by {who} before the agent acted"));
+            }
+        } else {
+            rec.note(
+                format!(
+                    "{} in PagerDuty by {who}",
+                    ev.event_type.trim_start_matches("incident.")
+                ),
+                "recorded",
+            );
+        }
+        match rec.commit(deps).await {
+            Ok(Some(_)) => return Reply::accepted("accepted", json!({"incident_id": id})),
+            Ok(None) => continue,
+            Err(e) => return unavailable("update the incident", e),
+        }
+    }
+    unavailable("update the incident", "concurrent updates")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::ports::Secret;
+
+    #[test]
+    fn signatures_accept_any_matching_v1_entry() {
+        let body = br#"{"event":{}}"#;
+        let good = sign("s3cret", body);
+        let secrets = [Secret::new("s3cret")];
+        assert!(verify_signature(&format!("v1={good}"), &secrets, body));
+        assert!(
+            verify_signature(&format!("v1=deadbeef, v1={good}"), &secrets, body),
+            "rotation: several entries"
+        );
+        assert!(
+            verify_signature(&format!("v0=zz,v1={good}"), &secrets, body),
+            "other versions ignored"
+        );
+        assert!(
+            !verify_signature(&format!("v1={good}"), &secrets, b"{\"event\":{} }"),
+            "byte-exact body"
+        );
+        assert!(!verify_signature(&format!("v2={good}"), &secrets, body));
+        assert!(!verify_signature("v1=", &secrets, body));
+        assert!(!verify_signature(&good, &secrets, body), "prefix required");
+        let rotated = [Secret::new("old"), Secret::new("s3cret")];
+        assert!(
+            verify_signature(&format!("v1={good}"), &rotated, body),
+            "any configured secret"
+        );
+    }
+
+    #[test]
+    fn incident_ids_are_stable_per_delivery() {
+        let t = TeamId::parse("payments").unwrap();
+        assert_eq!(incident_id_for(&t, "w1"), incident_id_for(&t, "w1"));
+        assert_ne!(incident_id_for(&t, "w1"), incident_id_for(&t, "w2"));
+        assert_ne!(
+            incident_id_for(&t, "w1"),
+            incident_id_for(&TeamId::parse("other").unwrap(), "w1")
+        );
+    }
+}
