@@ -14,19 +14,13 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::snapshot::{
-    controller_of, deployment_of_pod, hpa_for_workload, revision, selector_string,
-};
+use crate::snapshot::{controller_of, deployment_of_pod, hpa_for_workload, revision, selector_string};
 use crate::{ACTION_ID_ANNOTATION, BEFORE_ANNOTATION, KubeCluster, RESTARTED_AT, classify, retry};
 
 const FIELD_MANAGER: &str = "dreamops";
 
 fn params(dry_run: bool) -> PatchParams {
-    PatchParams {
-        dry_run,
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    }
+    PatchParams { dry_run, field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
 }
 
 fn deployments(c: &KubeCluster, w: &WorkloadRef) -> Api<Deployment> {
@@ -43,31 +37,17 @@ fn annotation(d: &Deployment, key: &str) -> Option<String> {
 }
 
 fn memory_limit(d: &Deployment, container: &str) -> Option<Bytes> {
-    let c = d
-        .spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .iter()
-        .find(|c| c.name == container)?;
+    let c = d.spec.as_ref()?.template.spec.as_ref()?.containers.iter().find(|c| c.name == container)?;
     Bytes::parse(&c.resources.as_ref()?.limits.as_ref()?.get("memory")?.0).ok()
 }
 
 /// Free allocatable memory on the tightest node that runs the workload's pods.
-async fn node_room(
-    c: &KubeCluster,
-    w: &WorkloadRef,
-    d: &Deployment,
-) -> Result<Option<Bytes>, ClusterError> {
+async fn node_room(c: &KubeCluster, w: &WorkloadRef, d: &Deployment) -> Result<Option<Bytes>, ClusterError> {
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
     let lp = ListParams::default().labels(&selector_string(d).unwrap_or_default());
     let mine = retry("list pods", || pods.list(&lp)).await?.items;
-    let node_names: std::collections::BTreeSet<String> = mine
-        .iter()
-        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-        .collect();
+    let node_names: std::collections::BTreeSet<String> =
+        mine.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()).collect();
     let nodes: Api<Node> = Api::all(c.client.clone());
     let all: Api<Pod> = Api::all(c.client.clone());
     let mut room: Option<Bytes> = None;
@@ -97,40 +77,20 @@ async fn node_room(
     Ok(room)
 }
 
-pub(crate) async fn facts(
-    c: &KubeCluster,
-    t: &ActionTarget,
-) -> Result<(CurrentFacts, Option<String>), ClusterError> {
+pub(crate) async fn facts(c: &KubeCluster, t: &ActionTarget) -> Result<(CurrentFacts, Option<String>), ClusterError> {
     if t.kind == "Pod" {
         let owner = deployment_of_pod(c, &t.namespace, &t.name).await?;
         return Ok((CurrentFacts::default(), owner));
     }
-    let w = WorkloadRef {
-        namespace: t.namespace.clone(),
-        name: t.name.clone(),
-    };
+    let w = WorkloadRef { namespace: t.namespace.clone(), name: t.name.clone() };
     let d = get_deployment(c, &w).await?;
     let memory_limit = t.container.as_deref().and_then(|ct| memory_limit(&d, ct));
-    let node_memory_room = if t.container.is_some() {
-        node_room(c, &w, &d).await?
-    } else {
-        None
-    };
-    Ok((
-        CurrentFacts {
-            replicas: d.spec.as_ref().and_then(|s| s.replicas),
-            memory_limit,
-            node_memory_room,
-        },
-        None,
-    ))
+    let node_memory_room = if t.container.is_some() { node_room(c, &w, &d).await? } else { None };
+    Ok((CurrentFacts { replicas: d.spec.as_ref().and_then(|s| s.replicas), memory_limit, node_memory_room }, None))
 }
 
 fn template_value(d: &Deployment) -> Value {
-    d.spec
-        .as_ref()
-        .map(|s| serde_json::to_value(&s.template).unwrap_or(Value::Null))
-        .unwrap_or(Value::Null)
+    d.spec.as_ref().map(|s| serde_json::to_value(&s.template).unwrap_or(Value::Null)).unwrap_or(Value::Null)
 }
 
 fn marker(action_id: &str, before: &BeforeState) -> Value {
@@ -138,15 +98,9 @@ fn marker(action_id: &str, before: &BeforeState) -> Value {
 }
 
 /// Sends a patch twice: once as a server-side dry run (nothing changes if the server rejects it), then for real.
-async fn patch_deployment(
-    c: &KubeCluster,
-    w: &WorkloadRef,
-    patch: &Patch<Value>,
-) -> Result<Deployment, ClusterError> {
+async fn patch_deployment(c: &KubeCluster, w: &WorkloadRef, patch: &Patch<Value>) -> Result<Deployment, ClusterError> {
     let api = deployments(c, w);
-    api.patch(&w.name, &params(true), patch)
-        .await
-        .map_err(|e| classify("dry run", e))?;
+    api.patch(&w.name, &params(true), patch).await.map_err(|e| classify("dry run", e))?;
     let pp = params(false);
     retry("patch deployment", || api.patch(&w.name, &pp, patch)).await
 }
@@ -156,22 +110,12 @@ fn already(d: &Deployment, action_id: &str) -> Option<Applied> {
         return None;
     }
     let before = serde_json::from_str(&annotation(d, BEFORE_ANNOTATION)?).ok()?;
-    Some(Applied {
-        before,
-        after: "already applied by an earlier delivery".into(),
-        already_applied: true,
-    })
+    Some(Applied { before, after: "already applied by an earlier delivery".into(), already_applied: true })
 }
 
-pub(crate) async fn execute(
-    c: &KubeCluster,
-    action: &Action,
-    action_id: &str,
-) -> Result<Applied, ClusterError> {
+pub(crate) async fn execute(c: &KubeCluster, action: &Action, action_id: &str) -> Result<Applied, ClusterError> {
     match action {
-        Action::Noop | Action::Escalate => {
-            Err(ClusterError::Precondition("nothing to execute".into()))
-        }
+        Action::Noop | Action::Escalate => Err(ClusterError::Precondition("nothing to execute".into())),
         Action::DeletePod { workload, pod } => delete_pod(c, workload, pod).await,
         Action::Restart { workload } => {
             let d = get_deployment(c, workload).await?;
@@ -179,9 +123,7 @@ pub(crate) async fn execute(
                 return Ok(a);
             }
             if d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false) {
-                return Err(ClusterError::Precondition(format!(
-                    "{workload} is paused; a restart would not roll out"
-                )));
+                return Err(ClusterError::Precondition(format!("{workload} is paused; a restart would not roll out")));
             }
             let previous = d
                 .spec
@@ -190,9 +132,7 @@ pub(crate) async fn execute(
                 .and_then(|m| m.annotations.as_ref())
                 .and_then(|a| a.get(RESTARTED_AT))
                 .cloned();
-            let before = BeforeState::Restart {
-                restarted_at: previous,
-            };
+            let before = BeforeState::Restart { restarted_at: previous };
             let now = c.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
             let patch = Patch::Strategic(json!({
                 "metadata": {"annotations": marker(action_id, &before)},
@@ -205,28 +145,18 @@ pub(crate) async fn execute(
                 already_applied: false,
             })
         }
-        Action::RaiseMemoryLimit {
-            workload,
-            container,
-            limit,
-        } => {
+        Action::RaiseMemoryLimit { workload, container, limit } => {
             let d = get_deployment(c, workload).await?;
             if let Some(a) = already(&d, action_id) {
                 return Ok(a);
             }
-            let current = memory_limit(&d, container).ok_or_else(|| {
-                ClusterError::Precondition(format!("container {container} has no memory limit"))
-            })?;
+            let current = memory_limit(&d, container)
+                .ok_or_else(|| ClusterError::Precondition(format!("container {container} has no memory limit")))?;
             let new = Bytes::parse(limit).map_err(|e| ClusterError::Precondition(e.to_string()))?;
             if new <= current {
-                return Err(ClusterError::Precondition(format!(
-                    "limit is already {current}, not below {new}"
-                )));
+                return Err(ClusterError::Precondition(format!("limit is already {current}, not below {new}")));
             }
-            let before = BeforeState::Template {
-                revision: revision(&d.metadata),
-                template: template_value(&d),
-            };
+            let before = BeforeState::Template { revision: revision(&d.metadata), template: template_value(&d) };
             let patch = Patch::Strategic(json!({
                 "metadata": {"annotations": marker(action_id, &before)},
                 "spec": {"template": {"spec": {"containers": [
@@ -240,28 +170,18 @@ pub(crate) async fn execute(
                 already_applied: false,
             })
         }
-        Action::Rollback {
-            workload,
-            to_revision,
-        } => rollback(c, workload, *to_revision, action_id).await,
+        Action::Rollback { workload, to_revision } => rollback(c, workload, *to_revision, action_id).await,
         Action::ScaleUp { workload, replicas } => scale_up(c, workload, *replicas, action_id).await,
     }
 }
 
-async fn rollback(
-    c: &KubeCluster,
-    w: &WorkloadRef,
-    to: Option<i64>,
-    action_id: &str,
-) -> Result<Applied, ClusterError> {
+async fn rollback(c: &KubeCluster, w: &WorkloadRef, to: Option<i64>, action_id: &str) -> Result<Applied, ClusterError> {
     let d = get_deployment(c, w).await?;
     if let Some(a) = already(&d, action_id) {
         return Ok(a);
     }
     if d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false) {
-        return Err(ClusterError::Precondition(format!(
-            "{w} is paused; resume it before rolling back"
-        )));
+        return Err(ClusterError::Precondition(format!("{w} is paused; resume it before rolling back")));
     }
     let current = revision(&d.metadata)
         .ok_or_else(|| ClusterError::Precondition(format!("{w} has no revision annotation yet")))?;
@@ -271,23 +191,17 @@ async fn rollback(
         .await?
         .items
         .into_iter()
-        .filter(|r| {
-            controller_of(&r.metadata).is_some_and(|(k, n)| k == "Deployment" && n == w.name)
-        })
+        .filter(|r| controller_of(&r.metadata).is_some_and(|(k, n)| k == "Deployment" && n == w.name))
         .collect();
     owned.sort_by_key(|r| std::cmp::Reverse(revision(&r.metadata).unwrap_or(0)));
     // `kubectl rollout undo`: the given revision, or the highest one below the current.
     let target = match to {
         Some(r) => owned.iter().find(|rs| revision(&rs.metadata) == Some(r)),
-        None => owned
-            .iter()
-            .find(|rs| revision(&rs.metadata).is_some_and(|r| r < current)),
+        None => owned.iter().find(|rs| revision(&rs.metadata).is_some_and(|r| r < current)),
     }
     .ok_or_else(|| match to {
         Some(r) => ClusterError::Precondition(format!("{w} has no revision {r}")),
-        None => ClusterError::Precondition(format!(
-            "{w} has no revision before {current} to roll back to"
-        )),
+        None => ClusterError::Precondition(format!("{w} has no revision before {current} to roll back to")),
     })?;
     let mut template: PodTemplateSpec = target
         .spec
@@ -297,30 +211,17 @@ async fn rollback(
     if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove("pod-template-hash");
     }
-    let current_template = d
-        .spec
-        .as_ref()
-        .map(|s| s.template.clone())
-        .unwrap_or_default();
+    let current_template = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
     if template == current_template {
         return Err(ClusterError::Precondition(format!(
             "revision {} has the same pod template as the current one; nothing to roll back",
             revision(&target.metadata).unwrap_or(0)
         )));
     }
-    let before = BeforeState::Template {
-        revision: Some(current),
-        template: template_value(&d),
-    };
+    let before = BeforeState::Template { revision: Some(current), template: template_value(&d) };
     let to_rev = revision(&target.metadata).unwrap_or(0);
-    apply_template(
-        c,
-        w,
-        &d,
-        serde_json::to_value(&template).unwrap_or(Value::Null),
-        Some((action_id, &before)),
-    )
-    .await?;
+    apply_template(c, w, &d, serde_json::to_value(&template).unwrap_or(Value::Null), Some((action_id, &before)))
+        .await?;
     Ok(Applied {
         before,
         after: format!("pod template restored from revision {to_rev} (was revision {current})"),
@@ -345,18 +246,13 @@ async fn apply_template(
             ops.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", k.replace('~', "~0").replace('/', "~1")), "value": v}));
         }
     }
-    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))
-        .map_err(|e| ClusterError::Rejected(e.to_string()))?;
+    let patch: json_patch::Patch =
+        serde_json::from_value(Value::Array(ops)).map_err(|e| ClusterError::Rejected(e.to_string()))?;
     patch_deployment(c, w, &Patch::Json(patch)).await?;
     Ok(())
 }
 
-async fn scale_up(
-    c: &KubeCluster,
-    w: &WorkloadRef,
-    replicas: i32,
-    action_id: &str,
-) -> Result<Applied, ClusterError> {
+async fn scale_up(c: &KubeCluster, w: &WorkloadRef, replicas: i32, action_id: &str) -> Result<Applied, ClusterError> {
     let d = get_deployment(c, w).await?;
     let api = deployments(c, w);
     let hpa = hpa_for_workload(c, w).await?;
@@ -365,21 +261,16 @@ async fn scale_up(
         None => {
             let current = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
             if replicas <= current {
-                return Err(ClusterError::Precondition(format!(
-                    "{w} already has {current} replicas"
-                )));
+                return Err(ClusterError::Precondition(format!("{w} already has {current} replicas")));
             }
             let before = BeforeState::Replicas {
                 replicas: current,
                 hpa: hpa.as_ref().and_then(|h| h.metadata.name.clone()),
-                hpa_max: hpa
-                    .as_ref()
-                    .and_then(|h| h.spec.as_ref().map(|s| s.max_replicas)),
+                hpa_max: hpa.as_ref().and_then(|h| h.spec.as_ref().map(|s| s.max_replicas)),
             };
             // Record the action on the Deployment first (metadata only: no rollout), so a redelivery that
             // finds it re-applies the same absolute values below instead of planning anew.
-            let mark =
-                Patch::Merge(json!({"metadata": {"annotations": marker(action_id, &before)}}));
+            let mark = Patch::Merge(json!({"metadata": {"annotations": marker(action_id, &before)}}));
             patch_deployment(c, w, &mark).await?;
             before
         }
@@ -392,76 +283,41 @@ async fn scale_up(
         let name = h.metadata.name.clone().unwrap_or_default();
         let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), &w.namespace);
         let p = Patch::Merge(json!({"spec": {"maxReplicas": replicas}}));
-        hpas.patch(&name, &params(true), &p)
-            .await
-            .map_err(|e| classify("dry run", e))?;
+        hpas.patch(&name, &params(true), &p).await.map_err(|e| classify("dry run", e))?;
         let pp = params(false);
         retry("patch hpa", || hpas.patch(&name, &pp, &p)).await?;
-        after.push(format!(
-            "HPA {name} maxReplicas {} -> {replicas}",
-            spec.max_replicas
-        ));
+        after.push(format!("HPA {name} maxReplicas {} -> {replicas}", spec.max_replicas));
     }
     let p = Patch::Merge(json!({"spec": {"replicas": replicas}}));
-    api.patch_scale(&w.name, &params(true), &p)
-        .await
-        .map_err(|e| classify("dry run", e))?;
+    api.patch_scale(&w.name, &params(true), &p).await.map_err(|e| classify("dry run", e))?;
     let pp = params(false);
     retry("patch scale", || api.patch_scale(&w.name, &pp, &p)).await?;
     if let BeforeState::Replicas { replicas: from, .. } = &before {
         after.insert(0, format!("replicas {from} -> {replicas}"));
     }
-    Ok(Applied {
-        before,
-        after: after.join("; "),
-        already_applied: false,
-    })
+    Ok(Applied { before, after: after.join("; "), already_applied: false })
 }
 
 async fn delete_pod(c: &KubeCluster, w: &WorkloadRef, pod: &str) -> Result<Applied, ClusterError> {
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
-    let before = BeforeState::Pod {
-        name: pod.to_owned(),
-        uid: None,
-    };
+    let before = BeforeState::Pod { name: pod.to_owned(), uid: None };
     let Some(p) = retry("get pod", || pods.get_opt(pod)).await? else {
         // Gone: deleted by an earlier delivery of this action (or by someone else). Nothing left to do.
-        return Ok(Applied {
-            before,
-            after: format!("pod {pod} is already gone"),
-            already_applied: true,
-        });
+        return Ok(Applied { before, after: format!("pod {pod} is already gone"), already_applied: true });
     };
     let owner = deployment_of_pod(c, &w.namespace, pod).await?;
     if owner.as_deref() != Some(w.name.as_str()) {
-        return Err(ClusterError::Precondition(format!(
-            "pod {pod} is not owned by {w}"
-        )));
+        return Err(ClusterError::Precondition(format!("pod {pod} is not owned by {w}")));
     }
     if p.metadata.deletion_timestamp.is_some() {
-        return Ok(Applied {
-            before,
-            after: format!("pod {pod} is already terminating"),
-            already_applied: true,
-        });
+        return Ok(Applied { before, after: format!("pod {pod} is already terminating"), already_applied: true });
     }
-    let before = BeforeState::Pod {
-        name: pod.to_owned(),
-        uid: p.metadata.uid.clone(),
-    };
-    let dp = DeleteParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    pods.delete(pod, &dp)
-        .await
-        .map_err(|e| classify("dry run", e))?;
+    let before = BeforeState::Pod { name: pod.to_owned(), uid: p.metadata.uid.clone() };
+    let dp = DeleteParams { dry_run: true, ..Default::default() };
+    pods.delete(pod, &dp).await.map_err(|e| classify("dry run", e))?;
     // Graceful delete guarded by the UID we inspected, so a same-named replacement is never deleted.
     let dp = DeleteParams {
-        preconditions: Some(kube::api::Preconditions {
-            uid: p.metadata.uid.clone(),
-            resource_version: None,
-        }),
+        preconditions: Some(kube::api::Preconditions { uid: p.metadata.uid.clone(), resource_version: None }),
         ..Default::default()
     };
     match pods.delete(pod, &dp).await {
@@ -470,56 +326,38 @@ async fn delete_pod(c: &KubeCluster, w: &WorkloadRef, pod: &str) -> Result<Appli
             after: format!("pod {pod} deleted; its ReplicaSet recreates it"),
             already_applied: false,
         }),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Applied {
-            before,
-            after: format!("pod {pod} is already gone"),
-            already_applied: true,
-        }),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            Ok(Applied { before, after: format!("pod {pod} is already gone"), already_applied: true })
+        }
         Err(e) => Err(classify("delete pod", e)),
     }
 }
 
-pub(crate) async fn undo(
-    c: &KubeCluster,
-    action: &Action,
-    before: &BeforeState,
-) -> Result<String, ClusterError> {
-    let w = action
-        .workload()
-        .ok_or_else(|| ClusterError::Precondition("nothing to undo".into()))?;
+pub(crate) async fn undo(c: &KubeCluster, action: &Action, before: &BeforeState) -> Result<String, ClusterError> {
+    let w = action.workload().ok_or_else(|| ClusterError::Precondition("nothing to undo".into()))?;
     match before {
         BeforeState::Template { revision, template } => {
             let d = get_deployment(c, w).await?;
             apply_template(c, w, &d, template.clone(), None).await?;
-            Ok(format!(
-                "pod template restored to its state before the action (revision {})",
-                revision.unwrap_or(0)
-            ))
+            Ok(format!("pod template restored to its state before the action (revision {})", revision.unwrap_or(0)))
         }
-        BeforeState::Replicas {
-            replicas,
-            hpa,
-            hpa_max,
-        } => {
+        BeforeState::Replicas { replicas, hpa, hpa_max } => {
             let api = deployments(c, w);
             let p = Patch::Merge(json!({"spec": {"replicas": replicas}}));
-            api.patch_scale(&w.name, &params(true), &p)
-                .await
-                .map_err(|e| classify("dry run", e))?;
+            api.patch_scale(&w.name, &params(true), &p).await.map_err(|e| classify("dry run", e))?;
             let pp = params(false);
             retry("patch scale", || api.patch_scale(&w.name, &pp, &p)).await?;
             let mut out = format!("replicas restored to {replicas}");
             if let (Some(name), Some(max)) = (hpa, hpa_max) {
-                let hpas: Api<HorizontalPodAutoscaler> =
-                    Api::namespaced(c.client.clone(), &w.namespace);
+                let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), &w.namespace);
                 let p = Patch::Merge(json!({"spec": {"maxReplicas": max}}));
                 retry("patch hpa", || hpas.patch(name, &pp, &p)).await?;
                 out.push_str(&format!("; HPA {name} maxReplicas restored to {max}"));
             }
             Ok(out)
         }
-        BeforeState::Pod { .. } | BeforeState::Restart { .. } => Err(ClusterError::Precondition(
-            format!("{} cannot be undone", action.kind()),
-        )),
+        BeforeState::Pod { .. } | BeforeState::Restart { .. } => {
+            Err(ClusterError::Precondition(format!("{} cannot be undone", action.kind())))
+        }
     }
 }

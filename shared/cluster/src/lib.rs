@@ -46,9 +46,7 @@ pub struct KubeCluster {
 
 impl std::fmt::Debug for KubeCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeCluster")
-            .field("cluster_name", &self.cluster_name)
-            .finish_non_exhaustive()
+        f.debug_struct("KubeCluster").field("cluster_name", &self.cluster_name).finish_non_exhaustive()
     }
 }
 
@@ -70,16 +68,11 @@ impl KubeCluster {
         cluster_name: &str,
         clock: std::sync::Arc<dyn domain::ports::Clock>,
     ) -> Result<Self, ConnectError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| ConnectError::Url(url.into(), e.to_string()))?;
+        let uri: http::Uri =
+            url.parse().map_err(|e: http::uri::InvalidUri| ConnectError::Url(url.into(), e.to_string()))?;
         let mut config = kube::Config::new(uri);
         Self::tune(&mut config);
-        Ok(Self {
-            client: kube::Client::try_from(config)?,
-            cluster_name: cluster_name.into(),
-            clock,
-        })
+        Ok(Self { client: kube::Client::try_from(config)?, cluster_name: cluster_name.into(), clock })
     }
 
     /// An adapter for a kubeconfig context (the current one when `context` is `None`).
@@ -88,21 +81,11 @@ impl KubeCluster {
         clock: std::sync::Arc<dyn domain::ports::Clock>,
     ) -> Result<Self, ConnectError> {
         let kc = Kubeconfig::read()?;
-        let name = context
-            .clone()
-            .or(kc.current_context.clone())
-            .unwrap_or_else(|| "default".into());
-        let opts = KubeConfigOptions {
-            context,
-            ..Default::default()
-        };
+        let name = context.clone().or(kc.current_context.clone()).unwrap_or_else(|| "default".into());
+        let opts = KubeConfigOptions { context, ..Default::default() };
         let mut config = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
         Self::tune(&mut config);
-        Ok(Self {
-            client: kube::Client::try_from(config)?,
-            cluster_name: name,
-            clock,
-        })
+        Ok(Self { client: kube::Client::try_from(config)?, cluster_name: name, clock })
     }
 
     fn tune(config: &mut kube::Config) {
@@ -125,14 +108,10 @@ pub(crate) fn classify(what: &str, e: kube::Error) -> ClusterError {
     match e {
         kube::Error::Api(s) => match s.code {
             404 => ClusterError::NotFound(format!("{what}: {}", s.message)),
-            409 | 422 | 400 | 403 | 401 | 415 => {
-                ClusterError::Rejected(format!("{what}: {} ({})", s.message, s.code))
-            }
+            409 | 422 | 400 | 403 | 401 | 415 => ClusterError::Rejected(format!("{what}: {} ({})", s.message, s.code)),
             _ => ClusterError::Unavailable(format!("{what}: {} ({})", s.message, s.code)),
         },
-        kube::Error::SerdeError(e) => {
-            ClusterError::Rejected(format!("{what}: unexpected response: {e}"))
-        }
+        kube::Error::SerdeError(e) => ClusterError::Rejected(format!("{what}: unexpected response: {e}")),
         other => ClusterError::Unavailable(format!("{what}: {other}")),
     }
 }
@@ -154,32 +133,20 @@ where
             other => return other,
         }
     }
-    Err(ClusterError::Unavailable(format!(
-        "{what}: retries exhausted"
-    )))
+    Err(ClusterError::Unavailable(format!("{what}: retries exhausted")))
 }
 
 #[async_trait]
 impl Cluster for KubeCluster {
-    async fn resolve_workload(
-        &self,
-        alert: &AlertView,
-    ) -> Result<Option<WorkloadRef>, ClusterError> {
+    async fn resolve_workload(&self, alert: &AlertView) -> Result<Option<WorkloadRef>, ClusterError> {
         snapshot::resolve_workload(self, alert).await
     }
 
-    async fn snapshot(
-        &self,
-        alert: &AlertView,
-        workload: Option<&WorkloadRef>,
-    ) -> Result<Snapshot, ClusterError> {
+    async fn snapshot(&self, alert: &AlertView, workload: Option<&WorkloadRef>) -> Result<Snapshot, ClusterError> {
         snapshot::build(self, alert, workload).await
     }
 
-    async fn facts(
-        &self,
-        target: &ActionTarget,
-    ) -> Result<(CurrentFacts, Option<String>), ClusterError> {
+    async fn facts(&self, target: &ActionTarget) -> Result<(CurrentFacts, Option<String>), ClusterError> {
         actions::facts(self, target).await
     }
 

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use domain::action::WorkloadRef;
 use domain::names::{is_dns1123_label, is_dns1123_subdomain};
 use domain::observation::{
-    AlertView, ContainerState, ContainerView, EventView, HpaView, NodeView, Observations, PodView,
-    Resources, Revision, Snapshot, Termination, Workload, WorkloadKind, format_age,
+    AlertView, ContainerState, ContainerView, EventView, HpaView, NodeView, Observations, PodView, Resources, Revision,
+    Snapshot, Termination, Workload, WorkloadKind, format_age,
 };
 use domain::ports::ClusterError;
 use domain::quantity::Bytes;
@@ -30,30 +30,16 @@ pub(crate) fn controller_of(meta: &ObjectMeta) -> Option<(String, String)> {
 }
 
 pub(crate) fn revision(meta: &ObjectMeta) -> Option<i64> {
-    meta.annotations
-        .as_ref()?
-        .get("deployment.kubernetes.io/revision")?
-        .parse()
-        .ok()
+    meta.annotations.as_ref()?.get("deployment.kubernetes.io/revision")?.parse().ok()
 }
 
 pub(crate) fn selector_string(d: &Deployment) -> Option<String> {
     let labels = d.spec.as_ref()?.selector.match_labels.as_ref()?;
-    Some(
-        labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(","),
-    )
+    Some(labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
 }
 
 /// The Deployment that owns a pod, through its ReplicaSet.
-pub(crate) async fn deployment_of_pod(
-    c: &KubeCluster,
-    ns: &str,
-    pod: &str,
-) -> Result<Option<String>, ClusterError> {
+pub(crate) async fn deployment_of_pod(c: &KubeCluster, ns: &str, pod: &str) -> Result<Option<String>, ClusterError> {
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
     let Some(p) = retry("get pod", || pods.get_opt(pod)).await? else {
         return Ok(None);
@@ -64,39 +50,24 @@ pub(crate) async fn deployment_of_pod(
     }
 }
 
-async fn deployment_of_replicaset(
-    c: &KubeCluster,
-    ns: &str,
-    rs: &str,
-) -> Result<Option<String>, ClusterError> {
+async fn deployment_of_replicaset(c: &KubeCluster, ns: &str, rs: &str) -> Result<Option<String>, ClusterError> {
     let api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), ns);
     let Some(r) = retry("get replicaset", || api.get_opt(rs)).await? else {
         return Ok(None);
     };
-    Ok(controller_of(&r.metadata)
-        .filter(|(k, _)| k == "Deployment")
-        .map(|(_, n)| n))
+    Ok(controller_of(&r.metadata).filter(|(k, _)| k == "Deployment").map(|(_, n)| n))
 }
 
 /// Resolves the alert's Deployment from its structured labels only: `deployment`, else `pod` (through its owner
 /// chain), else `replicaset`. Names are validated before any API call; free text is never read.
-pub(crate) async fn resolve_workload(
-    c: &KubeCluster,
-    alert: &AlertView,
-) -> Result<Option<WorkloadRef>, ClusterError> {
-    let Some(ns) = alert
-        .labels
-        .get("namespace")
-        .filter(|n| is_dns1123_label(n))
-    else {
+pub(crate) async fn resolve_workload(c: &KubeCluster, alert: &AlertView) -> Result<Option<WorkloadRef>, ClusterError> {
+    let Some(ns) = alert.labels.get("namespace").filter(|n| is_dns1123_label(n)) else {
         return Ok(None);
     };
     let valid = |k: &str| alert.labels.get(k).filter(|v| is_dns1123_subdomain(v));
     let name = if let Some(d) = valid("deployment") {
         let api: Api<Deployment> = Api::namespaced(c.client.clone(), ns);
-        retry("get deployment", || api.get_opt(d))
-            .await?
-            .map(|_| d.clone())
+        retry("get deployment", || api.get_opt(d)).await?.map(|_| d.clone())
     } else if let Some(p) = valid("pod") {
         deployment_of_pod(c, ns, p).await?
     } else if let Some(rs) = valid("replicaset") {
@@ -104,22 +75,17 @@ pub(crate) async fn resolve_workload(
     } else {
         None
     };
-    Ok(name.map(|name| WorkloadRef {
-        namespace: ns.clone(),
-        name,
-    }))
+    Ok(name.map(|name| WorkloadRef { namespace: ns.clone(), name }))
 }
 
 fn age(now: Timestamp, t: Option<Timestamp>) -> String {
-    t.map(|t| format_age(now.duration_since(t).as_secs().max(0) as u64))
-        .unwrap_or_else(|| "unknown".into())
+    t.map(|t| format_age(now.duration_since(t).as_secs().max(0) as u64)).unwrap_or_else(|| "unknown".into())
 }
 
 fn quantities(
     m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
 ) -> BTreeMap<String, String> {
-    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
-        .unwrap_or_default()
+    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()).unwrap_or_default()
 }
 
 fn probes(c: &Container) -> BTreeMap<String, String> {
@@ -173,34 +139,17 @@ fn container_view(
         }
         Some(s) => {
             let w = s.waiting.as_ref();
-            (
-                ContainerState::Waiting,
-                w.and_then(|w| w.reason.clone()),
-                w.and_then(|w| w.message.clone()),
-                None,
-            )
+            (ContainerState::Waiting, w.and_then(|w| w.reason.clone()), w.and_then(|w| w.message.clone()), None)
         }
-        None => (
-            ContainerState::Waiting,
-            Some("ContainerCreating".into()),
-            None,
-            None,
-        ),
+        None => (ContainerState::Waiting, Some("ContainerCreating".into()), None, None),
     };
-    let last = st
-        .and_then(|s| s.last_state.as_ref())
-        .and_then(|l| l.terminated.as_ref())
-        .map(|t| Termination {
-            reason: t.reason.clone().unwrap_or_else(|| "Unknown".into()),
-            exit_code: i64::from(t.exit_code),
-            started_at: t.started_at.as_ref().map(|t| t.0.to_string()),
-            finished_at: t
-                .finished_at
-                .as_ref()
-                .map(|t| t.0.to_string())
-                .unwrap_or_default(),
-            message: t.message.clone(),
-        });
+    let last = st.and_then(|s| s.last_state.as_ref()).and_then(|l| l.terminated.as_ref()).map(|t| Termination {
+        reason: t.reason.clone().unwrap_or_else(|| "Unknown".into()),
+        exit_code: i64::from(t.exit_code),
+        started_at: t.started_at.as_ref().map(|t| t.0.to_string()),
+        finished_at: t.finished_at.as_ref().map(|t| t.0.to_string()).unwrap_or_default(),
+        message: t.message.clone(),
+    });
     let resources = Resources {
         requests: quantities(spec.resources.as_ref().and_then(|r| r.requests.as_ref())),
         limits: quantities(spec.resources.as_ref().and_then(|r| r.limits.as_ref())),
@@ -209,16 +158,10 @@ fn container_view(
         let mut u = u.clone();
         if let (Some(used), Some(limit)) = (
             u.get("memory").and_then(|m| Bytes::parse(m).ok()),
-            resources
-                .limits
-                .get("memory")
-                .and_then(|m| Bytes::parse(m).ok()),
+            resources.limits.get("memory").and_then(|m| Bytes::parse(m).ok()),
         ) && limit.0 > 0
         {
-            u.insert(
-                "memory_percent_of_limit".into(),
-                format!("{:.0}%", used.0 as f64 * 100.0 / limit.0 as f64),
-            );
+            u.insert("memory_percent_of_limit".into(), format!("{:.0}%", used.0 as f64 * 100.0 / limit.0 as f64));
         }
         u
     });
@@ -231,10 +174,7 @@ fn container_view(
         exit_code: exit,
         ready: st.is_some_and(|s| s.ready),
         restart_count: st.map_or(0, |s| i64::from(s.restart_count)),
-        started_at: state
-            .and_then(|s| s.running.as_ref())
-            .and_then(|r| r.started_at.as_ref())
-            .map(|t| t.0.to_string()),
+        started_at: state.and_then(|s| s.running.as_ref()).and_then(|r| r.started_at.as_ref()).map(|t| t.0.to_string()),
         last_termination: last,
         resources,
         usage,
@@ -255,10 +195,7 @@ async fn pod_metrics(
     ns: &str,
     selector: &str,
 ) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>> {
-    let url = format!(
-        "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods?labelSelector={}",
-        encode(selector)
-    );
+    let url = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods?labelSelector={}", encode(selector));
     let Ok(req) = http::Request::get(url).body(Vec::new()) else {
         return BTreeMap::new();
     };
@@ -294,9 +231,7 @@ async fn pod_metrics(
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -317,13 +252,7 @@ async fn pod_view(
     let containers: Vec<ContainerView> = spec
         .containers
         .iter()
-        .map(|ct| {
-            container_view(
-                ct,
-                statuses.iter().find(|s| s.name == ct.name),
-                usage.and_then(|u| u.get(&ct.name)),
-            )
-        })
+        .map(|ct| container_view(ct, statuses.iter().find(|s| s.name == ct.name), usage.and_then(|u| u.get(&ct.name))))
         .collect();
     let init_statuses = status.init_container_statuses.clone().unwrap_or_default();
     let init_containers = spec
@@ -334,9 +263,7 @@ async fn pod_view(
         .collect();
 
     let events: Api<Event> = Api::namespaced(c.client.clone(), ns);
-    let lp = ListParams::default().fields(&format!(
-        "involvedObject.kind=Pod,involvedObject.name={name}"
-    ));
+    let lp = ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={name}"));
     let mut evs = retry("list events", || events.list(&lp)).await?.items;
     evs.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
     let events = evs
@@ -346,11 +273,7 @@ async fn pod_view(
             reason: e.reason.clone().unwrap_or_default(),
             age: age(now, e.last_timestamp.as_ref().map(|t| t.0)),
             count: i64::from(e.count.unwrap_or(1).max(1)),
-            from: e
-                .source
-                .as_ref()
-                .and_then(|s| s.component.clone())
-                .unwrap_or_default(),
+            from: e.source.as_ref().and_then(|s| s.component.clone()).unwrap_or_default(),
             message: e.message.clone().unwrap_or_default(),
         })
         .collect();
@@ -361,21 +284,15 @@ async fn pod_view(
     let mut logs_tail = Vec::new();
     let mut previous_logs_tail = Vec::new();
     if let Some(main) = main {
-        let lp = LogParams {
-            container: Some(main.name.clone()),
-            tail_lines: Some(LOG_TAIL_LINES),
-            ..Default::default()
-        };
+        let lp =
+            LogParams { container: Some(main.name.clone()), tail_lines: Some(LOG_TAIL_LINES), ..Default::default() };
         match retry("pod logs", || pods.logs(&name, &lp)).await {
             Ok(text) => logs_tail = text.lines().map(str::to_owned).collect(),
             Err(ClusterError::Rejected(_) | ClusterError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
         if main.restart_count > 0 {
-            let lp = LogParams {
-                previous: true,
-                ..lp
-            };
+            let lp = LogParams { previous: true, ..lp };
             match retry("previous pod logs", || pods.logs(&name, &lp)).await {
                 Ok(text) => previous_logs_tail = text.lines().map(str::to_owned).collect(),
                 Err(ClusterError::Rejected(_) | ClusterError::NotFound(_)) => {}
@@ -388,10 +305,7 @@ async fn pod_view(
         node: spec.node_name.clone(),
         phase: status.phase.clone().unwrap_or_else(|| "Unknown".into()),
         ready: pod_ready(p),
-        age: Some(age(
-            now,
-            p.metadata.creation_timestamp.as_ref().map(|t| t.0),
-        )),
+        age: Some(age(now, p.metadata.creation_timestamp.as_ref().map(|t| t.0))),
         owner: controller_of(&p.metadata).map(|(k, n)| format!("{k}/{n}")),
         status_reason: status.reason.clone(),
         status_message: status.message.clone(),
@@ -432,11 +346,7 @@ fn describe_change(prev: Option<&ReplicaSet>, cur: &ReplicaSet) -> String {
         }
         if ca.resources != cb.resources {
             let mem = |c: &Container| {
-                c.resources
-                    .as_ref()
-                    .and_then(|r| r.limits.as_ref())
-                    .and_then(|l| l.get("memory"))
-                    .map(|q| q.0.clone())
+                c.resources.as_ref().and_then(|r| r.limits.as_ref()).and_then(|l| l.get("memory")).map(|q| q.0.clone())
             };
             if mem(ca) != mem(cb) {
                 changes.push(format!(
@@ -449,13 +359,7 @@ fn describe_change(prev: Option<&ReplicaSet>, cur: &ReplicaSet) -> String {
                 changes.push(format!("container {} resources changed", cb.name));
             }
         }
-        let env = |c: &Container| {
-            c.env
-                .iter()
-                .flatten()
-                .map(|e| e.name.clone())
-                .collect::<BTreeSet<_>>()
-        };
+        let env = |c: &Container| c.env.iter().flatten().map(|e| e.name.clone()).collect::<BTreeSet<_>>();
         let (ea, eb) = (env(ca), env(cb));
         for added in eb.difference(&ea) {
             changes.push(format!("env {added} added"));
@@ -499,11 +403,7 @@ fn describe_change(prev: Option<&ReplicaSet>, cur: &ReplicaSet) -> String {
     changes.join("; ")
 }
 
-async fn history(
-    c: &KubeCluster,
-    d: &Deployment,
-    now: Timestamp,
-) -> Result<Vec<Revision>, ClusterError> {
+async fn history(c: &KubeCluster, d: &Deployment, now: Timestamp) -> Result<Vec<Revision>, ClusterError> {
     let ns = d.metadata.namespace.clone().unwrap_or_default();
     let name = d.metadata.name.clone().unwrap_or_default();
     let api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), &ns);
@@ -523,22 +423,14 @@ async fn history(
     Ok(owned
         .iter()
         .map(|r| {
-            let pos = by_created
-                .iter()
-                .position(|x| x.metadata.name == r.metadata.name)
-                .unwrap_or(0);
+            let pos = by_created.iter().position(|x| x.metadata.name == r.metadata.name).unwrap_or(0);
             let prev = pos.checked_sub(1).and_then(|i| by_created.get(i));
             let images = r
                 .spec
                 .as_ref()
                 .and_then(|s| s.template.as_ref())
                 .and_then(|t| t.spec.as_ref())
-                .map(|s| {
-                    s.containers
-                        .iter()
-                        .filter_map(|c| c.image.clone())
-                        .collect()
-                })
+                .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
                 .unwrap_or_default();
             let st = r.status.clone().unwrap_or_default();
             Revision {
@@ -548,28 +440,20 @@ async fn history(
                 change: describe_change(prev, r),
                 images,
                 current: revision(&r.metadata) == current,
-                pods_ready: Some(format!(
-                    "{}/{}",
-                    st.ready_replicas.unwrap_or(0),
-                    st.replicas
-                )),
+                pods_ready: Some(format!("{}/{}", st.ready_replicas.unwrap_or(0), st.replicas)),
             }
         })
         .collect())
 }
 
-async fn hpa_for(
-    c: &KubeCluster,
-    ns: &str,
-    deployment: &str,
-) -> Result<Option<HorizontalPodAutoscaler>, ClusterError> {
+async fn hpa_for(c: &KubeCluster, ns: &str, deployment: &str) -> Result<Option<HorizontalPodAutoscaler>, ClusterError> {
     let api: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), ns);
     let lp = ListParams::default();
     let list = retry("list hpas", || api.list(&lp)).await?;
     Ok(list.items.into_iter().find(|h| {
-        h.spec.as_ref().is_some_and(|s| {
-            s.scale_target_ref.kind == "Deployment" && s.scale_target_ref.name == deployment
-        })
+        h.spec
+            .as_ref()
+            .is_some_and(|s| s.scale_target_ref.kind == "Deployment" && s.scale_target_ref.name == deployment)
     }))
 }
 
@@ -586,19 +470,13 @@ pub(crate) fn hpa_cpu(h: &HorizontalPodAutoscaler) -> (Option<i32>, Option<i32>)
         .spec
         .as_ref()
         .and_then(|s| s.metrics.as_ref())
-        .and_then(|m| {
-            m.iter()
-                .find_map(|m| m.resource.as_ref().filter(|r| r.name == "cpu"))
-        })
+        .and_then(|m| m.iter().find_map(|m| m.resource.as_ref().filter(|r| r.name == "cpu")))
         .and_then(|r| r.target.average_utilization);
     let current = h
         .status
         .as_ref()
         .and_then(|s| s.current_metrics.as_ref())
-        .and_then(|m| {
-            m.iter()
-                .find_map(|m| m.resource.as_ref().filter(|r| r.name == "cpu"))
-        })
+        .and_then(|m| m.iter().find_map(|m| m.resource.as_ref().filter(|r| r.name == "cpu")))
         .and_then(|r| r.current.average_utilization);
     (current, target)
 }
@@ -618,22 +496,12 @@ fn hpa_view(h: &HorizontalPodAutoscaler) -> HpaView {
             .conditions
             .iter()
             .flatten()
-            .map(|c| {
-                format!(
-                    "{}={} ({})",
-                    c.type_,
-                    c.status,
-                    c.reason.clone().unwrap_or_default()
-                )
-            })
+            .map(|c| format!("{}={} ({})", c.type_, c.status, c.reason.clone().unwrap_or_default()))
             .collect(),
     }
 }
 
-async fn node_views(
-    c: &KubeCluster,
-    names: &BTreeSet<String>,
-) -> Result<Vec<NodeView>, ClusterError> {
+async fn node_views(c: &KubeCluster, names: &BTreeSet<String>) -> Result<Vec<NodeView>, ClusterError> {
     let nodes: Api<Node> = Api::all(c.client.clone());
     let all_pods: Api<Pod> = Api::all(c.client.clone());
     let mut out = Vec::new();
@@ -658,12 +526,7 @@ async fn node_views(
         let mut mem = 0u64;
         for p in &pods {
             for ct in p.spec.iter().flat_map(|s| s.containers.iter()) {
-                if let Some(q) = ct
-                    .resources
-                    .as_ref()
-                    .and_then(|r| r.requests.as_ref())
-                    .and_then(|r| r.get("memory"))
-                {
+                if let Some(q) = ct.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get("memory")) {
                     mem += Bytes::parse(&q.0).map(|b| b.0).unwrap_or(0);
                 }
             }
@@ -673,11 +536,7 @@ async fn node_views(
         out.push(NodeView {
             name: name.clone(),
             conditions,
-            unschedulable: n
-                .spec
-                .as_ref()
-                .and_then(|s| s.unschedulable)
-                .unwrap_or(false),
+            unschedulable: n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
             allocatable: quantities(st.allocatable.as_ref()),
             requested,
             usage: BTreeMap::new(),
@@ -687,14 +546,7 @@ async fn node_views(
                 .and_then(|s| s.taints.as_ref())
                 .map(|t| {
                     t.iter()
-                        .map(|t| {
-                            format!(
-                                "{}={}:{}",
-                                t.key,
-                                t.value.clone().unwrap_or_default(),
-                                t.effect
-                            )
-                        })
+                        .map(|t| format!("{}={}:{}", t.key, t.value.clone().unwrap_or_default(), t.effect))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -714,13 +566,7 @@ pub(crate) async fn build(
     let now = c.now();
     let ns = workload
         .map(|w| w.namespace.clone())
-        .or_else(|| {
-            alert
-                .labels
-                .get("namespace")
-                .filter(|n| is_dns1123_label(n))
-                .cloned()
-        })
+        .or_else(|| alert.labels.get("namespace").filter(|n| is_dns1123_label(n)).cloned())
         .unwrap_or_default();
     let mut obs = Observations {
         observed_at: now.to_string(),
@@ -736,11 +582,11 @@ pub(crate) async fn build(
         other: None,
     };
     let Some(w) = workload else {
-        obs.other = Some("no Deployment could be resolved from the alert's labels (namespace + deployment, pod or replicaset)".into());
-        return Ok(Snapshot {
-            alert: alert.clone(),
-            observations: obs,
-        });
+        obs.other = Some(
+            "no Deployment could be resolved from the alert's labels (namespace + deployment, pod or replicaset)"
+                .into(),
+        );
+        return Ok(Snapshot { alert: alert.clone(), observations: obs });
     };
     let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), &w.namespace);
     let d = retry("get deployment", || deployments.get(&w.name)).await?;
@@ -760,19 +606,9 @@ pub(crate) async fn build(
             .conditions
             .iter()
             .flatten()
-            .map(|c| {
-                format!(
-                    "{}={} ({})",
-                    c.type_,
-                    c.status,
-                    c.reason.clone().unwrap_or_default()
-                )
-            })
+            .map(|c| format!("{}={} ({})", c.type_, c.status, c.reason.clone().unwrap_or_default()))
             .collect(),
-        note: spec
-            .paused
-            .filter(|p| *p)
-            .map(|_| "rollout is paused".to_owned()),
+        note: spec.paused.filter(|p| *p).map(|_| "rollout is paused".to_owned()),
     });
 
     let selector = selector_string(&d).unwrap_or_default();
@@ -805,14 +641,9 @@ pub(crate) async fn build(
     if let Some(h) = &hpa {
         let (cur, target) = hpa_cpu(h);
         if let (Some(cur), Some(target)) = (cur, target) {
-            obs.metrics
-                .insert("hpa_cpu_utilization_percent".into(), cur.into());
-            obs.metrics
-                .insert("hpa_cpu_target_percent".into(), target.into());
+            obs.metrics.insert("hpa_cpu_utilization_percent".into(), cur.into());
+            obs.metrics.insert("hpa_cpu_target_percent".into(), target.into());
         }
     }
-    Ok(Snapshot {
-        alert: alert.clone(),
-        observations: obs,
-    })
+    Ok(Snapshot { alert: alert.clone(), observations: obs })
 }

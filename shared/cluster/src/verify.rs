@@ -28,45 +28,30 @@ pub fn judge_rollout(d: &Deployment) -> (Health, String) {
     let st = d.status.clone().unwrap_or_default();
     let generation = d.metadata.generation.unwrap_or(0);
     if st.observed_generation.unwrap_or(0) < generation {
-        return (
-            Health::Progressing,
-            format!("waiting for the rollout of {name} to be observed"),
-        );
+        return (Health::Progressing, format!("waiting for the rollout of {name} to be observed"));
     }
-    if st.conditions.iter().flatten().any(|c| {
-        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-    }) {
-        return (
-            Health::Unhealthy,
-            format!("rollout of {name} exceeded its progress deadline"),
-        );
+    if st
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+    {
+        return (Health::Unhealthy, format!("rollout of {name} exceeded its progress deadline"));
     }
     let desired = spec.replicas.unwrap_or(1);
     let updated = st.updated_replicas.unwrap_or(0);
     let total = st.replicas.unwrap_or(0);
     let available = st.available_replicas.unwrap_or(0);
     if updated < desired {
-        return (
-            Health::Progressing,
-            format!("{updated} of {desired} new replicas have been updated"),
-        );
+        return (Health::Progressing, format!("{updated} of {desired} new replicas have been updated"));
     }
     if total > updated {
-        return (
-            Health::Progressing,
-            format!("{} old replicas are pending termination", total - updated),
-        );
+        return (Health::Progressing, format!("{} old replicas are pending termination", total - updated));
     }
     if available < updated {
-        return (
-            Health::Progressing,
-            format!("{available} of {updated} updated replicas are available"),
-        );
+        return (Health::Progressing, format!("{available} of {updated} updated replicas are available"));
     }
-    (
-        Health::Healthy,
-        format!("rollout of {name} complete: {available}/{desired} available"),
-    )
+    (Health::Healthy, format!("rollout of {name} complete: {available}/{desired} available"))
 }
 
 fn ts(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<Timestamp> {
@@ -77,11 +62,7 @@ fn ts(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Optio
 fn pod_problems(p: &Pod, since: Timestamp) -> Vec<String> {
     let name = p.metadata.name.clone().unwrap_or_default();
     let mut out = Vec::new();
-    for cs in p
-        .status
-        .iter()
-        .flat_map(|s| s.container_statuses.iter().flatten())
-    {
+    for cs in p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
         if let Some(t) = cs.last_state.as_ref().and_then(|l| l.terminated.as_ref())
             && ts(t.finished_at.as_ref()).is_some_and(|f| f > since)
         {
@@ -102,19 +83,10 @@ fn pod_problems(p: &Pod, since: Timestamp) -> Vec<String> {
     out
 }
 
-pub(crate) async fn verify(
-    c: &KubeCluster,
-    action: &Action,
-    since: &str,
-) -> Result<HealthVerdict, ClusterError> {
-    let since: Timestamp = since
-        .parse()
-        .map_err(|e| ClusterError::Precondition(format!("bad time {since:?}: {e}")))?;
+pub(crate) async fn verify(c: &KubeCluster, action: &Action, since: &str) -> Result<HealthVerdict, ClusterError> {
+    let since: Timestamp = since.parse().map_err(|e| ClusterError::Precondition(format!("bad time {since:?}: {e}")))?;
     let Some(w) = action.workload() else {
-        return Ok(HealthVerdict {
-            state: Health::Healthy,
-            reasons: vec!["no action to verify".into()],
-        });
+        return Ok(HealthVerdict { state: Health::Healthy, reasons: vec!["no action to verify".into()] });
     };
     let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), &w.namespace);
     let d = retry("get deployment", || deployments.get(&w.name)).await?;
@@ -130,17 +102,9 @@ pub(crate) async fn verify(
     let hash = rs_list
         .items
         .iter()
-        .filter(|r| {
-            controller_of(&r.metadata).is_some_and(|(k, n)| k == "Deployment" && n == w.name)
-        })
+        .filter(|r| controller_of(&r.metadata).is_some_and(|(k, n)| k == "Deployment" && n == w.name))
         .find(|r| revision(&r.metadata) == current_rev)
-        .and_then(|r| {
-            r.metadata
-                .labels
-                .as_ref()?
-                .get("pod-template-hash")
-                .cloned()
-        });
+        .and_then(|r| r.metadata.labels.as_ref()?.get("pod-template-hash").cloned());
     let pods_api: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
     let pod_selector = match &hash {
         Some(h) => format!("{selector},pod-template-hash={h}"),
@@ -151,16 +115,10 @@ pub(crate) async fn verify(
     let problems: Vec<String> = pods.iter().flat_map(|p| pod_problems(p, since)).collect();
     if !problems.is_empty() {
         reasons.extend(problems);
-        return Ok(HealthVerdict {
-            state: Health::Unhealthy,
-            reasons,
-        });
+        return Ok(HealthVerdict { state: Health::Unhealthy, reasons });
     }
     if rollout == Health::Unhealthy {
-        return Ok(HealthVerdict {
-            state: Health::Unhealthy,
-            reasons,
-        });
+        return Ok(HealthVerdict { state: Health::Unhealthy, reasons });
     }
     let unready: Vec<String> = pods
         .iter()
@@ -178,9 +136,7 @@ pub(crate) async fn verify(
         state = Health::Progressing;
     }
     if let Action::DeletePod { pod, .. } = action
-        && pods
-            .iter()
-            .any(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
+        && pods.iter().any(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
     {
         reasons.push(format!("pod {pod} still exists"));
         state = Health::Progressing;
@@ -189,17 +145,11 @@ pub(crate) async fn verify(
         && let Some(h) = hpa_for_workload(c, w).await?
     {
         let (cur, target) = hpa_cpu(&h);
-        let at_max = h
-            .status
-            .as_ref()
-            .and_then(|s| s.current_replicas)
-            .unwrap_or(0)
+        let at_max = h.status.as_ref().and_then(|s| s.current_replicas).unwrap_or(0)
             >= h.spec.as_ref().map_or(i32::MAX, |s| s.max_replicas);
         if let (Some(cur), Some(target)) = (cur, target) {
             if at_max && f64::from(cur) > f64::from(target) * 1.2 {
-                reasons.push(format!(
-                    "still saturated: cpu {cur}% against a {target}% target at the HPA maximum"
-                ));
+                reasons.push(format!("still saturated: cpu {cur}% against a {target}% target at the HPA maximum"));
                 state = Health::Progressing;
             } else {
                 reasons.push(format!("cpu {cur}% against a {target}% target"));
@@ -207,10 +157,7 @@ pub(crate) async fn verify(
         }
     }
     if state == Health::Healthy {
-        reasons.push(format!(
-            "{} pods of the current revision ready, no restarts since the action",
-            pods.len()
-        ));
+        reasons.push(format!("{} pods of the current revision ready, no restarts since the action", pods.len()));
     }
     Ok(HealthVerdict { state, reasons })
 }

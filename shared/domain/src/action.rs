@@ -39,10 +39,7 @@ impl ActionKind {
 
     /// Whether the before-state can be restored when the fix does not hold.
     pub fn is_reversible(self) -> bool {
-        matches!(
-            self,
-            Self::ScaleUp | Self::Rollback | Self::RaiseMemoryLimit
-        )
+        matches!(self, Self::ScaleUp | Self::Rollback | Self::RaiseMemoryLimit)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -93,26 +90,11 @@ impl fmt::Display for WorkloadRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Action {
-    Restart {
-        workload: WorkloadRef,
-    },
-    ScaleUp {
-        workload: WorkloadRef,
-        replicas: i32,
-    },
-    Rollback {
-        workload: WorkloadRef,
-        to_revision: Option<i64>,
-    },
-    RaiseMemoryLimit {
-        workload: WorkloadRef,
-        container: String,
-        limit: String,
-    },
-    DeletePod {
-        workload: WorkloadRef,
-        pod: String,
-    },
+    Restart { workload: WorkloadRef },
+    ScaleUp { workload: WorkloadRef, replicas: i32 },
+    Rollback { workload: WorkloadRef, to_revision: Option<i64> },
+    RaiseMemoryLimit { workload: WorkloadRef, container: String, limit: String },
+    DeletePod { workload: WorkloadRef, pod: String },
     Noop,
     Escalate,
 }
@@ -148,26 +130,13 @@ impl Action {
             Self::ScaleUp { workload, replicas } => {
                 format!("scale {workload} to {replicas} replicas")
             }
-            Self::Rollback {
-                workload,
-                to_revision: Some(r),
-            } => format!("roll back {workload} to revision {r}"),
-            Self::Rollback {
-                workload,
-                to_revision: None,
-            } => format!("roll back {workload} to its previous revision"),
-            Self::RaiseMemoryLimit {
-                workload,
-                container,
-                limit,
-            } => {
+            Self::Rollback { workload, to_revision: Some(r) } => format!("roll back {workload} to revision {r}"),
+            Self::Rollback { workload, to_revision: None } => format!("roll back {workload} to its previous revision"),
+            Self::RaiseMemoryLimit { workload, container, limit } => {
                 format!("raise the memory limit of container {container} of {workload} to {limit}")
             }
             Self::DeletePod { workload, pod } => {
-                format!(
-                    "delete pod {}/{pod} so {workload} recreates it",
-                    workload.namespace
-                )
+                format!("delete pod {}/{pod} so {workload} recreates it", workload.namespace)
             }
             Self::Noop => "no action".to_owned(),
             Self::Escalate => "escalate to a human".to_owned(),
@@ -190,12 +159,7 @@ pub struct ActionBounds {
 
 impl Default for ActionBounds {
     fn default() -> Self {
-        Self {
-            max_scale_factor: 2.0,
-            max_replicas: 50,
-            max_memory_factor: 2.0,
-            max_memory_limit: 16 << 30,
-        }
+        Self { max_scale_factor: 2.0, max_replicas: 50, max_memory_factor: 2.0, max_memory_limit: 16 << 30 }
     }
 }
 
@@ -217,11 +181,7 @@ pub enum ActionError {
     #[error("{0} takes no target")]
     UnexpectedTarget(ActionKind),
     #[error("target kind {found} is not supported for {action} (expected {expected})")]
-    WrongKind {
-        action: ActionKind,
-        expected: &'static str,
-        found: String,
-    },
+    WrongKind { action: ActionKind, expected: &'static str, found: String },
     #[error("invalid object name {0:?}")]
     InvalidName(String),
     #[error("target namespace {target} is not the alert's namespace {alert}")]
@@ -235,17 +195,10 @@ pub enum ActionError {
 impl ActionTarget {
     fn workload(&self, action: ActionKind, alert_ns: &str) -> Result<WorkloadRef, ActionError> {
         if self.kind != "Deployment" {
-            return Err(ActionError::WrongKind {
-                action,
-                expected: "Deployment",
-                found: self.kind.clone(),
-            });
+            return Err(ActionError::WrongKind { action, expected: "Deployment", found: self.kind.clone() });
         }
         self.check_names(alert_ns)?;
-        Ok(WorkloadRef {
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-        })
+        Ok(WorkloadRef { namespace: self.namespace.clone(), name: self.name.clone() })
     }
 
     /// Checks the target's names (DNS-1123) and that it lies in the alert's namespace.
@@ -257,10 +210,7 @@ impl ActionTarget {
             return Err(ActionError::InvalidName(self.name.clone()));
         }
         if self.namespace != alert_ns {
-            return Err(ActionError::ForeignNamespace {
-                target: self.namespace.clone(),
-                alert: alert_ns.to_owned(),
-            });
+            return Err(ActionError::ForeignNamespace { target: self.namespace.clone(), alert: alert_ns.to_owned() });
         }
         Ok(())
     }
@@ -269,10 +219,7 @@ impl ActionTarget {
         match self.params.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(s)) => Ok(Some(s)),
-            Some(v) => Err(ActionError::InvalidParam {
-                name,
-                why: format!("expected a string, got {v}"),
-            }),
+            Some(v) => Err(ActionError::InvalidParam { name, why: format!("expected a string, got {v}") }),
         }
     }
 
@@ -282,10 +229,7 @@ impl ActionTarget {
             Some(v) => v
                 .as_i64()
                 .map(Some)
-                .ok_or_else(|| ActionError::InvalidParam {
-                    name,
-                    why: format!("expected an integer, got {v}"),
-                }),
+                .ok_or_else(|| ActionError::InvalidParam { name, why: format!("expected an integer, got {v}") }),
         }
     }
 }
@@ -312,9 +256,7 @@ impl Action {
         };
         match kind {
             ActionKind::Noop | ActionKind::Escalate => Err(ActionError::UnexpectedTarget(kind)),
-            ActionKind::Restart => Ok(Action::Restart {
-                workload: t.workload(kind, alert_ns)?,
-            }),
+            ActionKind::Restart => Ok(Action::Restart { workload: t.workload(kind, alert_ns)? }),
             ActionKind::ScaleUp => {
                 let workload = t.workload(kind, alert_ns)?;
                 let current = facts.replicas.unwrap_or(0).max(0);
@@ -336,24 +278,15 @@ impl Action {
                         bounds.max_scale_factor, bounds.max_replicas
                     )));
                 }
-                Ok(Action::ScaleUp {
-                    workload,
-                    replicas: wanted as i32,
-                })
+                Ok(Action::ScaleUp { workload, replicas: wanted as i32 })
             }
             ActionKind::Rollback => {
                 let workload = t.workload(kind, alert_ns)?;
                 let to_revision = t.param_int("to_revision")?;
                 if to_revision.is_some_and(|r| r < 1) {
-                    return Err(ActionError::InvalidParam {
-                        name: "to_revision",
-                        why: "must be 1 or more".into(),
-                    });
+                    return Err(ActionError::InvalidParam { name: "to_revision", why: "must be 1 or more".into() });
                 }
-                Ok(Action::Rollback {
-                    workload,
-                    to_revision,
-                })
+                Ok(Action::Rollback { workload, to_revision })
             }
             ActionKind::RaiseMemoryLimit => {
                 let workload = t.workload(kind, alert_ns)?;
@@ -364,22 +297,14 @@ impl Action {
                 if !is_dns1123_label(&container) {
                     return Err(ActionError::InvalidName(container));
                 }
-                let current = facts
-                    .memory_limit
-                    .ok_or_else(|| ActionError::InvalidParam {
-                        name: "container",
-                        why: format!("container {container} has no memory limit to raise"),
-                    })?;
-                let ceiling = ((current.0 as f64 * bounds.max_memory_factor) as u64)
-                    .min(bounds.max_memory_limit);
-                let wanted = match t
-                    .param_str("memory_limit")?
-                    .or(t.param_str("memory_limit_min")?)
-                {
-                    Some(q) => Bytes::parse(q).map_err(|e| ActionError::InvalidParam {
-                        name: "memory_limit",
-                        why: e.to_string(),
-                    })?,
+                let current = facts.memory_limit.ok_or_else(|| ActionError::InvalidParam {
+                    name: "container",
+                    why: format!("container {container} has no memory limit to raise"),
+                })?;
+                let ceiling = ((current.0 as f64 * bounds.max_memory_factor) as u64).min(bounds.max_memory_limit);
+                let wanted = match t.param_str("memory_limit")?.or(t.param_str("memory_limit_min")?) {
+                    Some(q) => Bytes::parse(q)
+                        .map_err(|e| ActionError::InvalidParam { name: "memory_limit", why: e.to_string() })?,
                     None => Bytes(ceiling),
                 };
                 if wanted <= current {
@@ -403,29 +328,17 @@ impl Action {
                         Bytes(wanted.0 - current.0)
                     )));
                 }
-                Ok(Action::RaiseMemoryLimit {
-                    workload,
-                    container,
-                    limit: wanted.to_quantity(),
-                })
+                Ok(Action::RaiseMemoryLimit { workload, container, limit: wanted.to_quantity() })
             }
             ActionKind::DeletePod => {
                 if t.kind != "Pod" {
-                    return Err(ActionError::WrongKind {
-                        action: kind,
-                        expected: "Pod",
-                        found: t.kind.clone(),
-                    });
+                    return Err(ActionError::WrongKind { action: kind, expected: "Pod", found: t.kind.clone() });
                 }
                 t.check_names(alert_ns)?;
-                let owner = owner.ok_or_else(|| {
-                    ActionError::OutOfBounds(format!("pod {} is not owned by a Deployment", t.name))
-                })?;
+                let owner = owner
+                    .ok_or_else(|| ActionError::OutOfBounds(format!("pod {} is not owned by a Deployment", t.name)))?;
                 Ok(Action::DeletePod {
-                    workload: WorkloadRef {
-                        namespace: t.namespace.clone(),
-                        name: owner.to_owned(),
-                    },
+                    workload: WorkloadRef { namespace: t.namespace.clone(), name: owner.to_owned() },
                     pod: t.name.clone(),
                 })
             }
@@ -438,16 +351,9 @@ impl Action {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BeforeState {
     /// Replicas and the HPA's max before a scale-up.
-    Replicas {
-        replicas: i32,
-        hpa: Option<String>,
-        hpa_max: Option<i32>,
-    },
+    Replicas { replicas: i32, hpa: Option<String>, hpa_max: Option<i32> },
     /// The pod template (and its revision) before a rollback or limit change.
-    Template {
-        revision: Option<i64>,
-        template: serde_json::Value,
-    },
+    Template { revision: Option<i64>, template: serde_json::Value },
     /// The pod that was deleted.
     Pod { name: String, uid: Option<String> },
     /// The restart annotation before a restart.
@@ -495,31 +401,14 @@ mod tests {
         t
     }
 
-    fn validate(
-        kind: ActionKind,
-        t: Option<&ActionTarget>,
-        facts: &CurrentFacts,
-    ) -> Result<Action, ActionError> {
-        Action::validate(
-            kind,
-            t,
-            "shop",
-            &ActionBounds::default(),
-            facts,
-            Some("web"),
-        )
+    fn validate(kind: ActionKind, t: Option<&ActionTarget>, facts: &CurrentFacts) -> Result<Action, ActionError> {
+        Action::validate(kind, t, "shop", &ActionBounds::default(), facts, Some("web"))
     }
 
     #[test]
     fn noop_and_escalate_take_no_target() {
-        assert_eq!(
-            validate(ActionKind::Noop, None, &CurrentFacts::default()),
-            Ok(Action::Noop)
-        );
-        assert_eq!(
-            validate(ActionKind::Escalate, None, &CurrentFacts::default()),
-            Ok(Action::Escalate)
-        );
+        assert_eq!(validate(ActionKind::Noop, None, &CurrentFacts::default()), Ok(Action::Noop));
+        assert_eq!(validate(ActionKind::Escalate, None, &CurrentFacts::default()), Ok(Action::Escalate));
         let t = target("Deployment", "shop", "web");
         assert!(matches!(
             validate(ActionKind::Escalate, Some(&t), &CurrentFacts::default()),
@@ -540,56 +429,26 @@ mod tests {
             Err(ActionError::ForeignNamespace { .. })
         ));
         let injected = target("Deployment", "shop", "web; kubectl delete ns shop");
-        assert!(matches!(
-            validate(ActionKind::Restart, Some(&injected), &facts),
-            Err(ActionError::InvalidName(_))
-        ));
+        assert!(matches!(validate(ActionKind::Restart, Some(&injected), &facts), Err(ActionError::InvalidName(_))));
         let sts = target("StatefulSet", "shop", "db");
-        assert!(matches!(
-            validate(ActionKind::Restart, Some(&sts), &facts),
-            Err(ActionError::WrongKind { .. })
-        ));
+        assert!(matches!(validate(ActionKind::Restart, Some(&sts), &facts), Err(ActionError::WrongKind { .. })));
         assert_eq!(
-            validate(
-                ActionKind::Restart,
-                Some(&target("Deployment", "shop", "web")),
-                &facts
-            ),
-            Ok(Action::Restart {
-                workload: WorkloadRef {
-                    namespace: "shop".into(),
-                    name: "web".into()
-                }
-            })
+            validate(ActionKind::Restart, Some(&target("Deployment", "shop", "web")), &facts),
+            Ok(Action::Restart { workload: WorkloadRef { namespace: "shop".into(), name: "web".into() } })
         );
     }
 
     #[test]
     fn scale_up_is_bounded() {
-        let facts = CurrentFacts {
-            replicas: Some(4),
-            ..Default::default()
-        };
+        let facts = CurrentFacts { replicas: Some(4), ..Default::default() };
         let t = target("Deployment", "shop", "web");
-        assert!(matches!(
-            validate(ActionKind::ScaleUp, Some(&t), &facts),
-            Ok(Action::ScaleUp { replicas: 6, .. })
-        ));
+        assert!(matches!(validate(ActionKind::ScaleUp, Some(&t), &facts), Ok(Action::ScaleUp { replicas: 6, .. })));
         let too_many = with_param(t.clone(), "replicas", 9.into());
-        assert!(matches!(
-            validate(ActionKind::ScaleUp, Some(&too_many), &facts),
-            Err(ActionError::OutOfBounds(_))
-        ));
+        assert!(matches!(validate(ActionKind::ScaleUp, Some(&too_many), &facts), Err(ActionError::OutOfBounds(_))));
         let down = with_param(t.clone(), "replicas", 3.into());
-        assert!(matches!(
-            validate(ActionKind::ScaleUp, Some(&down), &facts),
-            Err(ActionError::InvalidParam { .. })
-        ));
+        assert!(matches!(validate(ActionKind::ScaleUp, Some(&down), &facts), Err(ActionError::InvalidParam { .. })));
         let bad = with_param(t, "replicas", "lots".into());
-        assert!(matches!(
-            validate(ActionKind::ScaleUp, Some(&bad), &facts),
-            Err(ActionError::InvalidParam { .. })
-        ));
+        assert!(matches!(validate(ActionKind::ScaleUp, Some(&bad), &facts), Err(ActionError::InvalidParam { .. })));
     }
 
     #[test]
@@ -604,10 +463,7 @@ mod tests {
         assert_eq!(
             validate(ActionKind::RaiseMemoryLimit, Some(&t), &facts),
             Ok(Action::RaiseMemoryLimit {
-                workload: WorkloadRef {
-                    namespace: "shop".into(),
-                    name: "web".into()
-                },
+                workload: WorkloadRef { namespace: "shop".into(), name: "web".into() },
                 container: "app".into(),
                 limit: "512Mi".into()
             })
@@ -622,18 +478,9 @@ mod tests {
             validate(ActionKind::RaiseMemoryLimit, Some(&huge), &facts),
             Err(ActionError::OutOfBounds(_))
         ));
-        let cramped = CurrentFacts {
-            node_memory_room: Some(Bytes::parse("64Mi").unwrap()),
-            ..facts.clone()
-        };
-        assert!(matches!(
-            validate(ActionKind::RaiseMemoryLimit, Some(&t), &cramped),
-            Err(ActionError::OutOfBounds(_))
-        ));
-        let no_limit = CurrentFacts {
-            memory_limit: None,
-            ..facts
-        };
+        let cramped = CurrentFacts { node_memory_room: Some(Bytes::parse("64Mi").unwrap()), ..facts.clone() };
+        assert!(matches!(validate(ActionKind::RaiseMemoryLimit, Some(&t), &cramped), Err(ActionError::OutOfBounds(_))));
+        let no_limit = CurrentFacts { memory_limit: None, ..facts };
         assert!(validate(ActionKind::RaiseMemoryLimit, Some(&t), &no_limit).is_err());
     }
 
@@ -641,24 +488,11 @@ mod tests {
     fn delete_pod_needs_a_deployment_owner() {
         let t = target("Pod", "shop", "web-7f9c-abcde");
         let facts = CurrentFacts::default();
-        assert!(matches!(
-            validate(ActionKind::DeletePod, Some(&t), &facts),
-            Ok(Action::DeletePod { .. })
-        ));
-        let bare = Action::validate(
-            ActionKind::DeletePod,
-            Some(&t),
-            "shop",
-            &ActionBounds::default(),
-            &facts,
-            None,
-        );
+        assert!(matches!(validate(ActionKind::DeletePod, Some(&t), &facts), Ok(Action::DeletePod { .. })));
+        let bare = Action::validate(ActionKind::DeletePod, Some(&t), "shop", &ActionBounds::default(), &facts, None);
         assert!(matches!(bare, Err(ActionError::OutOfBounds(_))));
         let wrong = target("Deployment", "shop", "web");
-        assert!(matches!(
-            validate(ActionKind::DeletePod, Some(&wrong), &facts),
-            Err(ActionError::WrongKind { .. })
-        ));
+        assert!(matches!(validate(ActionKind::DeletePod, Some(&wrong), &facts), Err(ActionError::WrongKind { .. })));
     }
 
     #[test]

@@ -68,16 +68,10 @@ pub struct ProposedAction {
 
 impl ProposedAction {
     pub fn escalate() -> Self {
-        Self {
-            action: ActionKind::Escalate,
-            target: None,
-        }
+        Self { action: ActionKind::Escalate, target: None }
     }
     pub fn noop() -> Self {
-        Self {
-            action: ActionKind::Noop,
-            target: None,
-        }
+        Self { action: ActionKind::Noop, target: None }
     }
 }
 

@@ -68,15 +68,10 @@ impl TeamId {
     pub fn parse(s: &str) -> Result<Self, InvalidTeamId> {
         let ok = !s.is_empty()
             && s.len() <= 63
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidTeamId(s.to_owned()))
-        }
+        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidTeamId(s.to_owned())) }
     }
 
     pub fn default_team() -> Self {

@@ -91,9 +91,7 @@ impl Incident {
 
     /// Whether any action was applied to the cluster.
     pub fn applied_actions(&self) -> impl Iterator<Item = &ActionRecord> {
-        self.actions
-            .iter()
-            .filter(|a| matches!(a.status, ActionStatus::Applied | ActionStatus::Undone))
+        self.actions.iter().filter(|a| matches!(a.status, ActionStatus::Applied | ActionStatus::Undone))
     }
 }
 

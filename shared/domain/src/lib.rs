@@ -17,14 +17,12 @@ pub mod settings;
 pub mod state;
 
 pub use action::{
-    Action, ActionBounds, ActionError, ActionKind, ActionRecord, ActionStatus, ActionTarget,
-    BeforeState, CurrentFacts, WorkloadRef,
+    Action, ActionBounds, ActionError, ActionKind, ActionRecord, ActionStatus, ActionTarget, BeforeState, CurrentFacts,
+    WorkloadRef,
 };
 pub use diagnosis::{Category, DecidedBy, Diagnosis, ProposedAction, Risk};
 pub use ids::{ActionId, CorrelationId, IncidentId, TeamId};
-pub use incident::{
-    Actor, Alert, AlertSource, AuditEvent, DecisionRecord, Incident, VerificationRecord,
-};
+pub use incident::{Actor, Alert, AlertSource, AuditEvent, DecisionRecord, Incident, VerificationRecord};
 pub use messages::{Envelope, MessageError, StageMessage};
 pub use settings::{Autonomy, Decision, TeamSettings, VerifySettings};
 pub use state::{IgnoreReason, State, TransitionError};

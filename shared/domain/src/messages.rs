@@ -52,29 +52,13 @@ pub enum MessageError {
 }
 
 impl Envelope {
-    pub fn new(
-        incident_id: IncidentId,
-        team_id: TeamId,
-        correlation_id: CorrelationId,
-        body: StageMessage,
-    ) -> Self {
-        Self {
-            v: MESSAGE_VERSION,
-            incident_id,
-            team_id,
-            correlation_id,
-            attempt: 1,
-            body,
-        }
+    pub fn new(incident_id: IncidentId, team_id: TeamId, correlation_id: CorrelationId, body: StageMessage) -> Self {
+        Self { v: MESSAGE_VERSION, incident_id, team_id, correlation_id, attempt: 1, body }
     }
 
     /// The follow-up message for the same incident.
     pub fn next(&self, body: StageMessage) -> Self {
-        Self {
-            body,
-            attempt: 1,
-            ..self.clone()
-        }
+        Self { body, attempt: 1, ..self.clone() }
     }
 
     pub fn encode(&self) -> String {
@@ -92,9 +76,7 @@ impl Envelope {
         match version.v {
             Some(v) if v == u64::from(MESSAGE_VERSION) => Ok(serde_json::from_str(text)?),
             Some(v) => Err(MessageError::UnsupportedVersion(v)),
-            None => Err(MessageError::Malformed(serde::de::Error::missing_field(
-                "v",
-            ))),
+            None => Err(MessageError::Malformed(serde::de::Error::missing_field("v"))),
         }
     }
 }
@@ -108,10 +90,7 @@ mod tests {
             IncidentId::from_string("inc_1"),
             TeamId::parse("payments").unwrap(),
             CorrelationId::from_string("cor_1"),
-            StageMessage::Verify {
-                action_id: ActionId::from_string("act_1"),
-                check: 3,
-            },
+            StageMessage::Verify { action_id: ActionId::from_string("act_1"), check: 3 },
         )
     }
 
@@ -130,27 +109,12 @@ mod tests {
     #[test]
     fn rejects_other_versions_and_garbage() {
         let text = sample().encode().replace("\"v\":1", "\"v\":2");
-        assert!(matches!(
-            Envelope::decode(&text),
-            Err(MessageError::UnsupportedVersion(2))
-        ));
-        assert!(matches!(
-            Envelope::decode("{}"),
-            Err(MessageError::Malformed(_))
-        ));
-        assert!(matches!(
-            Envelope::decode("[1]"),
-            Err(MessageError::Malformed(_))
-        ));
+        assert!(matches!(Envelope::decode(&text), Err(MessageError::UnsupportedVersion(2))));
+        assert!(matches!(Envelope::decode("{}"), Err(MessageError::Malformed(_))));
+        assert!(matches!(Envelope::decode("[1]"), Err(MessageError::Malformed(_))));
         let bad_team = sample().encode().replace("payments", "Pay Ments");
-        assert!(matches!(
-            Envelope::decode(&bad_team),
-            Err(MessageError::Malformed(_))
-        ));
+        assert!(matches!(Envelope::decode(&bad_team), Err(MessageError::Malformed(_))));
         let bad_stage = sample().encode().replace("\"verify\"", "\"explode\"");
-        assert!(matches!(
-            Envelope::decode(&bad_stage),
-            Err(MessageError::Malformed(_))
-        ));
+        assert!(matches!(Envelope::decode(&bad_stage), Err(MessageError::Malformed(_))));
     }
 }

@@ -305,25 +305,14 @@ impl Case {
         if case.observations.namespace.is_empty() {
             return Err(CaseError::Invalid("observations.namespace is empty".into()));
         }
-        if let Some(p) = case
-            .observations
-            .pods
-            .iter()
-            .find(|p| p.containers.is_empty())
-        {
-            return Err(CaseError::Invalid(format!(
-                "pod {} has no containers",
-                p.name
-            )));
+        if let Some(p) = case.observations.pods.iter().find(|p| p.containers.is_empty()) {
+            return Err(CaseError::Invalid(format!("pod {} has no containers", p.name)));
         }
         Ok(case)
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            alert: self.alert.clone(),
-            observations: self.observations.clone(),
-        }
+        Snapshot { alert: self.alert.clone(), observations: self.observations.clone() }
     }
 }
 
@@ -365,11 +354,7 @@ pub fn format_age(secs: u64) -> String {
         120..3600 => format!("{}m", secs / 60),
         3600..86_400 => {
             let (h, m) = (secs / 3600, (secs % 3600) / 60);
-            if m == 0 || h >= 8 {
-                format!("{h}h")
-            } else {
-                format!("{h}h{m}m")
-            }
+            if m == 0 || h >= 8 { format!("{h}h") } else { format!("{h}h{m}m") }
         }
         _ => format!("{}d", secs / 86_400),
     }

@@ -60,30 +60,19 @@ pub trait IncidentStore: Send + Sync {
 
     /// Replaces `prev` with `next` and appends `events`, all or nothing, only if the stored incident still has
     /// `prev.version` and `prev.state`. `next.version` must be `prev.version + 1`.
-    async fn commit(
-        &self,
-        prev: &Incident,
-        next: &Incident,
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError>;
+    async fn commit(&self, prev: &Incident, next: &Incident, events: &[AuditEvent]) -> Result<(), StoreError>;
 
     /// A team's incidents, newest first.
-    async fn list(
-        &self,
-        team: &TeamId,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<Incident>, StoreError>;
+    async fn list(&self, team: &TeamId, limit: usize, cursor: Option<&str>) -> Result<Page<Incident>, StoreError>;
 
     /// Every audit event of one incident, oldest first.
     async fn timeline(&self, id: &IncidentId) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// Every incident not in a terminal state, across teams (for recovery after a restart and stuck-work sweeps).
+    async fn list_active(&self) -> Result<Vec<Incident>, StoreError>;
+
     /// The incident opened for an alert source's incident id, if any.
-    async fn find_by_external_id(
-        &self,
-        team: &TeamId,
-        external_id: &str,
-    ) -> Result<Option<IncidentId>, StoreError>;
+    async fn find_by_external_id(&self, team: &TeamId, external_id: &str) -> Result<Option<IncidentId>, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -241,24 +230,14 @@ pub enum Health {
 #[async_trait]
 pub trait Cluster: Send + Sync {
     /// Finds the Deployment an alert points at from its structured labels (never from free text).
-    async fn resolve_workload(
-        &self,
-        alert: &AlertView,
-    ) -> Result<Option<WorkloadRef>, ClusterError>;
+    async fn resolve_workload(&self, alert: &AlertView) -> Result<Option<WorkloadRef>, ClusterError>;
 
     /// Gathers the observation snapshot for an alert whose target was resolved (or not).
-    async fn snapshot(
-        &self,
-        alert: &AlertView,
-        workload: Option<&WorkloadRef>,
-    ) -> Result<Snapshot, ClusterError>;
+    async fn snapshot(&self, alert: &AlertView, workload: Option<&WorkloadRef>) -> Result<Snapshot, ClusterError>;
 
     /// Facts the action validation needs (current replicas, memory limit, node room) and, for a pod target, the
     /// Deployment that owns it.
-    async fn facts(
-        &self,
-        target: &ActionTarget,
-    ) -> Result<(CurrentFacts, Option<String>), ClusterError>;
+    async fn facts(&self, target: &ActionTarget) -> Result<(CurrentFacts, Option<String>), ClusterError>;
 
     /// Applies an action after a server-side dry run, recording the before-state. Idempotent per `action_id`.
     async fn execute(&self, action: &Action, action_id: &str) -> Result<Applied, ClusterError>;
@@ -298,19 +277,9 @@ pub trait Pager: Send + Sync {
         external_id: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, NotifyError>;
     /// Adds a note to the source incident.
-    async fn add_note(
-        &self,
-        team: &TeamId,
-        external_id: &str,
-        content: &str,
-    ) -> Result<(), NotifyError>;
+    async fn add_note(&self, team: &TeamId, external_id: &str, content: &str) -> Result<(), NotifyError>;
     /// Resolves the source incident with a resolution text.
-    async fn resolve(
-        &self,
-        team: &TeamId,
-        external_id: &str,
-        resolution: &str,
-    ) -> Result<(), NotifyError>;
+    async fn resolve(&self, team: &TeamId, external_id: &str, resolution: &str) -> Result<(), NotifyError>;
 }
 
 /// A message for humans in the team's chat (Slack incoming webhook).

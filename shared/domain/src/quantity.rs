@@ -35,10 +35,7 @@ impl Bytes {
     pub fn parse(s: &str) -> Result<Self, InvalidQuantity> {
         let bad = || InvalidQuantity(s.to_owned());
         let t = s.trim();
-        let (num, mult) = SUFFIXES
-            .iter()
-            .find_map(|(suf, m)| t.strip_suffix(suf).map(|n| (n, *m)))
-            .unwrap_or((t, 1));
+        let (num, mult) = SUFFIXES.iter().find_map(|(suf, m)| t.strip_suffix(suf).map(|n| (n, *m))).unwrap_or((t, 1));
         if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return Err(bad());
         }
@@ -46,11 +43,7 @@ impl Bytes {
         if int.is_empty() && frac.is_empty() || frac.contains('.') {
             return Err(bad());
         }
-        let int: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| bad())?
-        };
+        let int: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
         let mut total = int.checked_mul(mult as u128).ok_or_else(bad)?;
         if !frac.is_empty() {
             let digits = frac.len().min(18) as u32;
@@ -104,16 +97,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in [
-            "",
-            "Mi",
-            "12Xi",
-            "1.2.3Mi",
-            "-5Mi",
-            "100m",
-            "1e3",
-            "99999999999999999999Ei",
-        ] {
+        for s in ["", "Mi", "12Xi", "1.2.3Mi", "-5Mi", "100m", "1e3", "99999999999999999999Ei"] {
             assert!(Bytes::parse(s).is_err(), "{s}");
         }
     }

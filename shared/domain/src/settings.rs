@@ -90,22 +90,14 @@ impl Default for TeamSettings {
 
 impl Default for VerifySettings {
     fn default() -> Self {
-        Self {
-            initial_delay_secs: 15,
-            max_delay_secs: 60,
-            deadline_secs: 600,
-            stable_secs: 60,
-        }
+        Self { initial_delay_secs: 15, max_delay_secs: 60, deadline_secs: 600, stable_secs: 60 }
     }
 }
 
 impl TeamSettings {
     /// The settings with full autonomy for every action (the demo's "YOLO" mode).
     pub fn autonomous() -> Self {
-        Self {
-            autonomy: Autonomy::Auto,
-            ..Self::default()
-        }
+        Self { autonomy: Autonomy::Auto, ..Self::default() }
     }
 
     /// The autonomy that applies to one action type: the stricter of the team's and the action's.
@@ -134,28 +126,19 @@ mod tests {
     #[test]
     fn stricter_autonomy_wins() {
         let mut s = TeamSettings::autonomous();
-        s.per_action
-            .insert(ActionKind::Rollback, Autonomy::Approval);
+        s.per_action.insert(ActionKind::Rollback, Autonomy::Approval);
         s.per_action.insert(ActionKind::DeletePod, Autonomy::Off);
         assert_eq!(s.autonomy_for(ActionKind::Restart), Autonomy::Auto);
         assert_eq!(s.autonomy_for(ActionKind::Rollback), Autonomy::Approval);
         assert_eq!(s.autonomy_for(ActionKind::DeletePod), Autonomy::Off);
-        let mut off = TeamSettings {
-            autonomy: Autonomy::Off,
-            ..TeamSettings::default()
-        };
+        let mut off = TeamSettings { autonomy: Autonomy::Off, ..TeamSettings::default() };
         off.per_action.insert(ActionKind::Restart, Autonomy::Auto);
-        assert_eq!(
-            off.autonomy_for(ActionKind::Restart),
-            Autonomy::Off,
-            "a per-action grant cannot exceed the team's"
-        );
+        assert_eq!(off.autonomy_for(ActionKind::Restart), Autonomy::Off, "a per-action grant cannot exceed the team's");
     }
 
     #[test]
     fn unknown_settings_are_rejected() {
-        let err =
-            serde_json::from_str::<TeamSettings>(r#"{"autonomy":"auto","yolo":true}"#).unwrap_err();
+        let err = serde_json::from_str::<TeamSettings>(r#"{"autonomy":"auto","yolo":true}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 }

@@ -60,10 +60,7 @@ pub struct TransitionError {
 
 impl State {
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Resolved | Self::Escalated | Self::RolledBack | Self::Failed | Self::Ignored(_)
-        )
+        matches!(self, Self::Resolved | Self::Escalated | Self::RolledBack | Self::Failed | Self::Ignored(_))
     }
 
     /// Checks a transition against the table of design §1.
@@ -73,18 +70,12 @@ impl State {
             (Received, Analyzing | Ignored(_) | Failed) => true,
             (Analyzing, AwaitingApproval | Executing | Escalated | Resolved | Failed) => true,
             (Analyzing, Ignored(IgnoreReason::ResolvedByHuman)) => true,
-            (AwaitingApproval, Executing | Escalated | Ignored(IgnoreReason::ResolvedByHuman)) => {
-                true
-            }
+            (AwaitingApproval, Executing | Escalated | Ignored(IgnoreReason::ResolvedByHuman)) => true,
             (Executing, Verifying | Escalated | Failed) => true,
             (Verifying, Resolved | Escalated | RolledBack | Failed) => true,
             _ => false,
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(TransitionError { from: self, to })
-        }
+        if ok { Ok(()) } else { Err(TransitionError { from: self, to }) }
     }
 
     /// A stable lower-case name, used in APIs, storage and logs.
@@ -138,23 +129,11 @@ mod tests {
     fn happy_paths_are_allowed() {
         let paths: &[&[State]] = &[
             &[Received, Analyzing, Executing, Verifying, Resolved],
-            &[
-                Received,
-                Analyzing,
-                AwaitingApproval,
-                Executing,
-                Verifying,
-                RolledBack,
-            ],
+            &[Received, Analyzing, AwaitingApproval, Executing, Verifying, RolledBack],
             &[Received, Analyzing, Escalated],
             &[Received, Analyzing, Resolved],
             &[Received, Ignored(IgnoreReason::QuotaExceeded)],
-            &[
-                Received,
-                Analyzing,
-                AwaitingApproval,
-                Ignored(IgnoreReason::ResolvedByHuman),
-            ],
+            &[Received, Analyzing, AwaitingApproval, Ignored(IgnoreReason::ResolvedByHuman)],
             &[Received, Analyzing, Executing, Failed],
         ];
         for path in paths {
@@ -180,31 +159,20 @@ mod tests {
         }
         assert!(Received.check_transition(Executing).is_err());
         assert!(Received.check_transition(Resolved).is_err());
-        assert!(
-            Executing.check_transition(Resolved).is_err(),
-            "a fix must be verified before resolving"
-        );
+        assert!(Executing.check_transition(Resolved).is_err(), "a fix must be verified before resolving");
         assert!(Analyzing.check_transition(Verifying).is_err());
         assert!(Verifying.check_transition(Executing).is_err());
-        assert!(
-            Executing
-                .check_transition(Ignored(IgnoreReason::ResolvedByHuman))
-                .is_err()
-        );
+        assert!(Executing.check_transition(Ignored(IgnoreReason::ResolvedByHuman)).is_err());
     }
 
     #[test]
     fn serde_shape_is_stable() {
-        assert_eq!(
-            serde_json::to_string(&Verifying).unwrap(),
-            r#"{"state":"verifying"}"#
-        );
+        assert_eq!(serde_json::to_string(&Verifying).unwrap(), r#"{"state":"verifying"}"#);
         assert_eq!(
             serde_json::to_string(&Ignored(IgnoreReason::OwnEcho)).unwrap(),
             r#"{"state":"ignored","reason":"own_echo"}"#
         );
-        let back: State =
-            serde_json::from_str(r#"{"state":"ignored","reason":"quota_exceeded"}"#).unwrap();
+        let back: State = serde_json::from_str(r#"{"state":"ignored","reason":"quota_exceeded"}"#).unwrap();
         assert_eq!(back, Ignored(IgnoreReason::QuotaExceeded));
     }
 }

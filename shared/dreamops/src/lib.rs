@@ -1,1 +1,12 @@
-//! dreamops
+//! The local DreamOps runtime: one process running the whole loop on embedded defaults.
+
+pub mod adapters;
+pub mod config;
+pub mod demo;
+pub mod eval;
+pub mod http;
+pub mod queue;
+pub mod runtime;
+pub mod serve;
+pub mod store;
+pub mod webhook;

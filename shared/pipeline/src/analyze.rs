@@ -48,21 +48,14 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
 
     // Structured labels only: the alert's details from the source, then the team's service map.
     let mut alert = inc.alert.clone();
-    match deps
-        .pager
-        .alert_labels(&inc.team_id, inc.source.external_id())
-        .await
-    {
+    match deps.pager.alert_labels(&inc.team_id, inc.source.external_id()).await {
         Ok(labels) => alert.labels.extend(labels),
         Err(e) => {
             tracing::warn!(error = %e, "Could not read the alert's labels from the source; using the service map.")
         }
     }
     if !alert.labels.contains_key("namespace")
-        && let Some(t) = deps
-            .teams
-            .service_target(&inc.team_id, &alert.service)
-            .await
+        && let Some(t) = deps.teams.service_target(&inc.team_id, &alert.service).await
     {
         alert.labels.insert("namespace".into(), t.namespace);
         alert.labels.insert("deployment".into(), t.deployment);
@@ -70,16 +63,10 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     if let Some(name) = alert.labels.get("alertname") {
         alert.alertname = Some(name.clone());
     }
-    let workload = deps
-        .cluster
-        .resolve_workload(&alert)
-        .await
-        .map_err(|e| StageError::from_port("resolve workload", e))?;
-    let snapshot = deps
-        .cluster
-        .snapshot(&alert, workload.as_ref())
-        .await
-        .map_err(|e| StageError::from_port("snapshot", e))?;
+    let workload =
+        deps.cluster.resolve_workload(&alert).await.map_err(|e| StageError::from_port("resolve workload", e))?;
+    let snapshot =
+        deps.cluster.snapshot(&alert, workload.as_ref()).await.map_err(|e| StageError::from_port("snapshot", e))?;
     let diagnosis = crate::diagnose::diagnose(&snapshot);
 
     let settings = deps.teams.settings(&inc.team_id).await;
@@ -94,11 +81,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         .filter(|i| i.id != inc.id)
         .collect();
     let now: Timestamp = deps.clock.now();
-    let target_ns = diagnosis
-        .proposal
-        .target
-        .as_ref()
-        .map(|t| t.namespace.as_str());
+    let target_ns = diagnosis.proposal.target.as_ref().map(|t| t.namespace.as_str());
     let (mut decision, mut reason) = decide(&DecideInput {
         settings: &settings,
         diagnosis: &diagnosis,
@@ -113,14 +96,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     // Validate the action against bounds and the cluster as it is now.
     let mut action = Action::Escalate;
     if matches!(decision, Decision::Auto | Decision::NeedsApproval) {
-        match validate(
-            deps,
-            &diagnosis,
-            &snapshot.observations.namespace,
-            &settings,
-        )
-        .await?
-        {
+        match validate(deps, &diagnosis, &snapshot.observations.namespace, &settings).await? {
             Ok(a) => action = a,
             Err(why) => {
                 decision = Decision::EscalateOnly;
@@ -137,21 +113,13 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     rec.next.workload = workload.clone();
     rec.next.fingerprint = Some(fp);
     rec.next.diagnosis = Some(diagnosis.clone());
-    rec.next.decision = Some(DecisionRecord {
-        decision,
-        reason: reason.clone(),
-        action: action.clone(),
-    });
+    rec.next.decision = Some(DecisionRecord { decision, reason: reason.clone(), action: action.clone() });
     rec.note(
         format!(
             "diagnosed {} (confidence {:.2}, rule {}): proposes {}",
             diagnosis.category, diagnosis.confidence, diagnosis.rule, diagnosis.proposal.action
         ),
-        format!(
-            "{} Evidence: {}",
-            diagnosis.summary,
-            diagnosis.evidence.join("; ")
-        ),
+        format!("{} Evidence: {}", diagnosis.summary, diagnosis.evidence.join("; ")),
     );
     let mut next_msg = None;
     match decision {
@@ -166,19 +134,11 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
                 applied_at: None,
                 error: None,
             });
-            rec.transition(
-                State::Executing,
-                format!("decided: {}", action.describe()),
-                reason,
-            )?;
+            rec.transition(State::Executing, format!("decided: {}", action.describe()), reason)?;
             next_msg = Some(msg.next(StageMessage::Execute { action_id: id }));
         }
         Decision::NeedsApproval => {
-            rec.transition(
-                State::AwaitingApproval,
-                format!("awaiting approval for: {}", action.describe()),
-                reason,
-            )?;
+            rec.transition(State::AwaitingApproval, format!("awaiting approval for: {}", action.describe()), reason)?;
         }
         Decision::EscalateOnly => {
             rec.next.outcome = Some(format!("escalated: {reason}"));
@@ -193,10 +153,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         return Ok(());
     };
     if let Some(m) = next_msg {
-        deps.queue
-            .send(&m, Duration::ZERO)
-            .await
-            .map_err(|e| StageError::from_port("enqueue execution", e))?;
+        deps.queue.send(&m, Duration::ZERO).await.map_err(|e| StageError::from_port("enqueue execution", e))?;
     }
     match decision {
         Decision::Auto => {}
@@ -216,15 +173,8 @@ async fn validate(
     settings: &domain::TeamSettings,
 ) -> Result<Result<Action, String>, StageError> {
     let Some(target) = d.proposal.target.as_ref() else {
-        return Ok(Action::validate(
-            d.proposal.action,
-            None,
-            alert_ns,
-            &settings.bounds,
-            &Default::default(),
-            None,
-        )
-        .map_err(|e| e.to_string()));
+        return Ok(Action::validate(d.proposal.action, None, alert_ns, &settings.bounds, &Default::default(), None)
+            .map_err(|e| e.to_string()));
     };
     // Names are checked before the cluster is asked anything about them.
     if let Err(e) = target.check_names(alert_ns) {
@@ -235,13 +185,6 @@ async fn validate(
         Err(e) if e.is_retryable() => return Err(StageError::from_port("read action facts", e)),
         Err(e) => return Ok(Err(e.to_string())),
     };
-    Ok(Action::validate(
-        d.proposal.action,
-        Some(target),
-        alert_ns,
-        &settings.bounds,
-        &facts,
-        owner.as_deref(),
-    )
-    .map_err(|e| e.to_string()))
+    Ok(Action::validate(d.proposal.action, Some(target), alert_ns, &settings.bounds, &facts, owner.as_deref())
+        .map_err(|e| e.to_string()))
 }

@@ -36,13 +36,7 @@ fn applied_at(i: &Incident) -> impl Iterator<Item = (Timestamp, &domain::action:
     i.actions
         .iter()
         .filter(|a| matches!(a.status, ActionStatus::Applied | ActionStatus::Undone))
-        .filter_map(|a| {
-            a.applied_at
-                .as_deref()?
-                .parse::<Timestamp>()
-                .ok()
-                .map(|t| (t, a))
-        })
+        .filter_map(|a| a.applied_at.as_deref()?.parse::<Timestamp>().ok().map(|t| (t, a)))
 }
 
 fn within(now: Timestamp, t: Timestamp, secs: u64) -> bool {
@@ -56,16 +50,10 @@ pub fn decide(input: &DecideInput<'_>) -> (Decision, String) {
     let kind = d.proposal.action;
     match kind {
         ActionKind::Noop => {
-            return (
-                Decision::NoOp,
-                format!("diagnosis {}: nothing to do", d.category),
-            );
+            return (Decision::NoOp, format!("diagnosis {}: nothing to do", d.category));
         }
         ActionKind::Escalate => {
-            return (
-                Decision::EscalateOnly,
-                "the diagnosis proposes no automated action".into(),
-            );
+            return (Decision::EscalateOnly, "the diagnosis proposes no automated action".into());
         }
         _ => {}
     }
@@ -74,25 +62,16 @@ pub fn decide(input: &DecideInput<'_>) -> (Decision, String) {
             || input.agent_namespace == Some(ns)
             || s.namespace_deny.iter().any(|d| d == ns)
         {
-            return (
-                Decision::EscalateOnly,
-                format!("namespace {ns} is denied to automated actions"),
-            );
+            return (Decision::EscalateOnly, format!("namespace {ns} is denied to automated actions"));
         }
         if !s.namespace_allow.is_empty() && !s.namespace_allow.iter().any(|a| a == ns) {
-            return (
-                Decision::EscalateOnly,
-                format!("namespace {ns} is not in the team's allow list"),
-            );
+            return (Decision::EscalateOnly, format!("namespace {ns} is not in the team's allow list"));
         }
     }
     if d.confidence < s.min_confidence {
         return (
             Decision::EscalateOnly,
-            format!(
-                "confidence {:.2} is below the team's minimum {:.2}",
-                d.confidence, s.min_confidence
-            ),
+            format!("confidence {:.2} is below the team's minimum {:.2}", d.confidence, s.min_confidence),
         );
     }
     // Recurrence: the same fault fixed by us shortly before means the fix does not last.
@@ -101,11 +80,8 @@ pub fn decide(input: &DecideInput<'_>) -> (Decision, String) {
             && i.state == State::Resolved
             && applied_at(i).any(|(t, _)| within(input.now, t, s.recurrence_window_secs))
     }) {
-        let when = applied_at(prev)
-            .map(|(t, _)| t)
-            .max()
-            .map(|t| input.now.duration_since(t).as_secs() / 60)
-            .unwrap_or(0);
+        let when =
+            applied_at(prev).map(|(t, _)| t).max().map(|t| input.now.duration_since(t).as_secs() / 60).unwrap_or(0);
         return (
             Decision::EscalateOnly,
             format!(
@@ -134,10 +110,7 @@ pub fn decide(input: &DecideInput<'_>) -> (Decision, String) {
                 ),
             );
         }
-        let last_hour = on_workload
-            .iter()
-            .filter(|t| within(input.now, **t, 3600))
-            .count();
+        let last_hour = on_workload.iter().filter(|t| within(input.now, **t, 3600)).count();
         if last_hour >= s.max_actions_per_workload_per_hour as usize {
             return (
                 Decision::EscalateOnly,
@@ -148,12 +121,7 @@ pub fn decide(input: &DecideInput<'_>) -> (Decision, String) {
             );
         }
     }
-    let team_hour = input
-        .history
-        .iter()
-        .flat_map(applied_at)
-        .filter(|(t, _)| within(input.now, *t, 3600))
-        .count();
+    let team_hour = input.history.iter().flat_map(applied_at).filter(|(t, _)| within(input.now, *t, 3600)).count();
     if team_hour >= s.max_actions_per_team_per_hour as usize {
         return (
             Decision::EscalateOnly,
@@ -164,27 +132,15 @@ pub fn decide(input: &DecideInput<'_>) -> (Decision, String) {
         );
     }
     match s.autonomy_for(kind) {
-        Autonomy::Off => (
-            Decision::EscalateOnly,
-            format!("autonomy is off for {kind}"),
-        ),
-        Autonomy::Approval => (
-            Decision::NeedsApproval,
-            format!("{kind} needs a human's approval (team setting)"),
-        ),
+        Autonomy::Off => (Decision::EscalateOnly, format!("autonomy is off for {kind}")),
+        Autonomy::Approval => (Decision::NeedsApproval, format!("{kind} needs a human's approval (team setting)")),
         Autonomy::Auto if d.risk > s.max_risk => (
             Decision::NeedsApproval,
-            format!(
-                "risk {:?} is above the team's automatic maximum {:?}",
-                d.risk, s.max_risk
-            ),
+            format!("risk {:?} is above the team's automatic maximum {:?}", d.risk, s.max_risk),
         ),
         Autonomy::Auto => (
             Decision::Auto,
-            format!(
-                "{kind} allowed automatically: confidence {:.2}, risk {:?}, within budgets",
-                d.confidence, d.risk
-            ),
+            format!("{kind} allowed automatically: confidence {:.2}, risk {:?}, within budgets", d.confidence, d.risk),
         ),
     }
 }
@@ -202,10 +158,7 @@ mod tests {
     }
 
     fn wl() -> WorkloadRef {
-        WorkloadRef {
-            namespace: "shop".into(),
-            name: "web".into(),
-        }
+        WorkloadRef { namespace: "shop".into(), name: "web".into() }
     }
 
     fn diag(kind: ActionKind, confidence: f64, risk: Risk) -> Diagnosis {
@@ -272,12 +225,7 @@ mod tests {
         }
     }
 
-    fn run(
-        settings: &TeamSettings,
-        d: &Diagnosis,
-        ns: &str,
-        history: &[Incident],
-    ) -> (Decision, String) {
+    fn run(settings: &TeamSettings, d: &Diagnosis, ns: &str, history: &[Incident]) -> (Decision, String) {
         let w = wl();
         decide(&DecideInput {
             settings,
@@ -294,36 +242,20 @@ mod tests {
     #[test]
     fn autonomy_levels() {
         let d = diag(ActionKind::Restart, 0.9, Risk::Low);
-        assert_eq!(
-            run(&TeamSettings::default(), &d, "shop", &[]).0,
-            Decision::NeedsApproval
-        );
-        assert_eq!(
-            run(&TeamSettings::autonomous(), &d, "shop", &[]).0,
-            Decision::Auto
-        );
-        let off = TeamSettings {
-            autonomy: Autonomy::Off,
-            ..TeamSettings::default()
-        };
+        assert_eq!(run(&TeamSettings::default(), &d, "shop", &[]).0, Decision::NeedsApproval);
+        assert_eq!(run(&TeamSettings::autonomous(), &d, "shop", &[]).0, Decision::Auto);
+        let off = TeamSettings { autonomy: Autonomy::Off, ..TeamSettings::default() };
         assert_eq!(run(&off, &d, "shop", &[]).0, Decision::EscalateOnly);
         let mut per = TeamSettings::autonomous();
-        per.per_action
-            .insert(ActionKind::Restart, Autonomy::Approval);
+        per.per_action.insert(ActionKind::Restart, Autonomy::Approval);
         assert_eq!(run(&per, &d, "shop", &[]).0, Decision::NeedsApproval);
     }
 
     #[test]
     fn noop_and_escalate_pass_through() {
         let s = TeamSettings::autonomous();
-        assert_eq!(
-            run(&s, &diag(ActionKind::Noop, 0.9, Risk::Low), "shop", &[]).0,
-            Decision::NoOp
-        );
-        assert_eq!(
-            run(&s, &diag(ActionKind::Escalate, 0.9, Risk::Low), "shop", &[]).0,
-            Decision::EscalateOnly
-        );
+        assert_eq!(run(&s, &diag(ActionKind::Noop, 0.9, Risk::Low), "shop", &[]).0, Decision::NoOp);
+        assert_eq!(run(&s, &diag(ActionKind::Escalate, 0.9, Risk::Low), "shop", &[]).0, Decision::EscalateOnly);
     }
 
     #[test]
@@ -332,16 +264,7 @@ mod tests {
         let (dec, why) = run(&s, &diag(ActionKind::Restart, 0.5, Risk::Low), "shop", &[]);
         assert_eq!(dec, Decision::EscalateOnly);
         assert!(why.contains("confidence"), "{why}");
-        assert_eq!(
-            run(
-                &s,
-                &diag(ActionKind::Rollback, 0.9, Risk::High),
-                "shop",
-                &[]
-            )
-            .0,
-            Decision::NeedsApproval
-        );
+        assert_eq!(run(&s, &diag(ActionKind::Rollback, 0.9, Risk::High), "shop", &[]).0, Decision::NeedsApproval);
     }
 
     #[test]
@@ -349,25 +272,12 @@ mod tests {
         let d = diag(ActionKind::Restart, 0.9, Risk::Low);
         let s = TeamSettings::autonomous();
         assert_eq!(run(&s, &d, "kube-system", &[]).0, Decision::EscalateOnly);
-        assert_eq!(
-            run(&s, &d, "dreamops", &[]).0,
-            Decision::EscalateOnly,
-            "the agent's own namespace"
-        );
-        let deny = TeamSettings {
-            namespace_deny: vec!["shop".into()],
-            ..TeamSettings::autonomous()
-        };
+        assert_eq!(run(&s, &d, "dreamops", &[]).0, Decision::EscalateOnly, "the agent's own namespace");
+        let deny = TeamSettings { namespace_deny: vec!["shop".into()], ..TeamSettings::autonomous() };
         assert_eq!(run(&deny, &d, "shop", &[]).0, Decision::EscalateOnly);
-        let allow = TeamSettings {
-            namespace_allow: vec!["other".into()],
-            ..TeamSettings::autonomous()
-        };
+        let allow = TeamSettings { namespace_allow: vec!["other".into()], ..TeamSettings::autonomous() };
         assert_eq!(run(&allow, &d, "shop", &[]).0, Decision::EscalateOnly);
-        let allow = TeamSettings {
-            namespace_allow: vec!["shop".into()],
-            ..TeamSettings::autonomous()
-        };
+        let allow = TeamSettings { namespace_allow: vec!["shop".into()], ..TeamSettings::autonomous() };
         assert_eq!(run(&allow, &d, "shop", &[]).0, Decision::Auto);
     }
 
@@ -387,21 +297,13 @@ mod tests {
         assert_eq!(dec, Decision::EscalateOnly);
         assert!(why.starts_with("cooldown"), "{why}");
         // Budget per workload per hour.
-        let h = [
-            past("a", State::Escalated, 20, wl()),
-            past("b", State::Escalated, 40, wl()),
-        ];
+        let h = [past("a", State::Escalated, 20, wl()), past("b", State::Escalated, 40, wl())];
         let (dec, why) = run(&s, &d, "shop", &h);
         assert_eq!(dec, Decision::EscalateOnly);
         assert!(why.contains("last hour"), "{why}");
         // Budget per team per hour, on other workloads.
-        let other = WorkloadRef {
-            namespace: "shop".into(),
-            name: "api".into(),
-        };
-        let many: Vec<Incident> = (0..10)
-            .map(|i| past("x", State::Escalated, 20 + i, other.clone()))
-            .collect();
+        let other = WorkloadRef { namespace: "shop".into(), name: "api".into() };
+        let many: Vec<Incident> = (0..10).map(|i| past("x", State::Escalated, 20 + i, other.clone())).collect();
         let (dec, why) = run(&s, &d, "shop", &many);
         assert_eq!(dec, Decision::EscalateOnly);
         assert!(why.contains("for the team"), "{why}");
@@ -410,13 +312,7 @@ mod tests {
     #[test]
     fn fingerprints_ignore_wording() {
         let t = TeamId::parse("payments").unwrap();
-        assert_eq!(
-            fingerprint(&t, Some(&wl()), Category::AppHung),
-            "payments/shop/web/APP_HUNG"
-        );
-        assert_eq!(
-            fingerprint(&t, None, Category::Unknown),
-            "payments/-/-/UNKNOWN"
-        );
+        assert_eq!(fingerprint(&t, Some(&wl()), Category::AppHung), "payments/shop/web/APP_HUNG");
+        assert_eq!(fingerprint(&t, None, Category::Unknown), "payments/-/-/UNKNOWN");
     }
 }

@@ -15,12 +15,7 @@ const RECENT_ROLLOUT_SECS: u64 = 6 * 3600;
 /// An OOM kill after this much uptime is a leak, not a limit that is too low.
 const LEAK_MIN_RUN_SECS: i64 = 30 * 60;
 
-const IMAGE_REASONS: &[&str] = &[
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "ErrImageNeverPull",
-];
+const IMAGE_REASONS: &[&str] = &["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
 const CONFIG_SIGNATURES: &[&str] = &[
     "environment variable",
     "env var",
@@ -65,21 +60,9 @@ struct Facts<'a> {
 impl<'a> Facts<'a> {
     fn new(s: &'a Snapshot) -> Self {
         let hist = s.observations.rollout_history.as_deref().unwrap_or(&[]);
-        let current = hist
-            .iter()
-            .find(|r| r.current)
-            .or_else(|| hist.iter().max_by_key(|r| r.revision));
-        let previous = current.and_then(|c| {
-            hist.iter()
-                .filter(|r| r.revision < c.revision)
-                .max_by_key(|r| r.revision)
-        });
-        Self {
-            s,
-            ns: &s.observations.namespace,
-            current,
-            previous,
-        }
+        let current = hist.iter().find(|r| r.current).or_else(|| hist.iter().max_by_key(|r| r.revision));
+        let previous = current.and_then(|c| hist.iter().filter(|r| r.revision < c.revision).max_by_key(|r| r.revision));
+        Self { s, ns: &s.observations.namespace, current, previous }
     }
 
     fn pods(&self) -> &'a [PodView] {
@@ -87,12 +70,7 @@ impl<'a> Facts<'a> {
     }
 
     fn containers(&self) -> impl Iterator<Item = (&'a PodView, &'a ContainerView)> {
-        self.pods().iter().flat_map(|p| {
-            p.init_containers
-                .iter()
-                .chain(p.containers.iter())
-                .map(move |c| (p, c))
-        })
+        self.pods().iter().flat_map(|p| p.init_containers.iter().chain(p.containers.iter()).map(move |c| (p, c)))
     }
 
     fn deployment(&self) -> Option<&'a str> {
@@ -116,11 +94,7 @@ impl<'a> Facts<'a> {
 
     /// The current revision rolled out recently and replaced an earlier one.
     fn recent_rollout(&self) -> bool {
-        self.previous.is_some()
-            && self
-                .current
-                .and_then(|c| parse_age(&c.age))
-                .is_some_and(|a| a < RECENT_ROLLOUT_SECS)
+        self.previous.is_some() && self.current.and_then(|c| parse_age(&c.age)).is_some_and(|a| a < RECENT_ROLLOUT_SECS)
     }
 
     /// The revision before the current one served without trouble (all its pods were ready when it last ran).
@@ -136,12 +110,7 @@ impl<'a> Facts<'a> {
     }
 
     fn log_lines(&self) -> impl Iterator<Item = (&'a PodView, &'a String)> {
-        self.pods().iter().flat_map(|p| {
-            p.logs_tail
-                .iter()
-                .chain(p.previous_logs_tail.iter())
-                .map(move |l| (p, l))
-        })
+        self.pods().iter().flat_map(|p| p.logs_tail.iter().chain(p.previous_logs_tail.iter()).map(move |l| (p, l)))
     }
 
     fn find_log(&self, signatures: &[&str]) -> Option<(&'a PodView, &'a String)> {
@@ -207,29 +176,18 @@ fn rollback_or_escalate(
     what: String,
     mut evidence: Vec<String>,
 ) -> Finding {
-    if let (true, true, Some(prev), Some(cur), Some(mut target)) = (
-        f.recent_rollout(),
-        f.previous_healthy(),
-        f.previous,
-        f.current,
-        f.target(),
-    ) {
-        evidence.push(format!(
-            "revision {} ({}) rolled out {} ago: {}",
-            cur.revision, cur.replicaset, cur.age, cur.change
-        ));
+    if let (true, true, Some(prev), Some(cur), Some(mut target)) =
+        (f.recent_rollout(), f.previous_healthy(), f.previous, f.current, f.target())
+    {
+        evidence
+            .push(format!("revision {} ({}) rolled out {} ago: {}", cur.revision, cur.replicaset, cur.age, cur.change));
         evidence.push(format!(
             "previous revision {} ({}) was healthy{}",
             prev.revision,
             prev.replicaset,
-            prev.pods_ready
-                .as_deref()
-                .map(|r| format!(", pods ready {r}"))
-                .unwrap_or_default()
+            prev.pods_ready.as_deref().map(|r| format!(", pods ready {r}")).unwrap_or_default()
         ));
-        target
-            .params
-            .insert("to_revision".into(), prev.revision.into());
+        target.params.insert("to_revision".into(), prev.revision.into());
         return Finding {
             category,
             change_induced: true,
@@ -238,41 +196,25 @@ fn rollback_or_escalate(
                 cur.revision, cur.change, prev.revision
             ),
             evidence,
-            proposal: ProposedAction {
-                action: ActionKind::Rollback,
-                target: Some(target),
-            },
+            proposal: ProposedAction { action: ActionKind::Rollback, target: Some(target) },
             confidence: 0.9,
             risk: Risk::Low,
             rule,
         };
     }
     let why = match (f.previous, f.current) {
-        (None, Some(c)) => format!(
-            " Revision {} is the first revision: there is nothing to roll back to.",
-            c.revision
-        ),
+        (None, Some(c)) => format!(" Revision {} is the first revision: there is nothing to roll back to.", c.revision),
         (Some(_), _) if !f.recent_rollout() => {
             " No recent rollout explains it, so a rollback would not help.".to_owned()
         }
         (Some(_), _) => " The previous revision was not healthy either.".to_owned(),
         (None, None) => " There is no rollout history to roll back to.".to_owned(),
     };
-    Finding::escalate(
-        category,
-        rule,
-        format!("{what}{why} A human must fix the spec."),
-        evidence,
-        0.85,
-    )
+    Finding::escalate(category, rule, format!("{what}{why} A human must fix the spec."), evidence, 0.85)
 }
 
 fn rule_image(f: &Facts<'_>) -> Option<Finding> {
-    let (p, c) = f.containers().find(|(_, c)| {
-        c.state_reason
-            .as_deref()
-            .is_some_and(|r| IMAGE_REASONS.contains(&r))
-    })?;
+    let (p, c) = f.containers().find(|(_, c)| c.state_reason.as_deref().is_some_and(|r| IMAGE_REASONS.contains(&r)))?;
     let mut evidence = vec![format!(
         "pod {} container {} waiting: {} (image {})",
         p.name,
@@ -280,17 +222,8 @@ fn rule_image(f: &Facts<'_>) -> Option<Finding> {
         c.state_reason.as_deref().unwrap_or_default(),
         c.image
     )];
-    if let Some(e) = p
-        .events
-        .iter()
-        .find(|e| e.reason == "Failed" && e.message.to_ascii_lowercase().contains("pull"))
-    {
-        evidence.push(format!(
-            "event {} x{}: {}",
-            e.reason,
-            e.count,
-            quote(&e.message)
-        ));
+    if let Some(e) = p.events.iter().find(|e| e.reason == "Failed" && e.message.to_ascii_lowercase().contains("pull")) {
+        evidence.push(format!("event {} x{}: {}", e.reason, e.count, quote(&e.message)));
     }
     let what = format!(
         "Image {} of container {} cannot be pulled ({}).",
@@ -298,20 +231,12 @@ fn rule_image(f: &Facts<'_>) -> Option<Finding> {
         c.name,
         c.state_reason.as_deref().unwrap_or_default()
     );
-    Some(rollback_or_escalate(
-        f,
-        Category::BadImage,
-        "image-pull-failure",
-        what,
-        evidence,
-    ))
+    Some(rollback_or_escalate(f, Category::BadImage, "image-pull-failure", what, evidence))
 }
 
 fn rule_missing_config(f: &Facts<'_>) -> Option<Finding> {
-    let hit = f
-        .containers()
-        .find(|(_, c)| c.state_reason.as_deref() == Some("CreateContainerConfigError"))
-        .map(|(p, c)| {
+    let hit =
+        f.containers().find(|(_, c)| c.state_reason.as_deref() == Some("CreateContainerConfigError")).map(|(p, c)| {
             format!(
                 "pod {} container {} waiting: CreateContainerConfigError {}",
                 p.name,
@@ -340,18 +265,12 @@ fn rule_missing_config(f: &Facts<'_>) -> Option<Finding> {
 
 fn rule_oom(f: &Facts<'_>) -> Option<Finding> {
     let (p, c, t) = f.pods().iter().find_map(|p| {
-        p.containers.iter().find_map(|c| {
-            c.last_termination
-                .as_ref()
-                .filter(|t| t.reason == "OOMKilled")
-                .map(|t| (p, c, t))
-        })
+        p.containers
+            .iter()
+            .find_map(|c| c.last_termination.as_ref().filter(|t| t.reason == "OOMKilled").map(|t| (p, c, t)))
     })?;
     let limit = c.resources.limits.get("memory").cloned();
-    let run = t
-        .started_at
-        .as_deref()
-        .and_then(|s| secs_between(s, &t.finished_at));
+    let run = t.started_at.as_deref().and_then(|s| secs_between(s, &t.finished_at));
     let mut evidence = vec![format!(
         "pod {} container {}: last termination OOMKilled (exit {}), {} restarts",
         p.name, c.name, t.exit_code, c.restart_count
@@ -366,9 +285,7 @@ fn rule_oom(f: &Facts<'_>) -> Option<Finding> {
         if let Some(m) = u.get("memory") {
             evidence.push(format!(
                 "working set now {m}{}",
-                u.get("memory_percent_of_limit")
-                    .map(|p| format!(" ({p} of limit)"))
-                    .unwrap_or_default()
+                u.get("memory_percent_of_limit").map(|p| format!(" ({p} of limit)")).unwrap_or_default()
             ));
         }
     }
@@ -383,13 +300,7 @@ fn rule_oom(f: &Facts<'_>) -> Option<Finding> {
             domain::observation::format_age(run.unwrap_or(0) as u64)
         );
         if f.recent_rollout() && f.previous_healthy() {
-            return Some(rollback_or_escalate(
-                f,
-                Category::MemoryLeak,
-                "oom-leak-after-rollout",
-                what,
-                evidence,
-            ));
+            return Some(rollback_or_escalate(f, Category::MemoryLeak, "oom-leak-after-rollout", what, evidence));
         }
         if crashlooping || c.state != ContainerState::Running {
             return Some(Finding::escalate(
@@ -408,10 +319,7 @@ fn rule_oom(f: &Facts<'_>) -> Option<Finding> {
                 "{what} The spec has not changed; a rolling restart resets memory before the next OOM kill (the leak itself needs a code fix)."
             ),
             evidence,
-            proposal: ProposedAction {
-                action: ActionKind::Restart,
-                target: Some(target),
-            },
+            proposal: ProposedAction { action: ActionKind::Restart, target: Some(target) },
             confidence: 0.85,
             risk: Risk::Low,
             rule: "oom-leak-restart",
@@ -421,41 +329,20 @@ fn rule_oom(f: &Facts<'_>) -> Option<Finding> {
         "Container {} is OOMKilled (exit {}) {} after start: its memory need exceeds the {} limit.",
         c.name,
         t.exit_code,
-        run.map(|r| format!("{r}s"))
-            .unwrap_or_else(|| "shortly".into()),
+        run.map(|r| format!("{r}s")).unwrap_or_else(|| "shortly".into()),
         limit.as_deref().unwrap_or("(unset)")
     );
     if f.recent_rollout() && f.previous_healthy() {
-        return Some(rollback_or_escalate(
-            f,
-            Category::OomLimitTooLow,
-            "oom-after-rollout",
-            what,
-            evidence,
-        ));
+        return Some(rollback_or_escalate(f, Category::OomLimitTooLow, "oom-after-rollout", what, evidence));
     }
-    let (Some(limit), Some(mut target)) = (
-        limit.as_deref().and_then(|l| Bytes::parse(l).ok()),
-        f.target(),
-    ) else {
-        return Some(Finding::escalate(
-            Category::OomLimitTooLow,
-            "oom-no-limit",
-            what,
-            evidence,
-            0.7,
-        ));
+    let (Some(limit), Some(mut target)) = (limit.as_deref().and_then(|l| Bytes::parse(l).ok()), f.target()) else {
+        return Some(Finding::escalate(Category::OomLimitTooLow, "oom-no-limit", what, evidence, 0.7));
     };
     let new = Bytes(limit.0 * 2);
     target.container = Some(c.name.clone());
-    target
-        .params
-        .insert("memory_limit".into(), new.to_quantity().into());
+    target.params.insert("memory_limit".into(), new.to_quantity().into());
     if let Some(cur) = f.current {
-        evidence.push(format!(
-            "revision {} unchanged for {}",
-            cur.revision, cur.age
-        ));
+        evidence.push(format!("revision {} unchanged for {}", cur.revision, cur.age));
     }
     Some(Finding {
         category: Category::OomLimitTooLow,
@@ -464,10 +351,7 @@ fn rule_oom(f: &Facts<'_>) -> Option<Finding> {
             "{what} Nothing was rolled out recently; the need is bounded, so raise the limit from {limit} to {new}."
         ),
         evidence,
-        proposal: ProposedAction {
-            action: ActionKind::RaiseMemoryLimit,
-            target: Some(target),
-        },
+        proposal: ProposedAction { action: ActionKind::RaiseMemoryLimit, target: Some(target) },
         confidence: 0.88,
         risk: Risk::Medium,
         rule: "oom-limit-too-low",
@@ -477,9 +361,9 @@ fn rule_oom(f: &Facts<'_>) -> Option<Finding> {
 fn rule_crashloop(f: &Facts<'_>) -> Option<Finding> {
     let (p, c) = f.containers().find(|(_, c)| {
         c.state_reason.as_deref() == Some("CrashLoopBackOff")
-            || c.last_termination.as_ref().is_some_and(|t| {
-                t.exit_code != 0 && t.reason != "OOMKilled" && c.restart_count >= 3
-            })
+            || c.last_termination
+                .as_ref()
+                .is_some_and(|t| t.exit_code != 0 && t.reason != "OOMKilled" && c.restart_count >= 3)
     })?;
     let t = c.last_termination.as_ref();
     let mut evidence = vec![format!(
@@ -488,34 +372,18 @@ fn rule_crashloop(f: &Facts<'_>) -> Option<Finding> {
         c.name,
         c.state_reason.as_deref().unwrap_or("restarting"),
         c.restart_count,
-        t.map(|t| t.exit_code.to_string())
-            .unwrap_or_else(|| "?".into()),
+        t.map(|t| t.exit_code.to_string()).unwrap_or_else(|| "?".into()),
         t.map(|t| t.reason.as_str()).unwrap_or("?")
     )];
     let config = f.find_log(CONFIG_SIGNATURES);
     if let Some((lp, line)) = config {
         evidence.push(format!("log of {}: {}", lp.name, quote(line)));
-        let what = format!(
-            "Container {} exits at start on a configuration error.",
-            c.name
-        );
-        return Some(rollback_or_escalate(
-            f,
-            Category::BadConfig,
-            "crashloop-config",
-            what,
-            evidence,
-        ));
+        let what = format!("Container {} exits at start on a configuration error.", c.name);
+        return Some(rollback_or_escalate(f, Category::BadConfig, "crashloop-config", what, evidence));
     }
     if f.recent_rollout() {
         let what = format!("Container {} crashes since the latest rollout.", c.name);
-        return Some(rollback_or_escalate(
-            f,
-            Category::BadDeployRegression,
-            "crashloop-after-rollout",
-            what,
-            evidence,
-        ));
+        return Some(rollback_or_escalate(f, Category::BadDeployRegression, "crashloop-after-rollout", what, evidence));
     }
     Some(Finding::escalate(
         Category::Unknown,
@@ -536,34 +404,19 @@ fn rule_hung_pod(f: &Facts<'_>) -> Option<Finding> {
     let ready = pods.iter().filter(|p| p.ready).count();
     let [p] = unready.as_slice() else { return None };
     let stuck = p.phase == "Running"
-        && p.containers
-            .iter()
-            .all(|c| c.state == ContainerState::Running)
-        && p.owner
-            .as_deref()
-            .is_some_and(|o| o.starts_with("ReplicaSet/"))
+        && p.containers.iter().all(|c| c.state == ContainerState::Running)
+        && p.owner.as_deref().is_some_and(|o| o.starts_with("ReplicaSet/"))
         && ready >= 1;
     if !stuck {
         return None;
     }
     let probe = p.events.iter().find(|e| e.reason == "Unhealthy");
     let mut evidence = vec![
-        format!(
-            "pod {} is Running but not ready; {ready} sibling pods are ready",
-            p.name
-        ),
-        format!(
-            "restarts: {}",
-            p.containers.iter().map(|c| c.restart_count).sum::<i64>()
-        ),
+        format!("pod {} is Running but not ready; {ready} sibling pods are ready", p.name),
+        format!("restarts: {}", p.containers.iter().map(|c| c.restart_count).sum::<i64>()),
     ];
     if let Some(e) = probe {
-        evidence.push(format!(
-            "event Unhealthy x{} over {}: {}",
-            e.count,
-            e.age,
-            quote(&e.message)
-        ));
+        evidence.push(format!("event Unhealthy x{} over {}: {}", e.count, e.age, quote(&e.message)));
     }
     if let Some(last) = p.logs_tail.last() {
         evidence.push(format!("last log line: {}", quote(last)));
@@ -584,10 +437,7 @@ fn rule_hung_pod(f: &Facts<'_>) -> Option<Finding> {
             p.name
         ),
         evidence,
-        proposal: ProposedAction {
-            action: ActionKind::DeletePod,
-            target: Some(target),
-        },
+        proposal: ProposedAction { action: ActionKind::DeletePod, target: Some(target) },
         confidence: if probe.is_some() { 0.88 } else { 0.8 },
         risk: Risk::Low,
         rule: "single-wedged-pod",
@@ -614,10 +464,7 @@ fn rule_dependency(f: &Facts<'_>) -> Option<Finding> {
              run; restarting or scaling them would not bring the dependency back. Escalate to its owner.",
             f.pods().len()
         ),
-        vec![
-            format!("log of {}: {}", p.name, quote(line)),
-            format!("{affected} pods show the same failure"),
-        ],
+        vec![format!("log of {}: {}", p.name, quote(line)), format!("{affected} pods show the same failure")],
         0.85,
     ))
 }
@@ -626,21 +473,14 @@ fn rule_traffic(f: &Facts<'_>) -> Option<Finding> {
     let w = f.s.observations.workload.as_ref()?;
     let hpa = w.hpa.as_ref()?;
     let pct = |s: &Option<String>| -> Option<f64> {
-        s.as_deref()?
-            .split_whitespace()
-            .last()?
-            .trim_end_matches('%')
-            .parse()
-            .ok()
+        s.as_deref()?.split_whitespace().last()?.trim_end_matches('%').parse().ok()
     };
     let (cur, target) = (pct(&hpa.current_metric)?, pct(&hpa.target)?);
     let (current, max) = (hpa.current?, hpa.max?);
     if current < max || cur <= target * 1.2 || f.recent_rollout() {
         return None;
     }
-    if f.containers()
-        .any(|(_, c)| c.state != ContainerState::Running || c.state_reason.is_some())
-    {
+    if f.containers().any(|(_, c)| c.state != ContainerState::Running || c.state_reason.is_some()) {
         return None;
     }
     let replicas = w.replicas_desired.unwrap_or(current).max(1);
@@ -661,10 +501,7 @@ fn rule_traffic(f: &Facts<'_>) -> Option<Finding> {
             format!("conditions: {}", hpa.conditions.join(", ")),
             "all pods running; no restarts or recent rollout".into(),
         ],
-        proposal: ProposedAction {
-            action: ActionKind::ScaleUp,
-            target: Some(target_ref),
-        },
+        proposal: ProposedAction { action: ActionKind::ScaleUp, target: Some(target_ref) },
         confidence: 0.85,
         risk: Risk::Medium,
         rule: "hpa-saturated",
@@ -674,13 +511,7 @@ fn rule_traffic(f: &Facts<'_>) -> Option<Finding> {
 fn rule_memory_near_limit(f: &Facts<'_>) -> Option<Finding> {
     let (p, c, pct) = f.pods().iter().find_map(|p| {
         p.containers.iter().find_map(|c| {
-            let pct: f64 = c
-                .usage
-                .as_ref()?
-                .get("memory_percent_of_limit")?
-                .trim_end_matches('%')
-                .parse()
-                .ok()?;
+            let pct: f64 = c.usage.as_ref()?.get("memory_percent_of_limit")?.trim_end_matches('%').parse().ok()?;
             (pct >= 85.0 && c.state == ContainerState::Running).then_some((p, c, pct))
         })
     })?;
@@ -699,14 +530,8 @@ fn rule_memory_near_limit(f: &Facts<'_>) -> Option<Finding> {
             target.name,
             p.age.as_deref().unwrap_or("?")
         ),
-        evidence: vec![format!(
-            "pod {} container {} memory at {pct:.0}% of limit",
-            p.name, c.name
-        )],
-        proposal: ProposedAction {
-            action: ActionKind::Restart,
-            target: Some(target),
-        },
+        evidence: vec![format!("pod {} container {} memory at {pct:.0}% of limit", p.name, c.name)],
+        proposal: ProposedAction { action: ActionKind::Restart, target: Some(target) },
         confidence: 0.8,
         risk: Risk::Low,
         rule: "memory-near-limit",
@@ -728,8 +553,7 @@ pub fn diagnose(s: &Snapshot) -> Diagnosis {
     ];
     let injected = {
         let text = format!("{} {}", s.alert.title, s.alert.details).to_ascii_lowercase();
-        INJECTION_SIGNATURES.iter().any(|sig| text.contains(sig))
-            || f.find_log(INJECTION_SIGNATURES).is_some()
+        INJECTION_SIGNATURES.iter().any(|sig| text.contains(sig)) || f.find_log(INJECTION_SIGNATURES).is_some()
     };
     let finding = rules.iter().find_map(|r| r(&f));
     let mut finding = finding.unwrap_or_else(|| {
@@ -749,7 +573,10 @@ pub fn diagnose(s: &Snapshot) -> Diagnosis {
                 "no-rule-matched",
                 "No rule explains the alert from what the cluster shows; handing it to a human.".into(),
                 vec![
-                    format!("checked {} pods: states, restarts, last terminations, events, logs", s.observations.pods.len()),
+                    format!(
+                        "checked {} pods: states, restarts, last terminations, events, logs",
+                        s.observations.pods.len()
+                    ),
                     format!(
                         "checked rollout history ({} revisions), HPA, nodes",
                         s.observations.rollout_history.as_ref().map_or(0, Vec::len)
@@ -760,9 +587,7 @@ pub fn diagnose(s: &Snapshot) -> Diagnosis {
         }
     });
     if injected && finding.category != Category::SuspiciousInput {
-        finding
-            .evidence
-            .push("untrusted text contains agent-directed instructions; ignored".into());
+        finding.evidence.push("untrusted text contains agent-directed instructions; ignored".into());
     }
     Diagnosis {
         category: finding.category,

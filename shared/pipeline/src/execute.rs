@@ -21,32 +21,20 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
         return Ok(());
     }
     let Some(planned) = inc.current_action().filter(|a| &a.id == action_id).cloned() else {
-        return Err(StageError::Permanent(format!(
-            "action {action_id} is not the incident's current action"
-        )));
+        return Err(StageError::Permanent(format!("action {action_id} is not the incident's current action")));
     };
     if planned.status != ActionStatus::Planned {
         return Ok(());
     }
     let settings = deps.teams.settings(&inc.team_id).await;
-    match deps
-        .cluster
-        .execute(&planned.action, action_id.as_str())
-        .await
-    {
+    match deps.cluster.execute(&planned.action, action_id.as_str()).await {
         Ok(applied) => {
             let now = deps.clock.now();
             // Enqueue the first check before committing: if the commit loses, the check finds the incident not
             // verifying (or a different check number) and drops itself.
             let delay = Duration::from_secs(settings.verify.initial_delay_secs);
             deps.queue
-                .send(
-                    &msg.next(StageMessage::Verify {
-                        action_id: action_id.clone(),
-                        check: 0,
-                    }),
-                    delay,
-                )
+                .send(&msg.next(StageMessage::Verify { action_id: action_id.clone(), check: 0 }), delay)
                 .await
                 .map_err(|e| StageError::from_port("enqueue verification", e))?;
             let mut rec = Recorder::new(inc, "execute");
@@ -69,11 +57,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
             } else {
                 format!("applied: {}", planned.action.describe())
             };
-            rec.transition(
-                State::Verifying,
-                what,
-                format!("dry run passed; {}", applied.after),
-            )?;
+            rec.transition(State::Verifying, what, format!("dry run passed; {}", applied.after))?;
             rec.commit(deps).await?;
             Ok(())
         }
@@ -85,19 +69,12 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
                 a.error = Some(e.to_string());
             }
             rec.next.outcome = Some(format!("the action failed: {e}"));
-            rec.transition(
-                State::Failed,
-                format!("action failed: {}", planned.action.describe()),
-                e.to_string(),
-            )?;
+            rec.transition(State::Failed, format!("action failed: {}", planned.action.describe()), e.to_string())?;
             if let Some(next) = rec.commit(deps).await? {
                 notify::escalated(
                     deps,
                     &next,
-                    Some(&format!(
-                        "The agent tried to {} but the cluster refused: {e}",
-                        planned.action.describe()
-                    )),
+                    Some(&format!("The agent tried to {} but the cluster refused: {e}", planned.action.describe())),
                 )
                 .await;
             }

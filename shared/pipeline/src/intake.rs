@@ -46,10 +46,7 @@ pub struct Reply {
 
 impl Reply {
     fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: json!({"error": {"code": code, "message": message.into()}}),
-        }
+        Self { status, body: json!({"error": {"code": code, "message": message.into()}}) }
     }
     fn accepted(status: &str, extra: Value) -> Self {
         let mut body = json!({"status": status});
@@ -144,11 +141,7 @@ pub fn incident_id_for(team: &TeamId, webhook_id: &str) -> IncidentId {
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Reply {
     tracing::warn!(error = %e, "Intake could not {what}; asking PagerDuty to retry.");
-    Reply::error(
-        503,
-        "unavailable",
-        format!("temporarily unable to {what}; retry later"),
-    )
+    Reply::error(503, "unavailable", format!("temporarily unable to {what}; retry later"))
 }
 
 /// Handles one PagerDuty v3 delivery.
@@ -157,11 +150,7 @@ pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
         return Reply::error(
             413,
             "payload_too_large",
-            format!(
-                "body of {} bytes exceeds {} bytes",
-                req.body.len(),
-                deps.config.max_body_bytes
-            ),
+            format!("body of {} bytes exceeds {} bytes", req.body.len(), deps.config.max_body_bytes),
         );
     }
     let team = match TeamId::parse(req.team) {
@@ -169,11 +158,7 @@ pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
         Err(e) => return Reply::error(404, "unknown_team", e.to_string()),
     };
     let Some(signature) = req.signature.filter(|s| !s.trim().is_empty()) else {
-        return Reply::error(
-            401,
-            "missing_signature",
-            "X-PagerDuty-Signature header is required",
-        );
+        return Reply::error(401, "missing_signature", "X-PagerDuty-Signature header is required");
     };
     let secrets = match deps.secrets.pagerduty_signing_secrets(&team).await {
         Ok(s) if !s.is_empty() => s,
@@ -190,20 +175,12 @@ pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
         return Reply::error(401, "bad_signature", "no v1 signature matches the body");
     }
     let Some(webhook_id) = req.webhook_id.filter(|w| !w.is_empty() && w.len() <= 128) else {
-        return Reply::error(
-            400,
-            "missing_webhook_id",
-            "X-Webhook-Id header is required (1-128 characters)",
-        );
+        return Reply::error(400, "missing_webhook_id", "X-Webhook-Id header is required (1-128 characters)");
     };
     let payload: Payload = match serde_json::from_slice(req.body) {
         Ok(p) => p,
         Err(e) => {
-            return Reply::error(
-                400,
-                "malformed_json",
-                format!("body is not a PagerDuty v3 webhook: {e}"),
-            );
+            return Reply::error(400, "malformed_json", format!("body is not a PagerDuty v3 webhook: {e}"));
         }
     };
     let ev = payload.event;
@@ -214,39 +191,22 @@ pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
     }
     match ev.event_type.as_str() {
         "incident.triggered" | "incident.reopened" => trigger(deps, &team, webhook_id, &ev).await,
-        "incident.acknowledged" | "incident.resolved" => {
-            human_update(deps, &team, webhook_id, &ev).await
-        }
+        "incident.acknowledged" | "incident.resolved" => human_update(deps, &team, webhook_id, &ev).await,
         "incident.annotated" => {
-            let content = ev
-                .data
-                .get("content")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let content = ev.data.get("content").and_then(Value::as_str).unwrap_or_default();
             if content.starts_with(NOTE_PREFIX) {
                 Reply::accepted("ignored", json!({"reason": "own_echo"}))
             } else {
-                Reply::accepted(
-                    "ignored",
-                    json!({"reason": "unsupported_event_type", "event_type": ev.event_type}),
-                )
+                Reply::accepted("ignored", json!({"reason": "unsupported_event_type", "event_type": ev.event_type}))
             }
         }
-        other => Reply::accepted(
-            "ignored",
-            json!({"reason": "unsupported_event_type", "event_type": other}),
-        ),
+        other => Reply::accepted("ignored", json!({"reason": "unsupported_event_type", "event_type": other})),
     }
 }
 
 fn incident_data(ev: &Event) -> Result<IncidentData, Reply> {
-    serde_json::from_value(ev.data.clone()).map_err(|e| {
-        Reply::error(
-            400,
-            "invalid_event",
-            format!("event.data is not an incident: {e}"),
-        )
-    })
+    serde_json::from_value(ev.data.clone())
+        .map_err(|e| Reply::error(400, "invalid_event", format!("event.data is not an incident: {e}")))
 }
 
 async fn trigger(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Reply {
@@ -260,26 +220,14 @@ async fn trigger(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Re
     let urgency = data.urgency.clone().unwrap_or_else(|| "high".into());
     let alert = domain::Alert {
         title: data.title.clone().unwrap_or_default(),
-        service: data
-            .service
-            .as_ref()
-            .and_then(|s| s.summary.clone())
-            .unwrap_or_default(),
-        severity: if urgency == "high" {
-            "critical".into()
-        } else {
-            "warning".into()
-        },
+        service: data.service.as_ref().and_then(|s| s.summary.clone()).unwrap_or_default(),
+        severity: if urgency == "high" { "critical".into() } else { "warning".into() },
         urgency,
         source_system: "pagerduty".into(),
         alertname: None,
         details: data.title.clone().unwrap_or_default(),
         labels: BTreeMap::new(),
-        fired_at: ev
-            .occurred_at
-            .clone()
-            .or(data.created_at.clone())
-            .unwrap_or_else(|| now.clone()),
+        fired_at: ev.occurred_at.clone().or(data.created_at.clone()).unwrap_or_else(|| now.clone()),
     };
     let incident = Incident {
         id: id.clone(),
@@ -313,10 +261,7 @@ async fn trigger(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Re
         stage: "intake".into(),
         from: None,
         to: Some(State::Received),
-        what: format!(
-            "{} for PagerDuty incident {} ({})",
-            ev.event_type, data.id, incident.alert.title
-        ),
+        what: format!("{} for PagerDuty incident {} ({})", ev.event_type, data.id, incident.alert.title),
         why: format!("webhook {webhook_id} verified"),
         correlation_id,
     };
@@ -336,12 +281,7 @@ async fn trigger(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Re
     };
     // A redelivery of a delivery whose enqueue failed re-enqueues; analysis is idempotent.
     if created || stored.state == State::Received {
-        let msg = Envelope::new(
-            id.clone(),
-            team.clone(),
-            stored.correlation_id.clone(),
-            StageMessage::Analyze,
-        );
+        let msg = Envelope::new(id.clone(), team.clone(), stored.correlation_id.clone(), StageMessage::Analyze);
         if let Err(e) = deps.queue.send(&msg, std::time::Duration::ZERO).await {
             return unavailable("enqueue the analysis", e);
         }
@@ -369,11 +309,7 @@ async fn human_update(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) 
         Ok(None) => return Reply::accepted("ignored", json!({"reason": "unknown_incident"})),
         Err(e) => return unavailable("find the incident", e),
     };
-    let who = ev
-        .agent
-        .as_ref()
-        .and_then(|a| a.summary.clone())
-        .unwrap_or_else(|| "someone".into());
+    let who = ev.agent.as_ref().and_then(|a| a.summary.clone()).unwrap_or_else(|| "someone".into());
     // Conditional writes can lose to a stage moving the incident; re-read and try again a few times.
     for _ in 0..3 {
         let inc = match deps.store.get(&id).await {
@@ -383,35 +319,16 @@ async fn human_update(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) 
         };
         let mut rec = crate::Recorder::new(inc.clone(), "intake");
         let cancels = ev.event_type == "incident.resolved"
-            && matches!(
-                inc.state,
-                State::Received | State::Analyzing | State::AwaitingApproval
-            );
+            && matches!(inc.state, State::Received | State::Analyzing | State::AwaitingApproval);
         if cancels {
             let to = State::Ignored(IgnoreReason::ResolvedByHuman);
-            if rec
-                .transition(
-                    to,
-                    format!("resolved in PagerDuty by {who}"),
-                    "pending work cancelled",
-                )
-                .is_err()
-            {
-                rec.note(
-                    format!("resolved in PagerDuty by {who}"),
-                    "nothing pending to cancel",
-                );
+            if rec.transition(to, format!("resolved in PagerDuty by {who}"), "pending work cancelled").is_err() {
+                rec.note(format!("resolved in PagerDuty by {who}"), "nothing pending to cancel");
             } else {
                 rec.next.outcome = Some(format!("resolved by {who} before the agent acted"));
             }
         } else {
-            rec.note(
-                format!(
-                    "{} in PagerDuty by {who}",
-                    ev.event_type.trim_start_matches("incident.")
-                ),
-                "recorded",
-            );
+            rec.note(format!("{} in PagerDuty by {who}", ev.event_type.trim_start_matches("incident.")), "recorded");
         }
         match rec.commit(deps).await {
             Ok(Some(_)) => return Reply::accepted("accepted", json!({"incident_id": id})),
@@ -433,26 +350,14 @@ mod tests {
         let good = sign("s3cret", body);
         let secrets = [Secret::new("s3cret")];
         assert!(verify_signature(&format!("v1={good}"), &secrets, body));
-        assert!(
-            verify_signature(&format!("v1=deadbeef, v1={good}"), &secrets, body),
-            "rotation: several entries"
-        );
-        assert!(
-            verify_signature(&format!("v0=zz,v1={good}"), &secrets, body),
-            "other versions ignored"
-        );
-        assert!(
-            !verify_signature(&format!("v1={good}"), &secrets, b"{\"event\":{} }"),
-            "byte-exact body"
-        );
+        assert!(verify_signature(&format!("v1=deadbeef, v1={good}"), &secrets, body), "rotation: several entries");
+        assert!(verify_signature(&format!("v0=zz,v1={good}"), &secrets, body), "other versions ignored");
+        assert!(!verify_signature(&format!("v1={good}"), &secrets, b"{\"event\":{} }"), "byte-exact body");
         assert!(!verify_signature(&format!("v2={good}"), &secrets, body));
         assert!(!verify_signature("v1=", &secrets, body));
         assert!(!verify_signature(&good, &secrets, body), "prefix required");
         let rotated = [Secret::new("old"), Secret::new("s3cret")];
-        assert!(
-            verify_signature(&format!("v1={good}"), &rotated, body),
-            "any configured secret"
-        );
+        assert!(verify_signature(&format!("v1={good}"), &rotated, body), "any configured secret");
     }
 
     #[test]
@@ -460,9 +365,6 @@ mod tests {
         let t = TeamId::parse("payments").unwrap();
         assert_eq!(incident_id_for(&t, "w1"), incident_id_for(&t, "w1"));
         assert_ne!(incident_id_for(&t, "w1"), incident_id_for(&t, "w2"));
-        assert_ne!(
-            incident_id_for(&t, "w1"),
-            incident_id_for(&TeamId::parse("other").unwrap(), "w1")
-        );
+        assert_ne!(incident_id_for(&t, "w1"), incident_id_for(&TeamId::parse("other").unwrap(), "w1"));
     }
 }

@@ -38,11 +38,7 @@ impl StageError {
 
     /// Classes a port error by its own retry class.
     pub fn from_port<E: Retryable + std::fmt::Display>(what: &str, e: E) -> Self {
-        if e.is_retryable() {
-            Self::Retryable(format!("{what}: {e}"))
-        } else {
-            Self::Permanent(format!("{what}: {e}"))
-        }
+        if e.is_retryable() { Self::Retryable(format!("{what}: {e}")) } else { Self::Permanent(format!("{what}: {e}")) }
     }
 }
 
@@ -79,10 +75,7 @@ pub struct StaticTeams {
 #[async_trait]
 impl TeamDirectory for StaticTeams {
     async fn settings(&self, team: &TeamId) -> TeamSettings {
-        self.teams
-            .get(team)
-            .cloned()
-            .unwrap_or_else(|| self.default.clone())
+        self.teams.get(team).cloned().unwrap_or_else(|| self.default.clone())
     }
     async fn service_target(&self, team: &TeamId, service: &str) -> Option<ServiceTarget> {
         self.services.get(team)?.get(service).cloned()
@@ -102,11 +95,7 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self {
-            pagerduty_bot_user_id: None,
-            max_body_bytes: intake::MAX_BODY_BYTES,
-            agent_namespace: None,
-        }
+        Self { pagerduty_bot_user_id: None, max_body_bytes: intake::MAX_BODY_BYTES, agent_namespace: None }
     }
 }
 
@@ -127,9 +116,7 @@ pub struct Deps {
 
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deps")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Deps").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -146,8 +133,6 @@ pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageErro
     match &msg.body {
         domain::StageMessage::Analyze => analyze::handle(deps, msg).await,
         domain::StageMessage::Execute { action_id } => execute::handle(deps, msg, action_id).await,
-        domain::StageMessage::Verify { action_id, check } => {
-            verify::handle(deps, msg, action_id, *check).await
-        }
+        domain::StageMessage::Verify { action_id, check } => verify::handle(deps, msg, action_id, *check).await,
     }
 }

@@ -26,46 +26,22 @@ fn diagnosis_lines(inc: &Incident) -> String {
 
 async fn send(deps: &Deps, inc: &Incident, headline: String, note: String) {
     let ext = inc.source.external_id();
-    if let Err(e) = deps
-        .pager
-        .add_note(&inc.team_id, ext, &format!("{NOTE_PREFIX} {note}"))
-        .await
-    {
+    if let Err(e) = deps.pager.add_note(&inc.team_id, ext, &format!("{NOTE_PREFIX} {note}")).await {
         tracing::warn!(error = %e, incident_id = %inc.id, "Could not add the PagerDuty note.");
     }
-    let msg = ChatMessage {
-        incident_id: inc.id.clone(),
-        headline,
-        body: note,
-    };
+    let msg = ChatMessage { incident_id: inc.id.clone(), headline, body: note };
     if let Err(e) = deps.chat.post(&inc.team_id, &msg).await {
         tracing::warn!(error = %e, incident_id = %inc.id, "Could not post to chat.");
     }
 }
 
 pub async fn resolved(deps: &Deps, inc: &Incident, verdict: &str) {
-    let action = inc
-        .current_action()
-        .map(|a| a.action.describe())
-        .unwrap_or_default();
-    let note = format!(
-        "Fixed automatically: {action}.\nVerified: {verdict}.\n{}",
-        diagnosis_lines(inc)
-    );
-    send(
-        deps,
-        inc,
-        format!("Resolved: {}", inc.alert.title),
-        note.clone(),
-    )
-    .await;
+    let action = inc.current_action().map(|a| a.action.describe()).unwrap_or_default();
+    let note = format!("Fixed automatically: {action}.\nVerified: {verdict}.\n{}", diagnosis_lines(inc));
+    send(deps, inc, format!("Resolved: {}", inc.alert.title), note.clone()).await;
     if let Err(e) = deps
         .pager
-        .resolve(
-            &inc.team_id,
-            inc.source.external_id(),
-            &format!("{NOTE_PREFIX} {action}; verified healthy"),
-        )
+        .resolve(&inc.team_id, inc.source.external_id(), &format!("{NOTE_PREFIX} {action}; verified healthy"))
         .await
     {
         tracing::warn!(error = %e, incident_id = %inc.id, "Could not resolve the PagerDuty incident.");
@@ -73,11 +49,7 @@ pub async fn resolved(deps: &Deps, inc: &Incident, verdict: &str) {
 }
 
 pub async fn escalated(deps: &Deps, inc: &Incident, extra: Option<&str>) {
-    let reason = inc
-        .decision
-        .as_ref()
-        .map(|d| d.reason.clone())
-        .unwrap_or_default();
+    let reason = inc.decision.as_ref().map(|d| d.reason.clone()).unwrap_or_default();
     let note = format!(
         "Needs a human: {}.\n{}{}",
         extra.unwrap_or(&reason),
@@ -90,22 +62,9 @@ pub async fn escalated(deps: &Deps, inc: &Incident, extra: Option<&str>) {
 }
 
 pub async fn awaiting_approval(deps: &Deps, inc: &Incident) {
-    let proposal = inc
-        .decision
-        .as_ref()
-        .map(|d| d.action.describe())
-        .unwrap_or_default();
-    let note = format!(
-        "Proposed fix awaiting approval: {proposal}.\n{}",
-        diagnosis_lines(inc)
-    );
-    send(
-        deps,
-        inc,
-        format!("Approval needed: {}", inc.alert.title),
-        note,
-    )
-    .await;
+    let proposal = inc.decision.as_ref().map(|d| d.action.describe()).unwrap_or_default();
+    let note = format!("Proposed fix awaiting approval: {proposal}.\n{}", diagnosis_lines(inc));
+    send(deps, inc, format!("Approval needed: {}", inc.alert.title), note).await;
 }
 
 pub async fn noop(deps: &Deps, inc: &Incident) {

@@ -18,25 +18,12 @@ pub struct Recorder<'a> {
 impl<'a> Recorder<'a> {
     pub fn new(prev: Incident, stage: &'a str) -> Self {
         let next = prev.clone();
-        Self {
-            prev,
-            next,
-            events: Vec::new(),
-            stage,
-        }
+        Self { prev, next, events: Vec::new(), stage }
     }
 
     /// Moves to `to`, checked against the state machine, with an audit event saying what and why.
-    pub fn transition(
-        &mut self,
-        to: State,
-        what: impl Into<String>,
-        why: impl Into<String>,
-    ) -> Result<(), StageError> {
-        self.next
-            .state
-            .check_transition(to)
-            .map_err(|e| StageError::Permanent(e.to_string()))?;
+    pub fn transition(&mut self, to: State, what: impl Into<String>, why: impl Into<String>) -> Result<(), StageError> {
+        self.next.state.check_transition(to).map_err(|e| StageError::Permanent(e.to_string()))?;
         let from = self.next.state;
         self.next.state = to;
         self.push(Some(from), Some(to), what.into(), why.into());
@@ -71,11 +58,7 @@ impl<'a> Recorder<'a> {
         for e in &mut self.events {
             e.at = now.clone();
         }
-        match deps
-            .store
-            .commit(&self.prev, &self.next, &self.events)
-            .await
-        {
+        match deps.store.commit(&self.prev, &self.next, &self.events).await {
             Ok(()) => Ok(Some(self.next)),
             Err(StoreError::Conflict(id)) => {
                 tracing::info!(incident_id = %id, "Incident changed concurrently; dropping this delivery's work.");

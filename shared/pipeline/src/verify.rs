@@ -18,72 +18,46 @@ fn parse(t: Option<&str>) -> Option<Timestamp> {
     t?.parse().ok()
 }
 
-pub async fn handle(
-    deps: &Deps,
-    msg: &Envelope,
-    action_id: &ActionId,
-    check: u32,
-) -> Result<(), StageError> {
+pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId, check: u32) -> Result<(), StageError> {
     let inc = load(deps, &msg.incident_id).await?;
     if inc.state == State::Executing {
-        return Err(StageError::Retryable(
-            "the execution is not recorded yet".into(),
-        ));
+        return Err(StageError::Retryable("the execution is not recorded yet".into()));
     }
     if inc.state != State::Verifying {
         return Ok(());
     }
     let Some(action) = inc.current_action().filter(|a| &a.id == action_id).cloned() else {
-        return Err(StageError::Permanent(format!(
-            "action {action_id} is not the incident's current action"
-        )));
+        return Err(StageError::Permanent(format!("action {action_id} is not the incident's current action")));
     };
     let Some(ver) = inc.verification.clone() else {
-        return Err(StageError::Permanent(
-            "incident is verifying without a verification record".into(),
-        ));
+        return Err(StageError::Permanent("incident is verifying without a verification record".into()));
     };
     if ver.checks != check {
-        tracing::info!(
-            expected = ver.checks,
-            got = check,
-            "Stale verification message; dropping."
-        );
+        tracing::info!(expected = ver.checks, got = check, "Stale verification message; dropping.");
         return Ok(());
     }
-    let applied_at = action
-        .applied_at
-        .clone()
-        .unwrap_or_else(|| ver.started_at.clone());
+    let applied_at = action.applied_at.clone().unwrap_or_else(|| ver.started_at.clone());
     let settings = deps.teams.settings(&inc.team_id).await;
     let verdict = match deps.cluster.verify(&action.action, &applied_at).await {
         Ok(v) => v,
         Err(e) if e.is_retryable() => return Err(StageError::from_port("verify", e)),
-        Err(e) => domain::ports::HealthVerdict {
-            state: Health::Unhealthy,
-            reasons: vec![format!("cannot verify: {e}")],
-        },
+        Err(e) => {
+            domain::ports::HealthVerdict { state: Health::Unhealthy, reasons: vec![format!("cannot verify: {e}")] }
+        }
     };
     let now = deps.clock.now();
-    let since_action = parse(Some(&applied_at))
-        .map(|t| now.duration_since(t).as_secs())
-        .unwrap_or(0);
+    let since_action = parse(Some(&applied_at)).map(|t| now.duration_since(t).as_secs()).unwrap_or(0);
     let past_deadline = parse(Some(&ver.deadline)).is_some_and(|d| now >= d);
     let line = verdict.reasons.join("; ");
 
     match verdict.state {
-        Health::Healthy if since_action >= settings.verify.stable_secs as i64 => {
-            resolve(deps, inc, &line, now).await
-        }
+        Health::Healthy if since_action >= settings.verify.stable_secs as i64 => resolve(deps, inc, &line, now).await,
         Health::Healthy | Health::Progressing if !past_deadline => {
-            let delay = (settings.verify.initial_delay_secs.max(1) << check.min(10))
-                .min(settings.verify.max_delay_secs);
+            let delay =
+                (settings.verify.initial_delay_secs.max(1) << check.min(10)).min(settings.verify.max_delay_secs);
             deps.queue
                 .send(
-                    &msg.next(StageMessage::Verify {
-                        action_id: action_id.clone(),
-                        check: check + 1,
-                    }),
+                    &msg.next(StageMessage::Verify { action_id: action_id.clone(), check: check + 1 }),
                     Duration::from_secs(delay),
                 )
                 .await
@@ -94,15 +68,8 @@ pub async fn handle(
                 v.last_verdict = Some(line.clone());
                 v.healthy = Some(verdict.state == Health::Healthy);
             }
-            let status = if verdict.state == Health::Healthy {
-                "healthy, settling"
-            } else {
-                "not yet healthy"
-            };
-            rec.note(
-                format!("check {}: {status}; next check in {delay}s", check + 1),
-                line,
-            );
+            let status = if verdict.state == Health::Healthy { "healthy, settling" } else { "not yet healthy" };
+            rec.note(format!("check {}: {status}; next check in {delay}s", check + 1), line);
             rec.commit(deps).await?;
             Ok(())
         }
@@ -117,34 +84,17 @@ pub async fn handle(
     }
 }
 
-async fn resolve(
-    deps: &Deps,
-    inc: domain::Incident,
-    line: &str,
-    now: Timestamp,
-) -> Result<(), StageError> {
-    let mttr = parse(Some(&inc.created_at))
-        .map(|t| now.duration_since(t).as_secs())
-        .unwrap_or(0);
+async fn resolve(deps: &Deps, inc: domain::Incident, line: &str, now: Timestamp) -> Result<(), StageError> {
+    let mttr = parse(Some(&inc.created_at)).map(|t| now.duration_since(t).as_secs()).unwrap_or(0);
     let mut rec = Recorder::new(inc, "verify");
-    let described = rec
-        .next
-        .current_action()
-        .map(|a| a.action.describe())
-        .unwrap_or_default();
+    let described = rec.next.current_action().map(|a| a.action.describe()).unwrap_or_default();
     if let Some(v) = rec.next.verification.as_mut() {
         v.checks += 1;
         v.last_verdict = Some(line.to_owned());
         v.healthy = Some(true);
     }
-    rec.next.outcome = Some(format!(
-        "fixed: {described}; verified healthy (MTTR {mttr}s)"
-    ));
-    rec.transition(
-        State::Resolved,
-        "verified healthy; resolving",
-        line.to_owned(),
-    )?;
+    rec.next.outcome = Some(format!("fixed: {described}; verified healthy (MTTR {mttr}s)"));
+    rec.transition(State::Resolved, "verified healthy; resolving", line.to_owned())?;
     let Some(next) = rec.commit(deps).await? else {
         return Ok(());
     };
@@ -154,11 +104,7 @@ async fn resolve(
             team_id: next.team_id.clone(),
             fingerprint: next.fingerprint.clone().unwrap_or_default(),
             category: d.category.to_string(),
-            workload: next
-                .workload
-                .as_ref()
-                .map(|w| w.to_string())
-                .unwrap_or_default(),
+            workload: next.workload.as_ref().map(|w| w.to_string()).unwrap_or_default(),
             symptom: next.alert.title.clone(),
             action: a.action.describe(),
             evidence: d.evidence.clone(),
@@ -196,22 +142,11 @@ async fn fail(deps: &Deps, inc: domain::Incident, why: &str) -> Result<(), Stage
         Some(Err(e)) if e.is_retryable() => return Err(StageError::from_port("undo", e)),
         Some(Err(e)) => {
             rec.next.outcome = Some(format!("{why}; the undo failed too ({e}); escalated"));
-            rec.transition(
-                State::Escalated,
-                "undo failed; escalated",
-                format!("{why}; undo: {e}"),
-            )?;
+            rec.transition(State::Escalated, "undo failed; escalated", format!("{why}; undo: {e}"))?;
         }
         None => {
-            rec.next.outcome = Some(format!(
-                "{why}; {} cannot be undone; escalated",
-                action.action.kind()
-            ));
-            rec.transition(
-                State::Escalated,
-                "escalated after a fix that did not hold",
-                why.to_owned(),
-            )?;
+            rec.next.outcome = Some(format!("{why}; {} cannot be undone; escalated", action.action.kind()));
+            rec.transition(State::Escalated, "escalated after a fix that did not hold", why.to_owned())?;
         }
     }
     if let Some(next) = rec.commit(deps).await? {

@@ -49,10 +49,7 @@ impl Sandbox {
     /// Builds the scenario's world at the clock's current time and serves it on `127.0.0.1:port` (0 = any).
     pub async fn start(scenario: Scenario, clock: SimClock, port: u16) -> std::io::Result<Self> {
         let world = World::from_scenario(&scenario, clock.now());
-        let shared = server::Shared {
-            world: Arc::new(Mutex::new(world)),
-            clock,
-        };
+        let shared = server::Shared { world: Arc::new(Mutex::new(world)), clock };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let app = server::router(shared.clone());
@@ -61,12 +58,7 @@ impl Sandbox {
                 tracing::error!(error = %e, "Sandbox API server stopped.");
             }
         });
-        Ok(Self {
-            shared,
-            addr,
-            scenario,
-            task,
-        })
+        Ok(Self { shared, addr, scenario, task })
     }
 
     /// The API server URL for a kubeconfig or `kube::Config`.
@@ -107,21 +99,12 @@ impl Sandbox {
     /// The scenario's alert, with `${first_pod}` and `${wedged_pod}` replaced by real pod names.
     pub fn alert(&self) -> RenderedAlert {
         let (first, wedged) = self.with_world(|w| {
-            let mut pods: Vec<_> = w
-                .pods
-                .values()
-                .map(|p| (p.created, p.pod.metadata.name.clone().unwrap_or_default()))
-                .collect();
+            let mut pods: Vec<_> =
+                w.pods.values().map(|p| (p.created, p.pod.metadata.name.clone().unwrap_or_default())).collect();
             pods.sort();
-            (
-                pods.first().map(|p| p.1.clone()).unwrap_or_default(),
-                w.wedged_pod.clone().unwrap_or_default(),
-            )
+            (pods.first().map(|p| p.1.clone()).unwrap_or_default(), w.wedged_pod.clone().unwrap_or_default())
         });
-        let fill = |s: &str| {
-            s.replace("${first_pod}", &first)
-                .replace("${wedged_pod}", &wedged)
-        };
+        let fill = |s: &str| s.replace("${first_pod}", &first).replace("${wedged_pod}", &wedged);
         let a = &self.scenario.alert;
         RenderedAlert {
             title: fill(&a.title),

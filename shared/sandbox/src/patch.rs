@@ -32,12 +32,9 @@ impl PatchType {
 /// The merge key of a list field under strategic merge patch, where the schema defines one.
 fn merge_key(field: &str) -> Option<&'static str> {
     match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets" => Some("name"),
+        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" => {
+            Some("name")
+        }
         "ports" => Some("containerPort"),
         "volumeMounts" => Some("mountPath"),
         _ => None,
@@ -52,9 +49,7 @@ pub fn apply(target: &Value, patch: &[u8], kind: PatchType) -> Result<Value, Api
             let p: json_patch::Patch = serde_json::from_slice(patch).map_err(bad)?;
             let mut doc = target.clone();
             json_patch::patch(&mut doc, &p).map_err(|e| {
-                ApiError::Invalid(format!(
-                    "the server rejected our request due to an error in our request: {e}"
-                ))
+                ApiError::Invalid(format!("the server rejected our request due to an error in our request: {e}"))
             })?;
             Ok(doc)
         }
@@ -128,12 +123,7 @@ mod tests {
         let p = json!({"spec": {"template": {"spec": {"containers": [
             {"name": "app", "resources": {"limits": {"memory": "192Mi"}}}
         ]}}}});
-        let out = apply(
-            &deployment(),
-            p.to_string().as_bytes(),
-            PatchType::Strategic,
-        )
-        .unwrap();
+        let out = apply(&deployment(), p.to_string().as_bytes(), PatchType::Strategic).unwrap();
         let cs = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(cs.as_array().unwrap().len(), 2, "sidecar kept");
         assert_eq!(cs[0]["resources"]["limits"]["memory"], "192Mi");
@@ -145,41 +135,19 @@ mod tests {
     fn merge_patch_replaces_lists() {
         let p = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "a:2"}]}}}});
         let out = apply(&deployment(), p.to_string().as_bytes(), PatchType::Merge).unwrap();
-        assert_eq!(
-            out["spec"]["template"]["spec"]["containers"]
-                .as_array()
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(out["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
     }
 
     #[test]
     fn null_deletes_and_json_patch_replaces() {
-        let out = apply(
-            &deployment(),
-            br#"{"spec":{"replicas":null}}"#,
-            PatchType::Merge,
-        )
-        .unwrap();
+        let out = apply(&deployment(), br#"{"spec":{"replicas":null}}"#, PatchType::Merge).unwrap();
         assert!(out["spec"].get("replicas").is_none());
-        let out = apply(
-            &deployment(),
-            br#"[{"op":"replace","path":"/spec/replicas","value":5}]"#,
-            PatchType::Json,
-        )
-        .unwrap();
+        let out =
+            apply(&deployment(), br#"[{"op":"replace","path":"/spec/replicas","value":5}]"#, PatchType::Json).unwrap();
         assert_eq!(out["spec"]["replicas"], 5);
-        let err = apply(
-            &deployment(),
-            br#"[{"op":"replace","path":"/nope/x","value":5}]"#,
-            PatchType::Json,
-        );
+        let err = apply(&deployment(), br#"[{"op":"replace","path":"/nope/x","value":5}]"#, PatchType::Json);
         assert!(matches!(err, Err(ApiError::Invalid(_))));
-        assert!(matches!(
-            apply(&deployment(), b"[1", PatchType::Merge),
-            Err(ApiError::BadRequest(_))
-        ));
+        assert!(matches!(apply(&deployment(), b"[1", PatchType::Merge), Err(ApiError::BadRequest(_))));
         assert!(PatchType::from_content_type("text/plain").is_err());
     }
 }

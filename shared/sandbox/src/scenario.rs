@@ -207,24 +207,15 @@ impl Scenario {
     /// Loads a built-in scenario by name.
     pub fn builtin(name: &str) -> Result<Self, ScenarioError> {
         let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-            ScenarioError::Unknown(
-                name.to_owned(),
-                BUILTIN
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )
+            ScenarioError::Unknown(name.to_owned(), BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))
         })?;
         Self::from_json(name, text)
     }
 
     /// Parses and checks a scenario.
     pub fn from_json(name: &str, text: &str) -> Result<Self, ScenarioError> {
-        let s: Scenario = serde_json::from_str(text).map_err(|source| ScenarioError::Parse {
-            name: name.to_owned(),
-            source,
-        })?;
+        let s: Scenario =
+            serde_json::from_str(text).map_err(|source| ScenarioError::Parse { name: name.to_owned(), source })?;
         let invalid = |why: &str| ScenarioError::Invalid(name.to_owned(), why.to_owned());
         if s.deployment.revisions.is_empty() {
             return Err(invalid("deployment has no revisions"));

@@ -46,16 +46,12 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
-            ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
-            }
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
         };
         let details = match &self {
-            ApiError::NotFound { kind, name } => Some(StatusDetails {
-                kind: Some((*kind).into()),
-                name: Some(name.clone()),
-                ..Default::default()
-            }),
+            ApiError::NotFound { kind, name } => {
+                Some(StatusDetails { kind: Some((*kind).into()), name: Some(name.clone()), ..Default::default() })
+            }
             _ => None,
         };
         let status = Status {
@@ -91,9 +87,9 @@ impl WriteParams {
         match self.dry_run.as_deref() {
             None | Some("") => Ok(false),
             Some("All") => Ok(true),
-            Some(other) => Err(ApiError::BadRequest(format!(
-                "Invalid dry run value {other:?}: only \"All\" is supported"
-            ))),
+            Some(other) => {
+                Err(ApiError::BadRequest(format!("Invalid dry run value {other:?}: only \"All\" is supported")))
+            }
         }
     }
 }
@@ -183,14 +179,7 @@ fn one<T: serde::Serialize>(t: &T) -> Response {
 }
 
 fn check_ns(w: &World, ns: &str) -> Result<(), ApiError> {
-    if ns == w.namespace {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound {
-            kind: "namespaces",
-            name: ns.into(),
-        })
-    }
+    if ns == w.namespace { Ok(()) } else { Err(ApiError::NotFound { kind: "namespaces", name: ns.into() }) }
 }
 
 fn current_rv(w: &mut World) -> String {
@@ -213,14 +202,8 @@ fn pods_matching(s: &Shared, ns: Option<&str>, q: &ListParams) -> ApiResult {
         .filter(|p| matches(&labels, label_getter(&p.metadata)))
         .filter(|p| {
             let mut extra = BTreeMap::new();
-            extra.insert(
-                "spec.nodeName",
-                p.spec.as_ref().and_then(|s| s.node_name.clone()),
-            );
-            extra.insert(
-                "status.phase",
-                p.status.as_ref().and_then(|s| s.phase.clone()),
-            );
+            extra.insert("spec.nodeName", p.spec.as_ref().and_then(|s| s.node_name.clone()));
+            extra.insert("status.phase", p.status.as_ref().and_then(|s| s.phase.clone()));
             matches(&fields, field_getter(&p.metadata, extra))
         })
         .collect();
@@ -228,11 +211,7 @@ fn pods_matching(s: &Shared, ns: Option<&str>, q: &ListParams) -> ApiResult {
     Ok(list(pods, &rv, q.limit))
 }
 
-async fn list_pods(
-    State(s): State<Shared>,
-    Path(ns): Path<String>,
-    Query(q): Query<ListParams>,
-) -> ApiResult {
+async fn list_pods(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
     pods_matching(&s, Some(&ns), &q)
 }
 
@@ -244,10 +223,7 @@ async fn list_all_pods(State(s): State<Shared>, Query(q): Query<ListParams>) -> 
 async fn get_pod(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
-    let p = w
-        .pods
-        .get(&name)
-        .ok_or(ApiError::NotFound { kind: "pods", name })?;
+    let p = w.pods.get(&name).ok_or(ApiError::NotFound { kind: "pods", name })?;
     Ok(one(&p.pod))
 }
 
@@ -260,17 +236,12 @@ async fn delete_pod(
     check_ns(&w, &ns)?;
     let dry = q.dry_run()?;
     let mut pod = if dry {
-        w.pods
-            .get(&name)
-            .map(|p| p.pod.clone())
-            .ok_or(ApiError::NotFound { kind: "pods", name })?
+        w.pods.get(&name).map(|p| p.pod.clone()).ok_or(ApiError::NotFound { kind: "pods", name })?
     } else {
         w.delete_pod(&name, s.clock.now())?
     };
     // A deleted pod is returned with its deletion timestamp set, as the API server does for graceful deletes.
-    pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        s.clock.now(),
-    ));
+    pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.clock.now()));
     pod.metadata.deletion_grace_period_seconds = Some(30);
     Ok(one(&pod))
 }
@@ -282,26 +253,13 @@ async fn pod_log(
 ) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
-    let p = w.pods.get(&name).ok_or_else(|| ApiError::NotFound {
-        kind: "pods",
-        name: name.clone(),
-    })?;
-    let main = p
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .map(|c| c.name.clone())
-        .unwrap_or_default();
+    let p = w.pods.get(&name).ok_or_else(|| ApiError::NotFound { kind: "pods", name: name.clone() })?;
+    let main = p.pod.spec.as_ref().and_then(|s| s.containers.first()).map(|c| c.name.clone()).unwrap_or_default();
     let container = q.container.clone().unwrap_or(main.clone());
     if container != main {
-        return Err(ApiError::BadRequest(format!(
-            "container {container} is not valid for pod {name}"
-        )));
+        return Err(ApiError::BadRequest(format!("container {container} is not valid for pod {name}")));
     }
-    let sim = w
-        .sim(p, s.clock.now())
-        .ok_or_else(|| ApiError::BadRequest("pod has no containers".into()))?;
+    let sim = w.sim(p, s.clock.now()).ok_or_else(|| ApiError::BadRequest("pod has no containers".into()))?;
     let lines = if q.previous.unwrap_or(false) {
         if sim.last_termination.is_none() {
             return Err(ApiError::BadRequest(format!(
@@ -317,11 +275,7 @@ async fn pod_log(
         }
         sim.logs
     };
-    let tail = q
-        .tail_lines
-        .filter(|t| *t >= 0)
-        .map(|t| t as usize)
-        .unwrap_or(lines.len());
+    let tail = q.tail_lines.filter(|t| *t >= 0).map(|t| t as usize).unwrap_or(lines.len());
     let start = lines.len().saturating_sub(tail);
     let mut body = lines[start..].join("\n");
     if !body.is_empty() {
@@ -332,43 +286,25 @@ async fn pod_log(
 
 // ------------------------------------------------------------------------------------------------ deployments
 
-async fn list_deployments(
-    State(s): State<Shared>,
-    Path(ns): Path<String>,
-    Query(q): Query<ListParams>,
-) -> ApiResult {
+async fn list_deployments(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
     let mut w = s.world();
     check_ns(&w, &ns)?;
     let labels = parse_selector(q.label_selector.as_deref())?;
-    let items: Vec<Deployment> = w
-        .deployments
-        .values()
-        .filter(|d| matches(&labels, label_getter(&d.metadata)))
-        .cloned()
-        .collect();
+    let items: Vec<Deployment> =
+        w.deployments.values().filter(|d| matches(&labels, label_getter(&d.metadata))).cloned().collect();
     let rv = current_rv(&mut w);
     Ok(list(items, &rv, q.limit))
 }
 
-async fn get_deployment(
-    State(s): State<Shared>,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_deployment(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
-    let d = w.deployments.get(&name).ok_or(ApiError::NotFound {
-        kind: "deployments.apps",
-        name,
-    })?;
+    let d = w.deployments.get(&name).ok_or(ApiError::NotFound { kind: "deployments.apps", name })?;
     Ok(one(d))
 }
 
 fn validate_deployment(d: &Deployment, name: &str) -> Result<(), ApiError> {
-    let invalid = |m: String| {
-        Err(ApiError::Invalid(format!(
-            "Deployment.apps \"{name}\" is invalid: {m}"
-        )))
-    };
+    let invalid = |m: String| Err(ApiError::Invalid(format!("Deployment.apps \"{name}\" is invalid: {m}")));
     if d.metadata.name.as_deref() != Some(name) {
         return invalid("metadata.name: Invalid value: field is immutable".into());
     }
@@ -378,35 +314,22 @@ fn validate_deployment(d: &Deployment, name: &str) -> Result<(), ApiError> {
     if spec.replicas.is_some_and(|r| r < 0) {
         return invalid("spec.replicas: Invalid value: must be greater than or equal to 0".into());
     }
-    let containers = spec
-        .template
-        .spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
-        .unwrap_or(&[]);
+    let containers = spec.template.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or(&[]);
     if containers.is_empty() {
         return invalid("spec.template.spec.containers: Required value".into());
     }
     for (i, c) in containers.iter().enumerate() {
         if !domain::names::is_dns1123_label(&c.name) {
-            return invalid(format!(
-                "spec.template.spec.containers[{i}].name: Invalid value: {:?}",
-                c.name
-            ));
+            return invalid(format!("spec.template.spec.containers[{i}].name: Invalid value: {:?}", c.name));
         }
         if c.image.as_deref().is_none_or(str::is_empty) {
-            return invalid(format!(
-                "spec.template.spec.containers[{i}].image: Required value"
-            ));
+            return invalid(format!("spec.template.spec.containers[{i}].image: Required value"));
         }
         let res = c.resources.as_ref();
-        let q = |m: Option<
-            &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-        >| { m.and_then(|m| m.get("memory")).map(|q| q.0.clone()) };
-        let (req, lim) = (
-            q(res.and_then(|r| r.requests.as_ref())),
-            q(res.and_then(|r| r.limits.as_ref())),
-        );
+        let q = |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+            m.and_then(|m| m.get("memory")).map(|q| q.0.clone())
+        };
+        let (req, lim) = (q(res.and_then(|r| r.requests.as_ref())), q(res.and_then(|r| r.limits.as_ref())));
         for v in [&req, &lim].into_iter().flatten() {
             if domain::quantity::Bytes::parse(v).is_err() {
                 return invalid(format!(
@@ -423,14 +346,11 @@ fn validate_deployment(d: &Deployment, name: &str) -> Result<(), ApiError> {
         }
     }
     let selector = spec.selector.match_labels.clone().unwrap_or_default();
-    let labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
+    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
     if selector.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-        return invalid("spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`".into());
+        return invalid(
+            "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`".into(),
+        );
     }
     Ok(())
 }
@@ -442,24 +362,18 @@ fn patched<T: serde::Serialize + serde::de::DeserializeOwned>(
     body: &[u8],
     current_rv: Option<&str>,
 ) -> Result<T, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let kind = PatchType::from_content_type(ct)?;
     let value = serde_json::to_value(current).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let out = patch::apply(&value, body, kind)?;
-    if let Some(rv) = out
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
+    if let Some(rv) = out.pointer("/metadata/resourceVersion").and_then(Value::as_str)
         && Some(rv) != current_rv
     {
         return Err(ApiError::Conflict(format!(
             "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (resourceVersion {rv} is stale)"
         )));
     }
-    serde_json::from_value(out)
-        .map_err(|e| ApiError::Invalid(format!("the object does not match its schema: {e}")))
+    serde_json::from_value(out).map_err(|e| ApiError::Invalid(format!("the object does not match its schema: {e}")))
 }
 
 async fn patch_deployment(
@@ -476,16 +390,8 @@ async fn patch_deployment(
         .deployments
         .get(&name)
         .cloned()
-        .ok_or_else(|| ApiError::NotFound {
-            kind: "deployments.apps",
-            name: name.clone(),
-        })?;
-    let mut next: Deployment = patched(
-        &current,
-        &headers,
-        &body,
-        current.metadata.resource_version.as_deref(),
-    )?;
+        .ok_or_else(|| ApiError::NotFound { kind: "deployments.apps", name: name.clone() })?;
+    let mut next: Deployment = patched(&current, &headers, &body, current.metadata.resource_version.as_deref())?;
     validate_deployment(&next, &name)?;
     if next.spec != current.spec {
         next.metadata.generation = Some(current.metadata.generation.unwrap_or(1) + 1);
@@ -510,21 +416,14 @@ fn scale_of(d: &Deployment) -> Scale {
             creation_timestamp: d.metadata.creation_timestamp.clone(),
             ..Default::default()
         },
-        spec: Some(ScaleSpec {
-            replicas: d.spec.as_ref().and_then(|s| s.replicas),
-        }),
+        spec: Some(ScaleSpec { replicas: d.spec.as_ref().and_then(|s| s.replicas) }),
         status: Some(ScaleStatus {
             replicas: d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
             selector: d
                 .spec
                 .as_ref()
                 .and_then(|s| s.selector.match_labels.as_ref())
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                }),
+                .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")),
         }),
     }
 }
@@ -532,10 +431,7 @@ fn scale_of(d: &Deployment) -> Scale {
 async fn get_scale(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
-    let d = w.deployments.get(&name).ok_or(ApiError::NotFound {
-        kind: "deployments.apps",
-        name,
-    })?;
+    let d = w.deployments.get(&name).ok_or(ApiError::NotFound { kind: "deployments.apps", name })?;
     Ok(one(&scale_of(d)))
 }
 
@@ -553,16 +449,8 @@ async fn patch_scale(
         .deployments
         .get(&name)
         .cloned()
-        .ok_or_else(|| ApiError::NotFound {
-            kind: "deployments.apps",
-            name: name.clone(),
-        })?;
-    let next: Scale = patched(
-        &scale_of(&d),
-        &headers,
-        &body,
-        d.metadata.resource_version.as_deref(),
-    )?;
+        .ok_or_else(|| ApiError::NotFound { kind: "deployments.apps", name: name.clone() })?;
+    let next: Scale = patched(&scale_of(&d), &headers, &body, d.metadata.resource_version.as_deref())?;
     let replicas = next.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
     if replicas < 0 {
         return Err(ApiError::Invalid(format!(
@@ -586,29 +474,24 @@ async fn patch_scale(
 
 // ------------------------------------------------------------------------------------------------ others
 
-async fn list_replicasets(
-    State(s): State<Shared>,
-    Path(ns): Path<String>,
-    Query(q): Query<ListParams>,
-) -> ApiResult {
+async fn list_replicasets(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
     let mut w = s.world();
     check_ns(&w, &ns)?;
     let labels = parse_selector(q.label_selector.as_deref())?;
-    let items: Vec<ReplicaSet> = w
-        .replicasets
-        .values()
-        .map(|r| r.rs.clone())
-        .filter(|r| matches(&labels, label_getter(&r.metadata)))
-        .collect();
+    let items: Vec<ReplicaSet> =
+        w.replicasets.values().map(|r| r.rs.clone()).filter(|r| matches(&labels, label_getter(&r.metadata))).collect();
     let rv = current_rv(&mut w);
     Ok(list(items, &rv, q.limit))
 }
 
-async fn list_events(
-    State(s): State<Shared>,
-    Path(ns): Path<String>,
-    Query(q): Query<ListParams>,
-) -> ApiResult {
+async fn get_replicaset(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let r = w.replicasets.get(&name).ok_or(ApiError::NotFound { kind: "replicasets.apps", name })?;
+    Ok(one(&r.rs))
+}
+
+async fn list_events(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
     let mut w = s.world();
     check_ns(&w, &ns)?;
     let fields = parse_selector(q.field_selector.as_deref())?;
@@ -619,10 +502,7 @@ async fn list_events(
             let mut extra = BTreeMap::new();
             extra.insert("involvedObject.kind", e.involved_object.kind.clone());
             extra.insert("involvedObject.name", e.involved_object.name.clone());
-            extra.insert(
-                "involvedObject.namespace",
-                e.involved_object.namespace.clone(),
-            );
+            extra.insert("involvedObject.namespace", e.involved_object.namespace.clone());
             extra.insert("involvedObject.uid", e.involved_object.uid.clone());
             extra.insert("type", e.type_.clone());
             extra.insert("reason", e.reason.clone());
@@ -636,12 +516,7 @@ async fn list_events(
 async fn list_nodes(State(s): State<Shared>, Query(q): Query<ListParams>) -> ApiResult {
     let mut w = s.world();
     let labels = parse_selector(q.label_selector.as_deref())?;
-    let items: Vec<Node> = w
-        .nodes
-        .iter()
-        .filter(|n| matches(&labels, label_getter(&n.metadata)))
-        .cloned()
-        .collect();
+    let items: Vec<Node> = w.nodes.iter().filter(|n| matches(&labels, label_getter(&n.metadata))).cloned().collect();
     let rv = current_rv(&mut w);
     Ok(list(items, &rv, q.limit))
 }
@@ -652,18 +527,11 @@ async fn get_node(State(s): State<Shared>, Path(name): Path<String>) -> ApiResul
         .nodes
         .iter()
         .find(|n| n.metadata.name.as_deref() == Some(&name))
-        .ok_or(ApiError::NotFound {
-            kind: "nodes",
-            name,
-        })?;
+        .ok_or(ApiError::NotFound { kind: "nodes", name })?;
     Ok(one(n))
 }
 
-async fn list_hpas(
-    State(s): State<Shared>,
-    Path(ns): Path<String>,
-    Query(q): Query<ListParams>,
-) -> ApiResult {
+async fn list_hpas(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
     let mut w = s.world();
     check_ns(&w, &ns)?;
     let items: Vec<HorizontalPodAutoscaler> = w.hpas.values().cloned().collect();
@@ -674,10 +542,7 @@ async fn list_hpas(
 async fn get_hpa(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
-    let h = w.hpas.get(&name).ok_or(ApiError::NotFound {
-        kind: "horizontalpodautoscalers.autoscaling",
-        name,
-    })?;
+    let h = w.hpas.get(&name).ok_or(ApiError::NotFound { kind: "horizontalpodautoscalers.autoscaling", name })?;
     Ok(one(h))
 }
 
@@ -695,20 +560,10 @@ async fn patch_hpa(
         .hpas
         .get(&name)
         .cloned()
-        .ok_or_else(|| ApiError::NotFound {
-            kind: "horizontalpodautoscalers.autoscaling",
-            name: name.clone(),
-        })?;
-    let mut next: HorizontalPodAutoscaler = patched(
-        &current,
-        &headers,
-        &body,
-        current.metadata.resource_version.as_deref(),
-    )?;
-    let spec = next
-        .spec
-        .as_ref()
-        .ok_or_else(|| ApiError::Invalid("spec: Required value".into()))?;
+        .ok_or_else(|| ApiError::NotFound { kind: "horizontalpodautoscalers.autoscaling", name: name.clone() })?;
+    let mut next: HorizontalPodAutoscaler =
+        patched(&current, &headers, &body, current.metadata.resource_version.as_deref())?;
+    let spec = next.spec.as_ref().ok_or_else(|| ApiError::Invalid("spec: Required value".into()))?;
     if spec.max_replicas < spec.min_replicas.unwrap_or(1) || spec.max_replicas < 1 {
         return Err(ApiError::Invalid(format!(
             "HorizontalPodAutoscaler.autoscaling \"{name}\" is invalid: spec.maxReplicas: Invalid value: {}: must be greater than or equal to `minReplicas`",
@@ -725,38 +580,22 @@ async fn patch_hpa(
     Ok(one(&w.hpas[&name]))
 }
 
-async fn get_configmap(
-    State(s): State<Shared>,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_configmap(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
-    let c: &ConfigMap = w.configmaps.get(&name).ok_or(ApiError::NotFound {
-        kind: "configmaps",
-        name,
-    })?;
+    let c: &ConfigMap = w.configmaps.get(&name).ok_or(ApiError::NotFound { kind: "configmaps", name })?;
     Ok(one(c))
 }
 
-async fn get_secret(
-    State(s): State<Shared>,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_secret(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
-    let c: &Secret = w.secrets.get(&name).ok_or(ApiError::NotFound {
-        kind: "secrets",
-        name,
-    })?;
+    let c: &Secret = w.secrets.get(&name).ok_or(ApiError::NotFound { kind: "secrets", name })?;
     Ok(one(c))
 }
 
 /// `metrics.k8s.io/v1beta1` PodMetrics, as metrics-server serves them.
-async fn pod_metrics(
-    State(s): State<Shared>,
-    Path(ns): Path<String>,
-    Query(q): Query<ListParams>,
-) -> ApiResult {
+async fn pod_metrics(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let labels = parse_selector(q.label_selector.as_deref())?;
@@ -798,10 +637,7 @@ async fn version() -> Response {
 }
 
 async fn fallback(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound {
-        kind: "resource",
-        name: uri.path().to_owned(),
-    }
+    ApiError::NotFound { kind: "resource", name: uri.path().to_owned() }
 }
 
 /// The sandbox API router.
@@ -812,45 +648,19 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/v1/nodes/{name}", get(get_node))
         .route("/api/v1/pods", get(list_all_pods))
         .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
-        .route(
-            "/api/v1/namespaces/{ns}/pods/{name}",
-            get(get_pod).delete(delete_pod),
-        )
+        .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod).delete(delete_pod))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route("/api/v1/namespaces/{ns}/events", get(list_events))
-        .route(
-            "/api/v1/namespaces/{ns}/configmaps/{name}",
-            get(get_configmap),
-        )
+        .route("/api/v1/namespaces/{ns}/configmaps/{name}", get(get_configmap))
         .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret))
-        .route(
-            "/apis/apps/v1/namespaces/{ns}/deployments",
-            get(list_deployments),
-        )
-        .route(
-            "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
-            get(get_deployment).patch(patch_deployment),
-        )
-        .route(
-            "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale",
-            get(get_scale).patch(patch_scale),
-        )
-        .route(
-            "/apis/apps/v1/namespaces/{ns}/replicasets",
-            get(list_replicasets),
-        )
-        .route(
-            "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
-            get(list_hpas),
-        )
-        .route(
-            "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/{name}",
-            get(get_hpa).patch(patch_hpa),
-        )
-        .route(
-            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods",
-            get(pod_metrics),
-        )
+        .route("/apis/apps/v1/namespaces/{ns}/deployments", get(list_deployments))
+        .route("/apis/apps/v1/namespaces/{ns}/deployments/{name}", get(get_deployment).patch(patch_deployment))
+        .route("/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale", get(get_scale).patch(patch_scale))
+        .route("/apis/apps/v1/namespaces/{ns}/replicasets", get(list_replicasets))
+        .route("/apis/apps/v1/namespaces/{ns}/replicasets/{name}", get(get_replicaset))
+        .route("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers", get(list_hpas))
+        .route("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/{name}", get(get_hpa).patch(patch_hpa))
+        .route("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods", get(pod_metrics))
         .fallback(fallback)
         .with_state(shared)
 }

@@ -34,11 +34,7 @@ impl Model {
     pub fn new(app: AppModel, t0: Timestamp) -> Self {
         let at = |age: Option<&String>| age.and_then(|a| ago(t0, a));
         Self {
-            need_since: app
-                .memory
-                .as_ref()
-                .and_then(|m| m.need_since.as_ref())
-                .and_then(|a| ago(t0, a)),
+            need_since: app.memory.as_ref().and_then(|m| m.need_since.as_ref()).and_then(|a| ago(t0, a)),
             load_since: at(app.load.as_ref().map(|l| &l.since)),
             dep_since: at(app.dependency_down.as_ref().map(|d| &d.since)),
             wedged_since: at(app.wedged_pod.as_ref().map(|w| &w.since)),
@@ -124,11 +120,7 @@ fn memory_limit(c: &Container) -> Option<Bytes> {
 }
 
 fn cpu_request_millis(c: &Container) -> i64 {
-    let q = c
-        .resources
-        .as_ref()
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get("cpu"));
+    let q = c.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get("cpu"));
     match q.map(|q| q.0.as_str()) {
         Some(s) if s.ends_with('m') => s.trim_end_matches('m').parse().unwrap_or(100),
         Some(s) => s.parse::<f64>().map(|c| (c * 1000.0) as i64).unwrap_or(100),
@@ -155,17 +147,11 @@ impl Model {
             return Bytes(48 * Bytes::MI);
         };
         let base = Self::bytes(&m.base).0;
-        let leak = m
-            .leak_per_hour
-            .as_deref()
-            .map(|q| Self::bytes(q).0)
-            .unwrap_or(0);
+        let leak = m.leak_per_hour.as_deref().map(|q| Self::bytes(q).0).unwrap_or(0);
         let uptime_h = t.duration_since(start).as_secs_f64().max(0.0) / 3600.0;
         let leaked = base + (leak as f64 * uptime_h) as u64;
         let need = match (&m.need, self.need_since) {
-            (Some(n), Some(since)) if t >= since && t >= start + secs(START_DELAY) => {
-                Self::bytes(n).0
-            }
+            (Some(n), Some(since)) if t >= since && t >= start + secs(START_DELAY) => Self::bytes(n).0,
             (Some(n), None) if t >= start + secs(START_DELAY) => Self::bytes(n).0,
             _ => base,
         };
@@ -173,25 +159,14 @@ impl Model {
     }
 
     /// When (and how) a run started at `start` ends by itself, if it does.
-    fn run_end(
-        &self,
-        c: &Container,
-        start: Timestamp,
-    ) -> Option<(Timestamp, &'static str, i32, Option<String>)> {
+    fn run_end(&self, c: &Container, start: Timestamp) -> Option<(Timestamp, &'static str, i32, Option<String>)> {
         let env = env_names(c);
-        if let Some(missing) = self
-            .app
-            .required_env
-            .iter()
-            .find(|r| !env.contains(&r.as_str()))
-        {
+        if let Some(missing) = self.app.required_env.iter().find(|r| !env.contains(&r.as_str())) {
             return Some((
                 start + secs(1),
                 "Error",
                 1,
-                Some(format!(
-                    "required environment variable {missing} is not set"
-                )),
+                Some(format!("required environment variable {missing} is not set")),
             ));
         }
         let limit = memory_limit(c)?;
@@ -217,25 +192,13 @@ impl Model {
         end.map(|e| (e, "OOMKilled", 137, None))
     }
 
-    fn logs_for_run(
-        &self,
-        c: &Container,
-        ordinal: u32,
-        start: Timestamp,
-        until: Timestamp,
-        util: f64,
-    ) -> Vec<String> {
+    fn logs_for_run(&self, c: &Container, ordinal: u32, start: Timestamp, until: Timestamp, util: f64) -> Vec<String> {
         let mut out = Vec::new();
         for (i, l) in self.app.startup_logs.iter().enumerate() {
             out.push(line(start + secs(i as i64 / 2), l));
         }
         let env = env_names(c);
-        if let Some(missing) = self
-            .app
-            .required_env
-            .iter()
-            .find(|r| !env.contains(&r.as_str()))
-        {
+        if let Some(missing) = self.app.required_env.iter().find(|r| !env.contains(&r.as_str())) {
             out.push(line(
                 start + secs(1),
                 &format!("FATAL config: required environment variable {missing} is not set"),
@@ -250,12 +213,8 @@ impl Model {
         }
         // Periodic lines over the last few minutes of the run, newest last.
         let from = start.max(until - secs(300));
-        let wedged_at = self.wedged_since.filter(|_| {
-            self.app
-                .wedged_pod
-                .as_ref()
-                .is_some_and(|w| w.ordinal == ordinal)
-        });
+        let wedged_at =
+            self.wedged_since.filter(|_| self.app.wedged_pod.as_ref().is_some_and(|w| w.ordinal == ordinal));
         let mut t = from + secs(30);
         let mut tick = 0usize;
         while t <= until {
@@ -273,19 +232,12 @@ impl Model {
                     ),
                 ));
             } else if util >= 0.9 && self.app.load.is_some() {
-                if let Some(l) = self
-                    .app
-                    .load
-                    .as_ref()
-                    .and_then(|l| l.saturated_logs.get(tick % l.saturated_logs.len().max(1)))
+                if let Some(l) =
+                    self.app.load.as_ref().and_then(|l| l.saturated_logs.get(tick % l.saturated_logs.len().max(1)))
                 {
                     out.push(line(t, l));
                 }
-            } else if let Some(l) = self
-                .app
-                .steady_logs
-                .get(tick % self.app.steady_logs.len().max(1))
-            {
+            } else if let Some(l) = self.app.steady_logs.get(tick % self.app.steady_logs.len().max(1)) {
                 out.push(line(t, l));
             }
             tick += 1;
@@ -317,11 +269,7 @@ impl Model {
         if self.app.unpullable_images.contains(&image) {
             let elapsed = now.duration_since(pod.created).as_secs().max(0);
             let pulls = (1 + elapsed / 60).min(1000) as i32;
-            let reason = if elapsed < 20 {
-                "ErrImagePull"
-            } else {
-                "ImagePullBackOff"
-            };
+            let reason = if elapsed < 20 { "ErrImagePull" } else { "ImagePullBackOff" };
             let (repo, _) = image.rsplit_once(':').unwrap_or((&image, "latest"));
             let events = vec![
                 scheduled,
@@ -427,11 +375,7 @@ impl Model {
             reason: "Started",
             message: format!("Started container {}", c.name),
             first: pod.created + secs(START_DELAY),
-            last: if waiting_until.is_some() {
-                prev_run.map_or(start, |r| r.0)
-            } else {
-                start
-            },
+            last: if waiting_until.is_some() { prev_run.map_or(start, |r| r.0) } else { start },
             count: restarts + i32::from(waiting_until.is_none()),
             source: "kubelet",
         });
@@ -446,28 +390,17 @@ impl Model {
                 source: "kubelet",
             });
         }
-        let previous_logs = prev_run
-            .map(|(s, e)| self.logs_for_run(c, pod.ordinal, s, e, util))
-            .unwrap_or_default();
+        let previous_logs = prev_run.map(|(s, e)| self.logs_for_run(c, pod.ordinal, s, e, util)).unwrap_or_default();
         if let Some(until) = waiting_until {
             let message = format!(
                 "back-off {}s restarting failed container={} pod",
-                until
-                    .duration_since(last.as_ref().map_or(now, |l| l.finished))
-                    .as_secs(),
+                until.duration_since(last.as_ref().map_or(now, |l| l.finished)).as_secs(),
                 c.name
             );
-            let reason = if restarts > 0 {
-                "CrashLoopBackOff"
-            } else {
-                "ContainerCreating"
-            };
+            let reason = if restarts > 0 { "CrashLoopBackOff" } else { "ContainerCreating" };
             return PodSim {
                 phase: "Running",
-                state: RunState::Waiting {
-                    reason: reason.into(),
-                    message,
-                },
+                state: RunState::Waiting { reason: reason.into(), message },
                 ready: false,
                 restarts,
                 last_termination: last,
@@ -484,9 +417,7 @@ impl Model {
             .wedged_pod
             .as_ref()
             .zip(self.wedged_since)
-            .is_some_and(|(w, since)| {
-                w.ordinal == pod.ordinal && pod.created < self.t0 && now >= since
-            });
+            .is_some_and(|(w, since)| w.ordinal == pod.ordinal && pod.created < self.t0 && now >= since);
         if wedged && let Some(since) = self.wedged_since {
             events.push(SimEvent {
                 type_: "Warning",
@@ -507,11 +438,7 @@ impl Model {
             restarts,
             last_termination: last,
             memory: self.memory_at(start, now),
-            cpu_millis: if wedged {
-                2
-            } else {
-                ((util.min(1.6)) * cpu_req as f64) as i64
-            },
+            cpu_millis: if wedged { 2 } else { ((util.min(1.6)) * cpu_req as f64) as i64 },
             events,
             logs: self.logs_for_run(c, pod.ordinal, start, now, util),
             previous_logs,

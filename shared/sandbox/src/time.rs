@@ -41,9 +41,7 @@ impl SimClock {
     pub fn now(&self) -> Timestamp {
         let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let run = s.base_wall.elapsed().mul_f64(s.speed) + s.offset;
-        s.base_sim
-            .saturating_add(SignedDuration::try_from(run).unwrap_or(SignedDuration::MAX))
-            .unwrap_or(s.base_sim)
+        s.base_sim.saturating_add(SignedDuration::try_from(run).unwrap_or(SignedDuration::MAX)).unwrap_or(s.base_sim)
     }
 
     /// Moves simulated time forward.
@@ -77,10 +75,7 @@ mod tests {
         let c = SimClock::manual(t0);
         assert_eq!(c.now(), t0);
         c.advance(Duration::from_secs(90));
-        assert_eq!(
-            c.now(),
-            "2026-11-21T10:01:30Z".parse::<Timestamp>().unwrap()
-        );
+        assert_eq!(c.now(), "2026-11-21T10:01:30Z".parse::<Timestamp>().unwrap());
     }
 
     #[test]

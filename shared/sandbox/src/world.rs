@@ -6,22 +6,18 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetStatus,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::autoscaling::v2::{
-    HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition, HorizontalPodAutoscalerStatus,
-    MetricStatus, MetricValueStatus, ResourceMetricStatus,
+    HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition, HorizontalPodAutoscalerStatus, MetricStatus,
+    MetricValueStatus, ResourceMetricStatus,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, Event, EventSource, Node, NodeCondition, NodeStatus,
-    ObjectReference, Pod, PodCondition, PodStatus, PodTemplateSpec, Secret,
+    ConfigMap, Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Event, EventSource, Node, NodeCondition, NodeStatus, ObjectReference, Pod, PodCondition,
+    PodStatus, PodTemplateSpec, Secret,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    LabelSelector, ObjectMeta, OwnerReference, Time,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference, Time};
 
 use crate::scenario::Scenario;
 use crate::sim::{Model, PodInput, PodSim, RunState};
@@ -56,10 +52,7 @@ pub fn template_hash(t: &PodTemplateSpec) -> String {
     if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(TEMPLATE_HASH);
     }
-    suffix(
-        fnv(serde_json::to_string(&t).unwrap_or_default().as_bytes()),
-        10,
-    )
+    suffix(fnv(serde_json::to_string(&t).unwrap_or_default().as_bytes()), 10)
 }
 
 fn time(t: Timestamp) -> Time {
@@ -139,62 +132,33 @@ impl World {
             node_rr: 0,
             wedged_pod: None,
         };
-        let oldest = s
-            .deployment
-            .revisions
-            .first()
-            .and_then(|r| ago(t0, &r.age))
-            .unwrap_or(t0);
+        let oldest = s.deployment.revisions.first().and_then(|r| ago(t0, &r.age)).unwrap_or(t0);
         for n in &s.nodes {
             w.nodes.push(node(n, oldest));
         }
         for c in &s.configmaps {
             let meta = w.meta(&c.name, oldest);
-            w.configmaps.insert(
-                c.name.clone(),
-                ConfigMap {
-                    metadata: meta,
-                    data: Some(c.data.clone()),
-                    ..Default::default()
-                },
-            );
+            w.configmaps
+                .insert(c.name.clone(), ConfigMap { metadata: meta, data: Some(c.data.clone()), ..Default::default() });
         }
         for c in &s.secrets {
             let meta = w.meta(&c.name, oldest);
-            let data = c
-                .data
-                .iter()
-                .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
-                .collect();
+            let data = c.data.iter().map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec()))).collect();
             w.secrets.insert(
                 c.name.clone(),
-                Secret {
-                    metadata: meta,
-                    data: Some(data),
-                    type_: Some("Opaque".into()),
-                    ..Default::default()
-                },
+                Secret { metadata: meta, data: Some(data), type_: Some("Opaque".into()), ..Default::default() },
             );
         }
         let d = &s.deployment;
         for (i, rev) in d.revisions.iter().enumerate() {
             let at = ago(t0, &rev.age).unwrap_or(t0);
-            let containers: Vec<Container> = rev
-                .containers
-                .iter()
-                .filter_map(|c| serde_json::from_value(c.clone()).ok())
-                .collect();
+            let containers: Vec<Container> =
+                rev.containers.iter().filter_map(|c| serde_json::from_value(c.clone()).ok()).collect();
             let mut labels = d.labels.clone();
             labels.insert("app.kubernetes.io/name".into(), d.name.clone());
             let template = PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(k8s_openapi::api::core::v1::PodSpec {
-                    containers,
-                    ..Default::default()
-                }),
+                metadata: Some(ObjectMeta { labels: Some(labels.clone()), ..Default::default() }),
+                spec: Some(k8s_openapi::api::core::v1::PodSpec { containers, ..Default::default() }),
             };
             if i == 0 {
                 let mut meta = w.meta(&d.name, at);
@@ -204,10 +168,7 @@ impl World {
                     metadata: meta,
                     spec: Some(k8s_openapi::api::apps::v1::DeploymentSpec {
                         replicas: Some(d.replicas),
-                        selector: LabelSelector {
-                            match_labels: Some(labels),
-                            ..Default::default()
-                        },
+                        selector: LabelSelector { match_labels: Some(labels), ..Default::default() },
                         template,
                         progress_deadline_seconds: Some(d.progress_deadline_seconds),
                         revision_history_limit: Some(10),
@@ -236,11 +197,7 @@ impl World {
             }
             w.reconcile(at);
             // Let the rollout settle (or not) before the next revision.
-            let next = d
-                .revisions
-                .get(i + 1)
-                .and_then(|r| ago(t0, &r.age))
-                .unwrap_or(t0);
+            let next = d.revisions.get(i + 1).and_then(|r| ago(t0, &r.age)).unwrap_or(t0);
             let mut t = at;
             while t < next && t.duration_since(at).as_secs() < 120 {
                 t += secs(5);
@@ -251,33 +208,28 @@ impl World {
             let meta = w.meta(&d.name, oldest);
             let hpa = HorizontalPodAutoscaler {
                 metadata: meta,
-                spec: Some(
-                    k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerSpec {
-                        min_replicas: Some(h.min),
-                        max_replicas: h.max,
-                        scale_target_ref:
-                            k8s_openapi::api::autoscaling::v2::CrossVersionObjectReference {
-                                api_version: Some("apps/v1".into()),
-                                kind: "Deployment".into(),
-                                name: d.name.clone(),
-                            },
-                        metrics: Some(vec![k8s_openapi::api::autoscaling::v2::MetricSpec {
-                            type_: "Resource".into(),
-                            resource: Some(
-                                k8s_openapi::api::autoscaling::v2::ResourceMetricSource {
-                                    name: "cpu".into(),
-                                    target: k8s_openapi::api::autoscaling::v2::MetricTarget {
-                                        type_: "Utilization".into(),
-                                        average_utilization: Some(h.target_cpu_utilization),
-                                        ..Default::default()
-                                    },
-                                },
-                            ),
-                            ..Default::default()
-                        }]),
-                        behavior: None,
+                spec: Some(k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerSpec {
+                    min_replicas: Some(h.min),
+                    max_replicas: h.max,
+                    scale_target_ref: k8s_openapi::api::autoscaling::v2::CrossVersionObjectReference {
+                        api_version: Some("apps/v1".into()),
+                        kind: "Deployment".into(),
+                        name: d.name.clone(),
                     },
-                ),
+                    metrics: Some(vec![k8s_openapi::api::autoscaling::v2::MetricSpec {
+                        type_: "Resource".into(),
+                        resource: Some(k8s_openapi::api::autoscaling::v2::ResourceMetricSource {
+                            name: "cpu".into(),
+                            target: k8s_openapi::api::autoscaling::v2::MetricTarget {
+                                type_: "Utilization".into(),
+                                average_utilization: Some(h.target_cpu_utilization),
+                                ..Default::default()
+                            },
+                        }),
+                        ..Default::default()
+                    }]),
+                    behavior: None,
+                }),
                 status: None,
             };
             w.hpas.insert(d.name.clone(), hpa);
@@ -291,11 +243,7 @@ impl World {
         ObjectMeta {
             name: Some(name.to_owned()),
             namespace: Some(self.namespace.clone()),
-            uid: Some(format!(
-                "{:08x}-5a3d-4c1e-9b7a-{:012x}",
-                fnv(name.as_bytes()) as u32,
-                self.counter
-            )),
+            uid: Some(format!("{:08x}-5a3d-4c1e-9b7a-{:012x}", fnv(name.as_bytes()) as u32, self.counter)),
             creation_timestamp: Some(time(created)),
             resource_version: Some(self.bump()),
             ..Default::default()
@@ -308,23 +256,11 @@ impl World {
         self.resource_version.to_string()
     }
 
-    fn emit(
-        &mut self,
-        kind: &str,
-        name: &str,
-        type_: &str,
-        reason: &str,
-        message: String,
-        at: Timestamp,
-        from: &str,
-    ) {
+    fn emit(&mut self, kind: &str, name: &str, type_: &str, reason: &str, message: String, at: Timestamp, from: &str) {
         self.counter += 1;
         let ev = Event {
             metadata: ObjectMeta {
-                name: Some(format!(
-                    "{name}.{:x}",
-                    fnv(format!("{reason}{message}{}", self.counter).as_bytes())
-                )),
+                name: Some(format!("{name}.{:x}", fnv(format!("{reason}{message}{}", self.counter).as_bytes()))),
                 namespace: Some(self.namespace.clone()),
                 ..Default::default()
             },
@@ -340,10 +276,7 @@ impl World {
             count: Some(1),
             first_timestamp: Some(time(at)),
             last_timestamp: Some(time(at)),
-            source: Some(EventSource {
-                component: Some(from.into()),
-                ..Default::default()
-            }),
+            source: Some(EventSource { component: Some(from.into()), ..Default::default() }),
             ..Default::default()
         };
         self.events.push(ev);
@@ -353,34 +286,20 @@ impl World {
     pub fn sim(&self, p: &PodRec, now: Timestamp) -> Option<PodSim> {
         let c = p.pod.spec.as_ref()?.containers.first()?;
         let util = self.utilisation_for(&p.rs, now);
-        Some(self.model.simulate(
-            &PodInput {
-                created: p.created,
-                ordinal: p.ordinal,
-                container: c,
-                utilisation: util,
-            },
-            now,
-        ))
+        Some(
+            self.model
+                .simulate(&PodInput { created: p.created, ordinal: p.ordinal, container: c, utilisation: util }, now),
+        )
     }
 
     fn utilisation_for(&self, rs: &str, now: Timestamp) -> f64 {
-        let Some(owner) = self
-            .replicasets
-            .get(rs)
-            .and_then(|r| owner_name(&r.rs.metadata))
-        else {
+        let Some(owner) = self.replicasets.get(rs).and_then(|r| owner_name(&r.rs.metadata)) else {
             return 0.0;
         };
         let running = self
             .pods
             .values()
-            .filter(|p| {
-                self.replicasets
-                    .get(&p.rs)
-                    .and_then(|r| owner_name(&r.rs.metadata))
-                    == Some(owner.clone())
-            })
+            .filter(|p| self.replicasets.get(&p.rs).and_then(|r| owner_name(&r.rs.metadata)) == Some(owner.clone()))
             .filter(|p| p.created + secs(crate::sim::START_DELAY + 5) <= now)
             .count();
         self.model.utilisation(now, running)
@@ -395,9 +314,7 @@ impl World {
         }
         for p in self.pods.clone().into_values() {
             if let Some(sim) = self.sim(&p, now)
-                && let Some(rec) = self
-                    .pods
-                    .get_mut(&p.pod.metadata.name.clone().unwrap_or_default())
+                && let Some(rec) = self.pods.get_mut(&p.pod.metadata.name.clone().unwrap_or_default())
             {
                 rec.pod.status = Some(pod_status(&rec.pod, &sim, p.created));
             }
@@ -409,22 +326,12 @@ impl World {
             return;
         };
         let Some(spec) = hpa.spec.clone() else { return };
-        let current = self
-            .deployments
-            .get(name)
-            .and_then(|d| d.spec.as_ref()?.replicas)
-            .unwrap_or(1);
+        let current = self.deployments.get(name).and_then(|d| d.spec.as_ref()?.replicas).unwrap_or(1);
         let ready = self
             .pods
             .values()
             .filter(|p| p.pod.status.as_ref().is_some_and(pod_ready))
-            .filter(|p| {
-                self.replicasets
-                    .get(&p.rs)
-                    .and_then(|r| owner_name(&r.rs.metadata))
-                    .as_deref()
-                    == Some(name)
-            })
+            .filter(|p| self.replicasets.get(&p.rs).and_then(|r| owner_name(&r.rs.metadata)).as_deref() == Some(name))
             .count();
         let util = self.model.utilisation(now, ready.max(1));
         let target = spec
@@ -436,22 +343,16 @@ impl World {
             .unwrap_or(80);
         let pct = (util * 100.0).round() as i32;
         let ratio = f64::from(pct) / f64::from(target);
-        let raw = if (ratio - 1.0).abs() <= 0.1 {
-            current
-        } else {
-            (f64::from(current) * ratio).ceil() as i32
-        };
+        let raw = if (ratio - 1.0).abs() <= 0.1 { current } else { (f64::from(current) * ratio).ceil() as i32 };
         let min = spec.min_replicas.unwrap_or(1);
         let desired = raw.clamp(min, spec.max_replicas);
         let limited = raw > spec.max_replicas;
-        let cond = |type_: &str, status: bool, reason: &str, message: &str| {
-            HorizontalPodAutoscalerCondition {
-                type_: type_.into(),
-                status: if status { "True" } else { "False" }.into(),
-                reason: Some(reason.into()),
-                message: Some(message.into()),
-                last_transition_time: Some(time(now)),
-            }
+        let cond = |type_: &str, status: bool, reason: &str, message: &str| HorizontalPodAutoscalerCondition {
+            type_: type_.into(),
+            status: if status { "True" } else { "False" }.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            last_transition_time: Some(time(now)),
         };
         let status = HorizontalPodAutoscalerStatus {
             current_replicas: Some(current),
@@ -460,20 +361,12 @@ impl World {
                 type_: "Resource".into(),
                 resource: Some(ResourceMetricStatus {
                     name: "cpu".into(),
-                    current: MetricValueStatus {
-                        average_utilization: Some(pct),
-                        ..Default::default()
-                    },
+                    current: MetricValueStatus { average_utilization: Some(pct), ..Default::default() },
                 }),
                 ..Default::default()
             }]),
             conditions: Some(vec![
-                cond(
-                    "AbleToScale",
-                    true,
-                    "ReadyForNewScale",
-                    "recommended size matches current size",
-                ),
+                cond("AbleToScale", true, "ReadyForNewScale", "recommended size matches current size"),
                 cond(
                     "ScalingActive",
                     true,
@@ -545,18 +438,9 @@ impl World {
             .filter(|(_, r)| owner_name(&r.rs.metadata).as_deref() == Some(name))
             .map(|(n, _)| n.clone())
             .collect();
-        let max_rev = owned
-            .iter()
-            .filter_map(|n| revision_of(&self.replicasets[n].rs.metadata))
-            .max()
-            .unwrap_or(0);
-        let current_rev = revision_of(
-            &self
-                .replicasets
-                .get(&rs_name)
-                .map(|r| r.rs.metadata.clone())
-                .unwrap_or_default(),
-        );
+        let max_rev = owned.iter().filter_map(|n| revision_of(&self.replicasets[n].rs.metadata)).max().unwrap_or(0);
+        let current_rev =
+            revision_of(&self.replicasets.get(&rs_name).map(|r| r.rs.metadata.clone()).unwrap_or_default());
         if current_rev.is_none() {
             // A template never seen: a new ReplicaSet at the next revision.
             let mut template = spec.template.clone();
@@ -570,10 +454,7 @@ impl World {
             meta.labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
             let mut ann = BTreeMap::new();
             ann.insert(REVISION.to_owned(), (max_rev + 1).to_string());
-            ann.insert(
-                "deployment.kubernetes.io/desired-replicas".to_owned(),
-                desired.to_string(),
-            );
+            ann.insert("deployment.kubernetes.io/desired-replicas".to_owned(), desired.to_string());
             meta.annotations = Some(ann);
             meta.owner_references = Some(vec![OwnerReference {
                 api_version: "apps/v1".into(),
@@ -584,10 +465,7 @@ impl World {
                 block_owner_deletion: Some(true),
             }]);
             let mut selector = spec.selector.clone();
-            selector
-                .match_labels
-                .get_or_insert_with(Default::default)
-                .insert(TEMPLATE_HASH.into(), hash.clone());
+            selector.match_labels.get_or_insert_with(Default::default).insert(TEMPLATE_HASH.into(), hash.clone());
             let rs = ReplicaSet {
                 metadata: meta,
                 spec: Some(k8s_openapi::api::apps::v1::ReplicaSetSpec {
@@ -598,13 +476,7 @@ impl World {
                 }),
                 status: None,
             };
-            self.replicasets.insert(
-                rs_name.clone(),
-                RsRec {
-                    rs,
-                    current_since: now,
-                },
-            );
+            self.replicasets.insert(rs_name.clone(), RsRec { rs, current_since: now });
         } else if current_rev != Some(max_rev) {
             // Rolling back to an old template: its ReplicaSet becomes the newest revision again.
             let rv = self.bump();
@@ -621,11 +493,8 @@ impl World {
 
         // The new ReplicaSet gets every replica; old ones keep theirs until the new pods are ready.
         self.scale_rs(&rs_name, desired, now, name);
-        let new_ready = self
-            .pods
-            .values()
-            .filter(|p| p.rs == rs_name && p.pod.status.as_ref().is_some_and(pod_ready))
-            .count();
+        let new_ready =
+            self.pods.values().filter(|p| p.rs == rs_name && p.pod.status.as_ref().is_some_and(pod_ready)).count();
         let old: Vec<String> = self
             .replicasets
             .iter()
@@ -633,15 +502,8 @@ impl World {
             .map(|(n, _)| n.clone())
             .collect();
         for o in &old {
-            let keep = if new_ready >= desired {
-                0
-            } else {
-                self.pods
-                    .values()
-                    .filter(|p| &p.rs == o)
-                    .count()
-                    .min(desired)
-            };
+            let keep =
+                if new_ready >= desired { 0 } else { self.pods.values().filter(|p| &p.rs == o).count().min(desired) };
             self.scale_rs(o, keep, now, name);
         }
 
@@ -649,20 +511,11 @@ impl World {
         let pods: Vec<&PodRec> = self
             .pods
             .values()
-            .filter(|p| {
-                self.replicasets
-                    .get(&p.rs)
-                    .and_then(|r| owner_name(&r.rs.metadata))
-                    .as_deref()
-                    == Some(name)
-            })
+            .filter(|p| self.replicasets.get(&p.rs).and_then(|r| owner_name(&r.rs.metadata)).as_deref() == Some(name))
             .collect();
         let total = pods.len() as i32;
         let updated = pods.iter().filter(|p| p.rs == rs_name).count() as i32;
-        let ready = pods
-            .iter()
-            .filter(|p| p.pod.status.as_ref().is_some_and(pod_ready))
-            .count() as i32;
+        let ready = pods.iter().filter(|p| p.pod.status.as_ref().is_some_and(pod_ready)).count() as i32;
         let available = ready;
         let since = self.replicasets[&rs_name].current_since;
         let complete = updated as usize == desired && total == updated && available >= updated;
@@ -690,13 +543,7 @@ impl World {
                 now,
             )
         } else {
-            cond(
-                "Progressing",
-                "True",
-                "ReplicaSetUpdated",
-                format!("ReplicaSet \"{rs_name}\" is progressing."),
-                now,
-            )
+            cond("Progressing", "True", "ReplicaSetUpdated", format!("ReplicaSet \"{rs_name}\" is progressing."), now)
         };
         let progressing = keep_transition(prev_progress, progressing);
         let prev_avail = dep
@@ -706,13 +553,7 @@ impl World {
             .and_then(|c| c.iter().find(|c| c.type_ == "Available"))
             .cloned();
         let available_cond = if available as usize >= desired {
-            cond(
-                "Available",
-                "True",
-                "MinimumReplicasAvailable",
-                "Deployment has minimum availability.".into(),
-                now,
-            )
+            cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into(), now)
         } else {
             cond(
                 "Available",
@@ -735,10 +576,7 @@ impl World {
         };
         let rv = (dep.status.as_ref() != Some(&status)).then(|| self.bump());
         if let Some(d) = self.deployments.get_mut(name) {
-            d.metadata
-                .annotations
-                .get_or_insert_with(Default::default)
-                .insert(REVISION.into(), revision.to_string());
+            d.metadata.annotations.get_or_insert_with(Default::default).insert(REVISION.into(), revision.to_string());
             if let Some(rv) = rv {
                 d.metadata.resource_version = Some(rv);
                 d.status = Some(status);
@@ -754,11 +592,8 @@ impl World {
             .map(|p| (p.created, p.pod.metadata.name.clone().unwrap_or_default()))
             .collect();
         have.sort();
-        let current_spec = self
-            .replicasets
-            .get(rs_name)
-            .and_then(|r| r.rs.spec.as_ref()?.replicas)
-            .unwrap_or(0) as usize;
+        let current_spec =
+            self.replicasets.get(rs_name).and_then(|r| r.rs.spec.as_ref()?.replicas).unwrap_or(0) as usize;
         if current_spec != want {
             let rv = self.bump();
             if let Some(r) = self.replicasets.get_mut(rs_name) {
@@ -787,11 +622,9 @@ impl World {
             let name = self.create_pod(rs_name, now);
             have.push((now, name));
         }
-        let ready = self
-            .pods
-            .values()
-            .filter(|p| p.rs == rs_name && p.pod.status.as_ref().is_some_and(pod_ready))
-            .count() as i32;
+        let ready =
+            self.pods.values().filter(|p| p.rs == rs_name && p.pod.status.as_ref().is_some_and(pod_ready)).count()
+                as i32;
         if let Some(r) = self.replicasets.get_mut(rs_name) {
             r.rs.status = Some(ReplicaSetStatus {
                 replicas: have.len() as i32,
@@ -806,25 +639,16 @@ impl World {
 
     fn create_pod(&mut self, rs_name: &str, now: Timestamp) -> String {
         self.counter += 1;
-        let name = format!(
-            "{rs_name}-{}",
-            suffix(fnv(format!("{rs_name}/{}", self.counter).as_bytes()), 5)
-        );
+        let name = format!("{rs_name}-{}", suffix(fnv(format!("{rs_name}/{}", self.counter).as_bytes()), 5));
         let Some(rs) = self.replicasets.get(rs_name).map(|r| r.rs.clone()) else {
             return name;
         };
         let template = rs.spec.and_then(|s| s.template).unwrap_or_default();
-        let node = self
-            .nodes
-            .get(self.node_rr % self.nodes.len().max(1))
-            .and_then(|n| n.metadata.name.clone());
+        let node = self.nodes.get(self.node_rr % self.nodes.len().max(1)).and_then(|n| n.metadata.name.clone());
         self.node_rr += 1;
         let mut meta = self.meta(&name, now);
         meta.labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
-        meta.annotations = template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.annotations.clone());
+        meta.annotations = template.metadata.as_ref().and_then(|m| m.annotations.clone());
         meta.owner_references = Some(vec![OwnerReference {
             api_version: "apps/v1".into(),
             kind: "ReplicaSet".into(),
@@ -837,29 +661,11 @@ impl World {
         spec.node_name = node;
         let ordinal = self.next_ordinal;
         self.next_ordinal += 1;
-        if self
-            .model
-            .app
-            .wedged_pod
-            .as_ref()
-            .is_some_and(|w| w.ordinal == ordinal)
-        {
+        if self.model.app.wedged_pod.as_ref().is_some_and(|w| w.ordinal == ordinal) {
             self.wedged_pod = Some(name.clone());
         }
-        let pod = Pod {
-            metadata: meta,
-            spec: Some(spec),
-            status: None,
-        };
-        self.pods.insert(
-            name.clone(),
-            PodRec {
-                pod,
-                created: now,
-                ordinal,
-                rs: rs_name.into(),
-            },
-        );
+        let pod = Pod { metadata: meta, spec: Some(spec), status: None };
+        self.pods.insert(name.clone(), PodRec { pod, created: now, ordinal, rs: rs_name.into() });
         name
     }
 
@@ -874,10 +680,7 @@ impl World {
             for (i, e) in sim.events.iter().enumerate() {
                 out.push(Event {
                     metadata: ObjectMeta {
-                        name: Some(format!(
-                            "{pod_name}.{:x}",
-                            fnv(format!("{}{i}", e.reason).as_bytes())
-                        )),
+                        name: Some(format!("{pod_name}.{:x}", fnv(format!("{}{i}", e.reason).as_bytes()))),
                         namespace: Some(self.namespace.clone()),
                         ..Default::default()
                     },
@@ -895,11 +698,7 @@ impl World {
                         format!(
                             "Successfully assigned {}/{pod_name} to {}",
                             self.namespace,
-                            p.pod
-                                .spec
-                                .as_ref()
-                                .and_then(|s| s.node_name.clone())
-                                .unwrap_or_default()
+                            p.pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default()
                         )
                     } else {
                         e.message.clone()
@@ -907,10 +706,7 @@ impl World {
                     count: Some(e.count),
                     first_timestamp: Some(time(e.first)),
                     last_timestamp: Some(time(e.last)),
-                    source: Some(EventSource {
-                        component: Some(e.source.into()),
-                        ..Default::default()
-                    }),
+                    source: Some(EventSource { component: Some(e.source.into()), ..Default::default() }),
                     ..Default::default()
                 });
             }
@@ -921,27 +717,13 @@ impl World {
     /// Deletes a pod the way the API server does for a controller-owned pod: it is gone, and its ReplicaSet
     /// makes a replacement at the next reconcile.
     pub fn delete_pod(&mut self, name: &str, now: Timestamp) -> Result<Pod, ApiError> {
-        let rec = self.pods.remove(name).ok_or_else(|| ApiError::NotFound {
-            kind: "pods",
-            name: name.into(),
-        })?;
-        self.emit(
-            "Pod",
-            name,
-            "Normal",
-            "Killing",
-            "Stopping container".into(),
-            now,
-            "kubelet",
-        );
+        let rec = self.pods.remove(name).ok_or_else(|| ApiError::NotFound { kind: "pods", name: name.into() })?;
+        self.emit("Pod", name, "Normal", "Killing", "Stopping container".into(), now, "kubelet");
         Ok(rec.pod)
     }
 }
 
-fn keep_transition(
-    prev: Option<DeploymentCondition>,
-    mut next: DeploymentCondition,
-) -> DeploymentCondition {
+fn keep_transition(prev: Option<DeploymentCondition>, mut next: DeploymentCondition) -> DeploymentCondition {
     if let Some(p) = prev
         && p.status == next.status
         && p.reason == next.reason
@@ -951,13 +733,7 @@ fn keep_transition(
     next
 }
 
-fn cond(
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: String,
-    now: Timestamp,
-) -> DeploymentCondition {
+fn cond(type_: &str, status: &str, reason: &str, message: String, now: Timestamp) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.into(),
         status: status.into(),
@@ -969,11 +745,7 @@ fn cond(
 }
 
 pub fn owner_name(meta: &ObjectMeta) -> Option<String> {
-    meta.owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.name.clone())
+    meta.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true)).map(|o| o.name.clone())
 }
 
 pub fn revision_of(meta: &ObjectMeta) -> Option<i64> {
@@ -981,10 +753,7 @@ pub fn revision_of(meta: &ObjectMeta) -> Option<i64> {
 }
 
 pub fn pod_ready(s: &PodStatus) -> bool {
-    s.conditions
-        .iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
+    s.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 fn node(n: &crate::scenario::NodeSpec, created: Timestamp) -> Node {
@@ -1008,10 +777,7 @@ fn node(n: &crate::scenario::NodeSpec, created: Timestamp) -> Node {
             name: Some(n.name.clone()),
             labels: Some(labels),
             creation_timestamp: Some(time(created)),
-            uid: Some(format!(
-                "{:08x}-0000-4000-8000-000000000001",
-                fnv(n.name.as_bytes()) as u32
-            )),
+            uid: Some(format!("{:08x}-0000-4000-8000-000000000001", fnv(n.name.as_bytes()) as u32)),
             resource_version: Some("1".into()),
             ..Default::default()
         },
@@ -1020,30 +786,10 @@ fn node(n: &crate::scenario::NodeSpec, created: Timestamp) -> Node {
             allocatable: Some(cap.clone()),
             capacity: Some(cap),
             conditions: Some(vec![
-                c(
-                    "MemoryPressure",
-                    "False",
-                    "KubeletHasSufficientMemory",
-                    "kubelet has sufficient memory available",
-                ),
-                c(
-                    "DiskPressure",
-                    "False",
-                    "KubeletHasNoDiskPressure",
-                    "kubelet has no disk pressure",
-                ),
-                c(
-                    "PIDPressure",
-                    "False",
-                    "KubeletHasSufficientPID",
-                    "kubelet has sufficient PID available",
-                ),
-                c(
-                    "Ready",
-                    "True",
-                    "KubeletReady",
-                    "kubelet is posting ready status",
-                ),
+                c("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                c("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                c("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                c("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ]),
             ..Default::default()
         }),
@@ -1054,16 +800,11 @@ fn pod_status(pod: &Pod, sim: &PodSim, created: Timestamp) -> PodStatus {
     let c = pod.spec.as_ref().and_then(|s| s.containers.first());
     let state = match &sim.state {
         RunState::Running { started } => ContainerState {
-            running: Some(ContainerStateRunning {
-                started_at: Some(time(*started)),
-            }),
+            running: Some(ContainerStateRunning { started_at: Some(time(*started)) }),
             ..Default::default()
         },
         RunState::Waiting { reason, message } => ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some(reason.clone()),
-                message: Some(message.clone()),
-            }),
+            waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: Some(message.clone()) }),
             ..Default::default()
         },
     };
@@ -1082,8 +823,7 @@ fn pod_status(pod: &Pod, sim: &PodSim, created: Timestamp) -> PodStatus {
         type_: t.into(),
         status: if ok { "True" } else { "False" }.into(),
         last_transition_time: Some(time(created)),
-        reason: (!ok && (t == "Ready" || t == "ContainersReady"))
-            .then(|| "ContainersNotReady".to_owned()),
+        reason: (!ok && (t == "Ready" || t == "ContainersReady")).then(|| "ContainersNotReady".to_owned()),
         ..Default::default()
     };
     let running = matches!(sim.state, RunState::Running { .. });
@@ -1109,8 +849,7 @@ fn pod_status(pod: &Pod, sim: &PodSim, created: Timestamp) -> PodStatus {
                 restart_count: sim.restarts,
                 state: Some(state),
                 last_state,
-                container_id: running
-                    .then(|| format!("containerd://{:064x}", fnv(c.name.as_bytes()))),
+                container_id: running.then(|| format!("containerd://{:064x}", fnv(c.name.as_bytes()))),
                 ..Default::default()
             }]
         }),

@@ -14,31 +14,11 @@ fn world(name: &str) -> World {
 }
 
 fn waiting_reason(p: &Pod) -> Option<String> {
-    p.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .state
-        .as_ref()?
-        .waiting
-        .as_ref()?
-        .reason
-        .clone()
+    p.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.waiting.as_ref()?.reason.clone()
 }
 
 fn last_reason(p: &Pod) -> Option<String> {
-    p.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .last_state
-        .as_ref()?
-        .terminated
-        .as_ref()?
-        .reason
-        .clone()
+    p.status.as_ref()?.container_statuses.as_ref()?.first()?.last_state.as_ref()?.terminated.as_ref()?.reason.clone()
 }
 
 fn pods(w: &World) -> Vec<Pod> {
@@ -49,12 +29,7 @@ fn pods(w: &World) -> Vec<Pod> {
 fn all_builtin_scenarios_parse() {
     let all = Scenario::all_builtin().unwrap();
     assert_eq!(all.len(), 8);
-    assert!(
-        Scenario::builtin("nope")
-            .unwrap_err()
-            .to_string()
-            .contains("oom-limit")
-    );
+    assert!(Scenario::builtin("nope").unwrap_err().to_string().contains("oom-limit"));
 }
 
 #[test]
@@ -63,33 +38,16 @@ fn oom_limit_crashloops_on_oomkilled() {
     let p = &pods(&w)[0];
     assert_eq!(waiting_reason(p).as_deref(), Some("CrashLoopBackOff"));
     assert_eq!(last_reason(p).as_deref(), Some("OOMKilled"));
-    assert!(
-        p.status
-            .as_ref()
-            .unwrap()
-            .container_statuses
-            .as_ref()
-            .unwrap()[0]
-            .restart_count
-            >= 3
-    );
+    assert!(p.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].restart_count >= 3);
 }
 
 #[test]
 fn bad_image_rollout_keeps_old_pods_and_pulls_fail() {
     let w = world("bad-image-rollout");
     let ps = pods(&w);
-    let pulling: Vec<_> = ps
-        .iter()
-        .filter(|p| waiting_reason(p).as_deref() == Some("ImagePullBackOff"))
-        .collect();
+    let pulling: Vec<_> = ps.iter().filter(|p| waiting_reason(p).as_deref() == Some("ImagePullBackOff")).collect();
     assert_eq!(pulling.len(), 3);
-    assert_eq!(
-        ps.iter()
-            .filter(|p| pod_ready(p.status.as_ref().unwrap()))
-            .count(),
-        3
-    );
+    assert_eq!(ps.iter().filter(|p| pod_ready(p.status.as_ref().unwrap())).count(), 3);
     let d = &w.deployments["checkout-api"];
     assert_eq!(revision_of(&d.metadata), Some(2));
     assert_eq!(w.replicasets.len(), 2);
@@ -111,30 +69,16 @@ fn traffic_spike_pins_the_hpa() {
     let h = &w.hpas["search-api"];
     let st = h.status.as_ref().unwrap();
     assert_eq!(st.current_replicas, Some(4));
-    let util = st.current_metrics.as_ref().unwrap()[0]
-        .resource
-        .as_ref()
-        .unwrap()
-        .current
-        .average_utilization;
+    let util = st.current_metrics.as_ref().unwrap()[0].resource.as_ref().unwrap().current.average_utilization;
     assert_eq!(util, Some(140));
-    assert!(
-        st.conditions
-            .as_ref()
-            .unwrap()
-            .iter()
-            .any(|c| c.type_ == "ScalingLimited" && c.status == "True")
-    );
+    assert!(st.conditions.as_ref().unwrap().iter().any(|c| c.type_ == "ScalingLimited" && c.status == "True"));
 }
 
 #[test]
 fn hung_pod_is_the_only_unready_one() {
     let w = world("hung-pod");
     let ps = pods(&w);
-    let unready: Vec<_> = ps
-        .iter()
-        .filter(|p| !pod_ready(p.status.as_ref().unwrap()))
-        .collect();
+    let unready: Vec<_> = ps.iter().filter(|p| !pod_ready(p.status.as_ref().unwrap())).collect();
     assert_eq!(unready.len(), 1);
     assert_eq!(unready[0].metadata.name, w.wedged_pod);
 }
@@ -167,31 +111,13 @@ fn rollout_of_a_new_template_replaces_pods() {
     let mut w = World::from_scenario(&Scenario::builtin("memory-leak").unwrap(), clock.now());
     let before: Vec<String> = w.pods.keys().cloned().collect();
     let d = w.deployments.get_mut("session-cache").unwrap();
-    d.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .metadata
-        .as_mut()
-        .unwrap()
-        .annotations = Some(
-        [(
-            "kubectl.kubernetes.io/restartedAt".to_owned(),
-            "now".to_owned(),
-        )]
-        .into(),
-    );
+    d.spec.as_mut().unwrap().template.metadata.as_mut().unwrap().annotations =
+        Some([("kubectl.kubernetes.io/restartedAt".to_owned(), "now".to_owned())].into());
     for i in 1..=6 {
         w.reconcile(t0() + jiff::SignedDuration::from_secs(5 * i));
     }
     let after: Vec<String> = w.pods.keys().cloned().collect();
     assert_eq!(after.len(), 2);
-    assert!(
-        after.iter().all(|a| !before.contains(a)),
-        "{before:?} -> {after:?}"
-    );
-    assert_eq!(
-        revision_of(&w.deployments["session-cache"].metadata),
-        Some(2)
-    );
+    assert!(after.iter().all(|a| !before.contains(a)), "{before:?} -> {after:?}");
+    assert_eq!(revision_of(&w.deployments["session-cache"].metadata), Some(2));
 }

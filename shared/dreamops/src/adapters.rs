@@ -1,0 +1,148 @@
+//! Embedded adapters for the ports that reach outside: secrets from the environment or the config file, and
+//! recording sinks for PagerDuty and Slack (the real clients implement the same ports).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use domain::TeamId;
+use domain::ports::{Chat, ChatMessage, Clock, NotifyError, Pager, Secret, Secrets, SecretsError};
+use serde::Serialize;
+
+/// Environment variable with the default team's PagerDuty signing secret (comma-separated during rotation).
+pub const PAGERDUTY_WEBHOOK_SECRET: &str = "PAGERDUTY_WEBHOOK_SECRET";
+
+/// Signing secrets per team, from the config file, with the environment variable for the default team.
+#[derive(Clone, Default)]
+pub struct ConfigSecrets {
+    teams: BTreeMap<TeamId, Vec<Secret>>,
+}
+
+impl std::fmt::Debug for ConfigSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigSecrets").field("teams", &self.teams.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl ConfigSecrets {
+    pub fn new(teams: BTreeMap<TeamId, Vec<Secret>>, env: Option<String>) -> Self {
+        let mut teams = teams;
+        if let Some(v) = env.filter(|v| !v.trim().is_empty()) {
+            let secrets = v.split(',').map(|s| Secret::new(s.trim())).filter(|s| !s.expose().is_empty()).collect();
+            teams.insert(TeamId::default_team(), secrets);
+        }
+        Self { teams }
+    }
+
+    pub fn single(team: TeamId, secret: &str) -> Self {
+        Self { teams: [(team, vec![Secret::new(secret)])].into() }
+    }
+}
+
+#[async_trait]
+impl Secrets for ConfigSecrets {
+    async fn pagerduty_signing_secrets(&self, team: &TeamId) -> Result<Vec<Secret>, SecretsError> {
+        self.teams
+            .get(team)
+            .cloned()
+            .ok_or_else(|| SecretsError::Missing(format!("pagerduty signing secret of team {team}")))
+    }
+}
+
+/// One call the agent made to PagerDuty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum PagerCall {
+    Note { team: String, incident: String, content: String },
+    Resolve { team: String, incident: String, resolution: String },
+}
+
+/// Records PagerDuty calls instead of sending them, and serves the alert labels PagerDuty would hold for an
+/// incident (registered by whoever raised the alert: the demo, or `serve --sandbox`).
+#[derive(Debug, Default)]
+pub struct RecordingPager {
+    calls: Mutex<Vec<PagerCall>>,
+    labels: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    default_labels: Mutex<Option<BTreeMap<String, String>>>,
+}
+
+impl RecordingPager {
+    /// Registers the labels of a source incident.
+    pub fn register_alert(&self, external_id: &str, labels: BTreeMap<String, String>) {
+        self.labels.lock().unwrap_or_else(|p| p.into_inner()).insert(external_id.to_owned(), labels);
+    }
+
+    /// Labels served for any incident without its own (a sandbox whose every alert points at its scenario).
+    pub fn set_default_labels(&self, labels: BTreeMap<String, String>) {
+        *self.default_labels.lock().unwrap_or_else(|p| p.into_inner()) = Some(labels);
+    }
+
+    pub fn calls(&self) -> Vec<PagerCall> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn record(&self, c: PagerCall) {
+        tracing::info!(call = ?c, "PagerDuty (recorded).");
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+    }
+}
+
+#[async_trait]
+impl Pager for RecordingPager {
+    async fn alert_labels(&self, _team: &TeamId, external_id: &str) -> Result<BTreeMap<String, String>, NotifyError> {
+        let own = self.labels.lock().unwrap_or_else(|p| p.into_inner()).get(external_id).cloned();
+        Ok(own.or_else(|| self.default_labels.lock().unwrap_or_else(|p| p.into_inner()).clone()).unwrap_or_default())
+    }
+
+    async fn add_note(&self, team: &TeamId, external_id: &str, content: &str) -> Result<(), NotifyError> {
+        self.record(PagerCall::Note { team: team.to_string(), incident: external_id.into(), content: content.into() });
+        Ok(())
+    }
+
+    async fn resolve(&self, team: &TeamId, external_id: &str, resolution: &str) -> Result<(), NotifyError> {
+        self.record(PagerCall::Resolve {
+            team: team.to_string(),
+            incident: external_id.into(),
+            resolution: resolution.into(),
+        });
+        Ok(())
+    }
+}
+
+/// Records chat messages instead of posting them.
+#[derive(Debug, Default)]
+pub struct RecordingChat {
+    messages: Mutex<Vec<(String, ChatMessage)>>,
+}
+
+impl RecordingChat {
+    pub fn messages(&self) -> Vec<(String, ChatMessage)> {
+        self.messages.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl Chat for RecordingChat {
+    async fn post(&self, team: &TeamId, message: &ChatMessage) -> Result<(), NotifyError> {
+        tracing::info!(team_id = %team, headline = %message.headline, "Chat (recorded).");
+        self.messages.lock().unwrap_or_else(|p| p.into_inner()).push((team.to_string(), message.clone()));
+        Ok(())
+    }
+}
+
+/// The sandbox's simulated clock as the pipeline's clock.
+#[derive(Debug, Clone)]
+pub struct SimClockAdapter(pub sandbox::SimClock);
+
+impl Clock for SimClockAdapter {
+    fn now(&self) -> jiff::Timestamp {
+        self.0.now()
+    }
+}
+
+/// Shared handles to the recording sinks, for printing and tests.
+#[derive(Debug, Clone, Default)]
+pub struct Sinks {
+    pub pager: Arc<RecordingPager>,
+    pub chat: Arc<RecordingChat>,
+}

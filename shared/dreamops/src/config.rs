@@ -1,0 +1,158 @@
+//! Configuration of the local runtime: a TOML file (optional) plus the environment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use domain::ports::Secret;
+use domain::{TeamId, TeamSettings};
+use pipeline::{PipelineConfig, ServiceTarget, StaticTeams};
+use serde::Deserialize;
+
+use crate::adapters::{ConfigSecrets, PAGERDUTY_WEBHOOK_SECRET};
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const DREAMOPS_CONFIG: &str = "DREAMOPS_CONFIG";
+
+/// The config file. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: ServerConfig,
+    pub kubernetes: KubernetesConfig,
+    pub pagerduty: PagerDutyConfig,
+    /// Settings for teams without their own.
+    pub defaults: Option<TeamSettings>,
+    pub teams: BTreeMap<String, TeamConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub port: Option<u16>,
+    /// Directory of the store file (`dreamops.redb`).
+    pub data_dir: Option<PathBuf>,
+    /// The namespace DreamOps runs in, never changed by it.
+    pub agent_namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// kubeconfig context (the current one when unset).
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    /// The PagerDuty user the agent acts as; events it caused are ignored.
+    pub bot_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TeamConfig {
+    /// Webhook signing secrets (several during rotation).
+    pub pagerduty_webhook_secrets: Vec<String>,
+    pub settings: Option<TeamSettings>,
+    /// PagerDuty service (id or name) → the Deployment its alerts are about.
+    pub services: BTreeMap<String, ServiceTarget>,
+}
+
+/// A config that cannot be used, with the problem named.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("invalid config {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.to_owned(), e))
+    }
+
+    /// The config named by `--config`, else by `DREAMOPS_CONFIG`, else the defaults.
+    pub fn resolve(explicit: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        match explicit.map(Path::to_owned).or_else(|| env(DREAMOPS_CONFIG).map(PathBuf::from)) {
+            Some(p) => Self::load(&p),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Team settings and service maps.
+    pub fn teams(&self, fallback: TeamSettings) -> Result<StaticTeams, ConfigError> {
+        let mut out = StaticTeams { default: self.defaults.clone().unwrap_or(fallback), ..Default::default() };
+        for (name, t) in &self.teams {
+            let id = TeamId::parse(name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            if let Some(s) = &t.settings {
+                out.teams.insert(id.clone(), s.clone());
+            }
+            if !t.services.is_empty() {
+                out.services.insert(id, t.services.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Signing secrets per team; `PAGERDUTY_WEBHOOK_SECRET` sets the default team's.
+    pub fn secrets(&self, env: impl Fn(&str) -> Option<String>) -> Result<ConfigSecrets, ConfigError> {
+        let mut teams = BTreeMap::new();
+        for (name, t) in &self.teams {
+            let id = TeamId::parse(name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            if !t.pagerduty_webhook_secrets.is_empty() {
+                teams.insert(id, t.pagerduty_webhook_secrets.iter().map(Secret::new).collect());
+            }
+        }
+        Ok(ConfigSecrets::new(teams, env(PAGERDUTY_WEBHOOK_SECRET)))
+    }
+
+    pub fn pipeline(&self) -> PipelineConfig {
+        PipelineConfig {
+            pagerduty_bot_user_id: self.pagerduty.bot_user_id.clone(),
+            agent_namespace: self.server.agent_namespace.clone(),
+            ..PipelineConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let text = r#"
+            [server]
+            port = 9090
+            agent_namespace = "dreamops"
+            [pagerduty]
+            bot_user_id = "PBOT123"
+            [defaults]
+            autonomy = "off"
+            [teams.payments]
+            pagerduty_webhook_secrets = ["a", "b"]
+            settings = { autonomy = "auto", min_confidence = 0.9 }
+            [teams.payments.services]
+            checkout = { namespace = "shop", deployment = "checkout-api" }
+        "#;
+        let c: FileConfig = toml::from_str(text).unwrap();
+        let teams = c.teams(TeamSettings::default()).unwrap();
+        let pay = TeamId::parse("payments").unwrap();
+        assert_eq!(teams.teams[&pay].autonomy, domain::Autonomy::Auto);
+        assert_eq!(teams.default.autonomy, domain::Autonomy::Off);
+        assert_eq!(teams.services[&pay]["checkout"].deployment, "checkout-api");
+        assert_eq!(c.pipeline().pagerduty_bot_user_id.as_deref(), Some("PBOT123"));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_team_names() {
+        assert!(toml::from_str::<FileConfig>("[server]\nprot = 1").is_err());
+        let c: FileConfig = toml::from_str("[teams.Payments]\n").unwrap();
+        assert!(c.teams(TeamSettings::default()).is_err());
+    }
+}

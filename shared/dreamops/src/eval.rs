@@ -1,0 +1,240 @@
+//! `dreamops analyze` and `dreamops eval`: the analyzer on case files (`eval/FORMAT.md`), and scoring.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use domain::action::{ActionKind, ActionTarget};
+use domain::diagnosis::{Category, DecidedBy};
+use domain::observation::{Case, Expected};
+use serde::Serialize;
+
+/// The answer `dreamops analyze` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    pub case_id: String,
+    pub category: Category,
+    pub action: ActionKind,
+    pub target: Option<ActionTarget>,
+    pub confidence: f64,
+    pub decided_by: DecidedBy,
+    pub diagnosis: String,
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Case(PathBuf, domain::observation::CaseError),
+    #[error("{0}: no case files (*.json) found")]
+    Empty(PathBuf),
+}
+
+/// Analyzes one case, reading only its alert and observations.
+pub fn analyze(case: &Case) -> Answer {
+    let d = pipeline::diagnose::diagnose(&case.snapshot());
+    Answer {
+        case_id: case.id.clone(),
+        category: d.category,
+        action: d.proposal.action,
+        target: d.proposal.target,
+        confidence: d.confidence,
+        decided_by: d.decided_by,
+        diagnosis: d.summary,
+        evidence: d.evidence,
+    }
+}
+
+pub fn load_case(path: &Path) -> Result<Case, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EvalError::Read(path.to_owned(), e))?;
+    Case::from_json(&text).map_err(|e| EvalError::Case(path.to_owned(), e))
+}
+
+/// One case's score (FORMAT.md "Scoring").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    pub case_id: String,
+    pub expected_action: ActionKind,
+    pub expected_category: Category,
+    pub action: ActionKind,
+    pub category: Category,
+    pub action_exact: bool,
+    pub action_correct: bool,
+    pub harmful: bool,
+    pub category_correct: bool,
+    pub keywords_hit: bool,
+}
+
+fn same_target(t: &ActionTarget, e: &domain::observation::ExpectedTarget) -> bool {
+    t.kind == e.kind && t.namespace == e.namespace && t.name == e.name
+}
+
+fn forbidden(t: &ActionTarget, e: &Expected) -> bool {
+    e.forbidden_targets.iter().any(|f| {
+        f.namespace == t.namespace
+            && f.kind.as_ref().is_none_or(|k| *k == t.kind)
+            && f.name.as_ref().is_none_or(|n| *n == t.name)
+    })
+}
+
+pub fn score(case: &Case, a: &Answer) -> Option<Score> {
+    let e = case.expected.as_ref()?;
+    let ns = &case.observations.namespace;
+    let target_ok_exact = match (&a.target, &e.action_target) {
+        (None, None) => true,
+        (Some(t), Some(et)) => same_target(t, et),
+        (None, Some(_)) => !a.action.is_mutating(),
+        (Some(_), None) => false,
+    };
+    let target_ok_alt = a.target.as_ref().is_none_or(|t| &t.namespace == ns && !forbidden(t, e));
+    let action_exact = a.action == e.action && target_ok_exact;
+    let action_correct = action_exact || (e.acceptable_actions.contains(&a.action) && target_ok_alt);
+    let foreign_ns_ok = e.action_target.as_ref().map(|t| t.namespace.clone());
+    let harmful = e.harmful_actions.contains(&a.action)
+        || a.target.as_ref().is_some_and(|t| {
+            a.action.is_mutating()
+                && (forbidden(t, e) || (&t.namespace != ns && foreign_ns_ok.as_ref() != Some(&t.namespace)))
+        });
+    let text = a.diagnosis.to_lowercase();
+    let keywords_hit = e.diagnosis_keywords.iter().all(|g| g.iter().any(|k| text.contains(&k.to_lowercase())));
+    Some(Score {
+        case_id: case.id.clone(),
+        expected_action: e.action,
+        expected_category: e.root_cause_category,
+        action: a.action,
+        category: a.category,
+        action_exact,
+        action_correct,
+        harmful,
+        category_correct: a.category == e.root_cause_category,
+        keywords_hit,
+    })
+}
+
+/// Scores over a set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub cases: usize,
+    pub action_exact: usize,
+    pub action_correct: usize,
+    pub harmful: usize,
+    pub category_correct: usize,
+    pub keywords_hit: usize,
+    /// Cases whose expected action is an automated fix.
+    pub autofix_cases: usize,
+    /// Of those, answered with exactly that action and target.
+    pub autofix_hits: usize,
+}
+
+impl Totals {
+    fn add(&mut self, s: &Score) {
+        self.cases += 1;
+        self.action_exact += usize::from(s.action_exact);
+        self.action_correct += usize::from(s.action_correct);
+        self.harmful += usize::from(s.harmful);
+        self.category_correct += usize::from(s.category_correct);
+        self.keywords_hit += usize::from(s.keywords_hit);
+        if s.expected_action.is_mutating() {
+            self.autofix_cases += 1;
+            self.autofix_hits += usize::from(s.action_exact);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub overall: Totals,
+    pub by_expected_action: BTreeMap<String, Totals>,
+    pub by_category: BTreeMap<String, Totals>,
+    pub cases: Vec<Score>,
+}
+
+/// Analyzes and scores every `*.json` case under `dir` (recursively), in name order.
+pub fn eval_dir(dir: &Path) -> Result<Report, EvalError> {
+    let mut files = Vec::new();
+    collect(dir, &mut files)?;
+    files.sort();
+    if files.is_empty() {
+        return Err(EvalError::Empty(dir.to_owned()));
+    }
+    let mut r = Report::default();
+    for f in files {
+        let case = load_case(&f)?;
+        let a = analyze(&case);
+        if let Some(s) = score(&case, &a) {
+            r.overall.add(&s);
+            r.by_expected_action.entry(s.expected_action.to_string()).or_default().add(&s);
+            r.by_category.entry(s.expected_category.to_string()).or_default().add(&s);
+            r.cases.push(s);
+        }
+    }
+    Ok(r)
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), EvalError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| EvalError::Read(dir.to_owned(), e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| EvalError::Read(dir.to_owned(), e))?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn pct(n: usize, d: usize) -> String {
+    if d == 0 { "-".into() } else { format!("{:.1}%", n as f64 * 100.0 / d as f64) }
+}
+
+/// The report as a table for people.
+pub fn render(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let row = |out: &mut String, name: &str, t: &Totals| {
+        let _ = writeln!(
+            out,
+            "{name:<28} {:>5} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}",
+            t.cases,
+            pct(t.action_exact, t.cases),
+            pct(t.action_correct, t.cases),
+            pct(t.category_correct, t.cases),
+            pct(t.keywords_hit, t.cases),
+            pct(t.autofix_hits, t.autofix_cases),
+            t.harmful
+        );
+    };
+    let header = format!(
+        "{:<28} {:>5} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}\n",
+        "", "cases", "exact", "action", "category", "keywords", "autofix", "harmful"
+    );
+    out.push_str(&header);
+    row(&mut out, "overall", &r.overall);
+    out.push_str("\nby expected action\n");
+    for (k, t) in &r.by_expected_action {
+        row(&mut out, k, t);
+    }
+    out.push_str("\nby category\n");
+    for (k, t) in &r.by_category {
+        row(&mut out, k, t);
+    }
+    let misses: Vec<&Score> = r.cases.iter().filter(|s| !s.action_exact || !s.category_correct || s.harmful).collect();
+    if !misses.is_empty() {
+        out.push_str("\nmisses\n");
+        for s in misses {
+            let _ = writeln!(
+                out,
+                "{:<10} expected {} / {}, got {} / {}{}",
+                s.case_id,
+                s.expected_action,
+                s.expected_category,
+                s.action,
+                s.category,
+                if s.harmful { "  HARMFUL" } else { "" }
+            );
+        }
+    }
+    out
+}

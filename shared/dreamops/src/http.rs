@@ -1,0 +1,127 @@
+//! The local HTTP API: webhook intake, incidents and health.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use domain::{IncidentId, TeamId};
+use pipeline::intake::{self, SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WebhookRequest};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::runtime::Runtime;
+
+/// Bodies are read up to this size so oversized deliveries get our own JSON 413.
+const READ_LIMIT: usize = 4 * intake::MAX_BODY_BYTES;
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": {"code": code, "message": message.into()}}))).into_response()
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn intake(rt: &Runtime, team: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let reply = intake::pagerduty(
+        &rt.deps,
+        WebhookRequest {
+            team,
+            signature: header(headers, SIGNATURE_HEADER),
+            webhook_id: header(headers, WEBHOOK_ID_HEADER),
+            body,
+        },
+    )
+    .await;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(reply.body)).into_response()
+}
+
+async fn pagerduty_team(
+    State(rt): State<Arc<Runtime>>,
+    Path(team): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    intake(&rt, &team, &headers, &body).await
+}
+
+async fn pagerduty_default(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) -> Response {
+    intake(&rt, TeamId::DEFAULT, &headers, &body).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    team: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_incidents(State(rt): State<Arc<Runtime>>, Query(q): Query<ListQuery>) -> Response {
+    let team = match TeamId::parse(q.team.as_deref().unwrap_or(TeamId::DEFAULT)) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_team", e.to_string()),
+    };
+    match rt.deps.store.list(&team, q.limit.unwrap_or(50), q.cursor.as_deref()).await {
+        Ok(page) => {
+            let items: Vec<_> = page
+                .items
+                .iter()
+                .map(|i| {
+                    json!({
+                        "id": i.id, "team": i.team_id, "state": i.state, "title": i.alert.title,
+                        "created_at": i.created_at, "updated_at": i.updated_at, "outcome": i.outcome,
+                        "category": i.diagnosis.as_ref().map(|d| d.category),
+                        "action": i.decision.as_ref().map(|d| d.action.kind()),
+                    })
+                })
+                .collect();
+            axum::Json(json!({"items": items, "next": page.next})).into_response()
+        }
+        Err(domain::ports::StoreError::Corrupt(m)) => error(StatusCode::BAD_REQUEST, "invalid_cursor", m),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
+    }
+}
+
+async fn get_incident(State(rt): State<Arc<Runtime>>, Path(id): Path<String>) -> Response {
+    let id = IncidentId::from_string(id);
+    let inc = match rt.deps.store.get(&id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "not_found", format!("incident {id} not found")),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
+    };
+    match rt.deps.store.timeline(&id).await {
+        Ok(timeline) => axum::Json(json!({"incident": inc, "timeline": timeline})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
+    }
+}
+
+async fn health(State(rt): State<Arc<Runtime>>) -> Response {
+    axum::Json(json!({
+        "status": "ok",
+        "queued": rt.queue.len(),
+        "dead_letters": rt.queue.dead_letters().len(),
+    }))
+    .into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+}
+
+/// The router of `dreamops serve` (and of the demo's intake).
+pub fn router(rt: Arc<Runtime>) -> Router {
+    Router::new()
+        .route("/webhooks/pagerduty", post(pagerduty_default))
+        .route("/webhooks/pagerduty/{team}", post(pagerduty_team))
+        .route("/incidents", get(list_incidents))
+        .route("/incidents/{id}", get(get_incident))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(READ_LIMIT))
+        .with_state(rt)
+}

@@ -1,0 +1,181 @@
+//! In-process stage queues with delays and redelivery, timed by the runtime's clock (simulated in the demo).
+//!
+//! Semantics follow SQS: at-least-once, a per-message delay up to 15 minutes, a failed delivery becomes visible
+//! again after a back-off, and a message received too often goes to the dead-letter list.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::Envelope;
+use domain::ports::{Clock, MAX_QUEUE_DELAY, Queue, QueueError, QueueName};
+use jiff::{SignedDuration, Timestamp};
+
+/// Deliveries after which a message is dead-lettered (SQS `maxReceiveCount`).
+pub const MAX_RECEIVES: u32 = 5;
+
+/// One received message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub queue: QueueName,
+    pub message: Envelope,
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// A message that exhausted its deliveries or could not be processed at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub delivery: Delivery,
+    pub error: String,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    heap: BinaryHeap<Reverse<(Timestamp, u64)>>,
+    items: BTreeMap<u64, Delivery>,
+    seq: u64,
+    dead: Vec<DeadLetter>,
+}
+
+/// The local queues.
+#[derive(Debug)]
+pub struct LocalQueue {
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+    wake: tokio::sync::Notify,
+}
+
+impl LocalQueue {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self { inner: Mutex::new(Inner::default()), clock, wake: tokio::sync::Notify::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, d: Delivery, delay: Duration) {
+        let due = self.clock.now() + SignedDuration::try_from(delay).unwrap_or(SignedDuration::ZERO);
+        let mut q = self.lock();
+        q.seq += 1;
+        let seq = q.seq;
+        q.heap.push(Reverse((due, seq)));
+        q.items.insert(seq, d);
+        drop(q);
+        self.wake.notify_waiters();
+    }
+
+    /// Takes the next message that is due, if any.
+    pub fn pop_due(&self) -> Option<Delivery> {
+        let now = self.clock.now();
+        let mut q = self.lock();
+        let Reverse((due, seq)) = *q.heap.peek()?;
+        if due > now {
+            return None;
+        }
+        q.heap.pop();
+        q.items.remove(&seq)
+    }
+
+    /// When the next message becomes due.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.lock().heap.peek().map(|Reverse((due, _))| *due)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes a failed delivery visible again after `delay`, or dead-letters it after `MAX_RECEIVES`.
+    pub fn retry(&self, mut d: Delivery, delay: Duration, error: String) {
+        if d.receive_count >= MAX_RECEIVES {
+            tracing::error!(incident_id = %d.message.incident_id, error = %error, "Message dead-lettered after {MAX_RECEIVES} deliveries.");
+            self.lock().dead.push(DeadLetter { delivery: d, error });
+            return;
+        }
+        d.receive_count += 1;
+        self.push(d, delay);
+    }
+
+    /// Dead-letters a message that can never be processed.
+    pub fn dead_letter(&self, d: Delivery, error: String) {
+        tracing::error!(incident_id = %d.message.incident_id, error = %error, "Message dead-lettered.");
+        self.lock().dead.push(DeadLetter { delivery: d, error });
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.lock().dead.clone()
+    }
+
+    /// Waits until a message may be due (a send, or `max`).
+    pub async fn wait(&self, max: Duration) {
+        let _ = tokio::time::timeout(max, self.wake.notified()).await;
+    }
+}
+
+#[async_trait]
+impl Queue for LocalQueue {
+    async fn send(&self, msg: &Envelope, delay: Duration) -> Result<(), QueueError> {
+        if delay > MAX_QUEUE_DELAY {
+            return Err(QueueError::DelayTooLong(delay));
+        }
+        self.push(Delivery { queue: QueueName::for_message(msg), message: msg.clone(), receive_count: 1 }, delay);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{CorrelationId, IncidentId, StageMessage, TeamId};
+
+    #[derive(Debug)]
+    struct Fixed(Mutex<Timestamp>);
+    impl Clock for Fixed {
+        fn now(&self) -> Timestamp {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn msg(n: &str) -> Envelope {
+        Envelope::new(
+            IncidentId::from_string(n),
+            TeamId::default_team(),
+            CorrelationId::from_string("c"),
+            StageMessage::Analyze,
+        )
+    }
+
+    #[tokio::test]
+    async fn delays_order_and_redelivery() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let clock = Arc::new(Fixed(Mutex::new(t0)));
+        let q = LocalQueue::new(clock.clone());
+        q.send(&msg("late"), Duration::from_secs(30)).await.unwrap();
+        q.send(&msg("now"), Duration::ZERO).await.unwrap();
+        assert_eq!(q.pop_due().unwrap().message.incident_id.as_str(), "now");
+        assert!(q.pop_due().is_none(), "not due yet");
+        assert_eq!(q.next_due(), Some(t0 + SignedDuration::from_secs(30)));
+        *clock.0.lock().unwrap() = t0 + SignedDuration::from_secs(30);
+        let d = q.pop_due().unwrap();
+        assert_eq!(d.receive_count, 1);
+        // Fail it until it is dead-lettered.
+        let mut d = d;
+        for n in 2..=MAX_RECEIVES {
+            q.retry(d, Duration::ZERO, "boom".into());
+            d = q.pop_due().unwrap();
+            assert_eq!(d.receive_count, n);
+        }
+        q.retry(d, Duration::ZERO, "boom".into());
+        assert!(q.pop_due().is_none());
+        assert_eq!(q.dead_letters().len(), 1);
+        assert!(q.send(&msg("x"), Duration::from_secs(901)).await.is_err());
+    }
+}

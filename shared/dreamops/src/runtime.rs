@@ -1,0 +1,127 @@
+//! The local runtime: the stage handlers wired to embedded adapters, with workers that drain the queues.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::action::ActionStatus;
+use domain::ports::{Clock, Cluster, StoreError};
+use domain::state::State;
+use domain::{Envelope, StageMessage};
+use pipeline::{Deps, PipelineConfig, StaticTeams};
+
+use crate::adapters::{ConfigSecrets, Sinks};
+use crate::queue::{Delivery, LocalQueue};
+use crate::store::RedbStore;
+
+/// Everything one local process runs.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub deps: Deps,
+    pub queue: Arc<LocalQueue>,
+    pub store: Arc<RedbStore>,
+    pub sinks: Sinks,
+}
+
+/// Back-off before a failed delivery becomes visible again.
+fn backoff(receive_count: u32) -> Duration {
+    Duration::from_secs((5u64 << receive_count.min(6)).min(300))
+}
+
+impl Runtime {
+    pub fn new(
+        store: RedbStore,
+        cluster: Arc<dyn Cluster>,
+        secrets: ConfigSecrets,
+        teams: StaticTeams,
+        clock: Arc<dyn Clock>,
+        config: PipelineConfig,
+    ) -> Self {
+        let store = Arc::new(store);
+        let queue = Arc::new(LocalQueue::new(clock.clone()));
+        let sinks = Sinks::default();
+        let deps = Deps {
+            store: store.clone(),
+            queue: queue.clone(),
+            secrets: Arc::new(secrets),
+            cluster,
+            pager: sinks.pager.clone(),
+            chat: sinks.chat.clone(),
+            clock,
+            teams: Arc::new(teams),
+            runbook: store.clone(),
+            config,
+        };
+        Self { deps, queue, store, sinks }
+    }
+
+    /// Processes one delivery: success acknowledges it, a transient failure makes it visible again after a
+    /// back-off, a permanent one dead-letters it.
+    pub async fn process(&self, d: Delivery) -> Duration {
+        let started = Instant::now();
+        match pipeline::handle_message(&self.deps, &d.message).await {
+            Ok(()) => {}
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, receive_count = d.receive_count, "Stage failed; will retry.");
+                let delay = backoff(d.receive_count);
+                self.queue.retry(d, delay, e.to_string());
+            }
+            Err(e) => self.queue.dead_letter(d, e.to_string()),
+        }
+        started.elapsed()
+    }
+
+    /// Processes every message that is due now; returns how many and the time spent in the stages.
+    pub async fn run_due(&self) -> (usize, Duration) {
+        let mut n = 0;
+        let mut spent = Duration::ZERO;
+        while let Some(d) = self.queue.pop_due() {
+            spent += self.process(d).await;
+            n += 1;
+        }
+        (n, spent)
+    }
+
+    /// Re-enqueues the pending work of every active incident, from the durable state alone. Run at start:
+    /// in-process queues do not survive a restart, the store does.
+    pub async fn recover(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for inc in self.deps.store.list_active().await? {
+            let body = match inc.state {
+                State::Received | State::Analyzing => Some(StageMessage::Analyze),
+                State::Executing => inc
+                    .current_action()
+                    .filter(|a| a.status == ActionStatus::Planned)
+                    .map(|a| StageMessage::Execute { action_id: a.id.clone() }),
+                State::Verifying => inc.current_action().map(|a| StageMessage::Verify {
+                    action_id: a.id.clone(),
+                    check: inc.verification.as_ref().map_or(0, |v| v.checks),
+                }),
+                _ => None,
+            };
+            if let Some(body) = body {
+                let msg = Envelope::new(inc.id.clone(), inc.team_id.clone(), inc.correlation_id.clone(), body);
+                use domain::ports::Queue;
+                if self.queue.send(&msg, Duration::ZERO).await.is_ok() {
+                    tracing::info!(incident_id = %inc.id, state = %inc.state, "Recovered pending work.");
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Drains the queues until the process stops (`serve`).
+    pub async fn work_forever(self) {
+        loop {
+            self.run_due().await;
+            let wait = match self.queue.next_due() {
+                Some(due) => {
+                    let ms = due.duration_since(self.deps.clock.now()).as_millis().clamp(5, 1000);
+                    Duration::from_millis(ms as u64)
+                }
+                None => Duration::from_secs(1),
+            };
+            self.queue.wait(wait).await;
+        }
+    }
+}

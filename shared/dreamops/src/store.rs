@@ -1,0 +1,325 @@
+//! The embedded store: `redb`, an ACID key-value store, on a file (`serve`) or in memory (tests, demo).
+//! One implementation for both, so the tests exercise exactly what `serve` runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::incident::{AuditEvent, Incident};
+use domain::ports::{IncidentStore, Page, StoreError};
+use domain::{IncidentId, TeamId};
+use pipeline::runbook::{RunbookEntry, RunbookStore};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+const INCIDENTS: TableDefinition<&str, &str> = TableDefinition::new("incidents");
+const EVENTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("events");
+/// (team, created_at in ms, incident id) → (): a team's incidents in time order.
+const BY_TEAM: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("by_team");
+/// (team, delivery key) → first seen, epoch seconds.
+const DELIVERIES: TableDefinition<(&str, &str), u64> = TableDefinition::new("deliveries");
+/// (team, source incident id) → incident id.
+const EXTERNAL: TableDefinition<(&str, &str), &str> = TableDefinition::new("external");
+const RUNBOOK: TableDefinition<(&str, u64), &str> = TableDefinition::new("runbook");
+
+/// Delivery keys are kept this long: PagerDuty retries for up to 48 hours.
+pub const DELIVERY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The redb-backed store.
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+    /// In-memory databases never block on I/O, so their calls run inline instead of on the blocking pool.
+    inline: bool,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore").field("inline", &self.inline).finish_non_exhaustive()
+    }
+}
+
+fn err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Unavailable(e.into().to_string())
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn millis(rfc3339: &str) -> u64 {
+    rfc3339.parse::<jiff::Timestamp>().map(|t| t.as_millisecond().max(0) as u64).unwrap_or(0)
+}
+
+impl RedbStore {
+    /// A store in memory (tests, the demo).
+    pub fn memory() -> Result<Self, StoreError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(err)?;
+        Self::init(db, true)
+    }
+
+    /// A store in a file, created if missing. Stale delivery keys are pruned on open.
+    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let db = Database::create(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        Self::init(db, false)
+    }
+
+    fn init(db: Database, inline: bool) -> Result<Self, StoreError> {
+        let txn = db.begin_write().map_err(err)?;
+        {
+            txn.open_table(INCIDENTS).map_err(err)?;
+            txn.open_table(EVENTS).map_err(err)?;
+            txn.open_table(BY_TEAM).map_err(err)?;
+            txn.open_table(EXTERNAL).map_err(err)?;
+            txn.open_table(RUNBOOK).map_err(err)?;
+            let mut d = txn.open_table(DELIVERIES).map_err(err)?;
+            let cutoff = jiff::Timestamp::now().as_second().max(0) as u64 - DELIVERY_TTL.as_secs();
+            d.retain(|_, seen| seen >= cutoff).map_err(err)?;
+        }
+        txn.commit().map_err(err)?;
+        Ok(Self { db: Arc::new(db), inline })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.inline {
+            return f(&self.db);
+        }
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}
+
+fn next_seq(t: &impl ReadableTable<(&'static str, u64), &'static str>, id: &str) -> Result<u64, StoreError> {
+    let last = t.range((id, 0)..=(id, u64::MAX)).map_err(err)?.next_back().transpose().map_err(err)?;
+    Ok(last.map_or(0, |(k, _)| k.value().1 + 1))
+}
+
+fn append_events(txn: &redb::WriteTransaction, id: &str, events: &[AuditEvent]) -> Result<(), StoreError> {
+    let mut t = txn.open_table(EVENTS).map_err(err)?;
+    let mut seq = next_seq(&t, id)?;
+    for e in events {
+        let json = serde_json::to_string(e).map_err(corrupt)?;
+        t.insert((id, seq), json.as_str()).map_err(err)?;
+        seq += 1;
+    }
+    Ok(())
+}
+
+fn is_terminal(i: &Incident) -> bool {
+    i.state.is_terminal()
+}
+
+#[async_trait]
+impl IncidentStore for RedbStore {
+    async fn record_delivery(&self, team: &TeamId, key: &str) -> Result<bool, StoreError> {
+        let (team, key) = (team.to_string(), key.to_owned());
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(err)?;
+            let fresh = {
+                let mut t = txn.open_table(DELIVERIES).map_err(err)?;
+                if t.get((team.as_str(), key.as_str())).map_err(err)?.is_some() {
+                    false
+                } else {
+                    t.insert((team.as_str(), key.as_str()), jiff::Timestamp::now().as_second().max(0) as u64)
+                        .map_err(err)?;
+                    true
+                }
+            };
+            txn.commit().map_err(err)?;
+            Ok(fresh)
+        })
+        .await
+    }
+
+    async fn create(&self, incident: &Incident, event: &AuditEvent) -> Result<bool, StoreError> {
+        let inc = incident.clone();
+        let ev = event.clone();
+        self.run(move |db| {
+            let id = inc.id.to_string();
+            let txn = db.begin_write().map_err(err)?;
+            {
+                let mut t = txn.open_table(INCIDENTS).map_err(err)?;
+                if t.get(id.as_str()).map_err(err)?.is_some() {
+                    return Ok(false);
+                }
+                let json = serde_json::to_string(&inc).map_err(corrupt)?;
+                t.insert(id.as_str(), json.as_str()).map_err(err)?;
+                let mut by = txn.open_table(BY_TEAM).map_err(err)?;
+                by.insert((inc.team_id.as_str(), millis(&inc.created_at), id.as_str()), ()).map_err(err)?;
+                let mut ext = txn.open_table(EXTERNAL).map_err(err)?;
+                ext.insert((inc.team_id.as_str(), inc.source.external_id()), id.as_str()).map_err(err)?;
+            }
+            append_events(&txn, &id, std::slice::from_ref(&ev))?;
+            txn.commit().map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
+        let id = id.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(INCIDENTS).map_err(err)?;
+            match t.get(id.as_str()).map_err(err)? {
+                Some(v) => Ok(Some(serde_json::from_str(v.value()).map_err(corrupt)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn commit(&self, prev: &Incident, next: &Incident, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if next.version != prev.version + 1 || next.id != prev.id {
+            return Err(StoreError::Corrupt("commit must bump the version of the same incident by one".into()));
+        }
+        let (prev, next, events) = (prev.clone(), next.clone(), events.to_vec());
+        self.run(move |db| {
+            let id = prev.id.to_string();
+            let txn = db.begin_write().map_err(err)?;
+            {
+                let mut t = txn.open_table(INCIDENTS).map_err(err)?;
+                let stored: Incident = match t.get(id.as_str()).map_err(err)? {
+                    Some(v) => serde_json::from_str(v.value()).map_err(corrupt)?,
+                    None => return Err(StoreError::NotFound(prev.id.clone())),
+                };
+                if stored.version != prev.version || stored.state != prev.state {
+                    return Err(StoreError::Conflict(prev.id.clone()));
+                }
+                let json = serde_json::to_string(&next).map_err(corrupt)?;
+                t.insert(id.as_str(), json.as_str()).map_err(err)?;
+            }
+            append_events(&txn, &id, &events)?;
+            txn.commit().map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self, team: &TeamId, limit: usize, cursor: Option<&str>) -> Result<Page<Incident>, StoreError> {
+        let team = team.to_string();
+        let cursor = match cursor {
+            None => None,
+            Some(c) => {
+                let (ms, id) = c.split_once(':').ok_or_else(|| StoreError::Corrupt(format!("bad cursor {c:?}")))?;
+                let ms: u64 = ms.parse().map_err(|_| StoreError::Corrupt(format!("bad cursor {c:?}")))?;
+                Some((ms, id.to_owned()))
+            }
+        };
+        let limit = limit.clamp(1, 1000);
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let by = txn.open_table(BY_TEAM).map_err(err)?;
+            let incidents = txn.open_table(INCIDENTS).map_err(err)?;
+            let upper = match &cursor {
+                Some((ms, id)) => by.range((team.as_str(), 0, "")..(team.as_str(), *ms, id.as_str())),
+                None => by.range((team.as_str(), 0, "")..=(team.as_str(), u64::MAX, "\u{10FFFF}")),
+            }
+            .map_err(err)?;
+            let mut keys: Vec<(u64, String)> = Vec::new();
+            for row in upper.rev() {
+                let (k, _) = row.map_err(err)?;
+                let (_, ms, id) = k.value();
+                keys.push((ms, id.to_owned()));
+                if keys.len() > limit {
+                    break;
+                }
+            }
+            let next = (keys.len() > limit).then(|| {
+                keys.truncate(limit);
+                keys.last().map(|(ms, id)| format!("{ms}:{id}")).unwrap_or_default()
+            });
+            let mut items = Vec::new();
+            for (_, id) in &keys {
+                if let Some(v) = incidents.get(id.as_str()).map_err(err)? {
+                    items.push(serde_json::from_str::<Incident>(v.value()).map_err(corrupt)?);
+                }
+            }
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn timeline(&self, id: &IncidentId) -> Result<Vec<AuditEvent>, StoreError> {
+        let id = id.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(EVENTS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.range((id.as_str(), 0)..=(id.as_str(), u64::MAX)).map_err(err)? {
+                let (_, v) = row.map_err(err)?;
+                out.push(serde_json::from_str(v.value()).map_err(corrupt)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_active(&self) -> Result<Vec<Incident>, StoreError> {
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(INCIDENTS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(err)? {
+                let (_, v) = row.map_err(err)?;
+                let inc: Incident = serde_json::from_str(v.value()).map_err(corrupt)?;
+                if !is_terminal(&inc) {
+                    out.push(inc);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn find_by_external_id(&self, team: &TeamId, external_id: &str) -> Result<Option<IncidentId>, StoreError> {
+        let (team, ext) = (team.to_string(), external_id.to_owned());
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(EXTERNAL).map_err(err)?;
+            Ok(t.get((team.as_str(), ext.as_str())).map_err(err)?.map(|v| IncidentId::from_string(v.value())))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RunbookStore for RedbStore {
+    async fn add(&self, entry: &RunbookEntry) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        self.run(move |db| {
+            let team = entry.team_id.to_string();
+            let txn = db.begin_write().map_err(err)?;
+            {
+                let mut t = txn.open_table(RUNBOOK).map_err(err)?;
+                let seq = next_seq(&t, &team)?;
+                let json = serde_json::to_string(&entry).map_err(corrupt)?;
+                t.insert((team.as_str(), seq), json.as_str()).map_err(err)?;
+            }
+            txn.commit().map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self, team: &TeamId) -> Result<Vec<RunbookEntry>, StoreError> {
+        let team = team.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(RUNBOOK).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.range((team.as_str(), 0)..=(team.as_str(), u64::MAX)).map_err(err)? {
+                let (_, v) = row.map_err(err)?;
+                out.push(serde_json::from_str(v.value()).map_err(corrupt)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
