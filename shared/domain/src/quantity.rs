@@ -61,7 +61,7 @@ impl Bytes {
 
     /// The canonical string the agent writes: whole `Gi` when exact, else `Mi` rounded up.
     pub fn to_quantity(self) -> String {
-        if self.0 >= 1 << 30 && self.0 % (1 << 30) == 0 {
+        if self.0 >= 1 << 30 && self.0.is_multiple_of(1 << 30) {
             format!("{}Gi", self.0 >> 30)
         } else {
             format!("{}Mi", self.mebibytes_ceil())

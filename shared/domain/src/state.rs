@@ -66,15 +66,15 @@ impl State {
     /// Checks a transition against the table of design §1.
     pub fn check_transition(self, to: State) -> Result<(), TransitionError> {
         use State::*;
-        let ok = match (self, to) {
-            (Received, Analyzing | Ignored(_) | Failed) => true,
-            (Analyzing, AwaitingApproval | Executing | Escalated | Resolved | Failed) => true,
-            (Analyzing, Ignored(IgnoreReason::ResolvedByHuman)) => true,
-            (AwaitingApproval, Executing | Escalated | Ignored(IgnoreReason::ResolvedByHuman)) => true,
-            (Executing, Verifying | Escalated | Failed) => true,
-            (Verifying, Resolved | Escalated | RolledBack | Failed) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (self, to),
+            (Received, Analyzing | Ignored(_) | Failed)
+                | (Analyzing, AwaitingApproval | Executing | Escalated | Resolved | Failed)
+                | (Analyzing, Ignored(IgnoreReason::ResolvedByHuman))
+                | (AwaitingApproval, Executing | Escalated | Ignored(IgnoreReason::ResolvedByHuman))
+                | (Executing, Verifying | Escalated | Failed)
+                | (Verifying, Resolved | Escalated | RolledBack | Failed)
+        );
         if ok { Ok(()) } else { Err(TransitionError { from: self, to }) }
     }
 

@@ -67,6 +67,7 @@ fn init_tracing(default: &str) {
     if json { builder.json().init() } else { builder.init() }
 }
 
+#[expect(clippy::print_stderr, reason = "the command line reports its errors on stderr")]
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("dreamops: {msg}");
     ExitCode::from(2)

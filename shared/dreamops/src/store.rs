@@ -102,11 +102,10 @@ fn next_seq(t: &impl ReadableTable<(&'static str, u64), &'static str>, id: &str)
 
 fn append_events(txn: &redb::WriteTransaction, id: &str, events: &[AuditEvent]) -> Result<(), StoreError> {
     let mut t = txn.open_table(EVENTS).map_err(err)?;
-    let mut seq = next_seq(&t, id)?;
-    for e in events {
+    let first = next_seq(&t, id)?;
+    for (seq, e) in (first..).zip(events) {
         let json = serde_json::to_string(e).map_err(corrupt)?;
         t.insert((id, seq), json.as_str()).map_err(err)?;
-        seq += 1;
     }
     Ok(())
 }

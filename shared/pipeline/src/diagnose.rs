@@ -281,13 +281,13 @@ fn rule_oom(f: &Facts<'_>) -> Option<Finding> {
     if let Some(r) = run {
         evidence.push(format!("the killed run lasted {r}s"));
     }
-    if let Some(u) = &c.usage {
-        if let Some(m) = u.get("memory") {
-            evidence.push(format!(
-                "working set now {m}{}",
-                u.get("memory_percent_of_limit").map(|p| format!(" ({p} of limit)")).unwrap_or_default()
-            ));
-        }
+    if let Some(u) = &c.usage
+        && let Some(m) = u.get("memory")
+    {
+        evidence.push(format!(
+            "working set now {m}{}",
+            u.get("memory_percent_of_limit").map(|p| format!(" ({p} of limit)")).unwrap_or_default()
+        ));
     }
     let crashlooping = c.state_reason.as_deref() == Some("CrashLoopBackOff");
     if run.is_some_and(|r| r >= LEAK_MIN_RUN_SECS) {

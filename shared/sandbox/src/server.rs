@@ -606,6 +606,10 @@ async fn pod_metrics(State(s): State<Shared>, Path(ns): Path<String>, Query(q): 
         .filter(|p| matches(&labels, label_getter(&p.pod.metadata)))
         .filter_map(|p| {
             let sim = w.sim(p, now)?;
+            // metrics-server reports only running containers.
+            if !matches!(sim.state, crate::sim::RunState::Running { .. }) {
+                return None;
+            }
             let c = p.pod.spec.as_ref()?.containers.first()?;
             Some(json!({
                 "metadata": {"name": p.pod.metadata.name, "namespace": ns, "labels": p.pod.metadata.labels},

@@ -256,7 +256,8 @@ impl World {
         self.resource_version.to_string()
     }
 
-    fn emit(&mut self, kind: &str, name: &str, type_: &str, reason: &str, message: String, at: Timestamp, from: &str) {
+    /// Records a Normal event from a controller.
+    fn emit(&mut self, kind: &str, name: &str, reason: &str, message: String, at: Timestamp, from: &str) {
         self.counter += 1;
         let ev = Event {
             metadata: ObjectMeta {
@@ -270,7 +271,7 @@ impl World {
                 namespace: Some(self.namespace.clone()),
                 ..Default::default()
             },
-            type_: Some(type_.into()),
+            type_: Some("Normal".into()),
             reason: Some(reason.into()),
             message: Some(message),
             count: Some(1),
@@ -393,14 +394,14 @@ impl World {
             observed_generation: Some(1),
         };
         let rescale = desired != current;
-        if let Some(h) = self.hpas.get_mut(name) {
-            if h.status.as_ref() != Some(&status) {
-                let mut status = status;
-                if rescale {
-                    status.last_scale_time = Some(time(now));
-                }
-                h.status = Some(status);
+        if let Some(h) = self.hpas.get_mut(name)
+            && h.status.as_ref() != Some(&status)
+        {
+            let mut status = status;
+            if rescale {
+                status.last_scale_time = Some(time(now));
             }
+            h.status = Some(status);
         }
         if rescale {
             if let Some(d) = self.deployments.get_mut(name)
@@ -415,7 +416,6 @@ impl World {
             self.emit(
                 "HorizontalPodAutoscaler",
                 name,
-                "Normal",
                 "SuccessfulRescale",
                 format!("New size: {desired}; reason: cpu resource utilization (percentage of request) above target"),
                 now,
@@ -606,7 +606,6 @@ impl World {
             self.emit(
                 "Deployment",
                 deployment,
-                "Normal",
                 "ScalingReplicaSet",
                 format!("Scaled {verb} replica set {rs_name} from {current_spec} to {want}"),
                 now,
@@ -718,7 +717,7 @@ impl World {
     /// makes a replacement at the next reconcile.
     pub fn delete_pod(&mut self, name: &str, now: Timestamp) -> Result<Pod, ApiError> {
         let rec = self.pods.remove(name).ok_or_else(|| ApiError::NotFound { kind: "pods", name: name.into() })?;
-        self.emit("Pod", name, "Normal", "Killing", "Stopping container".into(), now, "kubelet");
+        self.emit("Pod", name, "Killing", "Stopping container".into(), now, "kubelet");
         Ok(rec.pod)
     }
 }

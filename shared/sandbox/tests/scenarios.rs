@@ -1,4 +1,5 @@
 //! Every built-in scenario starts with the fault its summary describes, visible in the objects the API serves.
+#![allow(clippy::unwrap_used)]
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
