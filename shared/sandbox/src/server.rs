@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Status, StatusDetails};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Status, StatusDetails};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -231,18 +231,40 @@ async fn delete_pod(
     State(s): State<Shared>,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<WriteParams>,
+    body: Bytes,
 ) -> ApiResult {
+    // DeleteOptions may come in the body (kube-rs sends them there) as well as in the query.
+    let opts: DeleteOptions = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteOptions::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
+    };
+    let dry = q.dry_run()? || opts.dry_run.iter().flatten().any(|d| d == "All");
     let mut w = s.world();
     check_ns(&w, &ns)?;
-    let dry = q.dry_run()?;
-    let mut pod = if dry {
-        w.pods.get(&name).map(|p| p.pod.clone()).ok_or(ApiError::NotFound { kind: "pods", name })?
-    } else {
-        w.delete_pod(&name, s.clock.now())?
-    };
+    let current = w
+        .pods
+        .get(&name)
+        .map(|p| p.pod.clone())
+        .ok_or_else(|| ApiError::NotFound { kind: "pods", name: name.clone() })?;
+    if let Some(pre) = &opts.preconditions {
+        if pre.uid.is_some() && pre.uid != current.metadata.uid {
+            return Err(ApiError::Conflict(format!(
+                "Operation cannot be fulfilled on Pod \"{name}\": Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                pre.uid.clone().unwrap_or_default(),
+                current.metadata.uid.clone().unwrap_or_default()
+            )));
+        }
+        if pre.resource_version.is_some() && pre.resource_version != current.metadata.resource_version {
+            return Err(ApiError::Conflict(format!(
+                "Operation cannot be fulfilled on Pod \"{name}\": Precondition failed: resourceVersion"
+            )));
+        }
+    }
+    let mut pod = if dry { current } else { w.delete_pod(&name, s.clock.now())? };
     // A deleted pod is returned with its deletion timestamp set, as the API server does for graceful deletes.
     pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.clock.now()));
-    pod.metadata.deletion_grace_period_seconds = Some(30);
+    pod.metadata.deletion_grace_period_seconds = Some(opts.grace_period_seconds.unwrap_or(30));
     Ok(one(&pod))
 }
 
