@@ -50,6 +50,8 @@ pub struct ScenarioRun {
     pub pager_calls: Vec<PagerCall>,
     pub chat_messages: usize,
     pub dead_letters: usize,
+    /// The sandbox, still serving, to inspect what the agent left behind.
+    pub sandbox: Sandbox,
 }
 
 impl ScenarioRun {
@@ -154,6 +156,7 @@ pub async fn run(name: &str) -> Result<ScenarioRun, DemoError> {
         pager_calls: rt.sinks.pager.calls(),
         chat_messages: rt.sinks.chat.messages().len(),
         dead_letters: rt.queue.dead_letters().len(),
+        sandbox,
     })
 }
 
