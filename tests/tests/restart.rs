@@ -136,7 +136,7 @@ async fn a_redelivered_execution_after_a_lost_commit_does_not_act_twice() {
         .into(),
     );
     let rt = dreamops::runtime::Runtime::new(
-        dreamops::store::RedbStore::memory().unwrap(),
+        dreamops::memstore::MemoryStore::new(),
         Arc::new(cluster),
         dreamops::adapters::ConfigSecrets::single(domain::TeamId::default_team(), SECRET),
         teams,

@@ -16,8 +16,8 @@ use sandbox::{Sandbox, Scenario, SimClock};
 use tower::ServiceExt;
 
 use crate::adapters::{ConfigSecrets, PagerCall, SimClockAdapter};
+use crate::memstore::MemoryStore;
 use crate::runtime::Runtime;
-use crate::store::RedbStore;
 use crate::webhook::{IncidentEvent, incident_payload, sign};
 
 /// Longest simulated time a scenario may take before the demo gives up on it.
@@ -82,7 +82,7 @@ pub async fn run(name: &str) -> Result<ScenarioRun, DemoError> {
     let secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let team = TeamId::default_team();
     let rt = Runtime::new(
-        RedbStore::memory()?,
+        MemoryStore::new(),
         Arc::new(cluster),
         ConfigSecrets::single(team.clone(), &secret),
         StaticTeams { default: demo_settings(), ..Default::default() },

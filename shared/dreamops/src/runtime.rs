@@ -4,21 +4,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::action::ActionStatus;
-use domain::ports::{Clock, Cluster, StoreError};
+use domain::ports::{Clock, Cluster, IncidentStore, StoreError};
 use domain::state::State;
 use domain::{Envelope, StageMessage};
+use pipeline::runbook::RunbookStore;
 use pipeline::{Deps, PipelineConfig, StaticTeams};
 
 use crate::adapters::{ConfigSecrets, Sinks};
 use crate::queue::{Delivery, LocalQueue};
-use crate::store::RedbStore;
 
 /// Everything one local process runs.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub deps: Deps,
     pub queue: Arc<LocalQueue>,
-    pub store: Arc<RedbStore>,
     pub sinks: Sinks,
 }
 
@@ -28,14 +27,17 @@ fn backoff(receive_count: u32) -> Duration {
 }
 
 impl Runtime {
-    pub fn new(
-        store: RedbStore,
+    pub fn new<S>(
+        store: S,
         cluster: Arc<dyn Cluster>,
         secrets: ConfigSecrets,
         teams: StaticTeams,
         clock: Arc<dyn Clock>,
         config: PipelineConfig,
-    ) -> Self {
+    ) -> Self
+    where
+        S: IncidentStore + RunbookStore + 'static,
+    {
         let store = Arc::new(store);
         let queue = Arc::new(LocalQueue::new(clock.clone()));
         let sinks = Sinks::default();
@@ -51,7 +53,7 @@ impl Runtime {
             runbook: store.clone(),
             config,
         };
-        Self { deps, queue, store, sinks }
+        Self { deps, queue, sinks }
     }
 
     /// Processes one delivery: success acknowledges it, a transient failure makes it visible again after a

@@ -95,6 +95,15 @@ impl RedbStore {
     }
 }
 
+/// A write transaction; in-memory stores skip the durability work, which means nothing without a disk.
+fn begin_write(db: &Database, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
+    let mut txn = db.begin_write().map_err(err)?;
+    if !durable {
+        txn.set_durability(redb::Durability::None).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    }
+    Ok(txn)
+}
+
 fn next_seq(t: &impl ReadableTable<(&'static str, u64), &'static str>, id: &str) -> Result<u64, StoreError> {
     let last = t.range((id, 0)..=(id, u64::MAX)).map_err(err)?.next_back().transpose().map_err(err)?;
     Ok(last.map_or(0, |(k, _)| k.value().1 + 1))
@@ -118,8 +127,9 @@ fn is_terminal(i: &Incident) -> bool {
 impl IncidentStore for RedbStore {
     async fn record_delivery(&self, team: &TeamId, key: &str) -> Result<bool, StoreError> {
         let (team, key) = (team.to_string(), key.to_owned());
+        let durable = !self.inline;
         self.run(move |db| {
-            let txn = db.begin_write().map_err(err)?;
+            let txn = begin_write(db, durable)?;
             let fresh = {
                 let mut t = txn.open_table(DELIVERIES).map_err(err)?;
                 if t.get((team.as_str(), key.as_str())).map_err(err)?.is_some() {
@@ -139,9 +149,10 @@ impl IncidentStore for RedbStore {
     async fn create(&self, incident: &Incident, event: &AuditEvent) -> Result<bool, StoreError> {
         let inc = incident.clone();
         let ev = event.clone();
+        let durable = !self.inline;
         self.run(move |db| {
             let id = inc.id.to_string();
-            let txn = db.begin_write().map_err(err)?;
+            let txn = begin_write(db, durable)?;
             {
                 let mut t = txn.open_table(INCIDENTS).map_err(err)?;
                 if t.get(id.as_str()).map_err(err)?.is_some() {
@@ -179,9 +190,10 @@ impl IncidentStore for RedbStore {
             return Err(StoreError::Corrupt("commit must bump the version of the same incident by one".into()));
         }
         let (prev, next, events) = (prev.clone(), next.clone(), events.to_vec());
+        let durable = !self.inline;
         self.run(move |db| {
             let id = prev.id.to_string();
-            let txn = db.begin_write().map_err(err)?;
+            let txn = begin_write(db, durable)?;
             {
                 let mut t = txn.open_table(INCIDENTS).map_err(err)?;
                 let stored: Incident = match t.get(id.as_str()).map_err(err)? {
@@ -203,14 +215,7 @@ impl IncidentStore for RedbStore {
 
     async fn list(&self, team: &TeamId, limit: usize, cursor: Option<&str>) -> Result<Page<Incident>, StoreError> {
         let team = team.to_string();
-        let cursor = match cursor {
-            None => None,
-            Some(c) => {
-                let (ms, id) = c.split_once(':').ok_or_else(|| StoreError::Corrupt(format!("bad cursor {c:?}")))?;
-                let ms: u64 = ms.parse().map_err(|_| StoreError::Corrupt(format!("bad cursor {c:?}")))?;
-                Some((ms, id.to_owned()))
-            }
-        };
+        let cursor = cursor.map(crate::memstore::parse_cursor).transpose()?;
         let limit = limit.clamp(1, 1000);
         self.run(move |db| {
             let txn = db.begin_read().map_err(err)?;
@@ -292,9 +297,10 @@ impl IncidentStore for RedbStore {
 impl RunbookStore for RedbStore {
     async fn add(&self, entry: &RunbookEntry) -> Result<(), StoreError> {
         let entry = entry.clone();
+        let durable = !self.inline;
         self.run(move |db| {
             let team = entry.team_id.to_string();
-            let txn = db.begin_write().map_err(err)?;
+            let txn = begin_write(db, durable)?;
             {
                 let mut t = txn.open_table(RUNBOOK).map_err(err)?;
                 let seq = next_seq(&t, &team)?;
