@@ -19,6 +19,7 @@ async fn server(dir: &tempfile::TempDir, autonomy: &str) -> Server {
         bot_user_id = "{BOT}"
         [defaults]
         autonomy = "{autonomy}"
+        verify = {{ initial_delay_secs = 1, max_delay_secs = 1, deadline_secs = 60, stable_secs = 2 }}
         [teams.default]
         pagerduty_webhook_secrets = ["{SECRET}"]
         [teams.payments]
@@ -208,5 +209,66 @@ async fn approval_mode_waits_and_a_human_resolve_cancels() {
     assert_eq!((st, code(&v)), (404, "not_found"));
     let (st, v) = get(&format!("{}/health", s.url())).await;
     assert_eq!((st, v["status"].as_str()), (200, Some("ok")));
+    s.stop().await;
+}
+
+async fn post_json(url: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_proposal_is_executed_once_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir, "approval").await;
+    let url = format!("{}/webhooks/pagerduty", s.url());
+
+    let (_, v) = post(&url, &sign(&event("incident.triggered", "PAPP1", None), SECRET)).await;
+    let id = v["incident_id"].as_str().unwrap().to_owned();
+    wait_for_state(&s.url(), &id, "awaiting_approval").await;
+    let (st, v) = post_json(&format!("{}/incidents/{id}/approve", s.url()), json!({"by": ""})).await;
+    assert_eq!((st, code(&v)), (400, "invalid_approver"));
+    let (st, v) = post_json(&format!("{}/incidents/{id}/approve", s.url()), json!({"by": "Asha Rao"})).await;
+    assert_eq!((st, v["state"]["state"].as_str()), (200, Some("executing")), "{v}");
+    let (st, v) = post_json(&format!("{}/incidents/{id}/approve", s.url()), json!({"by": "Asha Rao"})).await;
+    assert_eq!((st, code(&v)), (409, "not_awaiting_approval"), "approving twice does not act twice");
+    let mut done = Value::Null;
+    for _ in 0..600 {
+        done = get(&format!("{}/incidents/{id}", s.url())).await.1;
+        if done["incident"]["state"]["state"] == "resolved" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done["incident"]["actions"][0]["status"], "applied", "{done}");
+    let approved = done["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["what"].as_str().unwrap().starts_with("approved by"))
+        .unwrap()
+        .clone();
+    assert_eq!(approved["actor"], json!({"type": "human", "name": "Asha Rao"}));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_proposal_is_escalated_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir, "approval").await;
+    let url = format!("{}/webhooks/pagerduty", s.url());
+    let (_, v) = post(&url, &sign(&event("incident.triggered", "PAPP2", None), SECRET)).await;
+    let id = v["incident_id"].as_str().unwrap().to_owned();
+    wait_for_state(&s.url(), &id, "awaiting_approval").await;
+    let (st, v) =
+        post_json(&format!("{}/incidents/{id}/reject", s.url()), json!({"by": "Ops Lead", "reason": "payment freeze"}))
+            .await;
+    assert_eq!((st, v["state"]["state"].as_str()), (200, Some("escalated")), "{v}");
+    let (_, d) = get(&format!("{}/incidents/{id}", s.url())).await;
+    assert!(d["incident"]["actions"].as_array().unwrap().is_empty());
+    assert!(d["incident"]["outcome"].as_str().unwrap().contains("payment freeze"));
+    let (st, v) = post_json(&format!("{}/incidents/inc_nope/reject", s.url()), json!({"by": "x"})).await;
+    assert_eq!((st, code(&v)), (404, "not_found"));
     s.stop().await;
 }

@@ -42,6 +42,9 @@ pub struct DecisionRecord {
     pub decision: Decision,
     pub reason: String,
     pub action: Action,
+    /// When a proposal awaiting approval expires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// Verification progress of the current action.

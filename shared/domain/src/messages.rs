@@ -17,6 +17,8 @@ pub enum StageMessage {
     Execute { action_id: ActionId },
     /// Check whether the action held; `check` counts the checks so far.
     Verify { action_id: ActionId, check: u32 },
+    /// Escalate a proposal still awaiting approval at `deadline` (RFC 3339).
+    ExpireApproval { deadline: String },
 }
 
 impl StageMessage {
@@ -25,6 +27,7 @@ impl StageMessage {
             Self::Analyze => "analyze",
             Self::Execute { .. } => "execute",
             Self::Verify { .. } => "verify",
+            Self::ExpireApproval { .. } => "approval",
         }
     }
 }

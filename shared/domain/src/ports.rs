@@ -108,7 +108,9 @@ impl QueueName {
         match msg.body {
             crate::messages::StageMessage::Analyze => Self::Analysis,
             crate::messages::StageMessage::Execute { .. } => Self::Execution,
-            crate::messages::StageMessage::Verify { .. } => Self::Verification,
+            crate::messages::StageMessage::Verify { .. } | crate::messages::StageMessage::ExpireApproval { .. } => {
+                Self::Verification
+            }
         }
     }
 

@@ -50,6 +50,8 @@ pub struct TeamSettings {
     pub recurrence_window_secs: u64,
     pub bounds: ActionBounds,
     pub verify: VerifySettings,
+    /// A proposal nobody approved or rejected within this many seconds is escalated.
+    pub approval_timeout_secs: u64,
 }
 
 /// How verification waits for a fix to hold.
@@ -84,6 +86,7 @@ impl Default for TeamSettings {
             recurrence_window_secs: 6 * 3600,
             bounds: ActionBounds::default(),
             verify: VerifySettings::default(),
+            approval_timeout_secs: 3600,
         }
     }
 }

@@ -100,6 +100,49 @@ async fn get_incident(State(rt): State<Arc<Runtime>>, Path(id): Path<String>) ->
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    by: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn decide(rt: &Runtime, id: String, body: &[u8], approve: bool) -> Response {
+    let body: DecisionBody = match serde_json::from_slice(body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("expected {{\"by\": \"name\", \"reason\": \"...\"}}: {e}"),
+            );
+        }
+    };
+    let id = IncidentId::from_string(id);
+    let result = if approve {
+        pipeline::approval::approve(&rt.deps, &id, &body.by).await
+    } else {
+        pipeline::approval::reject(&rt.deps, &id, &body.by, &body.reason).await
+    };
+    use pipeline::approval::ApprovalError as E;
+    match result {
+        Ok(inc) => axum::Json(json!({"id": inc.id, "state": inc.state})).into_response(),
+        Err(E::NotFound(id)) => error(StatusCode::NOT_FOUND, "not_found", format!("incident {id} not found")),
+        Err(e @ E::NotAwaiting(_)) => error(StatusCode::CONFLICT, "not_awaiting_approval", e.to_string()),
+        Err(e @ E::InvalidName) => error(StatusCode::BAD_REQUEST, "invalid_approver", e.to_string()),
+        Err(E::Stage(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
+    }
+}
+
+async fn approve(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: Bytes) -> Response {
+    decide(&rt, id, &body, true).await
+}
+
+async fn reject(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: Bytes) -> Response {
+    decide(&rt, id, &body, false).await
+}
+
 async fn health(State(rt): State<Arc<Runtime>>) -> Response {
     axum::Json(json!({
         "status": "ok",
@@ -120,6 +163,8 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/webhooks/pagerduty/{team}", post(pagerduty_team))
         .route("/incidents", get(list_incidents))
         .route("/incidents/{id}", get(get_incident))
+        .route("/incidents/{id}/approve", post(approve))
+        .route("/incidents/{id}/reject", post(reject))
         .route("/health", get(health))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(READ_LIMIT))

@@ -98,6 +98,11 @@ impl Runtime {
                     action_id: a.id.clone(),
                     check: inc.verification.as_ref().map_or(0, |v| v.checks),
                 }),
+                State::AwaitingApproval => inc
+                    .decision
+                    .as_ref()
+                    .and_then(|d| d.expires_at.clone())
+                    .map(|deadline| StageMessage::ExpireApproval { deadline }),
                 _ => None,
             };
             if let Some(body) = body {

@@ -113,7 +113,14 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     rec.next.workload = workload.clone();
     rec.next.fingerprint = Some(fp);
     rec.next.diagnosis = Some(diagnosis.clone());
-    rec.next.decision = Some(DecisionRecord { decision, reason: reason.clone(), action: action.clone() });
+    let expires_at = (decision == Decision::NeedsApproval)
+        .then(|| (now + jiff::SignedDuration::from_secs(settings.approval_timeout_secs as i64)).to_string());
+    rec.next.decision = Some(DecisionRecord {
+        decision,
+        reason: reason.clone(),
+        action: action.clone(),
+        expires_at: expires_at.clone(),
+    });
     rec.note(
         format!(
             "diagnosed {} (confidence {:.2}, rule {}): proposes {}",
@@ -138,7 +145,13 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
             next_msg = Some(msg.next(StageMessage::Execute { action_id: id }));
         }
         Decision::NeedsApproval => {
-            rec.transition(State::AwaitingApproval, format!("awaiting approval for: {}", action.describe()), reason)?;
+            let deadline = expires_at.clone().unwrap_or_default();
+            rec.transition(
+                State::AwaitingApproval,
+                format!("awaiting approval for: {}", action.describe()),
+                format!("{reason}; expires at {deadline}"),
+            )?;
+            next_msg = Some(msg.next(StageMessage::ExpireApproval { deadline }));
         }
         Decision::EscalateOnly => {
             rec.next.outcome = Some(format!("escalated: {reason}"));
@@ -153,7 +166,13 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         return Ok(());
     };
     if let Some(m) = next_msg {
-        deps.queue.send(&m, Duration::ZERO).await.map_err(|e| StageError::from_port("enqueue execution", e))?;
+        let delay = match &m.body {
+            StageMessage::ExpireApproval { .. } => {
+                Duration::from_secs(settings.approval_timeout_secs).min(domain::ports::MAX_QUEUE_DELAY)
+            }
+            _ => Duration::ZERO,
+        };
+        deps.queue.send(&m, delay).await.map_err(|e| StageError::from_port("enqueue next stage", e))?;
     }
     match decision {
         Decision::Auto => {}

@@ -317,7 +317,7 @@ async fn human_update(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) 
             Ok(None) => return Reply::accepted("ignored", json!({"reason": "unknown_incident"})),
             Err(e) => return unavailable("read the incident", e),
         };
-        let mut rec = crate::Recorder::new(inc.clone(), "intake");
+        let mut rec = crate::Recorder::new(inc.clone(), "intake").by(Actor::Human(who.clone()));
         let cancels = ev.event_type == "incident.resolved"
             && matches!(inc.state, State::Received | State::Analyzing | State::AwaitingApproval);
         if cancels {

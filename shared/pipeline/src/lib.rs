@@ -4,6 +4,7 @@
 //! runtime calls them from in-process queue workers, the Lambda functions from SQS batches.
 
 pub mod analyze;
+pub mod approval;
 pub mod decide;
 pub mod diagnose;
 pub mod execute;
@@ -134,5 +135,6 @@ pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageErro
         domain::StageMessage::Analyze => analyze::handle(deps, msg).await,
         domain::StageMessage::Execute { action_id } => execute::handle(deps, msg, action_id).await,
         domain::StageMessage::Verify { action_id, check } => verify::handle(deps, msg, action_id, *check).await,
+        domain::StageMessage::ExpireApproval { deadline } => approval::expire(deps, msg, deadline).await,
     }
 }

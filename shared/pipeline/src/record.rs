@@ -13,12 +13,19 @@ pub struct Recorder<'a> {
     pub next: Incident,
     events: Vec<AuditEvent>,
     stage: &'a str,
+    actor: Actor,
 }
 
 impl<'a> Recorder<'a> {
     pub fn new(prev: Incident, stage: &'a str) -> Self {
         let next = prev.clone();
-        Self { prev, next, events: Vec::new(), stage }
+        Self { prev, next, events: Vec::new(), stage, actor: Actor::Agent }
+    }
+
+    /// Attributes the following events to someone other than the agent.
+    pub fn by(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
     }
 
     /// Moves to `to`, checked against the state machine, with an audit event saying what and why.
@@ -39,7 +46,7 @@ impl<'a> Recorder<'a> {
         self.events.push(AuditEvent {
             incident_id: self.next.id.clone(),
             at: String::new(),
-            actor: Actor::Agent,
+            actor: self.actor.clone(),
             stage: self.stage.to_owned(),
             from,
             to,

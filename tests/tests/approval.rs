@@ -1,0 +1,94 @@
+//! A proposal nobody decides on expires into an escalation, and changes nothing.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::ports::Clock;
+use domain::{State, TeamId, TeamSettings};
+use dreamops::adapters::{ConfigSecrets, PagerCall};
+use dreamops::memstore::MemoryStore;
+use dreamops::runtime::Runtime;
+use dreamops::webhook::{IncidentEvent, incident_payload, sign};
+use sandbox::{Sandbox, Scenario, SimClock};
+
+#[derive(Debug)]
+struct Sim(SimClock);
+impl Clock for Sim {
+    fn now(&self) -> jiff::Timestamp {
+        self.0.now()
+    }
+}
+
+#[tokio::test]
+async fn an_undecided_proposal_expires_into_an_escalation() {
+    let sim = SimClock::manual(jiff::Timestamp::now());
+    let sb = Sandbox::start(Scenario::builtin("oom-limit").unwrap(), sim.clone(), 0).await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(Sim(sim.clone()));
+    let settings = TeamSettings { approval_timeout_secs: 1800, ..TeamSettings::default() };
+    let rt = Runtime::new(
+        MemoryStore::new(),
+        Arc::new(cluster::KubeCluster::for_url(&sb.url(), "sandbox", clock.clone()).unwrap()),
+        ConfigSecrets::single(TeamId::default_team(), "s"),
+        pipeline::StaticTeams { default: settings, ..Default::default() },
+        clock,
+        pipeline::PipelineConfig::default(),
+    );
+    rt.sinks.pager.set_default_labels(sb.alert().labels);
+    let w = sign(
+        &incident_payload(&IncidentEvent {
+            event_type: "incident.triggered",
+            incident_id: "PEXP",
+            number: 3,
+            title: "crashloop",
+            service: "ledger",
+            urgency: "high",
+            occurred_at: "2026-11-21T10:00:00Z",
+            agent: None,
+        }),
+        "s",
+    );
+    let reply = pipeline::intake::pagerduty(
+        &rt.deps,
+        pipeline::intake::WebhookRequest {
+            team: "default",
+            signature: Some(&w.signature),
+            webhook_id: Some(&w.webhook_id),
+            body: &w.body,
+        },
+    )
+    .await;
+    let id = domain::IncidentId::from_string(reply.body["incident_id"].as_str().unwrap());
+    rt.run_due().await;
+    let inc = rt.deps.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(inc.state, State::AwaitingApproval);
+    assert!(inc.decision.as_ref().unwrap().expires_at.is_some());
+    // The expiry is further out than the queue's longest delay: it hops once at 15 minutes, then fires.
+    sb.advance(Duration::from_secs(900));
+    rt.run_due().await;
+    assert_eq!(rt.deps.store.get(&id).await.unwrap().unwrap().state, State::AwaitingApproval);
+    sb.advance(Duration::from_secs(900));
+    rt.run_due().await;
+    let inc = rt.deps.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(inc.state, State::Escalated);
+    assert!(inc.actions.is_empty());
+    assert!(
+        rt.sinks
+            .pager
+            .calls()
+            .iter()
+            .any(|c| matches!(c, PagerCall::Note { content, .. } if content.contains("neither approved nor rejected")))
+    );
+    let limit = sb.with_world(|w| {
+        w.deployments["ledger-export-worker"].spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap()["memory"]
+            .0
+            .clone()
+    });
+    assert_eq!(limit, "96Mi");
+}
