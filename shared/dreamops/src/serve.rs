@@ -53,7 +53,9 @@ pub struct Server {
     pub addr: SocketAddr,
     pub runtime: Runtime,
     pub sandbox: Option<Sandbox>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    http: Option<tokio::task::JoinHandle<()>>,
+    worker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -61,18 +63,27 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// Stops everything and waits for the tasks to end.
+    /// Stops accepting requests, lets open connections finish (up to a few seconds), stops the workers and
+    /// waits for all of it, so the store is closed when this returns.
     pub async fn stop(mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-            let _ = t.await;
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(http) = self.http.take()
+            && tokio::time::timeout(std::time::Duration::from_secs(5), http).await.is_err()
+        {
+            tracing::warn!("HTTP connections did not close in time.");
+        }
+        if let Some(worker) = self.worker.take() {
+            worker.abort();
+            let _ = worker.await;
         }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in [&self.http, &self.worker].into_iter().flatten() {
             t.abort();
         }
     }
@@ -129,11 +140,15 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     let addr = listener.local_addr()?;
     let app = crate::http::router(Arc::new(rt.clone()));
     let worker = tokio::spawn(rt.clone().work_forever());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let stopped = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
             tracing::error!(error = %e, "HTTP server stopped.");
         }
     });
     tracing::info!(%addr, "dreamops serve listening.");
-    Ok(Server { addr, runtime: rt, sandbox, tasks: vec![worker, http] })
+    Ok(Server { addr, runtime: rt, sandbox, shutdown: Some(tx), http: Some(http), worker: Some(worker) })
 }

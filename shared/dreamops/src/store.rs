@@ -62,7 +62,19 @@ impl RedbStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
         }
-        let db = Database::create(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        // Another handle in this process may still be closing (a stopped server's last blocking call); wait a
+        // little for its lock rather than failing a restart.
+        let mut attempts = 0;
+        let db = loop {
+            match Database::create(path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 30 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(StoreError::Unavailable(format!("{}: {e}", path.display()))),
+            }
+        };
         Self::init(db, false)
     }
 
