@@ -12,19 +12,11 @@ use dreamops::runtime::Runtime;
 use dreamops::webhook::{IncidentEvent, incident_payload, sign};
 use sandbox::{Sandbox, Scenario, SimClock};
 
-#[derive(Debug)]
-struct Sim(SimClock);
-impl Clock for Sim {
-    fn now(&self) -> jiff::Timestamp {
-        self.0.now()
-    }
-}
-
 #[tokio::test]
 async fn an_undecided_proposal_expires_into_an_escalation() {
     let sim = SimClock::manual(jiff::Timestamp::now());
     let sb = Sandbox::start(Scenario::builtin("oom-limit").unwrap(), sim.clone(), 0).await.unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(Sim(sim.clone()));
+    let clock: Arc<dyn Clock> = Arc::new(sim.clone());
     let settings = TeamSettings { approval_timeout_secs: 1800, ..TeamSettings::default() };
     let rt = Runtime::new(
         MemoryStore::new(),
@@ -79,16 +71,6 @@ async fn an_undecided_proposal_expires_into_an_escalation() {
             .iter()
             .any(|c| matches!(c, PagerCall::Note { content, .. } if content.contains("neither approved nor rejected")))
     );
-    let limit = sb.with_world(|w| {
-        w.deployments["ledger-export-worker"].spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]
-            .resources
-            .as_ref()
-            .unwrap()
-            .limits
-            .as_ref()
-            .unwrap()["memory"]
-            .0
-            .clone()
-    });
-    assert_eq!(limit, "96Mi");
+    let limit = sb.with_world(|w| integration_tests::memory_limit(&w.deployments["ledger-export-worker"]));
+    assert_eq!(limit.as_deref(), Some("96Mi"));
 }

@@ -10,7 +10,6 @@ use domain::{StageMessage, State};
 use dreamops::config::FileConfig;
 use dreamops::serve::{KubeTarget, ServeOptions, start};
 use dreamops::webhook::{IncidentEvent, incident_payload, sign};
-use k8s_openapi::api::apps::v1::Deployment;
 use sandbox::{Sandbox, Scenario, SimClock};
 use serde_json::Value;
 
@@ -32,10 +31,19 @@ fn config() -> FileConfig {
 }
 
 fn revision(sb: &Sandbox) -> i64 {
-    sb.with_world(|w| {
-        let d: &Deployment = &w.deployments["session-cache"];
-        d.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"].parse().unwrap()
-    })
+    sb.with_world(|w| integration_tests::revision(&w.deployments["session-cache"]).unwrap())
+}
+
+async fn deliver(base: &str, w: &dreamops::webhook::SignedWebhook) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/webhooks/pagerduty"))
+        .header("X-PagerDuty-Signature", &w.signature)
+        .header("X-Webhook-Id", &w.webhook_id)
+        .body(w.body.clone())
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
 async fn incident(base: &str, id: &str) -> Value {
@@ -77,31 +85,16 @@ async fn serve_restarted_mid_incident_resumes_without_repeating_the_action() {
         agent: None,
     });
     let w = sign(&payload, SECRET);
-    let resp = reqwest::Client::new()
-        .post(format!("{}/webhooks/pagerduty", first.url()))
-        .header("X-PagerDuty-Signature", &w.signature)
-        .header("X-Webhook-Id", &w.webhook_id)
-        .body(w.body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 202);
-    let id = resp.json::<Value>().await.unwrap()["incident_id"].as_str().unwrap().to_owned();
+    let (status, reply) = deliver(&first.url(), &w).await;
+    assert_eq!(status, 202);
+    let id = reply["incident_id"].as_str().unwrap().to_owned();
     wait_for(&first.url(), &id, "verifying", Duration::from_secs(20)).await;
     assert_eq!(revision(&sb), 2, "restarted once");
     first.stop().await;
 
     // The same delivery arriving while we were down is still a duplicate after the restart.
     let second = start(opts).await.unwrap();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/webhooks/pagerduty", second.url()))
-        .header("X-PagerDuty-Signature", &w.signature)
-        .header("X-Webhook-Id", &w.webhook_id)
-        .body(w.body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "duplicate");
+    assert_eq!(deliver(&second.url(), &w).await.1["status"], "duplicate");
     let done = wait_for(&second.url(), &id, "resolved", Duration::from_secs(30)).await;
     assert_eq!(revision(&sb), 2, "the restart was not repeated");
     let timeline = done["timeline"].as_array().unwrap();
@@ -112,19 +105,11 @@ async fn serve_restarted_mid_incident_resumes_without_repeating_the_action() {
     second.stop().await;
 }
 
-#[derive(Debug)]
-struct Sim(SimClock);
-impl Clock for Sim {
-    fn now(&self) -> jiff::Timestamp {
-        self.0.now()
-    }
-}
-
 #[tokio::test]
 async fn a_redelivered_execution_after_a_lost_commit_does_not_act_twice() {
     let clock = SimClock::manual(jiff::Timestamp::now());
     let sb = Sandbox::start(Scenario::builtin("memory-leak").unwrap(), clock.clone(), 0).await.unwrap();
-    let pclock: Arc<dyn Clock> = Arc::new(Sim(clock.clone()));
+    let pclock: Arc<dyn Clock> = Arc::new(clock.clone());
     let cluster = cluster::KubeCluster::for_url(&sb.url(), "sandbox", pclock.clone()).unwrap();
     let mut teams = pipeline::StaticTeams { default: domain::TeamSettings::autonomous(), ..Default::default() };
     teams.services.insert(

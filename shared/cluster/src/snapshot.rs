@@ -466,18 +466,16 @@ pub(crate) async fn hpa_for_workload(
 
 /// The HPA's CPU utilisation now and its target, in percent.
 pub(crate) fn hpa_cpu(h: &HorizontalPodAutoscaler) -> (Option<i32>, Option<i32>) {
-    let target = h
-        .spec
-        .as_ref()
-        .and_then(|s| s.metrics.as_ref())
-        .and_then(|m| m.iter().find_map(|m| m.resource.as_ref().filter(|r| r.name == "cpu")))
-        .and_then(|r| r.target.average_utilization);
-    let current = h
-        .status
-        .as_ref()
-        .and_then(|s| s.current_metrics.as_ref())
-        .and_then(|m| m.iter().find_map(|m| m.resource.as_ref().filter(|r| r.name == "cpu")))
-        .and_then(|r| r.current.average_utilization);
+    let target = h.spec.as_ref().and_then(|s| s.metrics.as_ref()).and_then(|m| {
+        m.iter()
+            .find_map(|m| m.resource.as_ref().filter(|r| r.name == "cpu"))
+            .and_then(|r| r.target.average_utilization)
+    });
+    let current = h.status.as_ref().and_then(|s| s.current_metrics.as_ref()).and_then(|m| {
+        m.iter()
+            .find_map(|m| m.resource.as_ref().filter(|r| r.name == "cpu"))
+            .and_then(|r| r.current.average_utilization)
+    });
     (current, target)
 }
 

@@ -7,19 +7,11 @@ use std::time::Duration;
 use cluster::KubeCluster;
 use domain::action::{Action, ActionTarget, BeforeState, WorkloadRef};
 use domain::observation::AlertView;
-use domain::ports::{Clock, Cluster, ClusterError, Health};
+use domain::ports::{Cluster, ClusterError, Health};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use sandbox::{Sandbox, Scenario, SimClock};
-
-#[derive(Debug)]
-struct Sim(SimClock);
-impl Clock for Sim {
-    fn now(&self) -> jiff::Timestamp {
-        self.0.now()
-    }
-}
 
 async fn start(name: &str) -> (Sandbox, KubeCluster) {
     start_with(name).await
@@ -28,7 +20,7 @@ async fn start(name: &str) -> (Sandbox, KubeCluster) {
 async fn start_with(name: &str) -> (Sandbox, KubeCluster) {
     let clock = SimClock::manual(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap());
     let sb = Sandbox::start(Scenario::builtin(name).unwrap(), clock.clone(), 0).await.unwrap();
-    let c = KubeCluster::for_url(&sb.url(), "sandbox", Arc::new(Sim(clock))).unwrap();
+    let c = KubeCluster::for_url(&sb.url(), "sandbox", Arc::new(clock)).unwrap();
     (sb, c)
 }
 

@@ -382,6 +382,13 @@ pub struct ActionRecord {
     pub error: Option<String>,
 }
 
+impl ActionRecord {
+    /// A new action, decided and not yet applied.
+    pub fn planned(id: ActionId, action: Action) -> Self {
+        Self { id, action, status: ActionStatus::Planned, before: None, after: None, applied_at: None, error: None }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use domain::TeamId;
-use domain::ports::{Chat, ChatMessage, Clock, NotifyError, Pager, Secret, Secrets, SecretsError};
+use domain::ports::{Chat, ChatMessage, NotifyError, Pager, Secret, Secrets, SecretsError};
 use serde::Serialize;
 
 /// Environment variable with the default team's PagerDuty signing secret (comma-separated during rotation).
@@ -127,16 +127,6 @@ impl Chat for RecordingChat {
         tracing::info!(team_id = %team, headline = %message.headline, "Chat (recorded).");
         self.messages.lock().unwrap_or_else(|p| p.into_inner()).push((team.to_string(), message.clone()));
         Ok(())
-    }
-}
-
-/// The sandbox's simulated clock as the pipeline's clock.
-#[derive(Debug, Clone)]
-pub struct SimClockAdapter(pub sandbox::SimClock);
-
-impl Clock for SimClockAdapter {
-    fn now(&self) -> jiff::Timestamp {
-        self.0.now()
     }
 }
 

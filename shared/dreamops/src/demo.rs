@@ -15,7 +15,7 @@ use pipeline::{PipelineConfig, StaticTeams};
 use sandbox::{Sandbox, Scenario, SimClock};
 use tower::ServiceExt;
 
-use crate::adapters::{ConfigSecrets, PagerCall, SimClockAdapter};
+use crate::adapters::{ConfigSecrets, PagerCall};
 use crate::memstore::MemoryStore;
 use crate::runtime::Runtime;
 use crate::webhook::{IncidentEvent, incident_payload, sign};
@@ -77,7 +77,7 @@ pub async fn run(name: &str) -> Result<ScenarioRun, DemoError> {
     let start = Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| Timestamp::now());
     let sim = SimClock::manual(start);
     let sandbox = Sandbox::start(scenario.clone(), sim.clone(), 0).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SimClockAdapter(sim.clone()));
+    let clock: Arc<dyn Clock> = Arc::new(sim.clone());
     let cluster = KubeCluster::for_url(&sandbox.url(), "sandbox", clock.clone())?;
     let secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let team = TeamId::default_team();

@@ -9,7 +9,6 @@ use domain::TeamSettings;
 use domain::ports::{Clock, SystemClock};
 use sandbox::{Sandbox, Scenario, SimClock};
 
-use crate::adapters::SimClockAdapter;
 use crate::config::{ConfigError, FileConfig};
 use crate::runtime::Runtime;
 use crate::store::RedbStore;
@@ -103,7 +102,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
             let scenario = Scenario::builtin(name)?;
             let sim = SimClock::with_speed(jiff::Timestamp::now(), 1.0);
             let sb = Sandbox::start(scenario, sim.clone(), 0).await?;
-            let clock: Arc<dyn Clock> = Arc::new(SimClockAdapter(sim));
+            let clock: Arc<dyn Clock> = Arc::new(sim);
             let c = KubeCluster::for_url(&sb.url(), &format!("sandbox-{name}"), clock.clone())?;
             (Arc::new(c), clock, Some(sb))
         }

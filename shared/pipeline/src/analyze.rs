@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use domain::action::{Action, ActionRecord, ActionStatus};
+use domain::action::{Action, ActionRecord};
 use domain::diagnosis::Diagnosis;
 use domain::ids::ActionId;
 use domain::incident::{DecisionRecord, Incident};
@@ -132,15 +132,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     match decision {
         Decision::Auto => {
             let id = ActionId::generate();
-            rec.next.actions.push(ActionRecord {
-                id: id.clone(),
-                action: action.clone(),
-                status: ActionStatus::Planned,
-                before: None,
-                after: None,
-                applied_at: None,
-                error: None,
-            });
+            rec.next.actions.push(ActionRecord::planned(id.clone(), action.clone()));
             rec.transition(State::Executing, format!("decided: {}", action.describe()), reason)?;
             next_msg = Some(msg.next(StageMessage::Execute { action_id: id }));
         }

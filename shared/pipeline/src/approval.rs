@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use domain::action::{ActionRecord, ActionStatus};
+use domain::action::ActionRecord;
 use domain::ids::ActionId;
 use domain::incident::{Actor, Incident};
 use domain::state::State;
@@ -56,15 +56,7 @@ pub async fn approve(deps: &Deps, id: &IncidentId, by: &str) -> Result<Incident,
         StageMessage::Execute { action_id: action_id.clone() },
     );
     let mut rec = Recorder::new(inc, "approval").by(Actor::Human(by.to_owned()));
-    rec.next.actions.push(ActionRecord {
-        id: action_id,
-        action: action.clone(),
-        status: ActionStatus::Planned,
-        before: None,
-        after: None,
-        applied_at: None,
-        error: None,
-    });
+    rec.next.actions.push(ActionRecord::planned(action_id, action.clone()));
     rec.transition(State::Executing, format!("approved by {by}: {}", action.describe()), "human approval")?;
     let next = rec.commit(deps).await?.ok_or_else(|| StageError::Retryable("the incident changed; retry".into()))?;
     deps.queue.send(&msg, Duration::ZERO).await.map_err(|e| StageError::from_port("enqueue execution", e))?;

@@ -51,6 +51,12 @@ impl SimClock {
     }
 }
 
+impl domain::ports::Clock for SimClock {
+    fn now(&self) -> Timestamp {
+        SimClock::now(self)
+    }
+}
+
 /// Parses an age like `31d`, `8m`, `2h30m`, `40s` into seconds.
 pub fn parse_age(s: &str) -> Option<i64> {
     domain::observation::parse_age(s).and_then(|n| i64::try_from(n).ok())
