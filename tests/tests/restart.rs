@@ -102,6 +102,14 @@ async fn serve_restarted_mid_incident_resumes_without_repeating_the_action() {
     assert_eq!(states, ["received", "analyzing", "executing", "verifying", "resolved"]);
     assert_eq!(timeline.iter().filter(|e| e["what"].as_str().unwrap().starts_with("applied")).count(), 1);
     assert!(done["incident"]["outcome"].as_str().unwrap().contains("MTTR"));
+    // The verified fix was learned as a runbook entry.
+    let book: Value =
+        reqwest::get(format!("{}/runbook?team=default", second.url())).await.unwrap().json().await.unwrap();
+    let entries = book["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{book}");
+    assert_eq!(entries[0]["category"], "MEMORY_LEAK");
+    assert_eq!(entries[0]["fingerprint"], "default/sessions/session-cache/MEMORY_LEAK");
+    assert!(entries[0]["mttr_secs"].as_i64().unwrap() >= 3);
     second.stop().await;
 }
 

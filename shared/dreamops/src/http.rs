@@ -143,6 +143,22 @@ async fn reject(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: By
     decide(&rt, id, &body, false).await
 }
 
+#[derive(Debug, Deserialize)]
+struct TeamQuery {
+    team: Option<String>,
+}
+
+async fn runbook(State(rt): State<Arc<Runtime>>, Query(q): Query<TeamQuery>) -> Response {
+    let team = match TeamId::parse(q.team.as_deref().unwrap_or(TeamId::DEFAULT)) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_team", e.to_string()),
+    };
+    match rt.deps.runbook.list(&team).await {
+        Ok(entries) => axum::Json(json!({"entries": entries})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
+    }
+}
+
 async fn health(State(rt): State<Arc<Runtime>>) -> Response {
     axum::Json(json!({
         "status": "ok",
@@ -165,6 +181,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/incidents/{id}", get(get_incident))
         .route("/incidents/{id}/approve", post(approve))
         .route("/incidents/{id}/reject", post(reject))
+        .route("/runbook", get(runbook))
         .route("/health", get(health))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(READ_LIMIT))

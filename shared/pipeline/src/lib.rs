@@ -121,7 +121,8 @@ impl std::fmt::Debug for Deps {
     }
 }
 
-/// Runs the stage a message asks for. The single entry point for every queue consumer.
+/// Runs the stage a message asks for. The single entry point for every queue consumer. Emits one metric line
+/// per stage run (CloudWatch embedded metric format) with its latency and outcome.
 pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     let span = tracing::info_span!(
         "stage",
@@ -131,10 +132,52 @@ pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageErro
         correlation_id = %msg.correlation_id,
     );
     let _enter = span.enter();
-    match &msg.body {
+    let started = std::time::Instant::now();
+    let result = match &msg.body {
         domain::StageMessage::Analyze => analyze::handle(deps, msg).await,
         domain::StageMessage::Execute { action_id } => execute::handle(deps, msg, action_id).await,
         domain::StageMessage::Verify { action_id, check } => verify::handle(deps, msg, action_id, *check).await,
         domain::StageMessage::ExpireApproval { deadline } => approval::expire(deps, msg, deadline).await,
+    };
+    let outcome = match &result {
+        Ok(()) => "ok",
+        Err(e) if e.is_retryable() => "retry",
+        Err(_) => "failed",
+    };
+    let metric = metric_line(msg.body.stage(), outcome, started.elapsed(), deps.clock.now());
+    tracing::info!(target: "dreamops::metrics", "{metric}");
+    result
+}
+
+/// One CloudWatch EMF record: `StageLatency` (ms) and `StageRuns` by stage and outcome.
+pub fn metric_line(stage: &str, outcome: &str, took: std::time::Duration, now: jiff::Timestamp) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now.as_millisecond(),
+            "CloudWatchMetrics": [{
+                "Namespace": "DreamOps",
+                "Dimensions": [["Stage", "Outcome"]],
+                "Metrics": [{"Name": "StageLatency", "Unit": "Milliseconds"}, {"Name": "StageRuns", "Unit": "Count"}]
+            }]
+        },
+        "Stage": stage,
+        "Outcome": outcome,
+        "StageLatency": took.as_secs_f64() * 1000.0,
+        "StageRuns": 1
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metric_lines_are_emf() {
+        let now: jiff::Timestamp = "2026-11-21T10:00:00Z".parse().unwrap();
+        let line = super::metric_line("verify", "retry", std::time::Duration::from_millis(12), now);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["_aws"]["Timestamp"], now.as_millisecond());
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0], serde_json::json!(["Stage", "Outcome"]));
+        assert_eq!((v["Stage"].as_str(), v["Outcome"].as_str()), (Some("verify"), Some("retry")));
+        assert_eq!(v["StageLatency"], 12.0);
     }
 }
