@@ -62,12 +62,17 @@ impl Runtime {
         let started = Instant::now();
         match pipeline::handle_message(&self.deps, &d.message).await {
             Ok(()) => {}
-            Err(e) if e.is_retryable() => {
+            Err(e) if e.is_retryable() && d.receive_count < crate::queue::MAX_RECEIVES => {
                 tracing::warn!(error = %e, receive_count = d.receive_count, "Stage failed; will retry.");
                 let delay = backoff(d.receive_count);
                 self.queue.retry(d, delay, e.to_string());
             }
-            Err(e) => self.queue.dead_letter(d, e.to_string()),
+            Err(e) => {
+                if let Err(give_up) = pipeline::give_up(&self.deps, &d.message, &e.to_string()).await {
+                    tracing::error!(error = %give_up, "Could not mark the incident failed.");
+                }
+                self.queue.dead_letter(d, e.to_string());
+            }
         }
         started.elapsed()
     }

@@ -149,6 +149,36 @@ pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageErro
     result
 }
 
+/// Gives up on a message that can never be processed (dead-lettered): the incident must not be left hanging in
+/// a working state, so it is marked failed (escalated when it awaited approval) and a human is told why.
+pub async fn give_up(deps: &Deps, msg: &Envelope, error: &str) -> Result<(), StageError> {
+    for _ in 0..3 {
+        let Some(inc) =
+            deps.store.get(&msg.incident_id).await.map_err(|e| StageError::from_port("load incident", e))?
+        else {
+            return Ok(());
+        };
+        if inc.state.is_terminal() {
+            return Ok(());
+        }
+        let to =
+            if inc.state == domain::State::AwaitingApproval { domain::State::Escalated } else { domain::State::Failed };
+        let mut rec = Recorder::new(inc, msg.body.stage());
+        rec.next.outcome = Some(format!("the agent could not complete the {} stage: {error}", msg.body.stage()));
+        rec.transition(to, format!("gave up on the {} stage", msg.body.stage()), error.to_owned())?;
+        if let Some(next) = rec.commit(deps).await? {
+            notify::escalated(
+                deps,
+                &next,
+                Some(&format!("the agent could not complete the {} stage: {error}", msg.body.stage())),
+            )
+            .await;
+            return Ok(());
+        }
+    }
+    Err(StageError::Retryable("the incident kept changing".into()))
+}
+
 /// One CloudWatch EMF record: `StageLatency` (ms) and `StageRuns` by stage and outcome.
 pub fn metric_line(stage: &str, outcome: &str, took: std::time::Duration, now: jiff::Timestamp) -> String {
     serde_json::json!({
