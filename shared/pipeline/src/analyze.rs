@@ -14,18 +14,10 @@ use domain::{Envelope, StageMessage};
 use jiff::Timestamp;
 
 use crate::decide::{DecideInput, decide, fingerprint};
-use crate::{Deps, Recorder, StageError, notify};
+use crate::{Deps, Recorder, StageError, load, notify};
 
 /// How far back the policy looks for recurrence, cooldown and budgets.
 const HISTORY_LIMIT: usize = 200;
-
-pub(crate) async fn load(deps: &Deps, id: &domain::IncidentId) -> Result<Incident, StageError> {
-    deps.store
-        .get(id)
-        .await
-        .map_err(|e| StageError::from_port("load incident", e))?
-        .ok_or_else(|| StageError::Permanent(format!("incident {id} not found")))
-}
 
 pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     let mut inc = load(deps, &msg.incident_id).await?;
@@ -54,8 +46,18 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
             tracing::warn!(error = %e, "Could not read the alert's labels from the source; using the service map.")
         }
     }
+    let service_id = match &inc.source {
+        domain::AlertSource::PagerDuty { service_id, .. } => service_id.clone(),
+    };
+    let mapped = match service_id {
+        Some(id) => match deps.teams.service_target(&inc.team_id, &id).await {
+            Some(t) => Some(t),
+            None => deps.teams.service_target(&inc.team_id, &alert.service).await,
+        },
+        None => deps.teams.service_target(&inc.team_id, &alert.service).await,
+    };
     if !alert.labels.contains_key("namespace")
-        && let Some(t) = deps.teams.service_target(&inc.team_id, &alert.service).await
+        && let Some(t) = mapped
     {
         alert.labels.insert("namespace".into(), t.namespace);
         alert.labels.insert("deployment".into(), t.deployment);

@@ -78,7 +78,7 @@ pub async fn reject(deps: &Deps, id: &IncidentId, by: &str, reason: &str) -> Res
 /// Escalates a proposal nobody decided on by its deadline. Re-enqueues itself while the deadline is beyond the
 /// queue's longest delay.
 pub async fn expire(deps: &Deps, msg: &Envelope, deadline: &str) -> Result<(), StageError> {
-    let inc = crate::analyze::load(deps, &msg.incident_id).await?;
+    let inc = crate::load(deps, &msg.incident_id).await?;
     if inc.state != State::AwaitingApproval {
         return Ok(());
     }

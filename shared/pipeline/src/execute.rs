@@ -11,8 +11,7 @@ use domain::state::State;
 use domain::{ActionId, Envelope, StageMessage};
 use jiff::SignedDuration;
 
-use crate::analyze::load;
-use crate::{Deps, Recorder, StageError, notify};
+use crate::{Deps, Recorder, StageError, load, notify};
 
 pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result<(), StageError> {
     let inc = load(deps, &msg.incident_id).await?;

@@ -121,6 +121,15 @@ impl std::fmt::Debug for Deps {
     }
 }
 
+/// Loads the incident a message is about; a missing one is a permanent error.
+pub(crate) async fn load(deps: &Deps, id: &domain::IncidentId) -> Result<domain::Incident, StageError> {
+    deps.store
+        .get(id)
+        .await
+        .map_err(|e| StageError::from_port("load incident", e))?
+        .ok_or_else(|| StageError::Permanent(format!("incident {id} not found")))
+}
+
 /// Runs the stage a message asks for. The single entry point for every queue consumer. Emits one metric line
 /// per stage run (CloudWatch embedded metric format) with its latency and outcome.
 pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {

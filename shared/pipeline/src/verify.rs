@@ -10,9 +10,8 @@ use domain::state::State;
 use domain::{ActionId, Envelope, StageMessage};
 use jiff::Timestamp;
 
-use crate::analyze::load;
 use crate::runbook::RunbookEntry;
-use crate::{Deps, Recorder, StageError, notify};
+use crate::{Deps, Recorder, StageError, load, notify};
 
 fn parse(t: Option<&str>) -> Option<Timestamp> {
     t?.parse().ok()
