@@ -34,6 +34,8 @@ const ATTEMPTS: u32 = 3;
 pub const LOG_TAIL_LINES: i64 = 40;
 /// How many pods the snapshot describes in full (unhealthy and alerted pods first).
 pub const MAX_PODS: usize = 6;
+/// Of those, how many get their log tails read.
+pub const MAX_LOG_PODS: usize = 3;
 
 /// The `kube`-backed cluster adapter.
 #[derive(Clone)]

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{ListParams, LogParams};
 
-use crate::{KubeCluster, LOG_TAIL_LINES, MAX_PODS, retry};
+use crate::{KubeCluster, LOG_TAIL_LINES, MAX_LOG_PODS, MAX_PODS, retry};
 
 /// The controller owner (`Kind`, `name`) of an object.
 pub(crate) fn controller_of(meta: &ObjectMeta) -> Option<(String, String)> {
@@ -241,7 +241,9 @@ async fn pod_view(
     c: &KubeCluster,
     ns: &str,
     p: &Pod,
+    events: &[&Event],
     metrics: &BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    with_logs: bool,
     now: Timestamp,
 ) -> Result<PodView, ClusterError> {
     let name = p.metadata.name.clone().unwrap_or_default();
@@ -262,9 +264,7 @@ async fn pod_view(
         .map(|ct| container_view(ct, init_statuses.iter().find(|s| s.name == ct.name), None))
         .collect();
 
-    let events: Api<Event> = Api::namespaced(c.client.clone(), ns);
-    let lp = ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={name}"));
-    let mut evs = retry("list events", || events.list(&lp)).await?.items;
+    let mut evs = events.to_vec();
     evs.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
     let events = evs
         .iter()
@@ -280,7 +280,7 @@ async fn pod_view(
 
     // Logs of the main container: the current (or last) run, and the previous one when it restarted.
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
-    let main = containers.first();
+    let main = containers.first().filter(|_| with_logs);
     let mut logs_tail = Vec::new();
     let mut previous_logs_tail = Vec::new();
     if let Some(main) = main {
@@ -623,9 +623,17 @@ pub(crate) async fn build(
         )
     });
     let metrics = pod_metrics(c, &w.namespace, &selector).await;
+    // One list of the namespace's pod events, shared out by pod, instead of a call per pod.
+    let events_api: Api<Event> = Api::namespaced(c.client.clone(), &w.namespace);
+    let lp = ListParams::default().fields("involvedObject.kind=Pod");
+    let all_events = retry("list events", || events_api.list(&lp)).await?.items;
     let mut nodes = BTreeSet::new();
-    for p in pods.iter().take(MAX_PODS) {
-        let view = pod_view(c, &w.namespace, p, &metrics, now).await?;
+    for (i, p) in pods.iter().take(MAX_PODS).enumerate() {
+        let mine: Vec<&Event> = all_events
+            .iter()
+            .filter(|e| e.involved_object.name.is_some() && e.involved_object.name == p.metadata.name)
+            .collect();
+        let view = pod_view(c, &w.namespace, p, &mine, &metrics, i < MAX_LOG_PODS, now).await?;
         if let Some(n) = &view.node {
             nodes.insert(n.clone());
         }

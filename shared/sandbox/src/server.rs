@@ -182,14 +182,14 @@ fn check_ns(w: &World, ns: &str) -> Result<(), ApiError> {
     if ns == w.namespace { Ok(()) } else { Err(ApiError::NotFound { kind: "namespaces", name: ns.into() }) }
 }
 
-fn current_rv(w: &mut World) -> String {
-    w.bump()
+fn current_rv(w: &World) -> String {
+    w.resource_version()
 }
 
 // ------------------------------------------------------------------------------------------------ pods
 
 fn pods_matching(s: &Shared, ns: Option<&str>, q: &ListParams) -> ApiResult {
-    let mut w = s.world();
+    let w = s.world();
     if let Some(ns) = ns {
         check_ns(&w, ns)?;
     }
@@ -207,7 +207,7 @@ fn pods_matching(s: &Shared, ns: Option<&str>, q: &ListParams) -> ApiResult {
             matches(&fields, field_getter(&p.metadata, extra))
         })
         .collect();
-    let rv = current_rv(&mut w);
+    let rv = current_rv(&w);
     Ok(list(pods, &rv, q.limit))
 }
 
@@ -309,12 +309,12 @@ async fn pod_log(
 // ------------------------------------------------------------------------------------------------ deployments
 
 async fn list_deployments(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
-    let mut w = s.world();
+    let w = s.world();
     check_ns(&w, &ns)?;
     let labels = parse_selector(q.label_selector.as_deref())?;
     let items: Vec<Deployment> =
         w.deployments.values().filter(|d| matches(&labels, label_getter(&d.metadata))).cloned().collect();
-    let rv = current_rv(&mut w);
+    let rv = current_rv(&w);
     Ok(list(items, &rv, q.limit))
 }
 
@@ -497,12 +497,12 @@ async fn patch_scale(
 // ------------------------------------------------------------------------------------------------ others
 
 async fn list_replicasets(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
-    let mut w = s.world();
+    let w = s.world();
     check_ns(&w, &ns)?;
     let labels = parse_selector(q.label_selector.as_deref())?;
     let items: Vec<ReplicaSet> =
         w.replicasets.values().map(|r| r.rs.clone()).filter(|r| matches(&labels, label_getter(&r.metadata))).collect();
-    let rv = current_rv(&mut w);
+    let rv = current_rv(&w);
     Ok(list(items, &rv, q.limit))
 }
 
@@ -514,7 +514,7 @@ async fn get_replicaset(State(s): State<Shared>, Path((ns, name)): Path<(String,
 }
 
 async fn list_events(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
-    let mut w = s.world();
+    let w = s.world();
     check_ns(&w, &ns)?;
     let fields = parse_selector(q.field_selector.as_deref())?;
     let items: Vec<Event> = w
@@ -531,15 +531,15 @@ async fn list_events(State(s): State<Shared>, Path(ns): Path<String>, Query(q): 
             matches(&fields, field_getter(&e.metadata, extra))
         })
         .collect();
-    let rv = current_rv(&mut w);
+    let rv = current_rv(&w);
     Ok(list(items, &rv, q.limit))
 }
 
 async fn list_nodes(State(s): State<Shared>, Query(q): Query<ListParams>) -> ApiResult {
-    let mut w = s.world();
+    let w = s.world();
     let labels = parse_selector(q.label_selector.as_deref())?;
     let items: Vec<Node> = w.nodes.iter().filter(|n| matches(&labels, label_getter(&n.metadata))).cloned().collect();
-    let rv = current_rv(&mut w);
+    let rv = current_rv(&w);
     Ok(list(items, &rv, q.limit))
 }
 
@@ -554,10 +554,10 @@ async fn get_node(State(s): State<Shared>, Path(name): Path<String>) -> ApiResul
 }
 
 async fn list_hpas(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
-    let mut w = s.world();
+    let w = s.world();
     check_ns(&w, &ns)?;
     let items: Vec<HorizontalPodAutoscaler> = w.hpas.values().cloned().collect();
-    let rv = current_rv(&mut w);
+    let rv = current_rv(&w);
     Ok(list(items, &rv, q.limit))
 }
 
@@ -627,7 +627,7 @@ async fn pod_metrics(State(s): State<Shared>, Path(ns): Path<String>, Query(q): 
         .values()
         .filter(|p| matches(&labels, label_getter(&p.pod.metadata)))
         .filter_map(|p| {
-            let sim = w.sim(p, now)?;
+            let sim = w.simulate(p, now, false)?;
             // metrics-server reports only running containers.
             if !matches!(sim.state, crate::sim::RunState::Running { .. }) {
                 return None;

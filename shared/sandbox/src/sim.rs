@@ -70,6 +70,8 @@ pub struct PodInput<'a> {
     pub container: &'a Container,
     /// Per-replica utilisation of the workload right now (traffic).
     pub utilisation: f64,
+    /// Whether to render log lines (only the log endpoint needs them; controllers do not).
+    pub logs: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -390,7 +392,10 @@ impl Model {
                 source: "kubelet",
             });
         }
-        let previous_logs = prev_run.map(|(s, e)| self.logs_for_run(c, pod.ordinal, s, e, util)).unwrap_or_default();
+        let render = |from: Timestamp, to: Timestamp| {
+            if pod.logs { self.logs_for_run(c, pod.ordinal, from, to, util) } else { Vec::new() }
+        };
+        let previous_logs = prev_run.map(|(s, e)| render(s, e)).unwrap_or_default();
         if let Some(until) = waiting_until {
             let message = format!(
                 "back-off {}s restarting failed container={} pod",
@@ -440,7 +445,7 @@ impl Model {
             memory: self.memory_at(start, now),
             cpu_millis: if wedged { 2 } else { ((util.min(1.6)) * cpu_req as f64) as i64 },
             events,
-            logs: self.logs_for_run(c, pod.ordinal, start, now, util),
+            logs: render(start, now),
             previous_logs,
         }
     }

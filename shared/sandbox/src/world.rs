@@ -250,6 +250,11 @@ impl World {
         }
     }
 
+    /// The current resourceVersion (what a list is consistent with).
+    pub fn resource_version(&self) -> String {
+        self.resource_version.to_string()
+    }
+
     /// The next resourceVersion.
     pub fn bump(&mut self) -> String {
         self.resource_version += 1;
@@ -283,13 +288,18 @@ impl World {
         self.events.push(ev);
     }
 
-    /// The simulated state of one pod now.
+    /// The simulated state of one pod now, with its log lines.
     pub fn sim(&self, p: &PodRec, now: Timestamp) -> Option<PodSim> {
+        self.simulate(p, now, true)
+    }
+
+    /// The simulated state of one pod now; `logs` renders its log lines too.
+    pub fn simulate(&self, p: &PodRec, now: Timestamp, logs: bool) -> Option<PodSim> {
         let c = p.pod.spec.as_ref()?.containers.first()?;
-        let util = self.utilisation_for(&p.rs, now);
+        let utilisation = self.utilisation_for(&p.rs, now);
         Some(
             self.model
-                .simulate(&PodInput { created: p.created, ordinal: p.ordinal, container: c, utilisation: util }, now),
+                .simulate(&PodInput { created: p.created, ordinal: p.ordinal, container: c, utilisation, logs }, now),
         )
     }
 
@@ -314,7 +324,7 @@ impl World {
             self.reconcile_deployment(name, now);
         }
         for p in self.pods.clone().into_values() {
-            if let Some(sim) = self.sim(&p, now)
+            if let Some(sim) = self.simulate(&p, now, false)
                 && let Some(rec) = self.pods.get_mut(&p.pod.metadata.name.clone().unwrap_or_default())
             {
                 rec.pod.status = Some(pod_status(&rec.pod, &sim, p.created));
@@ -672,7 +682,7 @@ impl World {
     pub fn all_events(&self, now: Timestamp) -> Vec<Event> {
         let mut out = self.events.clone();
         for p in self.pods.values() {
-            let Some(sim) = self.sim(p, now) else {
+            let Some(sim) = self.simulate(p, now, false) else {
                 continue;
             };
             let pod_name = p.pod.metadata.name.clone().unwrap_or_default();
