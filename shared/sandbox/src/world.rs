@@ -95,6 +95,8 @@ pub struct World {
     node_rr: usize,
     /// The pod chosen to be wedged, once created.
     pub wedged_pod: Option<String>,
+    /// Deployment name → (generation, pod template hash).
+    hashes: BTreeMap<String, (i64, String)>,
 }
 
 /// A value the API server rejects, with the HTTP status it answers.
@@ -131,6 +133,7 @@ impl World {
             next_ordinal: 0,
             node_rr: 0,
             wedged_pod: None,
+            hashes: BTreeMap::new(),
         };
         let oldest = s.deployment.revisions.first().and_then(|r| ago(t0, &r.age)).unwrap_or(t0);
         for n in &s.nodes {
@@ -250,6 +253,18 @@ impl World {
         }
     }
 
+    /// The template hash of a Deployment, recomputed only when its generation changes.
+    fn hash_of(&mut self, name: &str, generation: i64, template: &PodTemplateSpec) -> String {
+        match self.hashes.get(name) {
+            Some((g, h)) if *g == generation => h.clone(),
+            _ => {
+                let h = template_hash(template);
+                self.hashes.insert(name.to_owned(), (generation, h.clone()));
+                h
+            }
+        }
+    }
+
     /// The current resourceVersion (what a list is consistent with).
     pub fn resource_version(&self) -> String {
         self.resource_version.to_string()
@@ -323,11 +338,14 @@ impl World {
             self.reconcile_hpa(name, now);
             self.reconcile_deployment(name, now);
         }
-        for p in self.pods.clone().into_values() {
-            if let Some(sim) = self.simulate(&p, now, false)
-                && let Some(rec) = self.pods.get_mut(&p.pod.metadata.name.clone().unwrap_or_default())
-            {
-                rec.pod.status = Some(pod_status(&rec.pod, &sim, p.created));
+        let statuses: Vec<(String, PodStatus)> = self
+            .pods
+            .iter()
+            .filter_map(|(name, p)| Some((name.clone(), pod_status(&p.pod, &self.simulate(p, now, false)?, p.created))))
+            .collect();
+        for (name, status) in statuses {
+            if let Some(rec) = self.pods.get_mut(&name) {
+                rec.pod.status = Some(status);
             }
         }
     }
@@ -440,7 +458,7 @@ impl World {
         };
         let Some(spec) = dep.spec.clone() else { return };
         let desired = spec.replicas.unwrap_or(1).max(0) as usize;
-        let hash = template_hash(&spec.template);
+        let hash = self.hash_of(name, dep.metadata.generation.unwrap_or(0), &spec.template);
         let rs_name = format!("{name}-{hash}");
         let owned: Vec<String> = self
             .replicasets

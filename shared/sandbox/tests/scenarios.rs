@@ -112,6 +112,8 @@ fn rollout_of_a_new_template_replaces_pods() {
     let mut w = World::from_scenario(&Scenario::builtin("memory-leak").unwrap(), clock.now());
     let before: Vec<String> = w.pods.keys().cloned().collect();
     let d = w.deployments.get_mut("session-cache").unwrap();
+    // As the API server does for any spec change.
+    d.metadata.generation = Some(d.metadata.generation.unwrap() + 1);
     d.spec.as_mut().unwrap().template.metadata.as_mut().unwrap().annotations =
         Some([("kubectl.kubernetes.io/restartedAt".to_owned(), "now".to_owned())].into());
     for i in 1..=6 {
