@@ -43,8 +43,11 @@ pub struct ScenarioRun {
     pub scenario: Scenario,
     pub incident: Incident,
     pub timeline: Vec<AuditEvent>,
-    /// Wall-clock time spent in the agent's own code (intake and stages), excluding simulated waiting.
+    /// Wall-clock time spent in the intake and the stages, excluding simulated waiting. It includes the time the
+    /// sandbox API server took to answer the agent's requests (`cluster_time`).
     pub agent_time: Duration,
+    /// Of `agent_time`, the time the sandbox spent serving requests (the simulated cluster's own work).
+    pub cluster_time: Duration,
     /// Simulated time from the webhook to the final state.
     pub simulated: SignedDuration,
     pub pager_calls: Vec<PagerCall>,
@@ -148,6 +151,7 @@ pub async fn run(name: &str) -> Result<ScenarioRun, DemoError> {
     }
     let timeline = rt.deps.store.timeline(&id).await?;
     Ok(ScenarioRun {
+        cluster_time: sandbox.served_time(),
         simulated: sim.now().duration_since(start),
         scenario,
         incident,
@@ -209,13 +213,14 @@ pub fn render(run: &ScenarioRun) -> String {
     let verdict = if run.passed() { "PASS" } else { "FAIL" };
     let _ = writeln!(
         out,
-        "  {verdict}: ended {} with {} (expected {} with {}); simulated {}s, agent time {:.1} ms, {} PagerDuty calls, {} chat messages{}",
+        "  {verdict}: ended {} with {} (expected {} with {}); simulated {}s, agent time {:.1} ms (of which the sandbox API {:.1} ms), {} PagerDuty calls, {} chat messages{}",
         run.incident.state,
         run.action(),
         s.expected.state,
         s.expected.action,
         run.simulated.as_secs(),
         run.agent_time.as_secs_f64() * 1000.0,
+        run.cluster_time.as_secs_f64() * 1000.0,
         run.pager_calls.len(),
         run.chat_messages,
         if run.dead_letters > 0 { format!(", {} DEAD LETTERS", run.dead_letters) } else { String::new() }

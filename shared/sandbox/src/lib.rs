@@ -49,7 +49,7 @@ impl Sandbox {
     /// Builds the scenario's world at the clock's current time and serves it on `127.0.0.1:port` (0 = any).
     pub async fn start(scenario: Scenario, clock: SimClock, port: u16) -> std::io::Result<Self> {
         let world = World::from_scenario(&scenario, clock.now());
-        let shared = server::Shared { world: Arc::new(Mutex::new(world)), clock };
+        let shared = server::Shared { world: Arc::new(Mutex::new(world)), clock, served_nanos: Default::default() };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let app = server::router(shared.clone());
@@ -76,6 +76,11 @@ impl Sandbox {
 
     pub fn now(&self) -> Timestamp {
         self.shared.clock.now()
+    }
+
+    /// Time spent so far serving API requests (the simulated cluster's own work).
+    pub fn served_time(&self) -> Duration {
+        Duration::from_nanos(self.shared.served_nanos.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Moves simulated time forward in small steps, running the controllers at each.

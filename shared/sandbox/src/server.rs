@@ -28,6 +28,9 @@ use crate::world::{ApiError, World};
 pub struct Shared {
     pub world: Arc<Mutex<World>>,
     pub clock: SimClock,
+    /// Total time spent inside request handlers, in nanoseconds: the simulated cluster's own work, which
+    /// benchmarks subtract to isolate the agent's overhead.
+    pub served_nanos: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Shared {
@@ -666,6 +669,14 @@ async fn fallback(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound { kind: "resource", name: uri.path().to_owned() }
 }
 
+async fn timed(State(s): State<Shared>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    s.served_nanos.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+    resp
+}
+
 /// The sandbox API router.
 pub fn router(shared: Shared) -> Router {
     Router::new()
@@ -688,5 +699,6 @@ pub fn router(shared: Shared) -> Router {
         .route("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/{name}", get(get_hpa).patch(patch_hpa))
         .route("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods", get(pod_metrics))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), timed))
         .with_state(shared)
 }
