@@ -12,3 +12,35 @@ pub fn memory_limit(d: &Deployment) -> Option<String> {
 pub fn revision(d: &Deployment) -> Option<i64> {
     d.metadata.annotations.as_ref()?.get("deployment.kubernetes.io/revision")?.parse().ok()
 }
+
+/// Sends a signed `incident.triggered` for `pd_incident` of `service` through the real intake handler of the
+/// default team, and returns the reply's status and incident id.
+pub async fn trigger(
+    deps: &pipeline::Deps,
+    secret: &str,
+    pd_incident: &str,
+    service: &str,
+) -> (u16, Option<domain::IncidentId>) {
+    let payload = dreamops::webhook::incident_payload(&dreamops::webhook::IncidentEvent {
+        event_type: "incident.triggered",
+        incident_id: pd_incident,
+        number: 1,
+        title: &format!("alert on {service}"),
+        service,
+        urgency: "high",
+        occurred_at: "2026-11-21T10:00:00Z",
+        agent: None,
+    });
+    let w = dreamops::webhook::sign(&payload, secret);
+    let reply = pipeline::intake::pagerduty(
+        deps,
+        pipeline::intake::WebhookRequest {
+            team: domain::TeamId::DEFAULT,
+            signature: Some(&w.signature),
+            webhook_id: Some(&w.webhook_id),
+            body: &w.body,
+        },
+    )
+    .await;
+    (reply.status, reply.body["incident_id"].as_str().map(domain::IncidentId::from_string))
+}

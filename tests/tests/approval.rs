@@ -9,7 +9,6 @@ use domain::{State, TeamId, TeamSettings};
 use dreamops::adapters::{ConfigSecrets, PagerCall};
 use dreamops::memstore::MemoryStore;
 use dreamops::runtime::Runtime;
-use dreamops::webhook::{IncidentEvent, incident_payload, sign};
 use sandbox::{Sandbox, Scenario, SimClock};
 
 #[tokio::test]
@@ -27,30 +26,7 @@ async fn an_undecided_proposal_expires_into_an_escalation() {
         pipeline::PipelineConfig::default(),
     );
     rt.sinks.pager.set_default_labels(sb.alert().labels);
-    let w = sign(
-        &incident_payload(&IncidentEvent {
-            event_type: "incident.triggered",
-            incident_id: "PEXP",
-            number: 3,
-            title: "crashloop",
-            service: "ledger",
-            urgency: "high",
-            occurred_at: "2026-11-21T10:00:00Z",
-            agent: None,
-        }),
-        "s",
-    );
-    let reply = pipeline::intake::pagerduty(
-        &rt.deps,
-        pipeline::intake::WebhookRequest {
-            team: "default",
-            signature: Some(&w.signature),
-            webhook_id: Some(&w.webhook_id),
-            body: &w.body,
-        },
-    )
-    .await;
-    let id = domain::IncidentId::from_string(reply.body["incident_id"].as_str().unwrap());
+    let id = integration_tests::trigger(&rt.deps, "s", "PEXP", "ledger").await.1.unwrap();
     rt.run_due().await;
     let inc = rt.deps.store.get(&id).await.unwrap().unwrap();
     assert_eq!(inc.state, State::AwaitingApproval);

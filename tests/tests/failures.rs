@@ -10,7 +10,6 @@ use dreamops::adapters::{ConfigSecrets, PagerCall};
 use dreamops::memstore::MemoryStore;
 use dreamops::queue::MAX_RECEIVES;
 use dreamops::runtime::Runtime;
-use dreamops::webhook::{IncidentEvent, incident_payload, sign};
 use sandbox::SimClock;
 
 #[tokio::test]
@@ -30,31 +29,9 @@ async fn an_unreachable_cluster_fails_the_incident_after_bounded_retries() {
     rt.sinks.pager.set_default_labels(
         [("namespace".to_owned(), "shop".to_owned()), ("deployment".to_owned(), "web".to_owned())].into(),
     );
-    let w = sign(
-        &incident_payload(&IncidentEvent {
-            event_type: "incident.triggered",
-            incident_id: "PGONE",
-            number: 1,
-            title: "web down",
-            service: "web",
-            urgency: "high",
-            occurred_at: "2026-11-21T10:00:00Z",
-            agent: None,
-        }),
-        "s",
-    );
-    let reply = pipeline::intake::pagerduty(
-        &rt.deps,
-        pipeline::intake::WebhookRequest {
-            team: "default",
-            signature: Some(&w.signature),
-            webhook_id: Some(&w.webhook_id),
-            body: &w.body,
-        },
-    )
-    .await;
-    assert_eq!(reply.status, 202, "the intake never touches the cluster");
-    let id = domain::IncidentId::from_string(reply.body["incident_id"].as_str().unwrap());
+    let (status, id) = integration_tests::trigger(&rt.deps, "s", "PGONE", "web").await;
+    assert_eq!(status, 202, "the intake never touches the cluster");
+    let id = id.unwrap();
     let mut deliveries = 0;
     while let Some(due) = rt.queue.next_due() {
         if due > sim.now() {

@@ -136,29 +136,9 @@ async fn a_redelivered_execution_after_a_lost_commit_does_not_act_twice() {
         pclock,
         pipeline::PipelineConfig::default(),
     );
-    let payload = incident_payload(&IncidentEvent {
-        event_type: "incident.triggered",
-        incident_id: "PLOST",
-        number: 1,
-        title: "memory near limit",
-        service: "session-cache",
-        urgency: "high",
-        occurred_at: "2026-11-21T10:00:00Z",
-        agent: None,
-    });
-    let w = sign(&payload, SECRET);
-    let reply = pipeline::intake::pagerduty(
-        &rt.deps,
-        pipeline::intake::WebhookRequest {
-            team: "default",
-            signature: Some(&w.signature),
-            webhook_id: Some(&w.webhook_id),
-            body: &w.body,
-        },
-    )
-    .await;
-    assert_eq!(reply.status, 202);
-    let id = domain::IncidentId::from_string(reply.body["incident_id"].as_str().unwrap());
+    let (status, id) = integration_tests::trigger(&rt.deps, SECRET, "PLOST", "session-cache").await;
+    assert_eq!(status, 202);
+    let id = id.unwrap();
 
     // Analyze only: the incident is Executing with a planned action and an Execute message queued.
     let analyze = rt.queue.pop_due().unwrap();
