@@ -479,6 +479,11 @@ pub(crate) fn hpa_cpu(h: &HorizontalPodAutoscaler) -> (Option<i32>, Option<i32>)
     (current, target)
 }
 
+/// A status condition as one line, `Type=Status (Reason)`, for Deployments and HPAs alike.
+fn condition_line(type_: &str, status: &str, reason: &Option<String>) -> String {
+    format!("{type_}={status} ({})", reason.as_deref().unwrap_or_default())
+}
+
 fn hpa_view(h: &HorizontalPodAutoscaler) -> HpaView {
     let (current_cpu, target_cpu) = hpa_cpu(h);
     let spec = h.spec.clone().unwrap_or_default();
@@ -490,12 +495,7 @@ fn hpa_view(h: &HorizontalPodAutoscaler) -> HpaView {
         desired: Some(i64::from(st.desired_replicas)),
         target: target_cpu.map(|t| format!("cpu {t}%")),
         current_metric: current_cpu.map(|c| format!("cpu {c}%")),
-        conditions: st
-            .conditions
-            .iter()
-            .flatten()
-            .map(|c| format!("{}={} ({})", c.type_, c.status, c.reason.clone().unwrap_or_default()))
-            .collect(),
+        conditions: st.conditions.iter().flatten().map(|c| condition_line(&c.type_, &c.status, &c.reason)).collect(),
     }
 }
 
@@ -600,12 +600,7 @@ pub(crate) async fn build(
         replicas_available: Some(i64::from(st.available_replicas.unwrap_or(0))),
         strategy: spec.strategy.as_ref().and_then(|s| s.type_.clone()),
         hpa: hpa.as_ref().map(hpa_view),
-        conditions: st
-            .conditions
-            .iter()
-            .flatten()
-            .map(|c| format!("{}={} ({})", c.type_, c.status, c.reason.clone().unwrap_or_default()))
-            .collect(),
+        conditions: st.conditions.iter().flatten().map(|c| condition_line(&c.type_, &c.status, &c.reason)).collect(),
         note: spec.paused.filter(|p| *p).map(|_| "rollout is paused".to_owned()),
     });
 
