@@ -1,32 +1,129 @@
-//! `dreamops eval` over the starter cases in ../shared/eval: every case parses, nothing harmful.
+//! `dreamops eval` over the starter cases in ../shared/eval and the project's own cases in tests/eval/cases:
+//! every case parses, nothing is harmful, the rules-only targets of the diagnosis issue hold, and every mutating
+//! answer stays on the alert's own workload.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
-fn cases_dir() -> PathBuf {
+use domain::ActionKind;
+use domain::observation::WorkloadKind;
+
+fn starter_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/eval/cases");
     assert!(dir.is_dir(), "{} is missing: the tests run with ../shared beside the repository", dir.display());
     dir
 }
 
+fn own_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval/cases")
+}
+
+fn all_cases() -> Vec<(PathBuf, domain::observation::Case)> {
+    let mut out = Vec::new();
+    for dir in [starter_dir(), own_dir()] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "json")) {
+            let case = dreamops::eval::load_case(&f).unwrap();
+            out.push((f, case));
+        }
+    }
+    out
+}
+
 #[test]
-fn starter_cases_score_without_harm() {
-    let report = dreamops::eval::eval_dir(&cases_dir()).unwrap();
-    assert!(report.overall.cases >= 14);
-    assert_eq!(report.overall.harmful, 0, "{}", dreamops::eval::render(&report));
-    // The floor is "escalate everything": rules v1 must already do better on exact actions.
-    let escalate_floor = report.cases.iter().filter(|s| s.expected_action == domain::ActionKind::Escalate).count();
-    assert!(report.overall.action_exact > escalate_floor, "{}", dreamops::eval::render(&report));
+fn rules_meet_the_targets_on_starter_and_own_cases() {
+    let report = dreamops::eval::eval_dirs(&[starter_dir(), own_dir()]).unwrap();
+    let table = dreamops::eval::render(&report);
+    let t = &report.overall;
+    assert!(t.cases >= 74, "starter (14) + at least 60 own cases: {}", t.cases);
+    assert_eq!(t.harmful, 0, "{table}");
+    let pct = |n: usize, d: usize| n as f64 * 100.0 / d as f64;
+    assert!(pct(t.action_exact, t.cases) >= 85.0, "exact-action accuracy below 85%\n{table}");
+    assert!(pct(t.autofix_hits, t.autofix_cases) >= 80.0, "auto-fix recall below 80%\n{table}");
+    assert!(pct(t.category_correct, t.cases) >= 80.0, "category accuracy below 80%\n{table}");
+    // The floor is "escalate everything".
+    let escalate_floor = report.cases.iter().filter(|s| s.expected_action == ActionKind::Escalate).count();
+    assert!(t.action_exact > escalate_floor + t.cases / 5, "{table}");
+}
+
+#[test]
+fn own_cases_cover_every_category_and_cite_a_source() {
+    let mut categories = std::collections::BTreeSet::new();
+    let mut own = 0;
+    for (path, _) in all_cases().into_iter().filter(|(p, _)| p.starts_with(own_dir())) {
+        own += 1;
+        let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let url = raw["source"]["url"].as_str().unwrap();
+        assert!(url.starts_with("https://"), "{}: source.url {url}", path.display());
+        assert!(raw["source"]["derivation"].as_str().unwrap().len() > 40, "{}: derivation too thin", path.display());
+        categories.insert(raw["expected"]["root_cause_category"].as_str().unwrap().to_owned());
+    }
+    assert!(own >= 60, "{own} own cases");
+    let all = [
+        "OOM_LIMIT_TOO_LOW",
+        "MEMORY_LEAK",
+        "BAD_CONFIG",
+        "MISSING_SECRET_OR_CONFIGMAP",
+        "BAD_IMAGE",
+        "BAD_DEPLOY_REGRESSION",
+        "PROBE_MISCONFIGURED",
+        "APP_HUNG",
+        "UNSCHEDULABLE",
+        "TRAFFIC_SPIKE",
+        "REPLICAS_SCALED_DOWN",
+        "CPU_THROTTLING",
+        "DEPENDENCY_FAILURE",
+        "AUTH_OR_PERMISSION",
+        "NETWORK_MISCONFIG",
+        "NODE_PRESSURE",
+        "NODE_FAILURE",
+        "DISK_FULL",
+        "CERTIFICATE_EXPIRED",
+        "BENIGN_OR_SELF_RESOLVED",
+        "SUSPICIOUS_INPUT",
+    ];
+    for c in all {
+        assert!(categories.contains(c), "no own case for {c}");
+    }
+}
+
+/// Whatever the text says, a mutating answer names the alert's own Deployment or one of its listed pods.
+#[test]
+fn mutating_answers_stay_on_the_alerts_own_workload() {
+    for (path, case) in all_cases() {
+        let a = dreamops::eval::analyze(&case);
+        let Some(t) = a.target.as_ref().filter(|_| a.action.is_mutating()) else {
+            assert!(a.target.is_none(), "{}: {} with a target", path.display(), a.action);
+            continue;
+        };
+        let o = &case.observations;
+        assert_eq!(t.namespace, o.namespace, "{}", path.display());
+        match a.action {
+            ActionKind::DeletePod => {
+                assert_eq!(t.kind, "Pod");
+                assert!(o.pods.iter().any(|p| p.name == t.name && p.owner.is_some()), "{}", path.display());
+            }
+            _ => {
+                let w = o.workload.as_ref().unwrap();
+                assert_eq!(
+                    (w.kind, t.kind.as_str(), w.name.as_str()),
+                    (WorkloadKind::Deployment, "Deployment", t.name.as_str())
+                );
+            }
+        }
+    }
 }
 
 #[test]
 fn analyze_reads_only_alert_and_observations() {
-    let path = cases_dir().join("dev-001-oom-limit-too-low.json");
+    let path = starter_dir().join("dev-001-oom-limit-too-low.json");
     let mut case: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let original = dreamops::eval::analyze(&domain::observation::Case::from_json(&case.to_string()).unwrap());
     // Changing the grader-only fields changes nothing.
     case["title"] = "misleading".into();
     case["tags"] = serde_json::json!(["memory-leak"]);
+    case["difficulty"] = "hard".into();
     case["expected"]["action"] = "RESTART".into();
     let again = dreamops::eval::analyze(&domain::observation::Case::from_json(&case.to_string()).unwrap());
     assert_eq!(original, again);

@@ -240,6 +240,9 @@ pub struct Snapshot {
 pub struct Case {
     pub schema_version: String,
     pub id: String,
+    /// Grader-only metadata, used to split scores; never shown to the analyzer.
+    #[serde(default)]
+    pub difficulty: Option<String>,
     pub alert: AlertView,
     pub observations: Observations,
     pub expected: Option<Expected>,

@@ -55,6 +55,7 @@ pub fn load_case(path: &Path) -> Result<Case, EvalError> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Score {
     pub case_id: String,
+    pub difficulty: Option<String>,
     pub expected_action: ActionKind,
     pub expected_category: Category,
     pub action: ActionKind,
@@ -100,6 +101,7 @@ pub fn score(case: &Case, a: &Answer) -> Option<Score> {
     let keywords_hit = e.diagnosis_keywords.iter().all(|g| g.iter().any(|k| text.contains(&k.to_lowercase())));
     Some(Score {
         case_id: case.id.clone(),
+        difficulty: case.difficulty.clone(),
         expected_action: e.action,
         expected_category: e.root_cause_category,
         action: a.action,
@@ -147,16 +149,27 @@ pub struct Report {
     pub overall: Totals,
     pub by_expected_action: BTreeMap<String, Totals>,
     pub by_category: BTreeMap<String, Totals>,
+    pub by_difficulty: BTreeMap<String, Totals>,
     pub cases: Vec<Score>,
 }
 
 /// Analyzes and scores every `*.json` case under `dir` (recursively), in name order.
 pub fn eval_dir(dir: &Path) -> Result<Report, EvalError> {
+    eval_dirs(&[dir.to_owned()])
+}
+
+/// Analyzes and scores every `*.json` case under each of `dirs` (recursively), each directory in name order.
+/// A directory without cases is an error; a case id seen twice is scored twice.
+pub fn eval_dirs(dirs: &[PathBuf]) -> Result<Report, EvalError> {
     let mut files = Vec::new();
-    collect(dir, &mut files)?;
-    files.sort();
-    if files.is_empty() {
-        return Err(EvalError::Empty(dir.to_owned()));
+    for dir in dirs {
+        let mut here = Vec::new();
+        collect(dir, &mut here)?;
+        if here.is_empty() {
+            return Err(EvalError::Empty(dir.clone()));
+        }
+        here.sort();
+        files.extend(here);
     }
     let mut r = Report::default();
     for f in files {
@@ -166,6 +179,7 @@ pub fn eval_dir(dir: &Path) -> Result<Report, EvalError> {
             r.overall.add(&s);
             r.by_expected_action.entry(s.expected_action.to_string()).or_default().add(&s);
             r.by_category.entry(s.expected_category.to_string()).or_default().add(&s);
+            r.by_difficulty.entry(s.difficulty.clone().unwrap_or_else(|| "unrated".into())).or_default().add(&s);
             r.cases.push(s);
         }
     }
@@ -218,6 +232,10 @@ pub fn render(r: &Report) -> String {
     }
     out.push_str("\nby category\n");
     for (k, t) in &r.by_category {
+        row(&mut out, k, t);
+    }
+    out.push_str("\nby difficulty\n");
+    for (k, t) in &r.by_difficulty {
         row(&mut out, k, t);
     }
     let misses: Vec<&Score> = r.cases.iter().filter(|s| !s.action_exact || !s.category_correct || s.harmful).collect();

@@ -52,9 +52,10 @@ enum Command {
     Scenarios,
     /// Analyze one case file and print the answer as JSON.
     Analyze { case: PathBuf },
-    /// Analyze and score every case under a directory.
+    /// Analyze and score every case under one or more directories.
     Eval {
-        dir: PathBuf,
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -154,7 +155,7 @@ async fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
-        Command::Eval { dir, json } => match dreamops::eval::eval_dir(&dir) {
+        Command::Eval { dirs, json } => match dreamops::eval::eval_dirs(&dirs) {
             Ok(report) => {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());

@@ -1,0 +1,355 @@
+//! Facts derived once from a snapshot, and the log and message signatures the rules look for.
+//!
+//! Everything free-text here (logs, event messages, alert text, notes) is untrusted: it may decide a category
+//! and is quoted as evidence, but it never names a target. Targets come from structured fields only.
+
+use domain::action::ActionTarget;
+use domain::observation::{
+    ContainerState, ContainerView, Dependency, EventView, NodeView, PodView, RecentChange, Revision, Snapshot,
+    WorkloadKind, parse_age,
+};
+use domain::quantity::Bytes;
+
+/// A rollout younger than this counts as recent.
+pub const RECENT_ROLLOUT_SECS: u64 = 6 * 3600;
+/// A non-template change (ConfigMap, Secret, Service, NetworkPolicy, ...) younger than this counts as recent.
+pub const RECENT_CHANGE_SECS: u64 = 24 * 3600;
+
+pub const IMAGE_REASONS: &[&str] = &["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
+pub const EXEC_FORMAT: &[&str] = &["exec format error"];
+pub const COMMAND_NOT_FOUND: &[&str] =
+    &["executable file not found", ": not found", "command not found", "no such file or directory: unknown"];
+pub const CONFIG_SIGNATURES: &[&str] = &[
+    "environment variable",
+    "env var",
+    "is not set",
+    "missing required",
+    "invalid configuration",
+    "config error",
+    "configuration error",
+    "failed to parse config",
+    "unknown flag",
+    "invalid argument",
+    "mapping values are not allowed",
+    "unknown field",
+];
+pub const UNRESOLVABLE_HOST: &[&str] =
+    &["could not resolve host", "no such host", "name or service not known", "nxdomain", "unknown host"];
+pub const CONNECTION_FAILURES: &[&str] = &[
+    "connection refused",
+    "connect: connection timed out",
+    "i/o timeout",
+    "could not connect",
+    "econnrefused",
+    "connection reset by peer",
+    "server closed the connection unexpectedly",
+    "context deadline exceeded",
+    "timeout expired",
+    "connectexception",
+    "temporary failure in name resolution",
+];
+pub const DISK_FULL: &[&str] = &["no space left on device", "enospc", "disk full", "disk quota exceeded"];
+pub const AUTH_FAILURES: &[&str] = &[
+    "password authentication failed",
+    "authentication failed",
+    "access denied",
+    "accessdenied",
+    " is forbidden",
+    "forbidden:",
+    "permission denied",
+    "401 unauthorized",
+    "returned 401",
+    "status 401",
+    "status code 401",
+    "http 401",
+    "unauthenticated",
+    "invalid api key",
+    "invalid credentials",
+    "login failed",
+];
+pub const CERT_EXPIRED: &[&str] =
+    &["certificate has expired", "certificate expired", "expired certificate", "x509: certificate is not valid"];
+pub const HUNG_SIGNATURES: &[&str] =
+    &["deadlock", "waiting for lock", "waiting to lock", "all workers blocked", "blocked for more than", "hung task"];
+pub const RATE_LIMITED: &[&str] = &["rate limit exceeded", "too many requests", "rate-limited", "ratelimited"];
+/// Lines that say the process is failing now.
+pub const ERROR_MARKERS: &[&str] =
+    &["error", "fatal", "exception", "panic", "traceback", " 500", " 502", " 503", " 504", "failed", "refused"];
+pub const CRASH_MARKERS: &[&str] = &["panic", "exception", "traceback", "fatal", "segmentation", "error:"];
+/// Dependency states that mean it is not serving.
+pub const DEPENDENCY_BAD: &[&str] =
+    &["down", "stopped", "unreachable", "unavailable", "degraded", "failing", "error", "outage", "saturated"];
+pub const DEPENDENCY_RECOVERED: &[&str] = &["failed over", "recovered", "restored"];
+/// A mount whose server came back with new file handles: a fresh mount (new pod) fixes it.
+pub const STALE_MOUNT: &[&str] = &["stale file handle", "stale nfs file handle", "estale"];
+/// Alerts that fire by design (heartbeats and inhibition helpers).
+pub const HEARTBEAT_ALERTS: &[&str] = &["watchdog", "deadmansswitch", "deadmanssnitch", "infoinhibitor", "heartbeat"];
+
+/// Phrases that address an automated agent, and phrases that try to steer it.
+const AGENT_ADDRESS: &[&str] = &[
+    "ai agent",
+    "ai on-call",
+    "to the ai",
+    "automated remediation",
+    "remediation agent",
+    "[automation]",
+    "note to automated",
+    "assistant:",
+    "system notice",
+    "system prompt",
+    "language model",
+    "you are now",
+    "as an ai",
+];
+const STEERING: &[&str] = &[
+    "ignore previous instructions",
+    "ignore all previous",
+    "ignore your",
+    "disregard previous",
+    "override",
+    "pre-approved",
+    "preapproved",
+    "is approved",
+    "authorised by",
+    "authorized by",
+    "kubectl delete",
+    "kubectl scale",
+    "run the following",
+    "immediately",
+];
+
+pub fn contains_any(lower: &str, needles: &[&str]) -> bool {
+    needles.iter().any(|n| lower.contains(n))
+}
+
+/// True when the text tries to instruct the agent: an explicit "ignore previous instructions", or a phrase that
+/// addresses an agent together with one that steers it.
+pub fn looks_injected(lower: &str) -> bool {
+    lower.contains("ignore previous instructions")
+        || lower.contains("ignore all previous")
+        || (contains_any(lower, AGENT_ADDRESS) && contains_any(lower, STEERING))
+}
+
+/// CPU quantity in millicores (`250m`, `1.5`, `2`).
+pub fn cpu_millis(q: &str) -> Option<f64> {
+    let q = q.trim();
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => q.parse::<f64>().ok().map(|c| c * 1000.0),
+    }
+}
+
+pub fn mem_bytes(q: &str) -> Option<f64> {
+    Bytes::parse(q).ok().map(|b| b.0 as f64)
+}
+
+/// The first number in a percentage or ratio string (`83%`, `0.83`, `cpu 138%`), as a percentage.
+pub fn percent(s: &str) -> Option<f64> {
+    let token = s.split_whitespace().find(|t| t.trim_end_matches('%').parse::<f64>().is_ok())?;
+    let v: f64 = token.trim_end_matches('%').parse().ok()?;
+    Some(if token.ends_with('%') || v > 1.0 { v } else { v * 100.0 })
+}
+
+pub fn quote(line: &str) -> String {
+    let line = line.trim();
+    if line.chars().count() > 160 {
+        format!("{}…", line.chars().take(160).collect::<String>())
+    } else {
+        line.to_owned()
+    }
+}
+
+/// One log line, lowercased once.
+pub struct LogLine<'a> {
+    pub pod: usize,
+    pub text: &'a str,
+    pub lower: String,
+}
+
+pub struct Facts<'a> {
+    pub s: &'a Snapshot,
+    pub ns: &'a str,
+    pub current: Option<&'a Revision>,
+    pub previous: Option<&'a Revision>,
+    pub logs: Vec<LogLine<'a>>,
+    /// Alert title and details, lowercased. Untrusted.
+    pub alert_text: String,
+    pub alertname: String,
+}
+
+impl<'a> Facts<'a> {
+    pub fn new(s: &'a Snapshot) -> Self {
+        let hist = s.observations.rollout_history.as_deref().unwrap_or(&[]);
+        let current = hist.iter().find(|r| r.current).or_else(|| hist.iter().max_by_key(|r| r.revision));
+        let previous = current.and_then(|c| hist.iter().filter(|r| r.revision < c.revision).max_by_key(|r| r.revision));
+        let logs = s
+            .observations
+            .pods
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                p.logs_tail.iter().chain(p.previous_logs_tail.iter()).map(move |l| LogLine {
+                    pod: i,
+                    text: l.as_str(),
+                    lower: l.to_ascii_lowercase(),
+                })
+            })
+            .collect();
+        let alertname = s
+            .alert
+            .alertname
+            .as_deref()
+            .or_else(|| s.alert.labels.get("alertname").map(String::as_str))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        Self {
+            s,
+            ns: &s.observations.namespace,
+            current,
+            previous,
+            logs,
+            alert_text: format!("{}\n{}", s.alert.title, s.alert.details).to_ascii_lowercase(),
+            alertname,
+        }
+    }
+
+    pub fn pods(&self) -> &'a [PodView] {
+        &self.s.observations.pods
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = (&'a PodView, &'a ContainerView)> {
+        self.pods().iter().flat_map(|p| p.init_containers.iter().chain(p.containers.iter()).map(move |c| (p, c)))
+    }
+
+    pub fn events(&self) -> impl Iterator<Item = (&'a PodView, &'a EventView)> {
+        self.pods().iter().flat_map(|p| p.events.iter().map(move |e| (p, e)))
+    }
+
+    pub fn nodes(&self) -> &'a [NodeView] {
+        &self.s.observations.nodes
+    }
+
+    pub fn node(&self, name: &str) -> Option<&'a NodeView> {
+        self.nodes().iter().find(|n| n.name == name)
+    }
+
+    pub fn dependencies(&self) -> &'a [Dependency] {
+        &self.s.observations.dependencies
+    }
+
+    pub fn other(&self) -> String {
+        self.s.observations.other.as_deref().unwrap_or_default().to_ascii_lowercase()
+    }
+
+    /// The alerting workload's name when it is a Deployment (the only kind the action table changes).
+    pub fn deployment(&self) -> Option<&'a str> {
+        self.s.observations.workload.as_ref().filter(|w| w.kind == WorkloadKind::Deployment).map(|w| w.name.as_str())
+    }
+
+    pub fn target(&self) -> Option<ActionTarget> {
+        self.deployment().map(|name| ActionTarget {
+            kind: "Deployment".into(),
+            namespace: self.ns.to_owned(),
+            name: name.to_owned(),
+            container: None,
+            params: Default::default(),
+        })
+    }
+
+    /// A pod target, only for a pod the snapshot lists in the alert's namespace.
+    pub fn pod_target(&self, pod: &PodView) -> ActionTarget {
+        ActionTarget {
+            kind: "Pod".into(),
+            namespace: self.ns.to_owned(),
+            name: pod.name.clone(),
+            container: None,
+            params: Default::default(),
+        }
+    }
+
+    /// The current revision rolled out recently and replaced an earlier one.
+    pub fn recent_rollout(&self) -> bool {
+        self.previous.is_some() && self.current.and_then(|c| parse_age(&c.age)).is_some_and(|a| a < RECENT_ROLLOUT_SECS)
+    }
+
+    /// The revision before the current one served: some or all of its pods were ready when it last ran.
+    pub fn previous_healthy(&self) -> bool {
+        match self.previous.and_then(|p| p.pods_ready.as_deref()) {
+            Some(r) => match r.split_once('/') {
+                Some((a, b)) => a == b || a.parse::<u32>().is_ok_and(|a| a > 0),
+                None => false,
+            },
+            // A replaced revision with no readiness data: assume it served (it had been current until the rollout).
+            None => self.previous.is_some(),
+        }
+    }
+
+    /// Non-template changes younger than [`RECENT_CHANGE_SECS`] of the given kinds (empty = any kind).
+    pub fn recent_changes(&self, kinds: &'static [&'static str]) -> impl Iterator<Item = &'a RecentChange> {
+        self.s.observations.recent_changes.iter().filter(move |c| {
+            (kinds.is_empty() || kinds.iter().any(|k| c.kind.eq_ignore_ascii_case(k)))
+                && parse_age(&c.age).is_none_or(|a| a < RECENT_CHANGE_SECS)
+        })
+    }
+
+    pub fn find_log(&self, signatures: &[&str]) -> Option<(&'a PodView, &'a str)> {
+        let pods = self.pods();
+        self.logs.iter().find(|l| contains_any(&l.lower, signatures)).map(|l| (&pods[l.pod], l.text))
+    }
+
+    /// How many pods log any of the signatures.
+    pub fn pods_logging(&self, signatures: &[&str]) -> usize {
+        let mut seen: Vec<usize> =
+            self.logs.iter().filter(|l| contains_any(&l.lower, signatures)).map(|l| l.pod).collect();
+        seen.dedup();
+        seen.len()
+    }
+
+    /// The last two current log lines of any pod say it is failing now.
+    pub fn failing_now(&self) -> Option<(&'a PodView, &'a str)> {
+        self.pods().iter().find_map(|p| {
+            let n = p.logs_tail.len();
+            p.logs_tail[n.saturating_sub(2)..]
+                .iter()
+                .find(|l| contains_any(&l.to_ascii_lowercase(), ERROR_MARKERS))
+                .map(|l| (p, l.as_str()))
+        })
+    }
+
+    /// A container's memory working set as a fraction of its limit.
+    pub fn memory_fraction(c: &ContainerView) -> Option<f64> {
+        let usage = c.usage.as_ref()?;
+        if let Some(p) = usage.get("memory_percent_of_limit").and_then(|p| percent(p)) {
+            return Some(p / 100.0);
+        }
+        let used = mem_bytes(usage.get("memory")?)?;
+        let limit = mem_bytes(c.resources.limits.get("memory")?)?;
+        (limit > 0.0).then(|| used / limit)
+    }
+
+    /// A container's CPU use against its request, and against its limit.
+    pub fn cpu_ratios(c: &ContainerView) -> (Option<f64>, Option<f64>) {
+        let used = c.usage.as_ref().and_then(|u| u.get("cpu")).and_then(|q| cpu_millis(q));
+        let request = c.resources.requests.get("cpu").and_then(|q| cpu_millis(q)).filter(|r| *r > 0.0);
+        let req = used.zip(request).map(|(u, r)| u / r);
+        let lim = used
+            .zip(c.resources.limits.get("cpu").and_then(|q| cpu_millis(q)).filter(|l| *l > 0.0))
+            .map(|(u, l)| u / l);
+        (req, lim)
+    }
+
+    /// Every pod runs and is ready, and the workload has all its replicas.
+    pub fn all_serving(&self) -> bool {
+        let w_ok = self
+            .s
+            .observations
+            .workload
+            .as_ref()
+            .is_none_or(|w| w.replicas_desired.is_some_and(|d| d > 0) && w.replicas_ready == w.replicas_desired);
+        w_ok && !self.pods().is_empty()
+            && self
+                .pods()
+                .iter()
+                .all(|p| p.ready && p.containers.iter().all(|c| c.state == ContainerState::Running && c.ready))
+    }
+}

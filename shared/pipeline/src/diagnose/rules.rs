@@ -1,0 +1,1207 @@
+//! The rules, one function per mechanism. Each returns `None` when its mechanism is not present.
+
+use domain::action::ActionKind;
+use domain::diagnosis::{Category, Risk};
+use domain::observation::{ContainerState, PodView, format_age};
+use domain::quantity::Bytes;
+use jiff::Timestamp;
+
+use super::facts::*;
+use super::{Finding, age_secs, lower_has, rollback_or_escalate};
+
+/// An OOM kill after this much uptime is a leak, not a limit that is too low.
+const LEAK_MIN_RUN_SECS: i64 = 30 * 60;
+
+fn secs_between(a: &str, b: &str) -> Option<i64> {
+    let a: Timestamp = a.parse().ok()?;
+    let b: Timestamp = b.parse().ok()?;
+    Some(b.duration_since(a).as_secs())
+}
+
+fn event_line(p: &PodView, e: &domain::observation::EventView) -> String {
+    format!("pod {} event {} x{} ({} ago): {}", p.name, e.reason, e.count, e.age, quote(&e.message))
+}
+
+/// Alerts that fire by design: heartbeats and inhibition helpers.
+pub fn heartbeat(f: &Facts<'_>) -> Option<Finding> {
+    let name = HEARTBEAT_ALERTS.iter().find(|h| f.alertname == **h)?;
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "heartbeat-alert",
+        format!(
+            "{} is a by-design alert (it fires continuously to prove the alerting pipeline works, or to inhibit \
+             info alerts); it is not actionable. If it pages, the alert routing is wrong.",
+            f.s.alert.alertname.as_deref().unwrap_or(name)
+        ),
+        vec![format!("alertname {name}")],
+        0.95,
+    ))
+}
+
+/// The node under the workload's pods is gone or its runtime cannot create pod sandboxes.
+pub fn node_failure(f: &Facts<'_>) -> Option<Finding> {
+    let mut evidence = Vec::new();
+    for p in f.pods() {
+        if p.status_reason.as_deref() == Some("NodeLost") {
+            evidence.push(format!(
+                "pod {} NodeLost: {}",
+                p.name,
+                p.status_message.as_deref().map(quote).unwrap_or_default()
+            ));
+        }
+        if let Some(n) = p.node.as_deref().and_then(|n| f.node(n))
+            && n.conditions.get("Ready").is_some_and(|r| r != "True")
+        {
+            evidence.push(format!(
+                "pod {} is on node {} with Ready={}{}",
+                p.name,
+                n.name,
+                n.conditions.get("Ready").map(String::as_str).unwrap_or("?"),
+                n.note.as_deref().map(|x| format!(" ({})", quote(x))).unwrap_or_default()
+            ));
+        }
+        if let Some(e) = p.events.iter().find(|e| e.reason == "FailedCreatePodSandBox") {
+            evidence.push(event_line(p, e));
+            if let Some(n) = p.node.as_deref() {
+                evidence.push(format!(
+                    "node {n}{}",
+                    f.node(n).and_then(|n| n.note.as_deref()).map(|x| format!(": {}", quote(x))).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if evidence.is_empty() {
+        return None;
+    }
+    evidence.dedup();
+    let stateful = f.pods().iter().any(|p| p.owner.as_deref().is_some_and(|o| o.starts_with("StatefulSet/")));
+    Some(Finding::escalate(
+        Category::NodeFailure,
+        "node-failure",
+        format!(
+            "A node or its container runtime is failing under the workload: pods are NotReady/unknown on an unreachable \
+             node or cannot get a pod sandbox (CNI). {} A human must repair, fence or drain the node.",
+            if stateful {
+                "This is a StatefulSet pod: deleting it could start a second copy with the same identity (split brain)."
+            } else {
+                "Restarting or rolling back the workload would not touch the node."
+            }
+        ),
+        evidence,
+        0.88,
+    ))
+}
+
+/// Node MemoryPressure/DiskPressure/PIDPressure, or pods evicted for it.
+pub fn node_pressure(f: &Facts<'_>) -> Option<Finding> {
+    let ours: Vec<&str> = f.pods().iter().filter_map(|p| p.node.as_deref()).collect();
+    let pressured = f.nodes().iter().find_map(|n| {
+        let kind = ["MemoryPressure", "DiskPressure", "PIDPressure"]
+            .into_iter()
+            .find(|k| n.conditions.get(*k).is_some_and(|v| v == "True"))?;
+        (ours.is_empty() || ours.contains(&n.name.as_str())).then_some((n, kind))
+    });
+    let evicted = f.pods().iter().find(|p| {
+        p.status_reason.as_deref() == Some("Evicted")
+            && lower_has(p.status_message.as_deref().unwrap_or(""), &["low on resource"])
+    });
+    if pressured.is_none() && evicted.is_none() {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if let Some((n, kind)) = pressured {
+        evidence.push(format!(
+            "node {} {kind}=True{}",
+            n.name,
+            n.note.as_deref().map(|x| format!(" ({})", quote(x))).unwrap_or_default()
+        ));
+    }
+    if let Some(p) = evicted {
+        evidence.push(format!(
+            "pod {} Evicted: {}",
+            p.name,
+            p.status_message.as_deref().map(quote).unwrap_or_default()
+        ));
+        if let Some(e) = p.events.iter().find(|e| e.reason == "Evicted") {
+            evidence.push(event_line(p, e));
+        }
+    }
+    if let Some((_, line)) = f.find_log(&["resource temporarily unavailable", "cannot allocate memory"]) {
+        evidence.push(format!("log: {}", quote(line)));
+    }
+    let kind = pressured.map(|(_, k)| k).unwrap_or("resource pressure");
+    Some(Finding::escalate(
+        Category::NodePressure,
+        "node-pressure",
+        format!(
+            "The node is under {kind} and the kubelet is evicting or starving pods. Recreating pods lands them back on \
+             pressured nodes; a human must relieve the node (move the heavy neighbours, clean up, add capacity)."
+        ),
+        evidence,
+        0.87,
+    ))
+}
+
+/// Pods that cannot be created or placed.
+pub fn unschedulable(f: &Facts<'_>) -> Option<Finding> {
+    let scheduling =
+        f.events().find(|(p, e)| e.reason == "FailedScheduling" && p.phase == "Pending").map(|(p, e)| event_line(p, e));
+    let quota = f.s.observations.workload.as_ref().and_then(|w| {
+        w.conditions
+            .iter()
+            .find(|c| lower_has(c, &["exceeded quota", "forbidden"]))
+            .map(|c| format!("workload condition {}", quote(c)))
+    });
+    let line = scheduling.or(quota)?;
+    let mut evidence = vec![line.clone()];
+    if let Some(o) = f.s.observations.other.as_deref() {
+        evidence.push(quote(o));
+    }
+    let l = line.to_ascii_lowercase();
+    let why = if l.contains("quota") {
+        "a ResourceQuota rejects the pods (exceeded quota); more replicas would be rejected the same way"
+    } else if l.contains("anti-affinity") {
+        "required pod anti-affinity allows fewer pods than requested on the available nodes"
+    } else if l.contains("affinity/selector") || l.contains("node selector") {
+        "the pod's node selector/affinity matches no node"
+    } else if l.contains("persistentvolumeclaim") {
+        "its PersistentVolumeClaim is unbound (check the storage class)"
+    } else if l.contains("insufficient") {
+        "no node has the requested capacity (insufficient resources) and the node group cannot grow"
+    } else if l.contains("taint") {
+        "no node tolerates the pod"
+    } else {
+        "the scheduler cannot place them"
+    };
+    Some(Finding::escalate(
+        Category::Unschedulable,
+        "unschedulable",
+        format!(
+            "Pods are pending: {why}. Scaling or restarting cannot help; a human must change the spec or capacity."
+        ),
+        evidence,
+        0.88,
+    ))
+}
+
+/// The image cannot be pulled, or is built for another CPU architecture.
+pub fn image(f: &Facts<'_>) -> Option<Finding> {
+    if let Some((p, c)) =
+        f.containers().find(|(_, c)| c.state_reason.as_deref().is_some_and(|r| IMAGE_REASONS.contains(&r)))
+    {
+        let reason = c.state_reason.as_deref().unwrap_or_default();
+        let mut evidence = vec![format!("pod {} container {} waiting: {reason} (image {})", p.name, c.name, c.image)];
+        let pull = p.events.iter().find(|e| e.reason == "Failed" && lower_has(&e.message, &["pull"]));
+        if let Some(e) = pull {
+            evidence.push(event_line(p, e));
+        }
+        let detail = pull.map(|e| e.message.to_ascii_lowercase()).unwrap_or_default();
+        let cause = if detail.contains("not found") || detail.contains("manifest unknown") {
+            "the tag or repository does not exist"
+        } else if contains_any(&detail, &["401", "403", "unauthorized", "forbidden", "denied", "authorize"]) {
+            "the registry rejects the credentials (pull secret or registry token)"
+        } else {
+            "the pull fails"
+        };
+        let what = format!("Image {} of container {} cannot be pulled ({reason}): {cause}.", c.image, c.name);
+        return Some(rollback_or_escalate(f, Category::BadImage, "image-pull-failure", what, evidence));
+    }
+    let (p, line) = f.find_log(EXEC_FORMAT).or_else(|| {
+        f.containers().find_map(|(p, c)| {
+            c.last_termination.as_ref()?.message.as_deref().filter(|m| lower_has(m, EXEC_FORMAT)).map(|m| (p, m))
+        })
+    })?;
+    let what = "The container's binary cannot execute on the node ('exec format error'): the image is built for \
+                another CPU architecture."
+        .to_owned();
+    Some(rollback_or_escalate(
+        f,
+        Category::BadImage,
+        "exec-format-error",
+        what,
+        vec![format!("pod {}: {}", p.name, quote(line))],
+    ))
+}
+
+/// A referenced Secret or ConfigMap (or one of its keys) does not exist.
+pub fn missing_object(f: &Facts<'_>) -> Option<Finding> {
+    let hit =
+        f.containers().find(|(_, c)| c.state_reason.as_deref() == Some("CreateContainerConfigError")).map(|(p, c)| {
+            format!(
+                "pod {} container {} waiting: CreateContainerConfigError {}",
+                p.name,
+                c.name,
+                c.state_message.as_deref().map(quote).unwrap_or_default()
+            )
+        });
+    let hit = hit.or_else(|| {
+        f.events()
+            .find(|(_, e)| {
+                e.reason == "FailedMount" && e.message.contains("not found")
+                    || e.reason == "Failed"
+                        && lower_has(&e.message, &["secret", "configmap"])
+                        && e.message.contains("not found")
+            })
+            .map(|(p, e)| event_line(p, e))
+    })?;
+    let mut evidence = vec![hit];
+    if let Some((p, e)) = f.events().find(|(_, e)| e.reason == "Failed" && e.message.contains("couldn't find key")) {
+        evidence.push(event_line(p, e));
+    }
+    let what = "A Secret or ConfigMap (or a key in one) that the pods reference does not exist, so their containers \
+                cannot be created; restarting changes nothing."
+        .to_owned();
+    Some(rollback_or_escalate(f, Category::MissingSecretOrConfigmap, "missing-secret-or-configmap", what, evidence))
+}
+
+/// A volume or filesystem the workload writes to is full.
+pub fn disk_full(f: &Facts<'_>) -> Option<Finding> {
+    let (p, line) = f.find_log(DISK_FULL)?;
+    let mut evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+    if let Some(o) = f.s.observations.other.as_deref() {
+        evidence.push(quote(o));
+    }
+    Some(Finding::escalate(
+        Category::DiskFull,
+        "disk-full",
+        format!(
+            "A filesystem the workload writes to is full ('{}'). Restarting does not free a persistent volume; a human \
+             must free space or expand the volume.",
+            quote(line)
+        ),
+        evidence,
+        0.88,
+    ))
+}
+
+/// OOM kills: a limit below a bounded need, or a leak.
+pub fn oom(f: &Facts<'_>) -> Option<Finding> {
+    let (p, c, t) = f.pods().iter().find_map(|p| {
+        p.containers
+            .iter()
+            .find_map(|c| c.last_termination.as_ref().filter(|t| t.reason == "OOMKilled").map(|t| (p, c, t)))
+    })?;
+    let limit = c.resources.limits.get("memory").cloned();
+    let run = t.started_at.as_deref().and_then(|s| secs_between(s, &t.finished_at));
+    let mut evidence = vec![format!(
+        "pod {} container {}: last termination OOMKilled (exit {}), {} restarts",
+        p.name, c.name, t.exit_code, c.restart_count
+    )];
+    if let Some(l) = &limit {
+        evidence.push(format!("memory limit {l}"));
+    }
+    if let Some(r) = run {
+        evidence.push(format!("the killed run lasted {}", format_age(r.max(0) as u64)));
+    }
+    if let Some(trend) = c.usage.as_ref().and_then(|u| u.get("trend")) {
+        evidence.push(format!("usage trend: {}", quote(trend)));
+    }
+    if run.is_some_and(|r| r >= LEAK_MIN_RUN_SECS) {
+        let what = format!(
+            "Container {} leaks memory: it was OOMKilled at its {} limit after {} of uptime.",
+            c.name,
+            limit.as_deref().unwrap_or("memory"),
+            format_age(run.unwrap_or(0).max(0) as u64)
+        );
+        if f.recent_rollout() && f.previous_healthy() {
+            return Some(rollback_or_escalate(f, Category::MemoryLeak, "oom-leak-after-rollout", what, evidence));
+        }
+        // Replicas close to the limit again will be killed next: a rolling restart resets them all first.
+        let near = f.pods().iter().find_map(|q| {
+            q.containers.iter().find_map(|k| {
+                Facts::memory_fraction(k).filter(|x| *x >= 0.85 && k.state == ContainerState::Running).map(|x| (q, k, x))
+            })
+        });
+        if let (Some((q, k, x)), Some(target)) = (near, f.target()) {
+            evidence.push(format!("pod {} container {} is back at {:.0}% of its limit", q.name, k.name, x * 100.0));
+            return Some(Finding::act(
+                Category::MemoryLeak,
+                "oom-leak-restart-before-next-kill",
+                format!(
+                    "{what} The spec has not changed and replicas are again at {:.0}% of the limit: a rolling restart \
+                     resets memory before the next OOM kill (the leak itself needs a code fix).",
+                    x * 100.0
+                ),
+                evidence,
+                (ActionKind::Restart, target),
+                0.85,
+                Risk::Low,
+            ));
+        }
+        return Some(Finding::escalate(
+            Category::MemoryLeak,
+            "oom-leak-restarting",
+            format!(
+                "{what} Memory grows with uptime and the kubelet already restarts it after each OOM kill, so a restart \
+                 adds nothing; a developer must find the leak (a higher limit only stretches the interval)."
+            ),
+            evidence,
+            0.8,
+        ));
+    }
+    let what = format!(
+        "Container {} is OOMKilled (exit {}) {} after start: its memory need exceeds the {} limit.",
+        c.name,
+        t.exit_code,
+        run.map(|r| format!("{r}s")).unwrap_or_else(|| "shortly".into()),
+        limit.as_deref().unwrap_or("(unset)")
+    );
+    if f.recent_rollout() && f.previous_healthy() {
+        return Some(rollback_or_escalate(f, Category::OomLimitTooLow, "oom-after-rollout", what, evidence));
+    }
+    let (Some(limit), Some(mut target)) = (limit.as_deref().and_then(|l| Bytes::parse(l).ok()), f.target()) else {
+        return Some(Finding::escalate(Category::OomLimitTooLow, "oom-no-limit", what, evidence, 0.7));
+    };
+    let new = Bytes(limit.0 * 2);
+    // Room on the node: a raised limit must still fit it, and a Guaranteed pod's request rises with its limit.
+    if let Some(n) = p.node.as_deref().and_then(|n| f.node(n))
+        && let Some(alloc) = n.allocatable.get("memory").and_then(|q| mem_bytes(q))
+    {
+        let requested = n.requested.get("memory").and_then(|q| mem_bytes(q)).unwrap_or(0.0);
+        let request = c.resources.requests.get("memory").and_then(|q| mem_bytes(q)).unwrap_or(0.0);
+        let extra = if request >= limit.0 as f64 { (new.0 - limit.0) as f64 } else { 0.0 };
+        if new.0 as f64 > alloc || requested + extra > alloc {
+            evidence.push(format!(
+                "node {} allocatable memory {}, requested {}",
+                n.name,
+                n.allocatable.get("memory").map(String::as_str).unwrap_or("?"),
+                n.requested.get("memory").map(String::as_str).unwrap_or("?")
+            ));
+            return Some(Finding::escalate(
+                Category::OomLimitTooLow,
+                "oom-no-node-room",
+                format!(
+                    "{what} A limit of {new} would not fit node {} (no headroom), so the pod could not be scheduled; a \
+                     human must add capacity or reduce the need.",
+                    n.name
+                ),
+                evidence,
+                0.82,
+            ));
+        }
+    }
+    target.container = Some(c.name.clone());
+    target.params.insert("memory_limit".into(), new.to_quantity().into());
+    if let Some(cur) = f.current {
+        evidence.push(format!("revision {} unchanged for {}", cur.revision, cur.age));
+    }
+    Some(Finding::act(
+        Category::OomLimitTooLow,
+        "oom-limit-too-low",
+        format!(
+            "{what} Nothing was rolled out recently and the need is bounded (OOM kill shortly after start), so raise \
+             the {} limit from {limit} to {new}.",
+            c.name
+        ),
+        evidence,
+        (ActionKind::RaiseMemoryLimit, target),
+        0.88,
+        Risk::Medium,
+    ))
+}
+
+/// The kubelet kills containers for failing liveness while the application itself shows no crash.
+pub fn liveness_kills(f: &Facts<'_>) -> Option<Finding> {
+    let (p, e) =
+        f.events().find(|(_, e)| e.reason == "Unhealthy" && lower_has(&e.message, &["liveness probe failed"]))?;
+    let killed = p.events.iter().any(|e| e.reason == "Killing" && lower_has(&e.message, &["liveness"]))
+        || p.containers.iter().any(|c| c.restart_count > 0);
+    if !killed {
+        return None;
+    }
+    // A process that crashes by itself is not a probe problem.
+    let crashed = f.logs.iter().any(|l| {
+        l.pod == f.pods().iter().position(|q| q.name == p.name).unwrap_or(usize::MAX)
+            && contains_any(&l.lower, CRASH_MARKERS)
+    });
+    if crashed {
+        return None;
+    }
+    let mut evidence = vec![event_line(p, e)];
+    if let Some(k) = p.events.iter().find(|e| e.reason == "Killing") {
+        evidence.push(event_line(p, k));
+    }
+    if let Some((c, probe)) = p.containers.iter().find_map(|c| c.probes.get("liveness").map(|pr| (c, pr))) {
+        evidence.push(format!("container {} liveness probe: {probe}", c.name));
+    }
+    if let Some(l) = p.logs_tail.last() {
+        evidence.push(format!("last log line: {}", quote(l)));
+    }
+    let what = "The liveness probe kills containers that are not crashing (the probe fails with the application still \
+                starting or serving elsewhere): the probe is misconfigured (port, path or timing)."
+        .to_owned();
+    Some(rollback_or_escalate(f, Category::ProbeMisconfigured, "liveness-probe-kills", what, evidence))
+}
+
+/// A process that is alive but stuck.
+pub fn hung(f: &Facts<'_>) -> Option<Finding> {
+    let pods = f.pods();
+    let idle = |p: &PodView| {
+        p.containers.iter().all(|c| {
+            c.state == ContainerState::Running
+                && c.usage.as_ref().and_then(|u| u.get("cpu")).and_then(|q| cpu_millis(q)).is_some_and(|m| m < 2.0)
+        })
+    };
+    let signature = |i: usize| f.logs.iter().any(|l| l.pod == i && contains_any(&l.lower, HUNG_SIGNATURES));
+    let ready_siblings =
+        |i: usize| pods.iter().enumerate().filter(|(j, q)| *j != i && q.ready && !signature(*j)).count();
+    // A pod with a hang signature, or the single unready one among ready siblings.
+    let signed = pods.iter().enumerate().find(|(i, p)| {
+        p.phase == "Running" && signature(*i) && (idle(p) || !p.ready || p.containers.iter().all(|c| c.usage.is_none()))
+    });
+    let lone_unready = || {
+        let unready: Vec<(usize, &PodView)> = pods.iter().enumerate().filter(|(_, p)| !p.ready).collect();
+        match unready.as_slice() {
+            [(i, p)]
+                if p.phase == "Running"
+                    && p.containers.iter().all(|c| c.state == ContainerState::Running)
+                    && ready_siblings(*i) >= 1 =>
+            {
+                Some((*i, *p))
+            }
+            _ => None,
+        }
+    };
+    let (i, p) = signed.or_else(lone_unready)?;
+    let mut evidence = vec![format!(
+        "pod {} is Running{} with {} restarts",
+        p.name,
+        if p.ready { " and still passes readiness" } else { " but not ready" },
+        p.containers.iter().map(|c| c.restart_count).sum::<i64>()
+    )];
+    if let Some(l) = f.logs.iter().find(|l| l.pod == i && contains_any(&l.lower, HUNG_SIGNATURES)) {
+        evidence.push(format!("log: {}", quote(l.text)));
+    } else if let Some(l) = p.logs_tail.last() {
+        evidence.push(format!("last log line: {}", quote(l)));
+    }
+    if idle(p) {
+        evidence.push("CPU ~0: the process does no work".into());
+    }
+    if let Some(e) = p.events.iter().find(|e| e.reason == "Unhealthy") {
+        evidence.push(event_line(p, e));
+    }
+    let siblings = ready_siblings(i);
+    let deployment_pod = f.deployment().is_some() && p.owner.as_deref().is_some_and(|o| o.starts_with("ReplicaSet/"));
+    if deployment_pod && siblings >= 1 {
+        evidence.push(format!("{siblings} sibling pods are ready and working"));
+        return Some(Finding::act(
+            Category::AppHung,
+            "single-wedged-pod",
+            format!(
+                "Pod {} is wedged (hung/deadlocked): its process is alive but stuck and no probe restarts it, while its \
+                 siblings serve. Deleting it lets its ReplicaSet replace it.",
+                p.name
+            ),
+            evidence,
+            (ActionKind::DeletePod, f.pod_target(p)),
+            0.85,
+            Risk::Low,
+        ));
+    }
+    let why = match p.owner.as_deref() {
+        None => "It is a bare pod: deleting it would lose it, nothing recreates it.",
+        Some(o) if o.starts_with("StatefulSet/") => {
+            "It is a StatefulSet pod with identity and storage; a human decides."
+        }
+        _ => "No healthy sibling carries the load; a human must decide.",
+    };
+    Some(Finding::escalate(
+        Category::AppHung,
+        "hung-process",
+        format!("Pod {} is hung: the process is alive but stuck (waiting on a lock or deadlocked). {why}", p.name),
+        evidence,
+        0.8,
+    ))
+}
+
+/// No pod ever passes readiness while the application runs normally.
+pub fn readiness_never_passes(f: &Facts<'_>) -> Option<Finding> {
+    let pods = f.pods();
+    if pods.is_empty() || pods.iter().any(|p| p.ready) {
+        return None;
+    }
+    let all_running = pods.iter().all(|p| {
+        p.phase == "Running" && p.containers.iter().all(|c| c.state == ContainerState::Running && c.restart_count == 0)
+    });
+    let (p, e) =
+        f.events().find(|(_, e)| e.reason == "Unhealthy" && lower_has(&e.message, &["readiness probe failed"]))?;
+    if !all_running || f.failing_now().is_some_and(|(_, l)| !lower_has(l, &[" 404"])) {
+        return None;
+    }
+    let mut evidence =
+        vec![event_line(p, e), format!("0 of {} pods ready; containers running without restarts", pods.len())];
+    if let Some((c, probe)) = p.containers.iter().find_map(|c| c.probes.get("readiness").map(|pr| (c, pr))) {
+        evidence.push(format!("container {} readiness probe: {probe}", c.name));
+    }
+    if let Some(l) = p.logs_tail.last() {
+        evidence.push(format!("the application logs normally: {}", quote(l)));
+    }
+    if let Some(o) = f.s.observations.other.as_deref() {
+        evidence.push(quote(o));
+    }
+    let what = "The readiness probe never passes although the containers run and the application works: the probe \
+                checks the wrong thing (path, port or file)."
+        .to_owned();
+    Some(rollback_or_escalate(f, Category::ProbeMisconfigured, "readiness-never-passes", what, evidence))
+}
+
+/// Credentials or authorisation rejected.
+pub fn auth(f: &Facts<'_>) -> Option<Finding> {
+    let (p, line) = f.find_log(AUTH_FAILURES)?;
+    let mut evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+    for c in f.recent_changes(&[]).filter(|c| {
+        lower_has(&c.summary, &["password", "polic", "role", "rotat", "key", "token"])
+            || lower_has(&c.kind, &["iam", "role"])
+    }) {
+        evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, c.summary));
+    }
+    for d in f.dependencies().iter().filter(|d| lower_has(&d.evidence, &["password", "rotat", "credential"])) {
+        evidence.push(format!("dependency {}: {}", d.name, quote(&d.evidence)));
+    }
+    Some(Finding::escalate(
+        Category::AuthOrPermission,
+        "auth-rejected",
+        format!(
+            "Credentials or permissions are rejected ('{}'). Restarting or rolling back does not fix a role, policy or \
+             password; a human must fix the permission or sync the credential.",
+            quote(line)
+        ),
+        evidence,
+        0.86,
+    ))
+}
+
+/// Expired certificates: renewed but not loaded (restart), or not renewed (escalate).
+pub fn certificate(f: &Facts<'_>) -> Option<Finding> {
+    let log = f.find_log(CERT_EXPIRED);
+    let alert = f.alertname.contains("cert") && f.alertname.contains("expir");
+    if log.is_none() && !alert {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if let Some((p, l)) = log {
+        evidence.push(format!("log of {}: {}", p.name, quote(l)));
+    }
+    if alert {
+        evidence.push(format!("alert {}", f.s.alert.alertname.as_deref().unwrap_or_default()));
+    }
+    let oldest_pod = f.pods().iter().map(|p| age_secs(p.age.as_deref())).filter(|a| *a != u64::MAX).max();
+    let renewed = f.recent_changes(&["Secret"]).find(|c| {
+        lower_has(&c.summary, &["renew", "reissued", "re-issued"])
+            && oldest_pod.is_some_and(|pod| age_secs(Some(&c.age)) < pod)
+    });
+    if let (Some(c), Some(target)) = (renewed, f.target()) {
+        evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, c.summary));
+        evidence.push("the pods started before the renewal and still serve the old certificate".into());
+        return Some(Finding::act(
+            Category::CertificateExpired,
+            "certificate-renewed-not-loaded",
+            format!(
+                "The certificate expired, but {} was already renewed {} ago; the pods started earlier and still serve \
+                 the old certificate. A rolling restart reloads the renewed one.",
+                c.object, c.age
+            ),
+            evidence,
+            (ActionKind::Restart, target),
+            0.86,
+            Risk::Low,
+        ));
+    }
+    if let Some(o) = f.s.observations.other.as_deref() {
+        evidence.push(quote(o));
+    }
+    let external = f.dependencies().iter().find(|d| lower_has(&d.status, &["expired"]));
+    if let Some(d) = external {
+        evidence.push(format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)));
+    }
+    Some(Finding::escalate(
+        Category::CertificateExpired,
+        "certificate-expired",
+        match external {
+            Some(d) => format!(
+                "Calls fail because the certificate of the external partner {} has expired (x509). Nothing in the \
+                 cluster can renew it; contact its owner.",
+                d.name
+            ),
+            None => "A certificate has expired and no renewed certificate is available (renewal failing or not set \
+                     up); restarting cannot help. A human must renew it (check cert-manager / the issuer)."
+                .into(),
+        },
+        evidence,
+        0.85,
+    ))
+}
+
+/// Containers that exit at start on a configuration or command error.
+pub fn crash_config(f: &Facts<'_>) -> Option<Finding> {
+    let crashing: Vec<(&PodView, &domain::observation::ContainerView)> = f
+        .containers()
+        .filter(|(_, c)| {
+            c.state_reason.as_deref() == Some("CrashLoopBackOff")
+                || c.last_termination.as_ref().is_some_and(|t| t.exit_code != 0 && t.reason != "OOMKilled")
+        })
+        .collect();
+    let (p, c) = *crashing.first()?;
+    let t = c.last_termination.as_ref();
+    let mut evidence = vec![format!(
+        "pod {} container {}: {} after {} restarts, last exit {} ({})",
+        p.name,
+        c.name,
+        c.state_reason.as_deref().unwrap_or("restarting"),
+        c.restart_count,
+        t.map(|t| t.exit_code.to_string()).unwrap_or_else(|| "?".into()),
+        t.map(|t| t.reason.as_str()).unwrap_or("?")
+    )];
+    let command = crashing.iter().find_map(|(_, c)| {
+        let t = c.last_termination.as_ref()?;
+        let msg = t.message.as_deref().unwrap_or_default();
+        (t.exit_code == 127 || t.exit_code == 126 || lower_has(msg, COMMAND_NOT_FOUND)).then(|| {
+            if msg.is_empty() {
+                format!("exit code {} (command not found / not executable)", t.exit_code)
+            } else {
+                quote(msg)
+            }
+        })
+    });
+    let config = f.find_log(CONFIG_SIGNATURES).or_else(|| f.find_log(COMMAND_NOT_FOUND));
+    let what = match (command, config) {
+        (Some(cmd), _) => {
+            evidence.push(format!("termination: {cmd}"));
+            if let Some((lp, line)) = config {
+                evidence.push(format!("log of {}: {}", lp.name, quote(line)));
+            }
+            format!("Container {} cannot start its command: the command/args in the spec are wrong ({cmd}).", c.name)
+        }
+        (None, Some((lp, line))) => {
+            evidence.push(format!("log of {}: {}", lp.name, quote(line)));
+            format!("Container {} exits at start on a configuration error: '{}'.", c.name, quote(line))
+        }
+        (None, None) => return None,
+    };
+    Some(rollback_or_escalate(f, Category::BadConfig, "crash-config", what, evidence))
+}
+
+/// The autoscaler cannot work with the workload's spec.
+pub fn autoscaler_config(f: &Facts<'_>) -> Option<Finding> {
+    let hpa = f.s.observations.workload.as_ref()?.hpa.as_ref()?;
+    let cond = hpa
+        .conditions
+        .iter()
+        .find(|c| lower_has(c, &["scalingactive=false", "failedgetresourcemetric", "missing request"]))?;
+    Some(Finding::escalate(
+        Category::BadConfig,
+        "autoscaler-misconfigured",
+        format!(
+            "The HPA cannot scale: {}. The pods lack what the autoscaler needs (e.g. CPU requests); a human must fix \
+             the spec so autoscaling works.",
+            quote(cond)
+        ),
+        vec![format!("HPA condition {}", quote(cond))],
+        0.86,
+    ))
+}
+
+/// A recent Service or NetworkPolicy change broke the path the workload's calls take.
+pub fn network(f: &Facts<'_>) -> Option<Finding> {
+    let other = f.other();
+    let no_endpoints = other.contains("endpoints") && other.contains("<none>");
+    let change = f.recent_changes(&["NetworkPolicy", "Service", "Endpoints", "Ingress"]).next();
+    if change.is_none() && !no_endpoints {
+        return None;
+    }
+    let failing = f.find_log(CONNECTION_FAILURES);
+    if failing.is_none() && !no_endpoints {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if let Some(c) = change {
+        evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, c.summary));
+    }
+    if let Some((p, l)) = failing {
+        evidence.push(format!("log of {}: {}", p.name, quote(l)));
+    }
+    if no_endpoints {
+        evidence.push(quote(f.s.observations.other.as_deref().unwrap_or_default()));
+    }
+    let what = match change {
+        Some(c) if c.kind.eq_ignore_ascii_case("NetworkPolicy") => {
+            format!("NetworkPolicy {} (changed {} ago: {}) blocks the traffic", c.object, c.age, c.summary)
+        }
+        Some(c) => format!(
+            "{} {} was changed {} ago ({}) and no longer routes to ready pods (no endpoints)",
+            c.kind, c.object, c.age, c.summary
+        ),
+        None => "The Service has no endpoints: its selector matches no ready pod".into(),
+    };
+    Some(Finding::escalate(
+        Category::NetworkMisconfig,
+        "network-path-broken",
+        format!(
+            "{what}; the pods themselves are healthy. rollout undo cannot revert a Service or NetworkPolicy, so a \
+             human must fix it."
+        ),
+        evidence,
+        0.84,
+    ))
+}
+
+/// A configured hostname that does not resolve.
+pub fn unresolvable_host(f: &Facts<'_>) -> Option<Finding> {
+    // With a dependency (such as cluster DNS) down, the name may be right and the resolver wrong.
+    if f.dependencies().iter().any(dependency_down) {
+        return None;
+    }
+    let (p, line) = f.find_log(UNRESOLVABLE_HOST)?;
+    let what =
+        format!("The configured host does not resolve ('{}'): the URL/hostname in the spec is wrong.", quote(line));
+    Some(rollback_or_escalate(
+        f,
+        Category::BadConfig,
+        "unresolvable-host",
+        what,
+        vec![format!("log of {}: {}", p.name, quote(line))],
+    ))
+}
+
+/// A dependency recovered (failed over, or a file server restarted) but the pods still hold connections or mounts
+/// to its old incarnation.
+pub fn stale_connections(f: &Facts<'_>) -> Option<Finding> {
+    let target = f.target()?;
+    if let Some((p, line)) = f.find_log(STALE_MOUNT) {
+        let mut evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+        if let Some(d) = f.dependencies().iter().find(|d| lower_has(&d.status, &["healthy"])) {
+            evidence.push(format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)));
+        }
+        return Some(Finding::act(
+            Category::DependencyFailure,
+            "stale-mount",
+            format!(
+                "The pods' network file system mount is stale ('{}'): its server restarted and the old file handles \
+                 are invalid. A rolling restart remounts the volume.",
+                quote(line)
+            ),
+            evidence,
+            (ActionKind::Restart, target),
+            0.82,
+            Risk::Low,
+        ));
+    }
+    let d = f.dependencies().iter().find(|d| {
+        lower_has(&d.status, DEPENDENCY_RECOVERED)
+            || lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, &["failover completed", "failed over"])
+    })?;
+    let (p, line) = f.failing_now()?;
+    Some(Finding::act(
+        Category::DependencyFailure,
+        "stale-connections-after-failover",
+        format!(
+            "Dependency {} failed over and is healthy again ({}), but the pods still fail ('{}'): their pooled \
+             connections point at the old endpoint. A rolling restart opens fresh connections.",
+            d.name,
+            quote(&d.evidence),
+            quote(line)
+        ),
+        vec![
+            format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)),
+            format!("log of {} now: {}", p.name, quote(line)),
+        ],
+        (ActionKind::Restart, target),
+        0.82,
+        Risk::Low,
+    ))
+}
+
+/// A downstream system is down, slow or unreachable.
+pub fn dependency(f: &Facts<'_>) -> Option<Finding> {
+    let bad = f.dependencies().iter().find(|d| dependency_down(d));
+    let log = f.find_log(CONNECTION_FAILURES);
+    if bad.is_none() && log.is_none() {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if let Some(d) = bad {
+        evidence.push(format!("dependency {} ({}): {} — {}", d.name, d.kind, d.status, quote(&d.evidence)));
+    }
+    if let Some((p, l)) = log {
+        evidence.push(format!("log of {}: {}", p.name, quote(l)));
+        evidence.push(format!(
+            "{} of {} pods log connection failures",
+            f.pods_logging(CONNECTION_FAILURES),
+            f.pods().len()
+        ));
+    }
+    if let Some(c) = f.current.filter(|_| f.recent_rollout()) {
+        evidence
+            .push(format!("revision {} rolled out {} ago, but the failures are in the dependency", c.revision, c.age));
+    }
+    let who = match bad {
+        Some(d) => format!("{} is {} ({})", d.name, d.status, quote(&d.evidence)),
+        None => {
+            format!("a downstream dependency is unreachable ('{}')", quote(log.map(|(_, l)| l).unwrap_or_default()))
+        }
+    };
+    Some(Finding::escalate(
+        Category::DependencyFailure,
+        "dependency-failure",
+        format!(
+            "The workload's dependency is failing: {who}. The pods themselves run; restarting, rolling back or scaling \
+             them would not bring the dependency back. Escalate to its owner."
+        ),
+        evidence,
+        0.85,
+    ))
+}
+
+fn dependency_down(d: &domain::observation::Dependency) -> bool {
+    let s = d.status.to_ascii_lowercase();
+    !s.starts_with("healthy") && contains_any(&s, DEPENDENCY_BAD)
+}
+
+/// Crash-looping since the latest rollout.
+pub fn crash_after_rollout(f: &Facts<'_>) -> Option<Finding> {
+    if !f.recent_rollout() {
+        return None;
+    }
+    let (p, c) = f.containers().find(|(_, c)| {
+        c.state_reason.as_deref() == Some("CrashLoopBackOff")
+            || c.last_termination
+                .as_ref()
+                .is_some_and(|t| t.exit_code != 0 && t.reason != "OOMKilled" && c.restart_count >= 2)
+    })?;
+    let mut evidence = vec![format!(
+        "pod {} container {}: {} after {} restarts",
+        p.name,
+        c.name,
+        c.state_reason.as_deref().unwrap_or("restarting"),
+        c.restart_count
+    )];
+    if let Some(l) = f.logs.iter().find(|l| contains_any(&l.lower, CRASH_MARKERS)) {
+        evidence.push(format!("log: {}", quote(l.text)));
+    }
+    let what = format!("Container {} crashes since the latest rollout (a code regression).", c.name);
+    Some(rollback_or_escalate(f, Category::BadDeployRegression, "crash-after-rollout", what, evidence))
+}
+
+/// CPU limit throttling.
+pub fn cpu_throttling(f: &Facts<'_>) -> Option<Finding> {
+    let pinned = f.containers().find_map(|(p, c)| {
+        let (_, lim) = Facts::cpu_ratios(c);
+        lim.filter(|r| *r >= 0.95).map(|r| (p, c, r))
+    });
+    let metric =
+        f.s.observations
+            .metrics
+            .iter()
+            .find(|(k, v)| k.contains("throttl") && v.as_str().or(None).and_then(percent).is_some_and(|p| p >= 25.0));
+    if pinned.is_none() && metric.is_none() {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if let Some((p, c, r)) = pinned {
+        evidence.push(format!(
+            "pod {} container {} uses {} of its {} CPU limit ({:.0}%)",
+            p.name,
+            c.name,
+            c.usage.as_ref().and_then(|u| u.get("cpu")).map(String::as_str).unwrap_or("?"),
+            c.resources.limits.get("cpu").map(String::as_str).unwrap_or("?"),
+            r * 100.0
+        ));
+    }
+    if let Some((k, v)) = metric {
+        evidence.push(format!("{k}: {v}"));
+    }
+    let what = "The container runs at its CPU limit and is throttled (CFS), which slows every request.".to_owned();
+    let mut found = rollback_or_escalate(f, Category::CpuThrottling, "cpu-throttling", what, evidence);
+    if found.proposal.action == ActionKind::Escalate {
+        found.summary = format!(
+            "{} Raising or removing the CPU limit is a spec change outside the action set.",
+            found.summary.trim_end_matches(" A human must fix the spec.")
+        );
+    }
+    Some(found)
+}
+
+/// Replicas reduced below need by a recent scale operation.
+pub fn scaled_down(f: &Facts<'_>) -> Option<Finding> {
+    let w = f.s.observations.workload.as_ref()?;
+    let name = f.deployment()?;
+    if w.hpa.is_some() {
+        return None;
+    }
+    let (c, from, to) = f.recent_changes(&["Deployment", "Scale"]).find_map(|c| {
+        if !(c.object == name || c.object.ends_with(&format!("/{name}"))) {
+            return None;
+        }
+        let rest = &c.summary[c.summary.find("replicas")? + "replicas".len()..];
+        let mut nums = rest.split(|ch: char| !ch.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<i64>());
+        let (from, to) = (nums.next()?.ok()?, nums.next()?.ok()?);
+        (to < from && w.replicas_desired == Some(to)).then_some((c, from, to))
+    })?;
+    let mut target = f.target()?;
+    target.params.insert("replicas".into(), from.into());
+    Some(Finding::act(
+        Category::ReplicasScaledDown,
+        "scaled-down",
+        format!(
+            "{name} was scaled from {from} to {to} replicas {} ago ({}{}), below what it serves with; scale it back to \
+             {from}.",
+            c.age,
+            c.summary,
+            c.actor.as_deref().map(|a| format!(", by {a}")).unwrap_or_default()
+        ),
+        vec![
+            format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, c.summary),
+            format!("replicas desired {to}, ready {}", w.replicas_ready.unwrap_or(0)),
+        ],
+        (ActionKind::ScaleUp, target),
+        0.88,
+        Risk::Low,
+    ))
+}
+
+/// The workload rejects a client over its rate limit: working as designed.
+pub fn rate_limited(f: &Facts<'_>) -> Option<Finding> {
+    let (p, line) = f.find_log(RATE_LIMITED)?;
+    Some(Finding::escalate(
+        Category::TrafficSpike,
+        "per-client-rate-limit",
+        format!(
+            "The service is answering 429: a client exceeds its rate limit ('{}'). This is per-client limiting, not a \
+             capacity problem; scaling would only let the excess traffic in. A human must contact or block the client.",
+            quote(line)
+        ),
+        vec![format!("log of {}: {}", p.name, quote(line))],
+        0.82,
+    ))
+}
+
+/// Errors or saturation that started with a recent rollout, while everything the workload depends on is fine.
+pub fn regression_after_rollout(f: &Facts<'_>) -> Option<Finding> {
+    if !f.recent_rollout() || !f.previous_healthy() {
+        return None;
+    }
+    let w = f.s.observations.workload.as_ref()?;
+    let errors = f.failing_now();
+    let saturated = w.hpa.as_ref().is_some_and(|h| h.current.is_some() && h.current == h.max)
+        || f.containers().any(|(_, c)| Facts::cpu_ratios(c).0.is_some_and(|r| r >= 1.3));
+    if errors.is_none() && !saturated {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if let Some((p, l)) = errors {
+        evidence.push(format!("log of {} now: {}", p.name, quote(l)));
+    }
+    if saturated {
+        evidence.push("saturated right after the rollout (HPA at its maximum or CPU far above requests)".into());
+    }
+    let what = if errors.is_some() {
+        "Errors started with the latest rollout while pods, nodes and dependencies are healthy: a regression in the new version."
+    } else {
+        "Load looks high, but it started with the latest rollout: the new version costs more per request (a regression, not demand)."
+    };
+    let mut found =
+        rollback_or_escalate(f, Category::BadDeployRegression, "regression-after-rollout", what.into(), evidence);
+    found.confidence = if errors.is_some() { 0.82 } else { 0.8 };
+    Some(found)
+}
+
+/// Demand above capacity with the HPA pinned at its maximum.
+pub fn traffic_hpa(f: &Facts<'_>) -> Option<Finding> {
+    let w = f.s.observations.workload.as_ref()?;
+    let hpa = w.hpa.as_ref()?;
+    let (cur, target) = (percent(hpa.current_metric.as_deref()?)?, percent(hpa.target.as_deref()?)?);
+    let (current, max) = (hpa.current?, hpa.max?);
+    if current < max || cur <= target * 1.2 || f.recent_rollout() {
+        return None;
+    }
+    if f.containers().any(|(_, c)| c.state != ContainerState::Running || c.state_reason.is_some()) {
+        return None;
+    }
+    let replicas = w.replicas_desired.unwrap_or(current).max(1);
+    let wanted = (((replicas as f64) * cur / target).ceil() as i64).min(replicas * 2).max(replicas + 1);
+    let mut t = f.target()?;
+    t.params.insert("replicas".into(), wanted.into());
+    Some(Finding::act(
+        Category::TrafficSpike,
+        "hpa-saturated",
+        format!(
+            "Demand exceeds capacity on a healthy workload: CPU is at {cur:.0}% of requests against a {target:.0}% target \
+             and the HPA is pinned at its maximum of {max}; nothing was rolled out. Scale {} to {wanted} replicas (and \
+             the HPA maximum with it).",
+            w.name
+        ),
+        vec![
+            format!("HPA current {current} = max {max}; cpu {cur:.0}% vs target {target:.0}%"),
+            format!("conditions: {}", hpa.conditions.join(", ")),
+            "all pods running; no restarts or recent rollout".into(),
+        ],
+        (ActionKind::ScaleUp, t),
+        0.85,
+        Risk::Medium,
+    ))
+}
+
+/// A fixed-size workload whose healthy pods all run far above their CPU requests.
+pub fn traffic_cpu(f: &Facts<'_>) -> Option<Finding> {
+    let w = f.s.observations.workload.as_ref()?;
+    if w.hpa.is_some() || f.recent_rollout() || !f.all_serving() {
+        return None;
+    }
+    let ratios: Vec<f64> =
+        f.pods().iter().flat_map(|p| p.containers.iter()).filter_map(|c| Facts::cpu_ratios(c).0).collect();
+    if ratios.is_empty() || ratios.iter().any(|r| *r < 1.3) {
+        return None;
+    }
+    if f.pods().iter().any(|p| p.containers.iter().any(|c| c.restart_count > 0)) {
+        return None;
+    }
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    let replicas = w.replicas_desired?.max(1);
+    let wanted = ((replicas as f64 * mean / 0.8).ceil() as i64).min(replicas * 2).max(replicas + 1);
+    // Room on the nodes for the added requests.
+    let per_pod: f64 = f
+        .pods()
+        .first()?
+        .containers
+        .iter()
+        .filter_map(|c| c.resources.requests.get("cpu").and_then(|q| cpu_millis(q)))
+        .sum();
+    let room: Option<f64> = f
+        .nodes()
+        .iter()
+        .map(|n| {
+            Some(
+                cpu_millis(n.allocatable.get("cpu")?)?
+                    - n.requested.get("cpu").and_then(|q| cpu_millis(q)).unwrap_or(0.0),
+            )
+        })
+        .sum();
+    let mut evidence = vec![format!(
+        "{} sampled containers run at {:.1}x their CPU requests on average; all {} replicas ready, no restarts",
+        ratios.len(),
+        mean,
+        replicas
+    )];
+    if let Some(room) = room.filter(|_| !f.nodes().is_empty()) {
+        if room < per_pod * (wanted - replicas) as f64 {
+            return None;
+        }
+        evidence.push(format!(
+            "nodes have {:.0}m CPU unrequested for {:.0}m more",
+            room,
+            per_pod * (wanted - replicas) as f64
+        ));
+    }
+    let mut t = f.target()?;
+    t.params.insert("replicas".into(), wanted.into());
+    Some(Finding::act(
+        Category::TrafficSpike,
+        "cpu-saturated",
+        format!(
+            "Demand exceeds capacity: {}'s healthy pods run at {mean:.1}x their CPU requests with no autoscaler, nothing \
+             was rolled out and the nodes have room. Scale it from {replicas} to {wanted} replicas.",
+            w.name
+        ),
+        evidence,
+        (ActionKind::ScaleUp, t),
+        0.8,
+        Risk::Medium,
+    ))
+}
+
+/// Memory close to the limit after a long uptime, with no OOM kill yet: a slow leak.
+pub fn memory_near_limit(f: &Facts<'_>) -> Option<Finding> {
+    let (p, c, frac) = f.pods().iter().find_map(|p| {
+        p.containers.iter().find_map(|c| {
+            let frac = Facts::memory_fraction(c)?;
+            (frac >= 0.88 && c.state == ContainerState::Running).then_some((p, c, frac))
+        })
+    })?;
+    let uptime = age_secs(p.age.as_deref());
+    if uptime < 3600 || uptime == u64::MAX {
+        return None;
+    }
+    let target = f.target()?;
+    let mut evidence = vec![format!(
+        "pod {} container {} memory at {:.0}% of its limit after {}",
+        p.name,
+        c.name,
+        frac * 100.0,
+        p.age.as_deref().unwrap_or("?")
+    )];
+    if let Some(trend) = c.usage.as_ref().and_then(|u| u.get("trend")) {
+        evidence.push(format!("trend: {}", quote(trend)));
+    }
+    Some(Finding::act(
+        Category::MemoryLeak,
+        "memory-near-limit",
+        format!(
+            "Container {} of {} is at {:.0}% of its memory limit after {} of uptime with no OOM kill yet: memory grows \
+             with uptime (a leak). A rolling restart resets it before the OOM kill; the leak itself needs a code fix.",
+            c.name,
+            target.name,
+            frac * 100.0,
+            p.age.as_deref().unwrap_or("?")
+        ),
+        evidence,
+        (ActionKind::Restart, target),
+        0.8,
+        Risk::Low,
+    ))
+}
+
+/// The condition has cleared and the transient cause is over.
+pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
+    if !f.all_serving() || f.failing_now().is_some() {
+        return None;
+    }
+    if f.events().any(|(_, e)| e.type_ == "Warning" && age_secs(Some(&e.age)) < 600) {
+        return None;
+    }
+    let youngest_pod = f.pods().iter().map(|p| age_secs(p.age.as_deref())).min().unwrap_or(u64::MAX);
+    let drained = f.recent_changes(&["Node"]).find(|c| {
+        lower_has(&c.summary, &["drain", "cordon", "replaced", "maintenance"]) && age_secs(Some(&c.age)) >= youngest_pod
+    });
+    let recovered = f.dependencies().iter().find(|d| {
+        lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, &["completed", "recovered", "resolved"])
+    });
+    let cause = match (drained, recovered) {
+        (Some(c), _) => {
+            format!("{} {} {} ago ({}); the rescheduled pod is ready again", c.kind, c.object, c.age, c.summary)
+        }
+        (None, Some(d)) => format!("dependency {} is healthy again ({})", d.name, quote(&d.evidence)),
+        (None, None) => return None,
+    };
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "already-cleared",
+        format!(
+            "The condition has already cleared: {cause}, every replica is ready and the latest logs are clean. Nothing \
+             to do (resolved)."
+        ),
+        vec![cause, format!("{} pods ready; no warning events in the last 10 minutes", f.pods().len())],
+        0.8,
+    ))
+}
+
+/// Crash-looping with no known cause.
+pub fn crash_unexplained(f: &Facts<'_>) -> Option<Finding> {
+    let (p, c) = f.containers().find(|(_, c)| {
+        c.state_reason.as_deref() == Some("CrashLoopBackOff")
+            || c.last_termination.as_ref().is_some_and(|t| t.exit_code != 0 && c.restart_count >= 3)
+    })?;
+    let mut evidence = vec![format!("pod {} container {}: {} restarts", p.name, c.name, c.restart_count)];
+    if let Some(l) = p.previous_logs_tail.last().or(p.logs_tail.last()) {
+        evidence.push(format!("last log line: {}", quote(l)));
+    }
+    Some(Finding::escalate(
+        Category::Unknown,
+        "crashloop-unexplained",
+        format!(
+            "Container {} is crash-looping with no recent rollout and no known log signature; a human must look.",
+            c.name
+        ),
+        evidence,
+        0.5,
+    ))
+}
