@@ -298,6 +298,46 @@ pub trait Chat: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Language model
+
+/// One request to a language model: instructions, the (already redacted) incident, and the JSON Schema the answer
+/// must follow. Providers enforce the schema their own way (a forced tool, a response format).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmRequest {
+    pub system: String,
+    pub user: String,
+    /// Name of the answer object (the tool or schema name).
+    pub answer_name: String,
+    pub answer_schema: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// Rate limited, overloaded, timed out or a server error, after the retries allowed.
+    #[error("model unavailable: {0}")]
+    Unavailable(String),
+    /// Rejected for good (credentials, bad request, spend limit) or not an answer at all.
+    #[error("model call failed: {0}")]
+    Rejected(String),
+}
+
+impl Retryable for LlmError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// A language model the analyzer consults when the rules cannot settle a diagnosis. Its answer is untrusted and is
+/// validated by the caller before anything acts on it.
+#[async_trait]
+pub trait LanguageModel: Send + Sync + std::fmt::Debug {
+    /// The model id, recorded on every diagnosis it produces.
+    fn model(&self) -> &str;
+    /// One answer, as the JSON object the schema describes (not yet validated).
+    async fn answer(&self, request: &LlmRequest) -> Result<serde_json::Value, LlmError>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Time
 
 /// The clock the stages read. The demo runs on a simulated clock so waiting costs nothing.

@@ -9,6 +9,7 @@ pub mod decide;
 pub mod diagnose;
 pub mod execute;
 pub mod intake;
+pub mod llm;
 pub mod notify;
 mod record;
 pub mod runbook;

@@ -309,7 +309,9 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
         // Replicas close to the limit again will be killed next: a rolling restart resets them all first.
         let near = f.pods().iter().find_map(|q| {
             q.containers.iter().find_map(|k| {
-                Facts::memory_fraction(k).filter(|x| *x >= 0.85 && k.state == ContainerState::Running).map(|x| (q, k, x))
+                Facts::memory_fraction(k)
+                    .filter(|x| *x >= 0.85 && k.state == ContainerState::Running)
+                    .map(|x| (q, k, x))
             })
         });
         if let (Some((q, k, x)), Some(target)) = (near, f.target()) {

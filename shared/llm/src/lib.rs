@@ -1,0 +1,106 @@
+//! Language-model clients behind the `LanguageModel` port: the Anthropic Messages API (a single forced tool carries
+//! the answer) and any OpenAI-compatible chat endpoint (Ollama, vLLM, Bedrock gateways; a JSON-schema response
+//! format carries it). Model, endpoint, timeout, token cap and retries are configuration; retries follow the
+//! providers' documented behaviour (429, 529 and other 5xx, `retry-after`, `x-should-retry`).
+//!
+//! The clients only transport. What is sent is built, redacted and fenced by `pipeline::llm`, and what comes back is
+//! validated there before anything may act on it.
+
+mod anthropic;
+mod openai;
+mod retry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::ports::LanguageModel;
+use serde::Deserialize;
+
+pub use anthropic::Anthropic;
+pub use openai::OpenAiCompatible;
+
+/// Which API a model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Anthropic,
+    /// `POST {endpoint}/chat/completions`.
+    OpenaiCompatible,
+}
+
+/// The `[llm]` configuration. The API key is not part of it: it comes from the secret store or the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    pub provider: Provider,
+    pub model: String,
+    /// Base URL; defaults to `https://api.anthropic.com` or `https://api.openai.com/v1`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Per attempt, including reading the answer.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    /// Retries after the first attempt, for retryable failures only.
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+fn default_max_tokens() -> u32 {
+    1024
+}
+fn default_retries() -> u32 {
+    2
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("invalid llm config: {0}")]
+    Invalid(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+impl LlmConfig {
+    fn check(&self) -> Result<(), BuildError> {
+        if self.model.trim().is_empty() {
+            return Err(BuildError::Invalid("model is empty".into()));
+        }
+        if !(1..=600).contains(&self.timeout_secs) {
+            return Err(BuildError::Invalid(format!("timeout_secs {} is outside 1..=600", self.timeout_secs)));
+        }
+        if !(64..=32_000).contains(&self.max_tokens) {
+            return Err(BuildError::Invalid(format!("max_tokens {} is outside 64..=32000", self.max_tokens)));
+        }
+        if self.max_retries > 10 {
+            return Err(BuildError::Invalid(format!("max_retries {} is above 10", self.max_retries)));
+        }
+        if let Some(e) = &self.endpoint
+            && !(e.starts_with("https://") || e.starts_with("http://"))
+        {
+            return Err(BuildError::Invalid(format!("endpoint {e:?} is not an http(s) URL")));
+        }
+        Ok(())
+    }
+}
+
+/// The HTTP client every model call uses: rustls with the ring provider, bounded connect and total time.
+fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    // Installing the process-wide provider fails harmlessly when another component already did.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10))).build()
+}
+
+/// Builds the configured model client.
+pub fn build(config: &LlmConfig, api_key: String) -> Result<Arc<dyn LanguageModel>, BuildError> {
+    config.check()?;
+    let http = http_client(Duration::from_secs(config.timeout_secs))?;
+    Ok(match config.provider {
+        Provider::Anthropic => Arc::new(Anthropic::new(http, config, api_key)),
+        Provider::OpenaiCompatible => Arc::new(OpenAiCompatible::new(http, config, api_key)),
+    })
+}
