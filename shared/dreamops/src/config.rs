@@ -23,7 +23,13 @@ pub struct FileConfig {
     /// Settings for teams without their own.
     pub defaults: Option<TeamSettings>,
     pub teams: BTreeMap<String, TeamConfig>,
+    /// The language model consulted when the rules leave a diagnosis open (none: rules only). Its API key is read
+    /// from `DREAMOPS_LLM_API_KEY`.
+    pub llm: Option<llm::LlmConfig>,
 }
+
+/// Environment variable holding the language model's API key.
+pub const DREAMOPS_LLM_API_KEY: &str = "DREAMOPS_LLM_API_KEY";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -111,6 +117,19 @@ impl FileConfig {
         Ok(ConfigSecrets::new(teams, env(PAGERDUTY_WEBHOOK_SECRET)))
     }
 
+    /// The configured language model, if any. Anthropic needs a key; OpenAI-compatible servers may not.
+    pub fn language_model(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<std::sync::Arc<dyn domain::ports::LanguageModel>>, ConfigError> {
+        let Some(c) = &self.llm else { return Ok(None) };
+        let key = env(DREAMOPS_LLM_API_KEY).unwrap_or_default();
+        if c.provider == llm::Provider::Anthropic && key.is_empty() {
+            return Err(ConfigError::Invalid(format!("[llm] provider anthropic needs {DREAMOPS_LLM_API_KEY}")));
+        }
+        llm::build(c, key).map(Some).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
     pub fn pipeline(&self) -> PipelineConfig {
         PipelineConfig {
             pagerduty_bot_user_id: self.pagerduty.bot_user_id.clone(),
@@ -147,6 +166,25 @@ mod tests {
         assert_eq!(teams.default.autonomy, domain::Autonomy::Off);
         assert_eq!(teams.services[&pay]["checkout"].deployment, "checkout-api");
         assert_eq!(c.pipeline().pagerduty_bot_user_id.as_deref(), Some("PBOT123"));
+    }
+
+    #[test]
+    fn llm_section() {
+        let c: FileConfig = toml::from_str(
+            "[llm]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-5\"\ntimeout_secs = 20\nmax_tokens = 800\n",
+        )
+        .unwrap();
+        let err = c.language_model(|_| None).err().unwrap();
+        assert!(err.to_string().contains(DREAMOPS_LLM_API_KEY), "{err}");
+        let m = c.language_model(|k| (k == DREAMOPS_LLM_API_KEY).then(|| "sk-test".into())).unwrap().unwrap();
+        assert_eq!(m.model(), "claude-sonnet-5");
+        let local: FileConfig = toml::from_str(
+            "[llm]\nprovider = \"openai_compatible\"\nmodel = \"llama3.1\"\nendpoint = \"http://localhost:11434/v1\"\n",
+        )
+        .unwrap();
+        assert!(local.language_model(|_| None).unwrap().is_some(), "Ollama needs no key");
+        assert!(FileConfig::default().language_model(|_| None).unwrap().is_none());
+        assert!(toml::from_str::<FileConfig>("[llm]\nprovider = \"gpt\"\nmodel = \"x\"").is_err());
     }
 
     #[test]

@@ -74,8 +74,26 @@ pub fn demo_settings() -> TeamSettings {
     TeamSettings::autonomous()
 }
 
-/// Runs one built-in scenario end to end.
+/// How a scenario runs: the team's settings and, optionally, a language model for analysis.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub settings: TeamSettings,
+    pub llm: Option<Arc<dyn domain::ports::LanguageModel>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { settings: demo_settings(), llm: None }
+    }
+}
+
+/// Runs one built-in scenario end to end with the demo's settings and rules-only analysis.
 pub async fn run(name: &str) -> Result<ScenarioRun, DemoError> {
+    run_with(name, RunOptions::default()).await
+}
+
+/// Runs one built-in scenario end to end.
+pub async fn run_with(name: &str, options: RunOptions) -> Result<ScenarioRun, DemoError> {
     let scenario = Scenario::builtin(name)?;
     let start = Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| Timestamp::now());
     let sim = SimClock::manual(start);
@@ -88,10 +106,11 @@ pub async fn run(name: &str) -> Result<ScenarioRun, DemoError> {
         MemoryStore::new(),
         Arc::new(cluster),
         ConfigSecrets::single(team.clone(), &secret),
-        StaticTeams { default: demo_settings(), ..Default::default() },
+        StaticTeams { default: options.settings, ..Default::default() },
         clock.clone(),
         PipelineConfig::default(),
-    );
+    )
+    .with_llm(options.llm);
 
     // What Alertmanager would have sent PagerDuty: the alert's labels, as the incident's alert details.
     let alert = sandbox.alert();

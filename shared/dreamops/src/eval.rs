@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use domain::action::{ActionKind, ActionTarget};
 use domain::diagnosis::{Category, DecidedBy};
 use domain::observation::{Case, Expected};
+use domain::ports::LanguageModel;
 use serde::Serialize;
 
 /// The answer `dreamops analyze` prints.
@@ -31,9 +32,22 @@ pub enum EvalError {
     Empty(PathBuf),
 }
 
-/// Analyzes one case, reading only its alert and observations.
+/// Analyzes one case with the rules only, reading only its alert and observations.
 pub fn analyze(case: &Case) -> Answer {
-    let d = pipeline::diagnose::diagnose(&case.snapshot());
+    answer(case, pipeline::diagnose::diagnose(&case.snapshot()))
+}
+
+/// Analyzes one case as the analyzer stage does: rules first, then the model when the rules leave it open.
+pub async fn analyze_with(case: &Case, llm: &dyn LanguageModel, min_confidence: f64) -> Answer {
+    let s = case.snapshot();
+    let mut d = pipeline::diagnose::diagnose(&s);
+    if pipeline::llm::needed(&d, min_confidence) {
+        d = pipeline::llm::consult(llm, &s, d).await;
+    }
+    answer(case, d)
+}
+
+fn answer(case: &Case, d: domain::Diagnosis) -> Answer {
     Answer {
         case_id: case.id.clone(),
         category: d.category,
@@ -150,6 +164,8 @@ pub struct Report {
     pub by_expected_action: BTreeMap<String, Totals>,
     pub by_category: BTreeMap<String, Totals>,
     pub by_difficulty: BTreeMap<String, Totals>,
+    /// Cases answered by the language model rather than the rules.
+    pub decided_by_llm: usize,
     pub cases: Vec<Score>,
 }
 
@@ -161,6 +177,25 @@ pub fn eval_dir(dir: &Path) -> Result<Report, EvalError> {
 /// Analyzes and scores every `*.json` case under each of `dirs` (recursively), each directory in name order.
 /// A directory without cases is an error; a case id seen twice is scored twice.
 pub fn eval_dirs(dirs: &[PathBuf]) -> Result<Report, EvalError> {
+    let cases = load_dirs(dirs)?;
+    Ok(report(cases.iter().map(|c| (c, analyze(c)))))
+}
+
+/// As [`eval_dirs`], consulting the model where the rules leave a case open.
+pub async fn eval_dirs_with(
+    dirs: &[PathBuf],
+    llm: &dyn LanguageModel,
+    min_confidence: f64,
+) -> Result<Report, EvalError> {
+    let cases = load_dirs(dirs)?;
+    let mut answers = Vec::with_capacity(cases.len());
+    for c in &cases {
+        answers.push(analyze_with(c, llm, min_confidence).await);
+    }
+    Ok(report(cases.iter().zip(answers)))
+}
+
+fn load_dirs(dirs: &[PathBuf]) -> Result<Vec<Case>, EvalError> {
     let mut files = Vec::new();
     for dir in dirs {
         let mut here = Vec::new();
@@ -171,19 +206,24 @@ pub fn eval_dirs(dirs: &[PathBuf]) -> Result<Report, EvalError> {
         here.sort();
         files.extend(here);
     }
+    files.iter().map(|f| load_case(f)).collect()
+}
+
+fn report<'a>(answers: impl Iterator<Item = (&'a Case, Answer)>) -> Report {
     let mut r = Report::default();
-    for f in files {
-        let case = load_case(&f)?;
-        let a = analyze(&case);
-        if let Some(s) = score(&case, &a) {
+    for (case, a) in answers {
+        if let Some(s) = score(case, &a) {
             r.overall.add(&s);
             r.by_expected_action.entry(s.expected_action.to_string()).or_default().add(&s);
             r.by_category.entry(s.expected_category.to_string()).or_default().add(&s);
             r.by_difficulty.entry(s.difficulty.clone().unwrap_or_else(|| "unrated".into())).or_default().add(&s);
+            if a.decided_by == DecidedBy::Llm {
+                r.decided_by_llm += 1;
+            }
             r.cases.push(s);
         }
     }
-    Ok(r)
+    r
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), EvalError> {
@@ -226,6 +266,9 @@ pub fn render(r: &Report) -> String {
     );
     out.push_str(&header);
     row(&mut out, "overall", &r.overall);
+    if r.decided_by_llm > 0 {
+        let _ = writeln!(out, "{} of {} cases decided by the language model", r.decided_by_llm, r.overall.cases);
+    }
     out.push_str("\nby expected action\n");
     for (k, t) in &r.by_expected_action {
         row(&mut out, k, t);

@@ -51,13 +51,27 @@ enum Command {
     /// List the sandbox scenarios.
     Scenarios,
     /// Analyze one case file and print the answer as JSON.
-    Analyze { case: PathBuf },
+    Analyze {
+        case: PathBuf,
+        /// Consult the language model of the config's [llm] section when the rules leave the case open.
+        #[arg(long)]
+        llm: bool,
+        /// Config file (default: $DREAMOPS_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Analyze and score every case under one or more directories.
     Eval {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Consult the language model of the config's [llm] section when the rules leave a case open.
+        #[arg(long)]
+        llm: bool,
+        /// Config file (default: $DREAMOPS_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -147,25 +161,56 @@ async fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Analyze { case } => match dreamops::eval::load_case(&case) {
-            Ok(c) => {
-                let answer = dreamops::eval::analyze(&c);
-                println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
-        Command::Eval { dirs, json } => match dreamops::eval::eval_dirs(&dirs) {
-            Ok(report) => {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-                } else {
-                    print!("{}", dreamops::eval::render(&report));
+        Command::Analyze { case, llm, config } => {
+            let c = match dreamops::eval::load_case(&case) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let answer = match model(llm, config.as_deref()) {
+                Ok(Some((m, min))) => dreamops::eval::analyze_with(&c, m.as_ref(), min).await,
+                Ok(None) => dreamops::eval::analyze(&c),
+                Err(e) => return fail(e),
+            };
+            println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Command::Eval { dirs, json, llm, config } => {
+            let report = match model(llm, config.as_deref()) {
+                Ok(Some((m, min))) => dreamops::eval::eval_dirs_with(&dirs, m.as_ref(), min).await,
+                Ok(None) => dreamops::eval::eval_dirs(&dirs),
+                Err(e) => return fail(e),
+            };
+            match report {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                    } else {
+                        print!("{}", dreamops::eval::render(&report));
+                    }
+                    if report.overall.harmful > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
                 }
-                if report.overall.harmful > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
+        }
+    }
+}
+
+/// A language model and the minimum confidence below which the rules count as unsure.
+type Consulted = (std::sync::Arc<dyn domain::ports::LanguageModel>, f64);
+
+/// The language model for `--llm`, with the default team's minimum confidence.
+fn model(wanted: bool, config: Option<&std::path::Path>) -> Result<Option<Consulted>, dreamops::config::ConfigError> {
+    if !wanted {
+        return Ok(None);
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    let c = dreamops::config::FileConfig::resolve(config, env)?;
+    let min = c.defaults.as_ref().map_or(domain::TeamSettings::default().min_confidence, |d| d.min_confidence);
+    match c.language_model(env)? {
+        Some(m) => Ok(Some((m, min))),
+        None => Err(dreamops::config::ConfigError::Invalid(
+            "--llm needs an [llm] section in the config (--config or $DREAMOPS_CONFIG)".into(),
+        )),
     }
 }
 

@@ -51,9 +51,16 @@ impl Runtime {
             clock,
             teams: Arc::new(teams),
             runbook: store.clone(),
+            llm: None,
             config,
         };
         Self { deps, queue, sinks }
+    }
+
+    /// Lets analysis consult a language model when the rules leave a diagnosis open.
+    pub fn with_llm(mut self, llm: Option<Arc<dyn domain::ports::LanguageModel>>) -> Self {
+        self.deps.llm = llm;
+        self
     }
 
     /// Processes one delivery: success acknowledges it, a transient failure makes it visible again after a

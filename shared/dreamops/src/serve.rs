@@ -123,7 +123,11 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         opts.config.teams(TeamSettings::default())?,
         clock,
         opts.config.pipeline(),
-    );
+    )
+    .with_llm(opts.config.language_model(env)?);
+    if let Some(m) = &rt.deps.llm {
+        tracing::info!(model = m.model(), "Analysis consults a language model when the rules leave a diagnosis open.");
+    }
     if let Some(sb) = &sandbox {
         // The sandbox's alert labels stand in for what PagerDuty would hold for its incidents.
         let alert = sb.alert();

@@ -4,7 +4,12 @@
 use std::process::Command;
 
 fn dreamops(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dreamops")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dreamops"))
+        .args(args)
+        .env_remove("DREAMOPS_CONFIG")
+        .env_remove("DREAMOPS_LLM_API_KEY")
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -35,4 +40,15 @@ fn unknown_scenarios_and_bad_case_files_are_clear_errors() {
     assert!(err.contains("bad.json"), "{err}");
     let (code, _, err) = dreamops(&["eval", dir.path().join("missing").to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
+    // --llm needs an [llm] section, and Anthropic needs its key.
+    let case = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/eval/cases/dop-001-oom-limit-too-low.json");
+    let cfg = dir.path().join("dreamops.toml");
+    std::fs::write(&cfg, "[server]\nport = 1\n").unwrap();
+    let (code, _, err) = dreamops(&["analyze", case, "--llm", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("[llm]"), "{err}");
+    std::fs::write(&cfg, "[llm]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-5\"\n").unwrap();
+    let (code, _, err) = dreamops(&["analyze", case, "--llm", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("DREAMOPS_LLM_API_KEY"), "{err}");
 }

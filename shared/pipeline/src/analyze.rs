@@ -69,9 +69,14 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         deps.cluster.resolve_workload(&alert).await.map_err(|e| StageError::from_port("resolve workload", e))?;
     let snapshot =
         deps.cluster.snapshot(&alert, workload.as_ref()).await.map_err(|e| StageError::from_port("snapshot", e))?;
-    let diagnosis = crate::diagnose::diagnose(&snapshot);
-
     let settings = deps.teams.settings(&inc.team_id).await;
+    // Rules first; the model only when they abstain or are less sure than the team requires.
+    let mut diagnosis = crate::diagnose::diagnose(&snapshot);
+    if let Some(model) = deps.llm.as_deref()
+        && crate::llm::needed(&diagnosis, settings.min_confidence)
+    {
+        diagnosis = crate::llm::consult(model, &snapshot, diagnosis).await;
+    }
     let fp = fingerprint(&inc.team_id, workload.as_ref(), diagnosis.category);
     let history: Vec<Incident> = deps
         .store
@@ -125,8 +130,15 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     });
     rec.note(
         format!(
-            "diagnosed {} (confidence {:.2}, rule {}): proposes {}",
-            diagnosis.category, diagnosis.confidence, diagnosis.rule, diagnosis.proposal.action
+            "diagnosed {} by {} (confidence {:.2}, {}): proposes {}",
+            diagnosis.category,
+            match diagnosis.decided_by {
+                domain::DecidedBy::Rules => "rules",
+                domain::DecidedBy::Llm => "the language model",
+            },
+            diagnosis.confidence,
+            diagnosis.rule,
+            diagnosis.proposal.action
         ),
         format!("{} Evidence: {}", diagnosis.summary, diagnosis.evidence.join("; ")),
     );

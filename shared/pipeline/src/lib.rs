@@ -113,12 +113,14 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub teams: Arc<dyn TeamDirectory>,
     pub runbook: Arc<dyn runbook::RunbookStore>,
+    /// Consulted when the rules leave a diagnosis open; `None` keeps analysis rules-only.
+    pub llm: Option<Arc<dyn domain::ports::LanguageModel>>,
     pub config: PipelineConfig,
 }
 
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deps").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Deps").field("config", &self.config).field("llm", &self.llm).finish_non_exhaustive()
     }
 }
 
