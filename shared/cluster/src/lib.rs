@@ -5,6 +5,7 @@
 //! points at a kubeconfig context or at any API server URL (the sandbox).
 
 mod actions;
+mod changes;
 mod snapshot;
 mod verify;
 

@@ -637,7 +637,10 @@ pub(crate) async fn build(
     if pods.len() > MAX_PODS {
         obs.other = Some(format!("{} more pods not shown", pods.len() - MAX_PODS));
     }
-    obs.rollout_history = Some(history(c, &d, now).await?);
+    let revisions = history(c, &d, now).await?;
+    let current_rs = revisions.iter().find(|r| r.current).map(|r| r.replicaset.clone());
+    obs.recent_changes = crate::changes::recent(c, &d, hpa.as_ref(), current_rs.as_deref(), now).await;
+    obs.rollout_history = Some(revisions);
     obs.nodes = node_views(c, &nodes).await?;
     if let Some(h) = &hpa {
         let (cur, target) = hpa_cpu(h);

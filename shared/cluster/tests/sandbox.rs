@@ -423,3 +423,100 @@ fn rollout_judgement_follows_kubectl() {
     assert_eq!(judge_rollout(&d(2, 2, 3, 3, 3, 2, false)).0, Health::Progressing, "not all available");
     assert_eq!(judge_rollout(&d(2, 2, 3, 3, 3, 3, false)).0, Health::Healthy);
 }
+
+#[tokio::test]
+async fn snapshot_reports_recent_changes_rollout_undo_cannot_revert() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, Time};
+
+    let (sb, c) = start("hung-pod").await;
+    let now = sb.now();
+    let meta = |name: &str, created_ago: i64, written_ago: Option<(i64, &str)>| ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some("payments".into()),
+        creation_timestamp: Some(Time(now - jiff::SignedDuration::from_mins(created_ago))),
+        managed_fields: written_ago.map(|(ago, manager)| {
+            vec![
+                ManagedFieldsEntry {
+                    manager: Some(manager.into()),
+                    operation: Some("Update".into()),
+                    time: Some(Time(now - jiff::SignedDuration::from_mins(ago))),
+                    ..Default::default()
+                },
+                // Status writes are not edits.
+                ManagedFieldsEntry {
+                    manager: Some("controller".into()),
+                    operation: Some("Update".into()),
+                    subresource: Some("status".into()),
+                    time: Some(Time(now - jiff::SignedDuration::from_mins(1))),
+                    ..Default::default()
+                },
+            ]
+        }),
+        ..Default::default()
+    };
+    sb.with_world(|w| {
+        w.configmaps.insert(
+            "gateway-settings".into(),
+            ConfigMap {
+                metadata: meta("gateway-settings", 60 * 24 * 30, Some((12, "kubectl-edit"))),
+                ..Default::default()
+            },
+        );
+        w.secrets.insert(
+            "gateway-db".into(),
+            Secret { metadata: meta("gateway-db", 60 * 24 * 3, None), ..Default::default() },
+        );
+        w.configmaps
+            .insert("unrelated".into(), ConfigMap { metadata: meta("unrelated", 5, None), ..Default::default() });
+        w.network_policies.insert(
+            "deny-egress".into(),
+            NetworkPolicy { metadata: meta("deny-egress", 5, None), ..Default::default() },
+        );
+        w.services.insert(
+            "payment-gateway".into(),
+            Service {
+                metadata: meta("payment-gateway", 60 * 24 * 9, Some((60 * 24 * 2, "helm"))),
+                ..Default::default()
+            },
+        );
+        let d = w.deployments.get_mut("payment-gateway").unwrap();
+        let spec = d.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        spec.volumes = Some(vec![
+            serde_json::from_value(serde_json::json!({"name": "settings", "configMap": {"name": "gateway-settings"}}))
+                .unwrap(),
+        ]);
+        spec.containers[0].env = Some(vec![
+            serde_json::from_value(serde_json::json!(
+                {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "gateway-db", "key": "password"}}}
+            ))
+            .unwrap(),
+        ]);
+        let g = d.metadata.generation.unwrap_or(1) + 1;
+        d.metadata.generation = Some(g);
+        w.reconcile(now);
+    });
+    // The new references are a template change: let that rollout finish, then someone scales the Deployment down
+    // through the scale subresource (a reduction of the current ReplicaSet, unlike a rolling update's).
+    sb.advance(std::time::Duration::from_secs(600));
+    let deployments: kube::Api<Deployment> = api(&c, "payments");
+    let scale = serde_json::json!({"spec": {"replicas": 1}});
+    deployments.patch_scale("payment-gateway", &Default::default(), &kube::api::Patch::Merge(&scale)).await.unwrap();
+
+    let s = c.snapshot(&alert(&sb), Some(&wl("payments", "payment-gateway"))).await.unwrap();
+    let changes = &s.observations.recent_changes;
+    let find = |kind: &str, object: &str| changes.iter().find(|x| x.kind == kind && x.object == object);
+    let cm = find("ConfigMap", "payments/gateway-settings").unwrap_or_else(|| panic!("{changes:#?}"));
+    assert_eq!((cm.age.as_str(), cm.actor.as_deref()), ("22m", Some("kubectl-edit")));
+    assert!(cm.summary.starts_with("updated"), "{}", cm.summary);
+    assert!(find("NetworkPolicy", "payments/deny-egress").is_some_and(|x| x.summary.starts_with("created")));
+    let scaled = find("Deployment", "payments/payment-gateway").unwrap_or_else(|| panic!("{changes:#?}"));
+    assert!(scaled.summary.starts_with("replicas ") && scaled.summary.contains(" -> 1 "), "{}", scaled.summary);
+    let current = s.observations.rollout_history.as_ref().unwrap().iter().find(|r| r.current).unwrap();
+    assert!(scaled.summary.contains(&current.replicaset), "{}", scaled.summary);
+    assert!(find("Secret", "payments/gateway-db").is_none(), "changed 3 days ago");
+    assert!(find("Service", "payments/payment-gateway").is_none(), "changed 2 days ago");
+    assert!(find("ConfigMap", "payments/unrelated").is_none(), "not referenced by the Deployment");
+    assert!(!serde_json::to_string(&s).unwrap().contains("password\":"), "no secret data in the snapshot");
+}

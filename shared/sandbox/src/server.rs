@@ -619,6 +619,26 @@ async fn get_secret(State(s): State<Shared>, Path((ns, name)): Path<(String, Str
     Ok(one(c))
 }
 
+async fn list_services(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let items: Vec<k8s_openapi::api::core::v1::Service> = w.services.values().cloned().collect();
+    let rv = current_rv(&w);
+    Ok(list(items, &rv, q.limit))
+}
+
+async fn list_network_policies(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let items: Vec<k8s_openapi::api::networking::v1::NetworkPolicy> = w.network_policies.values().cloned().collect();
+    let rv = current_rv(&w);
+    Ok(list(items, &rv, q.limit))
+}
+
 /// `metrics.k8s.io/v1beta1` PodMetrics, as metrics-server serves them.
 async fn pod_metrics(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
     let w = s.world();
@@ -690,6 +710,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/v1/namespaces/{ns}/events", get(list_events))
         .route("/api/v1/namespaces/{ns}/configmaps/{name}", get(get_configmap))
         .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret))
+        .route("/api/v1/namespaces/{ns}/services", get(list_services))
+        .route("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies", get(list_network_policies))
         .route("/apis/apps/v1/namespaces/{ns}/deployments", get(list_deployments))
         .route("/apis/apps/v1/namespaces/{ns}/deployments/{name}", get(get_deployment).patch(patch_deployment))
         .route("/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale", get(get_scale).patch(patch_scale))

@@ -86,6 +86,8 @@ pub struct World {
     pub hpas: BTreeMap<String, HorizontalPodAutoscaler>,
     pub configmaps: BTreeMap<String, ConfigMap>,
     pub secrets: BTreeMap<String, Secret>,
+    pub services: BTreeMap<String, k8s_openapi::api::core::v1::Service>,
+    pub network_policies: BTreeMap<String, k8s_openapi::api::networking::v1::NetworkPolicy>,
     pub nodes: Vec<Node>,
     /// Events the controllers emitted (ScalingReplicaSet, SuccessfulRescale, Killing ...).
     pub events: Vec<Event>,
@@ -126,6 +128,8 @@ impl World {
             hpas: BTreeMap::new(),
             configmaps: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            services: BTreeMap::new(),
+            network_policies: BTreeMap::new(),
             nodes: Vec::new(),
             events: Vec::new(),
             resource_version: 1000,
