@@ -32,6 +32,9 @@ pub const CONFIG_SIGNATURES: &[&str] = &[
     "invalid argument",
     "mapping values are not allowed",
     "unknown field",
+    // A filesystem the spec mounts read-only or with the wrong owner (securityContext, volume permissions).
+    "permission denied",
+    "read-only file system",
 ];
 pub const UNRESOLVABLE_HOST: &[&str] =
     &["could not resolve host", "no such host", "name or service not known", "nxdomain", "unknown host"];
@@ -56,7 +59,9 @@ pub const AUTH_FAILURES: &[&str] = &[
     "accessdenied",
     " is forbidden",
     "forbidden:",
-    "permission denied",
+    "permission denied for",
+    "permissiondenied",
+    "permission_denied",
     "401 unauthorized",
     "returned 401",
     "status 401",
