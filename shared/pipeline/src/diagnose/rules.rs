@@ -412,10 +412,7 @@ pub fn liveness_kills(f: &Facts<'_>) -> Option<Finding> {
         return None;
     }
     // A process that crashes by itself is not a probe problem.
-    let crashed = f.logs.iter().any(|l| {
-        l.pod == f.pods().iter().position(|q| q.name == p.name).unwrap_or(usize::MAX)
-            && contains_any(&l.lower, CRASH_MARKERS)
-    });
+    let crashed = p.logs_tail.iter().chain(p.previous_logs_tail.iter()).any(|l| lower_has(l, CRASH_MARKERS));
     if crashed {
         return None;
     }
@@ -894,7 +891,7 @@ pub fn cpu_throttling(f: &Facts<'_>) -> Option<Finding> {
         f.s.observations
             .metrics
             .iter()
-            .find(|(k, v)| k.contains("throttl") && v.as_str().or(None).and_then(percent).is_some_and(|p| p >= 25.0));
+            .find(|(k, v)| k.contains("throttl") && v.as_str().and_then(percent).is_some_and(|p| p >= 25.0));
     if pinned.is_none() && metric.is_none() {
         return None;
     }
