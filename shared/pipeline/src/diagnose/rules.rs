@@ -585,10 +585,10 @@ pub fn certificate(f: &Facts<'_>) -> Option<Finding> {
         evidence.push(format!("alert {}", f.s.alert.alertname.as_deref().unwrap_or_default()));
     }
     let oldest_pod = f.pods().iter().map(|p| age_secs(p.age.as_deref())).filter(|a| *a != u64::MAX).max();
-    let renewed = f.recent_changes(&["Secret"]).find(|c| {
-        lower_has(&c.summary, &["renew", "reissued", "re-issued"])
-            && oldest_pod.is_some_and(|pod| age_secs(Some(&c.age)) < pod)
-    });
+    // A Secret written after the pods started (cert-manager's renewal, a manual re-issue) holds the new certificate.
+    let renewed = f
+        .recent_changes(&["Secret"])
+        .find(|c| !lower_has(&c.summary, &["created"]) && oldest_pod.is_some_and(|pod| age_secs(Some(&c.age)) < pod));
     if let (Some(c), Some(target)) = (renewed, f.target()) {
         evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, c.summary));
         evidence.push("the pods started before the renewal and still serve the old certificate".into());
