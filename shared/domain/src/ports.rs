@@ -130,6 +130,13 @@ pub trait Queue: Send + Sync {
     async fn send(&self, msg: &Envelope, delay: Duration) -> Result<(), QueueError>;
 }
 
+#[async_trait]
+impl<T: Queue + ?Sized> Queue for std::sync::Arc<T> {
+    async fn send(&self, msg: &Envelope, delay: Duration) -> Result<(), QueueError> {
+        (**self).send(msg, delay).await
+    }
+}
+
 /// The longest delay a message may carry (SQS `DelaySeconds` maximum).
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 

@@ -2,6 +2,7 @@
 
 pub mod adapters;
 pub mod config;
+mod conformance;
 pub mod demo;
 pub mod eval;
 pub mod http;
@@ -10,5 +11,4 @@ pub mod queue;
 pub mod runtime;
 pub mod serve;
 pub mod store;
-mod store_conformance;
 pub mod webhook;

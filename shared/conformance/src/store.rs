@@ -1,15 +1,13 @@
-//! One conformance suite for both store implementations: the in-memory store and the redb file store.
-#![cfg(test)]
+//! The incident store contract: conditional creates and commits, exactly one winner among racing workers,
+//! newest-first listing with cursors per team, delivery keys recorded once per team.
+#![allow(clippy::unwrap_used)]
 
 use domain::incident::{Actor, AlertSource, AuditEvent, Incident};
 use domain::ports::{IncidentStore, StoreError};
 use domain::state::State;
 use domain::{CorrelationId, IncidentId, TeamId};
 
-use crate::memstore::MemoryStore;
-use crate::store::RedbStore;
-
-fn incident(team: &str, n: u32, created: &str) -> (Incident, AuditEvent) {
+pub fn incident(team: &str, n: u32, created: &str) -> (Incident, AuditEvent) {
     let id = IncidentId::from_string(format!("inc_{team}_{n}"));
     let inc = Incident {
         id: id.clone(),
@@ -54,14 +52,14 @@ fn incident(team: &str, n: u32, created: &str) -> (Incident, AuditEvent) {
     (inc, ev)
 }
 
-fn moved(prev: &Incident, to: State) -> Incident {
+pub fn moved(prev: &Incident, to: State) -> Incident {
     let mut n = prev.clone();
     n.version += 1;
     n.state = to;
     n
 }
 
-async fn create_is_conditional_and_commits_check_version_and_state(s: impl IncidentStore) {
+pub async fn create_is_conditional_and_commits_check_version_and_state(s: impl IncidentStore) {
     let (a, ev) = incident("t", 1, "2026-01-01T00:00:00Z");
     assert!(s.create(&a, &ev).await.unwrap());
     assert!(!s.create(&a, &ev).await.unwrap(), "second create is a duplicate");
@@ -80,7 +78,7 @@ async fn create_is_conditional_and_commits_check_version_and_state(s: impl Incid
     assert!(matches!(s.commit(&missing, &moved(&missing, State::Analyzing), &[]).await, Err(StoreError::NotFound(_))));
 }
 
-async fn racing_workers_one_wins(s: impl IncidentStore + 'static) {
+pub async fn racing_workers_one_wins(s: impl IncidentStore + 'static) {
     let s = std::sync::Arc::new(s);
     let (a, ev) = incident("t", 1, "2026-01-01T00:00:00Z");
     s.create(&a, &ev).await.unwrap();
@@ -100,7 +98,7 @@ async fn racing_workers_one_wins(s: impl IncidentStore + 'static) {
     assert_eq!(s.get(&a.id).await.unwrap().unwrap().version, 2);
 }
 
-async fn lists_newest_first_with_cursors_per_team(s: impl IncidentStore) {
+pub async fn lists_newest_first_with_cursors_per_team(s: impl IncidentStore) {
     for n in 0..7 {
         let (i, e) = incident("t", n, &format!("2026-01-01T00:00:0{n}Z"));
         s.create(&i, &e).await.unwrap();
@@ -122,56 +120,33 @@ async fn lists_newest_first_with_cursors_per_team(s: impl IncidentStore) {
     assert!(s.list(&TeamId::parse("nobody").unwrap(), 3, None).await.unwrap().items.is_empty());
 }
 
-async fn deliveries_are_recorded_once_per_team(s: impl IncidentStore) {
+pub async fn deliveries_are_recorded_once_per_team(s: impl IncidentStore) {
     let t = TeamId::parse("t").unwrap();
     assert!(s.record_delivery(&t, "w-1").await.unwrap());
     assert!(!s.record_delivery(&t, "w-1").await.unwrap());
     assert!(s.record_delivery(&TeamId::parse("u").unwrap(), "w-1").await.unwrap());
 }
 
-macro_rules! conformance {
+/// Runs the store suite as one `#[tokio::test]` per property; `$make` builds a fresh, empty store (it may
+/// `.await`).
+#[macro_export]
+macro_rules! store_suite {
     ($($name:ident => $make:expr),* $(,)?) => {
         $(
             mod $name {
+                #[allow(unused_imports)]
                 use super::*;
                 #[tokio::test]
-                async fn create_and_commit() { create_is_conditional_and_commits_check_version_and_state($make).await }
+                async fn create_and_commit() {
+                    $crate::store::create_is_conditional_and_commits_check_version_and_state($make).await
+                }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn racing_workers() { racing_workers_one_wins($make).await }
+                async fn racing_workers() { $crate::store::racing_workers_one_wins($make).await }
                 #[tokio::test]
-                async fn listing() { lists_newest_first_with_cursors_per_team($make).await }
+                async fn listing() { $crate::store::lists_newest_first_with_cursors_per_team($make).await }
                 #[tokio::test]
-                async fn deliveries() { deliveries_are_recorded_once_per_team($make).await }
+                async fn deliveries() { $crate::store::deliveries_are_recorded_once_per_team($make).await }
             }
         )*
     };
-}
-
-conformance!(
-    memory => MemoryStore::new(),
-    redb_in_memory => RedbStore::memory().unwrap(),
-    redb_file => file_store(),
-);
-
-/// A redb store on a real file whose directory is removed at once: the open descriptor keeps it usable and
-/// nothing is left behind.
-fn file_store() -> RedbStore {
-    let dir = tempfile::tempdir().unwrap();
-    RedbStore::open(&dir.path().join("s.redb")).unwrap()
-}
-
-#[tokio::test]
-async fn a_file_store_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("d.redb");
-    let (a, ev) = incident("t", 1, "2026-01-01T00:00:00Z");
-    {
-        let s = RedbStore::open(&path).unwrap();
-        s.create(&a, &ev).await.unwrap();
-        assert!(s.record_delivery(&a.team_id, "w-1").await.unwrap());
-    }
-    let s = RedbStore::open(&path).unwrap();
-    assert_eq!(s.get(&a.id).await.unwrap().unwrap(), a);
-    assert!(!s.record_delivery(&a.team_id, "w-1").await.unwrap(), "delivery keys persist");
-    assert_eq!(s.timeline(&a.id).await.unwrap(), vec![ev]);
 }

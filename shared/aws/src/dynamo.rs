@@ -1,0 +1,414 @@
+//! The incident store on one DynamoDB table (single-table design).
+//!
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | incident | `INC#<id>` | `META` | `body` (JSON), `version`, `state`; GSI1 `TEAM#<team>` / `<created ms, 16 digits>#<id>`; GSI2 `ACTIVE` / `<id>` while not terminal (sparse) |
+//! | audit event | `INC#<id>` | `EVT#<version, 10 digits>#<n, 4 digits>` | `body` (JSON), in commit order |
+//! | external id | `EXT#<team>#<external id>` | `EXT` | `incident_id` |
+//! | delivery key | `DLV#<team>#<key>` | `DLV` | `expires_at` (TTL, epoch seconds) |
+//! | runbook entry | `RUNBOOK#<team>` | `<learned_at>#<incident id>` | `body` (JSON) |
+//!
+//! Creates and commits are transactions whose first item is conditional (`attribute_not_exists(pk)`, or version
+//! and state equal to what the caller read), so exactly one of several racing writers wins; the audit events of
+//! a transition are written in the same transaction.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+};
+use domain::incident::{AuditEvent, Incident};
+use domain::ports::{IncidentStore, Page, StoreError};
+use domain::{IncidentId, TeamId};
+use pipeline::runbook::{RunbookEntry, RunbookStore};
+
+use crate::describe;
+
+/// Delivery keys are kept this long (PagerDuty retries for far less).
+const DELIVERY_TTL_SECS: i64 = 7 * 24 * 3600;
+const GSI_TEAM: &str = "gsi1";
+const GSI_ACTIVE: &str = "gsi2";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB incident and runbook store.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn text<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
+    item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn unavailable<E: std::error::Error>(what: &str, e: E) -> StoreError {
+    StoreError::Unavailable(describe(what, e))
+}
+
+fn millis(rfc3339: &str) -> u64 {
+    rfc3339.parse::<jiff::Timestamp>().map(|t| t.as_millisecond().max(0) as u64).unwrap_or(0)
+}
+
+fn inc_pk(id: &IncidentId) -> String {
+    format!("INC#{id}")
+}
+
+fn team_sort_key(i: &Incident) -> String {
+    format!("{:016}#{}", millis(&i.created_at), i.id)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let body = text(item, "body").ok_or_else(|| StoreError::Corrupt("item without a body".into()))?;
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("unreadable item: {e}")))
+}
+
+fn meta_item(i: &Incident) -> Result<Item, StoreError> {
+    let mut item = Item::from([
+        ("pk".into(), s(inc_pk(&i.id))),
+        ("sk".into(), s("META")),
+        ("body".into(), s(json(i)?)),
+        ("version".into(), n(i.version)),
+        ("state".into(), s(json(&i.state)?)),
+        ("team".into(), s(i.team_id.to_string())),
+        ("gsi1pk".into(), s(format!("TEAM#{}", i.team_id))),
+        ("gsi1sk".into(), s(team_sort_key(i))),
+    ]);
+    if !i.state.is_terminal() {
+        item.insert("gsi2pk".into(), s("ACTIVE"));
+        item.insert("gsi2sk".into(), s(i.id.to_string()));
+    }
+    Ok(item)
+}
+
+fn event_items(id: &IncidentId, version: u64, events: &[AuditEvent]) -> Result<Vec<Item>, StoreError> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(k, e)| {
+            Ok(Item::from([
+                ("pk".into(), s(inc_pk(id))),
+                ("sk".into(), s(format!("EVT#{version:010}#{k:04}"))),
+                ("body".into(), s(json(e)?)),
+            ]))
+        })
+        .collect()
+}
+
+fn put(table: &str, item: Item, condition: Option<(&str, Item)>) -> Result<TransactWriteItem, StoreError> {
+    let mut p = Put::builder().table_name(table).set_item(Some(item));
+    if let Some((expr, values)) = condition {
+        p = p.condition_expression(expr);
+        for (k, v) in values {
+            if let Some(name) = k.strip_prefix('#') {
+                p = p.expression_attribute_names(k.clone(), name.to_owned());
+            } else {
+                p = p.expression_attribute_values(k, v);
+            }
+        }
+    }
+    let p = p.build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(p).build())
+}
+
+/// Whether a transaction was cancelled because its first (conditional) item failed.
+fn first_condition_failed(
+    e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+            t.cancellation_reasons().first().is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+        }
+        _ => false,
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("dynamodb get", e))?;
+        Ok(out.item)
+    }
+}
+
+/// Parses a listing cursor (the GSI sort key of the last item returned).
+fn parse_cursor(c: &str) -> Result<(String, IncidentId), StoreError> {
+    let bad = || StoreError::Corrupt(format!("bad cursor {c:?}"));
+    let (ms, id) = c.split_once('#').ok_or_else(bad)?;
+    if ms.len() != 16 || !ms.bytes().all(|b| b.is_ascii_digit()) || id.is_empty() {
+        return Err(bad());
+    }
+    Ok((c.to_owned(), IncidentId::from_string(id)))
+}
+
+#[async_trait]
+impl IncidentStore for DynamoStore {
+    async fn record_delivery(&self, team: &TeamId, key: &str) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        let expires = jiff::Timestamp::now().as_second() + DELIVERY_TTL_SECS;
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("DLV#{team}#{key}")))
+            .item("sk", s("DLV"))
+            .item("expires_at", n(expires))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("dynamodb put delivery key", e)),
+        }
+    }
+
+    async fn create(&self, incident: &Incident, event: &AuditEvent) -> Result<bool, StoreError> {
+        let mut items = vec![put(&self.table, meta_item(incident)?, Some(("attribute_not_exists(pk)", Item::new())))?];
+        for e in event_items(&incident.id, incident.version, std::slice::from_ref(event))? {
+            items.push(put(&self.table, e, None)?);
+        }
+        let ext = Item::from([
+            ("pk".into(), s(format!("EXT#{}#{}", incident.team_id, incident.source.external_id()))),
+            ("sk".into(), s("EXT")),
+            ("incident_id".into(), s(incident.id.to_string())),
+        ]);
+        items.push(put(&self.table, ext, None)?);
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if first_condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable("dynamodb create", e)),
+        }
+    }
+
+    async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
+        self.get_item(inc_pk(id), "META").await?.as_ref().map(parse).transpose()
+    }
+
+    async fn commit(&self, prev: &Incident, next: &Incident, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if next.version != prev.version + 1 || next.id != prev.id {
+            return Err(StoreError::Corrupt("commit must bump the version of the same incident by one".into()));
+        }
+        let condition = Item::from([
+            ("#version".into(), s("")),
+            ("#state".into(), s("")),
+            (":version".into(), n(prev.version)),
+            (":state".into(), s(json(&prev.state)?)),
+        ]);
+        let mut items = vec![put(
+            &self.table,
+            meta_item(next)?,
+            Some(("attribute_exists(pk) AND #version = :version AND #state = :state", condition)),
+        )?];
+        for e in event_items(&next.id, next.version, events)? {
+            items.push(put(&self.table, e, None)?);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if first_condition_failed(&e) => match self.get_item(inc_pk(&prev.id), "META").await? {
+                None => Err(StoreError::NotFound(prev.id.clone())),
+                Some(_) => Err(StoreError::Conflict(prev.id.clone())),
+            },
+            Err(e) => Err(unavailable("dynamodb commit", e)),
+        }
+    }
+
+    async fn list(&self, team: &TeamId, limit: usize, cursor: Option<&str>) -> Result<Page<Incident>, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let start = cursor.map(parse_cursor).transpose()?;
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI_TEAM)
+            .key_condition_expression("gsi1pk = :team")
+            .expression_attribute_values(":team", s(format!("TEAM#{team}")))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        if let Some((sort_key, id)) = start {
+            q = q.set_exclusive_start_key(Some(Item::from([
+                ("gsi1pk".into(), s(format!("TEAM#{team}"))),
+                ("gsi1sk".into(), s(sort_key)),
+                ("pk".into(), s(inc_pk(&id))),
+                ("sk".into(), s("META")),
+            ])));
+        }
+        let out = q.send().await.map_err(|e| unavailable("dynamodb list", e))?;
+        let rows = out.items.unwrap_or_default();
+        let items: Vec<Incident> = rows.iter().take(limit).map(parse).collect::<Result<_, _>>()?;
+        let next = (rows.len() > limit).then(|| items.last().map(team_sort_key)).flatten();
+        Ok(Page { items, next })
+    }
+
+    async fn timeline(&self, id: &IncidentId) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
+                .expression_attribute_values(":pk", s(inc_pk(id)))
+                .expression_attribute_values(":evt", s("EVT#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("dynamodb timeline", e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(parse(&item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn list_active(&self) -> Result<Vec<Incident>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI_ACTIVE)
+                .key_condition_expression("gsi2pk = :active")
+                .expression_attribute_values(":active", s("ACTIVE"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("dynamodb list active", e))?;
+            for item in page.items.unwrap_or_default() {
+                let i: Incident = parse(&item)?;
+                // The index is eventually consistent: drop anything that has ended since.
+                if !i.state.is_terminal() {
+                    out.push(i);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn find_by_external_id(&self, team: &TeamId, external_id: &str) -> Result<Option<IncidentId>, StoreError> {
+        let item = self.get_item(format!("EXT#{team}#{external_id}"), "EXT").await?;
+        Ok(item.as_ref().and_then(|i| text(i, "incident_id")).map(IncidentId::from_string))
+    }
+}
+
+#[async_trait]
+impl RunbookStore for DynamoStore {
+    async fn add(&self, entry: &RunbookEntry) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("RUNBOOK#{}", entry.team_id)))
+            .item("sk", s(format!("{}#{}", entry.learned_at, entry.incident_id)))
+            .item("body", s(json(entry)?))
+            .send()
+            .await
+            .map_err(|e| unavailable("dynamodb put runbook entry", e))?;
+        Ok(())
+    }
+
+    async fn list(&self, team: &TeamId) -> Result<Vec<RunbookEntry>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("RUNBOOK#{team}")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("dynamodb runbook", e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(parse(&item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+/// Creates the table as `infra/` declares it (keys, both GSIs, TTL on `expires_at`), for tests and local use.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
+    let attr =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let key = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build();
+    let gsi = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, String> {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash).map_err(|e| e.to_string())?)
+            .key_schema(key(sk, KeyType::Range).map_err(|e| e.to_string())?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let mut req = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash).map_err(|e| e.to_string())?)
+        .key_schema(key("sk", KeyType::Range).map_err(|e| e.to_string())?)
+        .global_secondary_indexes(gsi(GSI_TEAM, "gsi1pk", "gsi1sk")?)
+        .global_secondary_indexes(gsi(GSI_ACTIVE, "gsi2pk", "gsi2sk")?);
+    for a in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+        req = req.attribute_definitions(attr(a).map_err(|e| e.to_string())?);
+    }
+    req.send().await.map_err(|e| describe("create table", e))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .send()
+        .await
+        .map_err(|e| describe("enable ttl", e))?;
+    Ok(())
+}

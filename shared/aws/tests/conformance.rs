@@ -1,0 +1,86 @@
+//! The port conformance suites (crate `conformance`) against the AWS adapters, talking to moto's server on
+//! loopback: the same properties the embedded adapters pass.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{Kept, Moto, dynamo_store};
+use domain::Envelope;
+use domain::ports::QueueName;
+
+conformance::store_suite!(dynamodb => dynamo_store().await);
+
+/// Receives from the SQS queues (long-polling up to the wait), deleting what it received.
+struct SqsProbe {
+    client: aws::sqs::Client,
+    urls: aws::QueueUrls,
+    _moto: Moto,
+    buffered: Mutex<BTreeMap<QueueName, Vec<Envelope>>>,
+}
+
+impl conformance::queue::Probe for SqsProbe {
+    async fn receive(&self, queue: QueueName, wait: Duration) -> Vec<Envelope> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(self.urls.get(queue))
+            .max_number_of_messages(10)
+            .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20))
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        let mut got = self.buffered.lock().unwrap().remove(&queue).unwrap_or_default();
+        for m in out.messages.unwrap_or_default() {
+            let env = Envelope::decode(m.body().unwrap()).unwrap();
+            let attr = m.message_attributes().and_then(|a| a.get("correlation_id")).and_then(|v| v.string_value());
+            assert_eq!(attr, Some(env.correlation_id.to_string().as_str()), "correlation id attribute");
+            self.client
+                .delete_message()
+                .queue_url(self.urls.get(queue))
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+            got.push(env);
+        }
+        got
+    }
+}
+
+async fn sqs() -> (aws::SqsQueue, SqsProbe) {
+    let moto = Moto::start().await;
+    let client = aws::sqs::Client::new(&moto.config().await);
+    let mut urls = Vec::new();
+    for name in ["analysis", "execution", "verification"] {
+        let out = client.create_queue().queue_name(format!("dreamops-{name}")).send().await.unwrap();
+        urls.push(out.queue_url.unwrap());
+    }
+    let urls = aws::QueueUrls { analysis: urls[0].clone(), execution: urls[1].clone(), verification: urls[2].clone() };
+    let q = aws::SqsQueue::new(client.clone(), urls.clone());
+    (q, SqsProbe { client, urls, _moto: moto, buffered: Mutex::default() })
+}
+
+conformance::queue_suite!(sqs_queue => sqs().await);
+
+async fn secrets_manager() -> Kept<aws::SecretsManagerSecrets> {
+    let moto = Moto::start().await;
+    let client = aws::secretsmanager::Client::new(&moto.config().await);
+    let team = domain::TeamId::parse(conformance::secrets::TEAM).unwrap();
+    let doc =
+        serde_json::json!({"pagerduty_webhook_secrets": conformance::secrets::SIGNING, "pagerduty_api_token": "tok"});
+    client
+        .create_secret()
+        .name(aws::team_secret_id("dreamops/test", &team))
+        .secret_string(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    Kept { inner: aws::SecretsManagerSecrets::new(client, "dreamops/test", Duration::from_secs(60)), moto }
+}
+
+conformance::secrets_suite!(secrets_manager_suite => secrets_manager().await);

@@ -1,0 +1,81 @@
+//! The conformance suites (crate `conformance`) over the embedded adapters: both stores (in memory, and redb in
+//! memory and on a file), the in-process queues and the config secrets; plus what only a file store must do.
+#![cfg(test)]
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conformance::store::incident;
+use domain::ports::{IncidentStore, QueueName, Secret, SystemClock};
+use domain::{Envelope, TeamId};
+
+use crate::adapters::ConfigSecrets;
+use crate::memstore::MemoryStore;
+use crate::queue::LocalQueue;
+use crate::store::RedbStore;
+
+/// Reads the local queues: drains what is due into per-queue buffers, hands out one queue's.
+struct LocalProbe {
+    queue: Arc<LocalQueue>,
+    buffered: Mutex<BTreeMap<QueueName, Vec<Envelope>>>,
+}
+
+impl conformance::queue::Probe for LocalProbe {
+    async fn receive(&self, queue: QueueName, wait: Duration) -> Vec<Envelope> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            while let Some(d) = self.queue.pop_due() {
+                self.buffered.lock().unwrap().entry(d.queue).or_default().push(d.message);
+            }
+            let got = self.buffered.lock().unwrap().remove(&queue).unwrap_or_default();
+            if !got.is_empty() || std::time::Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn local_queue() -> (Arc<LocalQueue>, LocalProbe) {
+    let queue = Arc::new(LocalQueue::new(Arc::new(SystemClock)));
+    (queue.clone(), LocalProbe { queue, buffered: Mutex::default() })
+}
+
+fn config_secrets() -> ConfigSecrets {
+    let team = TeamId::parse(conformance::secrets::TEAM).unwrap();
+    ConfigSecrets::new([(team, conformance::secrets::SIGNING.iter().map(|s| Secret::new(*s)).collect())].into(), None)
+}
+
+conformance::queue_suite!(local_queue_suite => local_queue());
+conformance::secrets_suite!(config_secrets_suite => config_secrets());
+
+conformance::store_suite!(
+    memory => MemoryStore::new(),
+    redb_in_memory => RedbStore::memory().unwrap(),
+    redb_file => file_store(),
+);
+
+/// A redb store on a real file whose directory is removed at once: the open descriptor keeps it usable and
+/// nothing is left behind.
+fn file_store() -> RedbStore {
+    let dir = tempfile::tempdir().unwrap();
+    RedbStore::open(&dir.path().join("s.redb")).unwrap()
+}
+
+#[tokio::test]
+async fn a_file_store_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.redb");
+    let (a, ev) = incident("t", 1, "2026-01-01T00:00:00Z");
+    {
+        let s = RedbStore::open(&path).unwrap();
+        s.create(&a, &ev).await.unwrap();
+        assert!(s.record_delivery(&a.team_id, "w-1").await.unwrap());
+    }
+    let s = RedbStore::open(&path).unwrap();
+    assert_eq!(s.get(&a.id).await.unwrap().unwrap(), a);
+    assert!(!s.record_delivery(&a.team_id, "w-1").await.unwrap(), "delivery keys persist");
+    assert_eq!(s.timeline(&a.id).await.unwrap(), vec![ev]);
+}
