@@ -2,4 +2,5 @@
 //! (authentication headers, request shape checks, error bodies) and answers from a script, so the real client
 //! code runs against it.
 
+pub mod flaky;
 pub mod model;
