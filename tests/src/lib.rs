@@ -33,7 +33,7 @@ pub async fn trigger(
     });
     let w = dreamops::webhook::sign(&payload, secret);
     let reply = pipeline::intake::pagerduty(
-        deps,
+        &deps.intake(),
         pipeline::intake::WebhookRequest {
             team: domain::TeamId::DEFAULT,
             signature: Some(&w.signature),

@@ -57,7 +57,7 @@ fn main() {
         for (i, w) in deliveries.iter().enumerate() {
             let req = WebhookRequest { team: "default", signature: Some(&w.signature), webhook_id: Some(&w.webhook_id), body: &w.body };
             let t = Instant::now();
-            let reply = pagerduty(&runtime.deps, req).await;
+            let reply = pagerduty(&runtime.intake, req).await;
             let took = t.elapsed();
             assert_eq!(reply.status, 202, "{}", reply.body);
             if i >= WARMUP {

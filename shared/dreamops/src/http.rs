@@ -28,7 +28,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 async fn intake(rt: &Runtime, team: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let reply = intake::pagerduty(
-        &rt.deps,
+        &rt.intake,
         WebhookRequest {
             team,
             signature: header(headers, SIGNATURE_HEADER),

@@ -17,6 +17,8 @@ use crate::queue::{Delivery, LocalQueue};
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub deps: Deps,
+    /// The intake's view of `deps`, built once.
+    pub intake: pipeline::IntakeDeps,
     pub queue: Arc<LocalQueue>,
     pub sinks: Sinks,
 }
@@ -54,7 +56,7 @@ impl Runtime {
             llm: None,
             config,
         };
-        Self { deps, queue, sinks }
+        Self { intake: deps.intake(), deps, queue, sinks }
     }
 
     /// Lets analysis consult a language model when the rules leave a diagnosis open.

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::Deps;
+use crate::IntakeDeps as Deps;
 
 /// PagerDuty guarantees delivery up to 55 KB and drops bodies over 256 KB; we accept up to the latter.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -330,7 +330,7 @@ async fn human_update(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) 
         } else {
             rec.note(format!("{} in PagerDuty by {who}", ev.event_type.trim_start_matches("incident.")), "recorded");
         }
-        match rec.commit(deps).await {
+        match rec.commit_to(deps.store.as_ref(), deps.clock.as_ref()).await {
             Ok(Some(_)) => return Reply::accepted("accepted", json!({"incident_id": id})),
             Ok(None) => continue,
             Err(e) => return unavailable("update the incident", e),

@@ -118,6 +118,36 @@ pub struct Deps {
     pub config: PipelineConfig,
 }
 
+/// What the intake needs, and nothing more: no cluster, model, PagerDuty or chat client, so the webhook-intake
+/// function links none of them.
+#[derive(Clone)]
+pub struct IntakeDeps {
+    pub store: Arc<dyn IncidentStore>,
+    pub queue: Arc<dyn Queue>,
+    pub secrets: Arc<dyn Secrets>,
+    pub clock: Arc<dyn Clock>,
+    pub config: PipelineConfig,
+}
+
+impl std::fmt::Debug for IntakeDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntakeDeps").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    /// The intake's view of these dependencies.
+    pub fn intake(&self) -> IntakeDeps {
+        IntakeDeps {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            secrets: self.secrets.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deps").field("config", &self.config).field("llm", &self.llm).finish_non_exhaustive()

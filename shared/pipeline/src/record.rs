@@ -58,14 +58,23 @@ impl<'a> Recorder<'a> {
 
     /// Commits conditionally on the version and state read. `Ok(false)` when another worker moved the incident
     /// first: the caller drops its work, which is the point.
-    pub async fn commit(mut self, deps: &Deps) -> Result<Option<Incident>, StageError> {
-        let now = deps.clock.now().to_string();
+    pub async fn commit(self, deps: &Deps) -> Result<Option<Incident>, StageError> {
+        self.commit_to(deps.store.as_ref(), deps.clock.as_ref()).await
+    }
+
+    /// As [`Recorder::commit`], with the store and clock given directly.
+    pub async fn commit_to(
+        mut self,
+        store: &dyn domain::ports::IncidentStore,
+        clock: &dyn domain::ports::Clock,
+    ) -> Result<Option<Incident>, StageError> {
+        let now = clock.now().to_string();
         self.next.version = self.prev.version + 1;
         self.next.updated_at = now.clone();
         for e in &mut self.events {
             e.at = now.clone();
         }
-        match deps.store.commit(&self.prev, &self.next, &self.events).await {
+        match store.commit(&self.prev, &self.next, &self.events).await {
             Ok(()) => Ok(Some(self.next)),
             Err(StoreError::Conflict(id)) => {
                 tracing::info!(incident_id = %id, "Incident changed concurrently; dropping this delivery's work.");
