@@ -2,6 +2,7 @@
 //! `DelaySeconds` (at most 900 s); its correlation id also travels as a message attribute so it is visible in
 //! the console and in DLQ tooling without parsing the body.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,21 +13,18 @@ use domain::ports::{MAX_QUEUE_DELAY, Queue, QueueError, QueueName};
 
 use crate::describe;
 
-/// The URL of each stage's queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueUrls {
-    pub analysis: String,
-    pub execution: String,
-    pub verification: String,
-}
+/// The URL of each stage's queue a function sends to (a function only needs the queues it feeds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueUrls(BTreeMap<QueueName, String>);
 
 impl QueueUrls {
-    pub fn get(&self, q: QueueName) -> &str {
-        match q {
-            QueueName::Analysis => &self.analysis,
-            QueueName::Execution => &self.execution,
-            QueueName::Verification => &self.verification,
-        }
+    pub fn with(mut self, q: QueueName, url: impl Into<String>) -> Self {
+        self.0.insert(q, url.into());
+        self
+    }
+
+    pub fn get(&self, q: QueueName) -> Option<&str> {
+        self.0.get(&q).map(String::as_str)
     }
 }
 
@@ -53,9 +51,14 @@ impl Queue for SqsQueue {
             .string_value(msg.correlation_id.to_string())
             .build()
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        let q = QueueName::for_message(msg);
+        let url = self
+            .urls
+            .get(q)
+            .ok_or_else(|| QueueError::Unavailable(format!("no URL configured for the {} queue", q.as_str())))?;
         self.client
             .send_message()
-            .queue_url(self.urls.get(QueueName::for_message(msg)))
+            .queue_url(url)
             .message_body(msg.encode())
             .delay_seconds(i32::try_from(delay.as_secs()).unwrap_or(900))
             .message_attributes("correlation_id", correlation)

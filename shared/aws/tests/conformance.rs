@@ -27,7 +27,7 @@ impl conformance::queue::Probe for SqsProbe {
         let out = self
             .client
             .receive_message()
-            .queue_url(self.urls.get(queue))
+            .queue_url(self.urls.get(queue).unwrap())
             .max_number_of_messages(10)
             .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20))
             .message_attribute_names("All")
@@ -41,7 +41,7 @@ impl conformance::queue::Probe for SqsProbe {
             assert_eq!(attr, Some(env.correlation_id.to_string().as_str()), "correlation id attribute");
             self.client
                 .delete_message()
-                .queue_url(self.urls.get(queue))
+                .queue_url(self.urls.get(queue).unwrap())
                 .receipt_handle(m.receipt_handle().unwrap())
                 .send()
                 .await
@@ -54,13 +54,16 @@ impl conformance::queue::Probe for SqsProbe {
 
 async fn sqs() -> (aws::SqsQueue, SqsProbe) {
     let moto = Moto::start().await;
-    let client = aws::sqs::Client::new(&moto.config().await);
+    let client = aws::sqs::Client::new(&aws::local_config(&moto.url).await);
     let mut urls = Vec::new();
     for name in ["analysis", "execution", "verification"] {
         let out = client.create_queue().queue_name(format!("dreamops-{name}")).send().await.unwrap();
         urls.push(out.queue_url.unwrap());
     }
-    let urls = aws::QueueUrls { analysis: urls[0].clone(), execution: urls[1].clone(), verification: urls[2].clone() };
+    let urls = aws::QueueUrls::default()
+        .with(QueueName::Analysis, &urls[0])
+        .with(QueueName::Execution, &urls[1])
+        .with(QueueName::Verification, &urls[2]);
     let q = aws::SqsQueue::new(client.clone(), urls.clone());
     (q, SqsProbe { client, urls, _moto: moto, buffered: Mutex::default() })
 }
@@ -69,7 +72,7 @@ conformance::queue_suite!(sqs_queue => sqs().await);
 
 async fn secrets_manager() -> Kept<aws::SecretsManagerSecrets> {
     let moto = Moto::start().await;
-    let client = aws::secretsmanager::Client::new(&moto.config().await);
+    let client = aws::secretsmanager::Client::new(&aws::local_config(&moto.url).await);
     let team = domain::TeamId::parse(conformance::secrets::TEAM).unwrap();
     let doc =
         serde_json::json!({"pagerduty_webhook_secrets": conformance::secrets::SIGNING, "pagerduty_api_token": "tok"});

@@ -12,7 +12,7 @@ use fakes::flaky::FlakyProxy;
 #[tokio::test]
 async fn throttling_and_5xx_are_retried_then_surface_as_retryable() {
     let moto = Moto::start().await;
-    let direct = aws::dynamodb::Client::new(&moto.config().await);
+    let direct = aws::dynamodb::Client::new(&aws::local_config(&moto.url).await);
     aws::create_table(&direct, "dreamops").await.unwrap();
     let (proxy, url) = FlakyProxy::start(&moto.url).await.unwrap();
     let store = aws::DynamoStore::new(aws::dynamodb::Client::new(&aws::local_config(&url).await), "dreamops");

@@ -4,3 +4,4 @@
 
 pub mod flaky;
 pub mod model;
+pub mod moto;
