@@ -8,9 +8,10 @@ mod secrets;
 
 use std::time::Duration;
 
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
 
 pub use dynamo::{DynamoStore, create_table};
 pub use queue::{QueueUrls, SqsQueue};

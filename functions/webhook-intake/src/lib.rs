@@ -1,0 +1,169 @@
+//! The webhook-intake function: API Gateway HTTP API (payload v2) → verify, dedupe, store, enqueue → 202.
+//!
+//! Routes: `POST /webhooks/pagerduty/{team}` and `POST /webhooks/pagerduty` (the default team). It holds only a
+//! DynamoDB, an SQS and a Secrets Manager client, built once at start; it never reaches a cluster or a model, so
+//! it answers PagerDuty well inside its 5-second budget.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws::{DynamoStore, QueueUrls, SecretsManagerSecrets, SqsQueue};
+use domain::ports::{QueueName, SystemClock};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use pipeline::intake::{SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WebhookRequest};
+use pipeline::{IntakeDeps, PipelineConfig};
+use serde_json::json;
+
+/// Environment variables (set by `infra/`).
+pub const TABLE: &str = "DREAMOPS_TABLE";
+pub const ANALYSIS_QUEUE_URL: &str = "DREAMOPS_ANALYSIS_QUEUE_URL";
+pub const SECRETS_PREFIX: &str = "DREAMOPS_SECRETS_PREFIX";
+pub const BOT_USER_ID: &str = "DREAMOPS_PAGERDUTY_BOT_USER_ID";
+pub const MAX_BODY_BYTES: &str = "DREAMOPS_MAX_BODY_BYTES";
+pub const SECRETS_TTL_SECS: &str = "DREAMOPS_SECRETS_TTL_SECS";
+
+/// Every variable the function requires (the infrastructure check reads this list).
+pub const REQUIRED_ENV: &[&str] = &[TABLE, ANALYSIS_QUEUE_URL, SECRETS_PREFIX];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {0} is invalid: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// The function's configuration, read once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+    pub analysis_queue_url: String,
+    pub secrets_prefix: String,
+    pub bot_user_id: Option<String>,
+    pub max_body_bytes: usize,
+    pub secrets_ttl: Duration,
+}
+
+impl Config {
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |k: &'static str| get(k).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(k));
+        let number = |k: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(k).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid(k, format!("{v:?} is not a number"))),
+            }
+        };
+        Ok(Self {
+            table: required(TABLE)?,
+            analysis_queue_url: required(ANALYSIS_QUEUE_URL)?,
+            secrets_prefix: required(SECRETS_PREFIX)?,
+            bot_user_id: get(BOT_USER_ID).filter(|v| !v.trim().is_empty()),
+            max_body_bytes: usize::try_from(number(MAX_BODY_BYTES, pipeline::intake::MAX_BODY_BYTES as u64)?)
+                .map_err(|e| ConfigError::Invalid(MAX_BODY_BYTES, e.to_string()))?,
+            secrets_ttl: Duration::from_secs(number(SECRETS_TTL_SECS, aws::SECRETS_TTL.as_secs())?),
+        })
+    }
+}
+
+/// What the function holds across invocations.
+#[derive(Debug, Clone)]
+pub struct App {
+    deps: IntakeDeps,
+}
+
+impl App {
+    /// Builds the clients (no network call happens here).
+    pub fn new(config: &Config, sdk: &aws::SdkConfig) -> Self {
+        let store = DynamoStore::new(aws::dynamodb::Client::new(sdk), &config.table);
+        let queue = SqsQueue::new(
+            aws::sqs::Client::new(sdk),
+            QueueUrls::default().with(QueueName::Analysis, &config.analysis_queue_url),
+        );
+        let secrets = SecretsManagerSecrets::new(
+            aws::secretsmanager::Client::new(sdk),
+            &config.secrets_prefix,
+            config.secrets_ttl,
+        );
+        let pipeline = PipelineConfig {
+            pagerduty_bot_user_id: config.bot_user_id.clone(),
+            max_body_bytes: config.max_body_bytes,
+            ..PipelineConfig::default()
+        };
+        Self {
+            deps: IntakeDeps {
+                store: Arc::new(store),
+                queue: Arc::new(queue),
+                secrets: Arc::new(secrets),
+                clock: Arc::new(SystemClock),
+                config: pipeline,
+            },
+        }
+    }
+
+    /// Answers one request. Never an `Err`: every outcome is an HTTP answer with a JSON body.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let path = req.raw_http_path().trim_end_matches('/').to_owned();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let team = match segments.as_slice() {
+            ["webhooks", "pagerduty"] => domain::TeamId::DEFAULT.to_owned(),
+            ["webhooks", "pagerduty", team] => (*team).to_owned(),
+            _ => return json_response(StatusCode::NOT_FOUND, error("not_found", format!("no route for {path}"))),
+        };
+        if req.method() != Method::POST {
+            return json_response(StatusCode::METHOD_NOT_ALLOWED, error("method_not_allowed", "use POST".into()));
+        }
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let reply = pipeline::intake::pagerduty(
+            &self.deps,
+            WebhookRequest {
+                team: &team,
+                signature: header(SIGNATURE_HEADER),
+                webhook_id: header(WEBHOOK_ID_HEADER),
+                body: req.body().as_ref(),
+            },
+        )
+        .await;
+        tracing::info!(status = reply.status, team = %team, "PagerDuty webhook answered.");
+        json_response(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), reply.body)
+    }
+}
+
+fn error(code: &str, message: String) -> serde_json::Value {
+    json!({"error": {"code": code, "message": message}})
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(Body::Text(body.to_string()));
+    *resp.status_mut() = status;
+    if let Ok(v) = "application/json".parse() {
+        resp.headers_mut().insert("content-type", v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_what_is_missing_or_invalid() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        };
+        assert_eq!(Config::from_env(env(&[])), Err(ConfigError::Missing(TABLE)));
+        assert_eq!(
+            Config::from_env(env(&[(TABLE, "t"), (ANALYSIS_QUEUE_URL, "q")])),
+            Err(ConfigError::Missing(SECRETS_PREFIX))
+        );
+        let bad = Config::from_env(env(&[
+            (TABLE, "t"),
+            (ANALYSIS_QUEUE_URL, "q"),
+            (SECRETS_PREFIX, "p"),
+            (MAX_BODY_BYTES, "lots"),
+        ]));
+        assert!(matches!(bad, Err(ConfigError::Invalid(MAX_BODY_BYTES, _))));
+        let ok = Config::from_env(env(&[(TABLE, "t"), (ANALYSIS_QUEUE_URL, "q"), (SECRETS_PREFIX, "p")])).unwrap();
+        assert_eq!((ok.max_body_bytes, ok.secrets_ttl), (pipeline::intake::MAX_BODY_BYTES, aws::SECRETS_TTL));
+    }
+}
