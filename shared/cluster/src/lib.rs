@@ -75,6 +75,7 @@ impl KubeCluster {
             url.parse().map_err(|e: http::uri::InvalidUri| ConnectError::Url(url.into(), e.to_string()))?;
         let mut config = kube::Config::new(uri);
         Self::tune(&mut config);
+        install_crypto_provider();
         Ok(Self { client: kube::Client::try_from(config)?, cluster_name: cluster_name.into(), clock })
     }
 
@@ -88,6 +89,7 @@ impl KubeCluster {
         let opts = KubeConfigOptions { context, ..Default::default() };
         let mut config = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
         Self::tune(&mut config);
+        install_crypto_provider();
         Ok(Self { client: kube::Client::try_from(config)?, cluster_name: name, clock })
     }
 
@@ -120,6 +122,12 @@ pub(crate) fn classify(what: &str, e: kube::Error) -> ClusterError {
 }
 
 /// Runs a read with bounded retries on transient failures (the kube client already retries 429/503/504).
+/// A binary that also links the AWS SDK has two rustls providers (ring and aws-lc-rs) and rustls can no longer
+/// pick one by itself: choose ring, the one kube is built for, once per process (a second call is a no-op).
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub(crate) async fn retry<T, F, Fut>(what: &str, mut f: F) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,

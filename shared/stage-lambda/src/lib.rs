@@ -1,0 +1,134 @@
+//! The batch handler of the SQS-triggered stage functions (analyzer, executor, verifier).
+//!
+//! Each record is one stage message. Outcomes per record:
+//! - handled (or already handled: the stages are idempotent) → acknowledged;
+//! - a transient failure (store, queue, cluster or model unavailable) → listed in `batchItemFailures`, so SQS
+//!   redelivers it after the visibility timeout; on the last allowed receive the incident is marked failed and a
+//!   human is told first, and SQS then moves the message to the dead-letter queue;
+//! - a permanent failure (malformed or unsupported message, a stage that can never succeed) → logged, the incident
+//!   (when there is one) marked failed with a human told, and the message put on the dead-letter queue directly,
+//!   then acknowledged. If that put fails, the record is failed instead, so nothing is lost.
+//!
+//! The answer is only honoured with `ReportBatchItemFailures` on the event source mapping (`infra/` sets it).
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use domain::Envelope;
+use pipeline::Deps;
+
+/// Where permanently failed messages go.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn put(&self, body: &str, error: &str) -> Result<(), String>;
+}
+
+/// The dead-letter queue of a stage queue, written directly for permanent failures.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    pub client: aws::sqs::Client,
+    pub url: String,
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn put(&self, body: &str, error: &str) -> Result<(), String> {
+        let attr = aws::sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(error.chars().take(1000).collect::<String>())
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_attributes("error", attr)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("dead-letter put: {}", aws::sqs::error::DisplayErrorContext(e)))
+    }
+}
+
+/// What a stage function holds across invocations.
+pub struct StageFunction {
+    pub deps: Deps,
+    pub dead_letters: Box<dyn DeadLetters>,
+    /// The queue's `maxReceiveCount`: the receive on which a transient failure becomes final.
+    pub max_receives: u32,
+}
+
+impl std::fmt::Debug for StageFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageFunction").field("max_receives", &self.max_receives).finish_non_exhaustive()
+    }
+}
+
+enum Outcome {
+    Done,
+    Retry,
+}
+
+fn failure(id: &str) -> BatchItemFailure {
+    let mut f = BatchItemFailure::default();
+    f.item_identifier = id.to_owned();
+    f
+}
+
+impl StageFunction {
+    /// Handles one SQS batch; the answer lists the records SQS must deliver again.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for record in &event.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            if let Outcome::Retry = self.record(record).await {
+                response.batch_item_failures.push(failure(&id));
+            }
+        }
+        response
+    }
+
+    async fn record(&self, record: &SqsMessage) -> Outcome {
+        let body = record.body.as_deref().unwrap_or_default();
+        let receives: u32 = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+        let msg = match Envelope::decode(body) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, message_id = ?record.message_id, "Malformed stage message.");
+                return self.dead_letter(body, &e.to_string()).await;
+            }
+        };
+        match pipeline::handle_message(&self.deps, &msg).await {
+            Ok(()) => Outcome::Done,
+            Err(e) if e.is_retryable() && receives < self.max_receives => {
+                tracing::warn!(error = %e, receives, "Stage failed; SQS will redeliver.");
+                Outcome::Retry
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::error!(error = %e, receives, "Stage failed on its last delivery; giving up.");
+                if let Err(g) = pipeline::give_up(&self.deps, &msg, &e.to_string()).await {
+                    tracing::error!(error = %g, "Could not mark the incident failed.");
+                }
+                // SQS moves it to the dead-letter queue after this receive.
+                Outcome::Retry
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Stage failed for good.");
+                if let Err(g) = pipeline::give_up(&self.deps, &msg, &e.to_string()).await {
+                    tracing::error!(error = %g, "Could not mark the incident failed; SQS will redeliver.");
+                    return Outcome::Retry;
+                }
+                self.dead_letter(body, &e.to_string()).await
+            }
+        }
+    }
+
+    async fn dead_letter(&self, body: &str, error: &str) -> Outcome {
+        match self.dead_letters.put(body, error).await {
+            Ok(()) => Outcome::Done,
+            Err(e) => {
+                tracing::error!(error = %e, "Could not dead-letter the message; SQS will redeliver it.");
+                Outcome::Retry
+            }
+        }
+    }
+}
