@@ -159,6 +159,27 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Every item a query returns, following `LastEvaluatedKey` across pages. `build` sets the query's table,
+    /// index and key condition; `what` names the call in errors.
+    async fn query_all(
+        &self,
+        what: &str,
+        build: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = build().set_exclusive_start_key(start.take()).send().await.map_err(|e| unavailable(what, e))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
 /// Parses a listing cursor (the GSI sort key of the last item returned).
 fn parse_cursor(c: &str) -> Result<(String, IncidentId), StoreError> {
     let bad = || StoreError::Corrupt(format!("bad cursor {c:?}"));
@@ -271,58 +292,34 @@ impl IncidentStore for DynamoStore {
     }
 
     async fn timeline(&self, id: &IncidentId) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
-                .expression_attribute_values(":pk", s(inc_pk(id)))
-                .expression_attribute_values(":evt", s("EVT#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("dynamodb timeline", e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(parse(&item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let items = self
+            .query_all("dynamodb timeline", || {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :evt)")
+                    .expression_attribute_values(":pk", s(inc_pk(id)))
+                    .expression_attribute_values(":evt", s("EVT#"))
+                    .consistent_read(true)
+            })
+            .await?;
+        items.iter().map(parse).collect()
     }
 
     async fn list_active(&self) -> Result<Vec<Incident>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI_ACTIVE)
-                .key_condition_expression("gsi2pk = :active")
-                .expression_attribute_values(":active", s("ACTIVE"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("dynamodb list active", e))?;
-            for item in page.items.unwrap_or_default() {
-                let i: Incident = parse(&item)?;
-                // The index is eventually consistent: drop anything that has ended since.
-                if !i.state.is_terminal() {
-                    out.push(i);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let items = self
+            .query_all("dynamodb list active", || {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(GSI_ACTIVE)
+                    .key_condition_expression("gsi2pk = :active")
+                    .expression_attribute_values(":active", s("ACTIVE"))
+            })
+            .await?;
+        let all: Vec<Incident> = items.iter().map(parse).collect::<Result<_, _>>()?;
+        // The index is eventually consistent: drop anything that has ended since.
+        Ok(all.into_iter().filter(|i| !i.state.is_terminal()).collect())
     }
 
     async fn find_by_external_id(&self, team: &TeamId, external_id: &str) -> Result<Option<IncidentId>, StoreError> {
@@ -347,27 +344,16 @@ impl RunbookStore for DynamoStore {
     }
 
     async fn list(&self, team: &TeamId) -> Result<Vec<RunbookEntry>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("RUNBOOK#{team}")))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("dynamodb runbook", e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(parse(&item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let items = self
+            .query_all("dynamodb runbook", || {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(format!("RUNBOOK#{team}")))
+            })
+            .await?;
+        items.iter().map(parse).collect()
     }
 }
 

@@ -21,32 +21,9 @@ pub use {aws_sdk_dynamodb as dynamodb, aws_sdk_secretsmanager as secretsmanager,
 /// Attempts per call, the first included (the SDK's standard mode: exponential back-off with jitter).
 pub const MAX_ATTEMPTS: u32 = 4;
 
-/// The shared AWS configuration: region and credentials from the environment (the Lambda role), bounded
-/// timeouts, standard retries. `endpoint` overrides every service's endpoint (moto on loopback in tests).
-pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(20))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
-    if let Some(url) = endpoint {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
-}
-
-/// The configuration for an AWS-API server on loopback (moto in tests, `cargo lambda watch` runs): fixed test
-/// credentials, `us-east-1`, the same timeouts and retries.
-pub async fn local_config(endpoint: &str) -> SdkConfig {
-    let creds = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "loopback");
+/// The loader every configuration starts from: bounded timeouts and the SDK's standard retries.
+fn loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(creds)
-        .endpoint_url(endpoint)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -55,6 +32,26 @@ pub async fn local_config(endpoint: &str) -> SdkConfig {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+}
+
+/// The shared AWS configuration: region and credentials from the environment (the Lambda role), bounded
+/// timeouts, standard retries. `endpoint` overrides every service's endpoint (moto on loopback in tests).
+pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
+    let mut l = loader();
+    if let Some(url) = endpoint {
+        l = l.endpoint_url(url);
+    }
+    l.load().await
+}
+
+/// The configuration for an AWS-API server on loopback (moto in tests, `cargo lambda watch` runs): fixed test
+/// credentials, `us-east-1`, the same timeouts and retries.
+pub async fn local_config(endpoint: &str) -> SdkConfig {
+    let creds = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "loopback");
+    loader()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .endpoint_url(endpoint)
         .load()
         .await
 }
