@@ -5,44 +5,26 @@ use async_trait::async_trait;
 use domain::ports::{LanguageModel, LlmError, LlmRequest};
 use serde_json::{Value, json};
 
-use crate::LlmConfig;
 use crate::retry::send;
+use crate::{Endpoint, LlmConfig};
 
 pub const API_VERSION: &str = "2023-06-01";
 const DEFAULT_ENDPOINT: &str = "https://api.anthropic.com";
 
+#[derive(Debug)]
 pub struct Anthropic {
-    http: reqwest::Client,
-    url: String,
-    api_key: String,
-    model: String,
-    max_tokens: u32,
-    max_retries: u32,
-}
-
-impl std::fmt::Debug for Anthropic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Anthropic").field("url", &self.url).field("model", &self.model).finish_non_exhaustive()
-    }
+    e: Endpoint,
 }
 
 impl Anthropic {
     pub fn new(http: reqwest::Client, config: &LlmConfig, api_key: String) -> Self {
-        let base = config.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/');
-        Self {
-            http,
-            url: format!("{base}/v1/messages"),
-            api_key,
-            model: config.model.clone(),
-            max_tokens: config.max_tokens,
-            max_retries: config.max_retries,
-        }
+        Self { e: Endpoint::new(http, config, api_key, DEFAULT_ENDPOINT, "/v1/messages") }
     }
 
     fn body(&self, req: &LlmRequest) -> Value {
         json!({
-            "model": self.model,
-            "max_tokens": self.max_tokens,
+            "model": self.e.model,
+            "max_tokens": self.e.max_tokens,
             "temperature": 0,
             "system": req.system,
             "messages": [{"role": "user", "content": req.user}],
@@ -59,20 +41,21 @@ impl Anthropic {
 #[async_trait]
 impl LanguageModel for Anthropic {
     fn model(&self) -> &str {
-        &self.model
+        &self.e.model
     }
 
     async fn answer(&self, req: &LlmRequest) -> Result<Value, LlmError> {
         let body = self.body(req);
         let reply = send(
             || {
-                self.http
-                    .post(&self.url)
-                    .header("x-api-key", &self.api_key)
+                self.e
+                    .http
+                    .post(&self.e.url)
+                    .header("x-api-key", &self.e.api_key)
                     .header("anthropic-version", API_VERSION)
                     .json(&body)
             },
-            self.max_retries,
+            self.e.max_retries,
             "anthropic",
         )
         .await?;

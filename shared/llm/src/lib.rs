@@ -88,6 +88,38 @@ impl LlmConfig {
     }
 }
 
+/// What both clients hold: the HTTP client, the full URL of the call, the key and the per-call limits. Its
+/// `Debug` never shows the key.
+pub(crate) struct Endpoint {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub api_key: String,
+    pub model: String,
+    pub max_tokens: u32,
+    pub max_retries: u32,
+}
+
+impl Endpoint {
+    /// `path` is appended to the configured base URL, or to `default_base` when none is configured.
+    pub fn new(http: reqwest::Client, config: &LlmConfig, api_key: String, default_base: &str, path: &str) -> Self {
+        let base = config.endpoint.as_deref().unwrap_or(default_base).trim_end_matches('/');
+        Self {
+            http,
+            url: format!("{base}{path}"),
+            api_key,
+            model: config.model.clone(),
+            max_tokens: config.max_tokens,
+            max_retries: config.max_retries,
+        }
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("url", &self.url).field("model", &self.model).finish_non_exhaustive()
+    }
+}
+
 /// The HTTP client every model call uses: rustls with the ring provider, bounded connect and total time.
 fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     // Installing the process-wide provider fails harmlessly when another component already did.

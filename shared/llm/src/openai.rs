@@ -6,24 +6,14 @@ use async_trait::async_trait;
 use domain::ports::{LanguageModel, LlmError, LlmRequest};
 use serde_json::{Value, json};
 
-use crate::LlmConfig;
 use crate::retry::send;
+use crate::{Endpoint, LlmConfig};
 
 const DEFAULT_ENDPOINT: &str = "https://api.openai.com/v1";
 
+#[derive(Debug)]
 pub struct OpenAiCompatible {
-    http: reqwest::Client,
-    url: String,
-    api_key: String,
-    model: String,
-    max_tokens: u32,
-    max_retries: u32,
-}
-
-impl std::fmt::Debug for OpenAiCompatible {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiCompatible").field("url", &self.url).field("model", &self.model).finish_non_exhaustive()
-    }
+    e: Endpoint,
 }
 
 /// Content that may be wrapped in a Markdown code fence.
@@ -35,21 +25,13 @@ fn unfenced(s: &str) -> &str {
 
 impl OpenAiCompatible {
     pub fn new(http: reqwest::Client, config: &LlmConfig, api_key: String) -> Self {
-        let base = config.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/');
-        Self {
-            http,
-            url: format!("{base}/chat/completions"),
-            api_key,
-            model: config.model.clone(),
-            max_tokens: config.max_tokens,
-            max_retries: config.max_retries,
-        }
+        Self { e: Endpoint::new(http, config, api_key, DEFAULT_ENDPOINT, "/chat/completions") }
     }
 
     fn body(&self, req: &LlmRequest) -> Value {
         json!({
-            "model": self.model,
-            "max_tokens": self.max_tokens,
+            "model": self.e.model,
+            "max_tokens": self.e.max_tokens,
             "temperature": 0,
             "messages": [
                 {"role": "system", "content": req.system},
@@ -66,17 +48,17 @@ impl OpenAiCompatible {
 #[async_trait]
 impl LanguageModel for OpenAiCompatible {
     fn model(&self) -> &str {
-        &self.model
+        &self.e.model
     }
 
     async fn answer(&self, req: &LlmRequest) -> Result<Value, LlmError> {
         let body = self.body(req);
         let reply = send(
             || {
-                let r = self.http.post(&self.url).json(&body);
-                if self.api_key.is_empty() { r } else { r.bearer_auth(&self.api_key) }
+                let r = self.e.http.post(&self.e.url).json(&body);
+                if self.e.api_key.is_empty() { r } else { r.bearer_auth(&self.e.api_key) }
             },
-            self.max_retries,
+            self.e.max_retries,
             "openai-compatible",
         )
         .await?;
