@@ -1,6 +1,7 @@
 //! The webhook-intake function: API Gateway HTTP API (payload v2) → verify, dedupe, store, enqueue → 202.
 //!
-//! Routes: `POST /webhooks/pagerduty/{team}` and `POST /webhooks/pagerduty` (the default team). It holds only a
+//! Routes: `POST /webhooks/pagerduty/{team}`, `POST /webhooks/pagerduty` (the default team) and
+//! `POST /webhooks/alertmanager/{team}` (bearer token). It holds only a
 //! DynamoDB, an SQS and a Secrets Manager client, built once at start; it never reaches a cluster or a model, so
 //! it answers PagerDuty well inside its 5-second budget.
 
@@ -11,6 +12,7 @@ use aws::{DynamoStore, QueueUrls, SecretsManagerSecrets, SqsQueue};
 use domain::ports::{QueueName, SystemClock};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
+use pipeline::alertmanager::{AUTHORIZATION_HEADER, AlertmanagerRequest};
 use pipeline::intake::{SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WebhookRequest};
 use pipeline::{IntakeDeps, PipelineConfig};
 use serde_json::json;
@@ -105,28 +107,41 @@ impl App {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let path = req.raw_http_path().trim_end_matches('/').to_owned();
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let team = match segments.as_slice() {
-            ["webhooks", "pagerduty"] => domain::TeamId::DEFAULT.to_owned(),
-            ["webhooks", "pagerduty", team] => (*team).to_owned(),
+        let (source, team) = match segments.as_slice() {
+            ["webhooks", "pagerduty"] => (Source::PagerDuty, domain::TeamId::DEFAULT.to_owned()),
+            ["webhooks", "pagerduty", team] => (Source::PagerDuty, (*team).to_owned()),
+            ["webhooks", "alertmanager", team] => (Source::Alertmanager, (*team).to_owned()),
             _ => return json_response(StatusCode::NOT_FOUND, error("not_found", format!("no route for {path}"))),
         };
         if req.method() != Method::POST {
             return json_response(StatusCode::METHOD_NOT_ALLOWED, error("method_not_allowed", "use POST".into()));
         }
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let reply = pipeline::intake::pagerduty(
-            &self.deps,
-            WebhookRequest {
-                team: &team,
-                signature: header(SIGNATURE_HEADER),
-                webhook_id: header(WEBHOOK_ID_HEADER),
-                body: req.body().as_ref(),
-            },
-        )
-        .await;
-        tracing::info!(status = reply.status, team = %team, "PagerDuty webhook answered.");
+        let body = req.body().as_ref();
+        let reply = match source {
+            Source::PagerDuty => {
+                let request = WebhookRequest {
+                    team: &team,
+                    signature: header(SIGNATURE_HEADER),
+                    webhook_id: header(WEBHOOK_ID_HEADER),
+                    body,
+                };
+                pipeline::intake::pagerduty(&self.deps, request).await
+            }
+            Source::Alertmanager => {
+                let request = AlertmanagerRequest { team: &team, authorization: header(AUTHORIZATION_HEADER), body };
+                pipeline::alertmanager::alertmanager(&self.deps, request).await
+            }
+        };
+        tracing::info!(status = reply.status, team = %team, source = ?source, "Webhook answered.");
         json_response(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), reply.body)
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    PagerDuty,
+    Alertmanager,
 }
 
 fn error(code: &str, message: String) -> serde_json::Value {

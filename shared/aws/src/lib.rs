@@ -15,7 +15,7 @@ use aws_config::timeout::TimeoutConfig;
 
 pub use dynamo::{DynamoStore, create_table};
 pub use queue::{QueueUrls, SqsQueue};
-pub use secrets::{DEFAULT_TTL as SECRETS_TTL, SecretsManagerSecrets, team_secret_id};
+pub use secrets::{DEFAULT_TTL as SECRETS_TTL, SecretsManagerSecrets, deployment_secret_id, team_secret_id};
 pub use {aws_sdk_dynamodb as dynamodb, aws_sdk_secretsmanager as secretsmanager, aws_sdk_sqs as sqs};
 
 /// Attempts per call, the first included (the SDK's standard mode: exponential back-off with jitter).

@@ -1,6 +1,8 @@
-//! Per-team secrets in Secrets Manager, one JSON secret per team (`<prefix>/teams/<team>`):
-//! `{"pagerduty_webhook_secrets": ["…", "…"], "pagerduty_api_token": "…", "slack_webhook_url": "…"}`.
-//! Values are cached for a TTL (a rotation shows up within it) and never logged.
+//! Secrets in Secrets Manager: one JSON document per team (`<prefix>/teams/<team>`) and one for the deployment
+//! (`<prefix>/deployment`), keyed by [`SecretName::key`]:
+//! `{"pagerduty_webhook_secrets": ["…", "…"], "alertmanager_bearer_tokens": ["…"], "pagerduty_api_token": "…",
+//! "slack_webhook_url": "…", "llm_api_key": "…"}`. A value is a string or a list of strings (rotation).
+//! Documents are cached for a TTL (a rotation shows up within it); values are never logged.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use domain::TeamId;
-use domain::ports::{Secret, Secrets, SecretsError};
+use domain::ports::{Secret, SecretName, Secrets, SecretsError};
 use serde_json::Value;
 
 use crate::describe;
@@ -20,6 +22,11 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// The secret id of a team's secrets.
 pub fn team_secret_id(prefix: &str, team: &TeamId) -> String {
     format!("{}/teams/{team}", prefix.trim_end_matches('/'))
+}
+
+/// The secret id of the deployment's secrets.
+pub fn deployment_secret_id(prefix: &str) -> String {
+    format!("{}/deployment", prefix.trim_end_matches('/'))
 }
 
 pub struct SecretsManagerSecrets {
@@ -63,21 +70,28 @@ impl SecretsManagerSecrets {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), (Instant::now(), v.clone()));
         Ok(v)
     }
-}
 
-#[async_trait]
-impl Secrets for SecretsManagerSecrets {
-    async fn pagerduty_signing_secrets(&self, team: &TeamId) -> Result<Vec<Secret>, SecretsError> {
-        let id = team_secret_id(&self.prefix, team);
-        let doc = self.document(&id).await?;
-        let values: Vec<Secret> = match &doc["pagerduty_webhook_secrets"] {
+    async fn values(&self, id: &str, name: SecretName) -> Result<Vec<Secret>, SecretsError> {
+        let doc = self.document(id).await?;
+        let values: Vec<Secret> = match &doc[name.key()] {
             Value::Array(a) => a.iter().filter_map(Value::as_str).filter(|s| !s.is_empty()).map(Secret::new).collect(),
             Value::String(s) if !s.is_empty() => vec![Secret::new(s.as_str())],
             _ => Vec::new(),
         };
         if values.is_empty() {
-            return Err(SecretsError::Missing(format!("pagerduty_webhook_secrets in {id}")));
+            return Err(SecretsError::Missing(format!("{} in {id}", name.key())));
         }
         Ok(values)
+    }
+}
+
+#[async_trait]
+impl Secrets for SecretsManagerSecrets {
+    async fn team_secret(&self, team: &TeamId, name: SecretName) -> Result<Vec<Secret>, SecretsError> {
+        self.values(&team_secret_id(&self.prefix, team), name).await
+    }
+
+    async fn deployment_secret(&self, name: SecretName) -> Result<Vec<Secret>, SecretsError> {
+        self.values(&deployment_secret_id(&self.prefix), name).await
     }
 }

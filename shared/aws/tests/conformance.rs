@@ -74,15 +74,13 @@ async fn secrets_manager() -> Kept<aws::SecretsManagerSecrets> {
     let moto = Moto::start().await;
     let client = aws::secretsmanager::Client::new(&aws::local_config(&moto.url).await);
     let team = domain::TeamId::parse(conformance::secrets::TEAM).unwrap();
-    let doc =
-        serde_json::json!({"pagerduty_webhook_secrets": conformance::secrets::SIGNING, "pagerduty_api_token": "tok"});
-    client
-        .create_secret()
-        .name(aws::team_secret_id("dreamops/test", &team))
-        .secret_string(doc.to_string())
-        .send()
-        .await
-        .unwrap();
+    let (team_doc, deployment_doc) = conformance::secrets::documents();
+    for (id, doc) in [
+        (aws::team_secret_id("dreamops/test", &team), team_doc),
+        (aws::deployment_secret_id("dreamops/test"), deployment_doc),
+    ] {
+        client.create_secret().name(id).secret_string(doc.to_string()).send().await.unwrap();
+    }
     Kept { inner: aws::SecretsManagerSecrets::new(client, "dreamops/test", Duration::from_secs(60)), moto }
 }
 

@@ -1,13 +1,60 @@
-//! The secrets contract. Each adapter's setup stores, for team `payments`, the PagerDuty signing secrets
-//! `sig-old` and `sig-new` (a rotation), and nothing for team `nobody`.
+//! The secrets contract. Each adapter's setup stores, for team `payments`: the PagerDuty signing secrets
+//! `SIGNING` (a rotation), the Alertmanager token `AM_TOKEN` and the Slack URL `TEAM_SLACK`; for the deployment:
+//! the PagerDuty API token `DEPLOYMENT_PD_TOKEN`, the model key `LLM_KEY` and a PagerDuty signing secret
+//! `DEPLOYMENT_SIGNING` (which must never authenticate a team); nothing for team `nobody`.
 #![allow(clippy::unwrap_used)]
 
 use domain::TeamId;
-use domain::ports::{Secrets, SecretsError};
+use domain::ports::{SecretName, Secrets, SecretsError};
 
 pub const TEAM: &str = "payments";
 pub const SIGNING: [&str; 2] = ["sig-old", "sig-new"];
+pub const AM_TOKEN: &str = "am-token";
+pub const TEAM_SLACK: &str = "https://hooks.slack.test/services/T0/B0/payments";
+pub const DEPLOYMENT_PD_TOKEN: &str = "pd-deployment-token";
+pub const LLM_KEY: &str = "llm-key";
+pub const DEPLOYMENT_SIGNING: &str = "sig-deployment";
 pub const MISSING_TEAM: &str = "nobody";
+
+/// The team document and the deployment document, as JSON (the shape Secrets Manager holds).
+pub fn documents() -> (serde_json::Value, serde_json::Value) {
+    (
+        serde_json::json!({
+            "pagerduty_webhook_secrets": SIGNING,
+            "alertmanager_bearer_tokens": [AM_TOKEN],
+            "slack_webhook_url": TEAM_SLACK,
+        }),
+        serde_json::json!({
+            "pagerduty_api_token": DEPLOYMENT_PD_TOKEN,
+            "llm_api_key": LLM_KEY,
+            "pagerduty_webhook_secrets": [DEPLOYMENT_SIGNING],
+        }),
+    )
+}
+
+pub async fn outbound_credentials_fall_back_to_the_deployment(s: &impl Secrets) {
+    let team = TeamId::parse(TEAM).unwrap();
+    assert_eq!(s.credential(&team, SecretName::SlackWebhookUrl).await.unwrap().expose(), TEAM_SLACK);
+    assert_eq!(s.credential(&team, SecretName::PagerDutyApiToken).await.unwrap().expose(), DEPLOYMENT_PD_TOKEN);
+    let nobody = TeamId::parse(MISSING_TEAM).unwrap();
+    assert_eq!(s.credential(&nobody, SecretName::PagerDutyApiToken).await.unwrap().expose(), DEPLOYMENT_PD_TOKEN);
+    assert_eq!(s.deployment_secret(SecretName::LlmApiKey).await.unwrap()[0].expose(), LLM_KEY);
+    let err = s.credential(&nobody, SecretName::SlackWebhookUrl).await.unwrap_err();
+    assert!(matches!(err, SecretsError::Missing(_)), "{err}");
+}
+
+pub async fn inbound_credentials_never_fall_back(s: &impl Secrets) {
+    let team = TeamId::parse(TEAM).unwrap();
+    let tokens = s.team_secret(&team, SecretName::AlertmanagerBearerTokens).await.unwrap();
+    assert_eq!(tokens.iter().map(|t| t.expose()).collect::<Vec<_>>(), [AM_TOKEN]);
+    let nobody = TeamId::parse(MISSING_TEAM).unwrap();
+    for name in [SecretName::PagerDutyWebhookSecrets, SecretName::AlertmanagerBearerTokens] {
+        let err = s.credential(&nobody, name).await.unwrap_err();
+        assert!(matches!(err, SecretsError::Missing(_)), "{name:?}: {err}");
+    }
+    let own = s.credential(&team, SecretName::AlertmanagerBearerTokens).await.unwrap();
+    assert_eq!(own.expose(), AM_TOKEN);
+}
 
 pub async fn rotation_returns_every_secret(s: &impl Secrets) {
     let got = s.pagerduty_signing_secrets(&TeamId::parse(TEAM).unwrap()).await.unwrap();
@@ -36,6 +83,12 @@ macro_rules! secrets_suite {
                 async fn rotation() { $crate::secrets::rotation_returns_every_secret(&$make).await }
                 #[tokio::test]
                 async fn missing() { $crate::secrets::a_team_without_secrets_is_missing(&$make).await }
+                #[tokio::test]
+                async fn outbound() {
+                    $crate::secrets::outbound_credentials_fall_back_to_the_deployment(&$make).await
+                }
+                #[tokio::test]
+                async fn inbound() { $crate::secrets::inbound_credentials_never_fall_back(&$make).await }
             }
         )*
     };

@@ -25,14 +25,33 @@ pub enum AlertSource {
         webhook_id: String,
         event_id: String,
     },
+    /// An Alertmanager webhook notification (version 4) for one alert group.
+    Alertmanager {
+        /// Alertmanager's `groupKey`: identifies the route and group the notification was for.
+        group_key: String,
+        /// A short stable id of the group key (`am_` + hex digest), the group's external id.
+        group_id: String,
+        receiver: String,
+        external_url: Option<String>,
+        /// The fingerprints of the firing alerts the incident was opened for, sorted.
+        fingerprints: Vec<String>,
+        /// Alerts Alertmanager left out of the notification (`max_alerts`).
+        truncated_alerts: u64,
+    },
 }
 
 impl AlertSource {
-    /// The source's own id of the incident (PagerDuty incident id).
+    /// The source's own id of the incident: PagerDuty's incident id, or the Alertmanager group's id.
     pub fn external_id(&self) -> &str {
         match self {
             Self::PagerDuty { incident_id, .. } => incident_id,
+            Self::Alertmanager { group_id, .. } => group_id,
         }
+    }
+
+    /// Whether the source is a PagerDuty incident the agent can annotate and resolve.
+    pub fn is_pagerduty(&self) -> bool {
+        matches!(self, Self::PagerDuty { .. })
     }
 }
 

@@ -176,11 +176,71 @@ impl Retryable for SecretsError {
     }
 }
 
-/// Per-team secrets.
+/// The secrets DreamOps holds, by their key in a secret document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SecretName {
+    /// PagerDuty webhook signing secrets (inbound; several during a rotation).
+    PagerDutyWebhookSecrets,
+    /// Bearer tokens Alertmanager sends (`http_config.authorization`; inbound; several during a rotation).
+    AlertmanagerBearerTokens,
+    /// PagerDuty REST API token (outbound: notes, resolves, alert details).
+    PagerDutyApiToken,
+    /// Slack incoming-webhook URL (outbound).
+    SlackWebhookUrl,
+    /// The language model provider's API key (outbound; per deployment).
+    LlmApiKey,
+}
+
+impl SecretName {
+    pub const ALL: [SecretName; 5] = [
+        Self::PagerDutyWebhookSecrets,
+        Self::AlertmanagerBearerTokens,
+        Self::PagerDutyApiToken,
+        Self::SlackWebhookUrl,
+        Self::LlmApiKey,
+    ];
+
+    /// The key in a secret's JSON document.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::PagerDutyWebhookSecrets => "pagerduty_webhook_secrets",
+            Self::AlertmanagerBearerTokens => "alertmanager_bearer_tokens",
+            Self::PagerDutyApiToken => "pagerduty_api_token",
+            Self::SlackWebhookUrl => "slack_webhook_url",
+            Self::LlmApiKey => "llm_api_key",
+        }
+    }
+
+    /// Inbound credentials authenticate one team's webhooks and never fall back to the deployment's, so one
+    /// team's token can never open another team's route.
+    pub const fn is_inbound(self) -> bool {
+        matches!(self, Self::PagerDutyWebhookSecrets | Self::AlertmanagerBearerTokens)
+    }
+}
+
+/// Secrets of the deployment and of each team. Values are `Missing` when not configured, never empty.
 #[async_trait]
 pub trait Secrets: Send + Sync {
+    /// Every value of one of a team's own secrets (several during a rotation).
+    async fn team_secret(&self, team: &TeamId, name: SecretName) -> Result<Vec<Secret>, SecretsError>;
+
+    /// Every value of a deployment-wide secret.
+    async fn deployment_secret(&self, name: SecretName) -> Result<Vec<Secret>, SecretsError>;
+
     /// The PagerDuty webhook signing secrets of a team (several during rotation).
-    async fn pagerduty_signing_secrets(&self, team: &TeamId) -> Result<Vec<Secret>, SecretsError>;
+    async fn pagerduty_signing_secrets(&self, team: &TeamId) -> Result<Vec<Secret>, SecretsError> {
+        self.team_secret(team, SecretName::PagerDutyWebhookSecrets).await
+    }
+
+    /// An outbound credential: the team's own, else the deployment's. Inbound ones never fall back.
+    async fn credential(&self, team: &TeamId, name: SecretName) -> Result<Secret, SecretsError> {
+        let values = match self.team_secret(team, name).await {
+            Ok(v) => v,
+            Err(SecretsError::Missing(_)) if !name.is_inbound() => self.deployment_secret(name).await?,
+            Err(e) => return Err(e),
+        };
+        values.into_iter().next().ok_or_else(|| SecretsError::Missing(format!("{} of team {team}", name.key())))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ pub enum IgnoreReason {
     OwnEcho,
     /// A human resolved the page before the agent acted.
     ResolvedByHuman,
+    /// The alert source reported the alerts resolved (Alertmanager `status: resolved`) before the agent acted.
+    ResolvedAtSource,
 }
 
 impl IgnoreReason {
@@ -26,6 +28,7 @@ impl IgnoreReason {
             Self::QuotaExceeded => "quota_exceeded",
             Self::OwnEcho => "own_echo",
             Self::ResolvedByHuman => "resolved_by_human",
+            Self::ResolvedAtSource => "resolved_at_source",
         }
     }
 }
@@ -70,8 +73,11 @@ impl State {
             (self, to),
             (Received, Analyzing | Ignored(_) | Failed)
                 | (Analyzing, AwaitingApproval | Executing | Escalated | Resolved | Failed)
-                | (Analyzing, Ignored(IgnoreReason::ResolvedByHuman))
-                | (AwaitingApproval, Executing | Escalated | Ignored(IgnoreReason::ResolvedByHuman))
+                | (Analyzing, Ignored(IgnoreReason::ResolvedByHuman | IgnoreReason::ResolvedAtSource))
+                | (
+                    AwaitingApproval,
+                    Executing | Escalated | Ignored(IgnoreReason::ResolvedByHuman | IgnoreReason::ResolvedAtSource)
+                )
                 | (Executing, Verifying | Escalated | Failed)
                 | (Verifying, Resolved | Escalated | RolledBack | Failed)
         );
@@ -109,7 +115,7 @@ mod tests {
     use super::*;
     use State::*;
 
-    const ALL: [State; 13] = [
+    const ALL: [State; 14] = [
         Received,
         Analyzing,
         AwaitingApproval,
@@ -123,6 +129,7 @@ mod tests {
         Ignored(IgnoreReason::QuotaExceeded),
         Ignored(IgnoreReason::OwnEcho),
         Ignored(IgnoreReason::ResolvedByHuman),
+        Ignored(IgnoreReason::ResolvedAtSource),
     ];
 
     #[test]
@@ -163,6 +170,7 @@ mod tests {
         assert!(Analyzing.check_transition(Verifying).is_err());
         assert!(Verifying.check_transition(Executing).is_err());
         assert!(Executing.check_transition(Ignored(IgnoreReason::ResolvedByHuman)).is_err());
+        assert!(Verifying.check_transition(Ignored(IgnoreReason::ResolvedAtSource)).is_err(), "a change is verified");
     }
 
     #[test]

@@ -6,46 +6,81 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use domain::TeamId;
-use domain::ports::{Chat, ChatMessage, NotifyError, Pager, Secret, Secrets, SecretsError};
+use domain::ports::{Chat, ChatMessage, NotifyError, Pager, Secret, SecretName, Secrets, SecretsError};
 use serde::Serialize;
 
 /// Environment variable with the default team's PagerDuty signing secret (comma-separated during rotation).
 pub const PAGERDUTY_WEBHOOK_SECRET: &str = "PAGERDUTY_WEBHOOK_SECRET";
 
-/// Signing secrets per team, from the config file, with the environment variable for the default team.
+/// Secrets per team and for the deployment, from the config file, with the environment variable for the default
+/// team's PagerDuty signing secret.
 #[derive(Clone, Default)]
 pub struct ConfigSecrets {
-    teams: BTreeMap<TeamId, Vec<Secret>>,
+    teams: BTreeMap<(TeamId, SecretName), Vec<Secret>>,
+    deployment: BTreeMap<SecretName, Vec<Secret>>,
 }
 
 impl std::fmt::Debug for ConfigSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConfigSecrets").field("teams", &self.teams.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("ConfigSecrets")
+            .field("teams", &self.teams.keys().collect::<Vec<_>>())
+            .field("deployment", &self.deployment.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 impl ConfigSecrets {
+    /// PagerDuty signing secrets per team, plus the default team's from `env` (comma-separated).
     pub fn new(teams: BTreeMap<TeamId, Vec<Secret>>, env: Option<String>) -> Self {
-        let mut teams = teams;
+        let mut out = Self::default();
+        for (team, values) in teams {
+            out = out.with_team(team, SecretName::PagerDutyWebhookSecrets, values);
+        }
         if let Some(v) = env.filter(|v| !v.trim().is_empty()) {
             let secrets = v.split(',').map(|s| Secret::new(s.trim())).filter(|s| !s.expose().is_empty()).collect();
-            teams.insert(TeamId::default_team(), secrets);
+            out = out.with_team(TeamId::default_team(), SecretName::PagerDutyWebhookSecrets, secrets);
         }
-        Self { teams }
+        out
     }
 
+    /// One team with one PagerDuty signing secret.
     pub fn single(team: TeamId, secret: &str) -> Self {
-        Self { teams: [(team, vec![Secret::new(secret)])].into() }
+        Self::default().with_team(team, SecretName::PagerDutyWebhookSecrets, vec![Secret::new(secret)])
+    }
+
+    /// Adds (replaces) one of a team's secrets; empty values are dropped.
+    pub fn with_team(mut self, team: TeamId, name: SecretName, values: Vec<Secret>) -> Self {
+        let values: Vec<Secret> = values.into_iter().filter(|s| !s.expose().is_empty()).collect();
+        if !values.is_empty() {
+            self.teams.insert((team, name), values);
+        }
+        self
+    }
+
+    /// Adds (replaces) a deployment-wide secret; empty values are dropped.
+    pub fn with_deployment(mut self, name: SecretName, values: Vec<Secret>) -> Self {
+        let values: Vec<Secret> = values.into_iter().filter(|s| !s.expose().is_empty()).collect();
+        if !values.is_empty() {
+            self.deployment.insert(name, values);
+        }
+        self
     }
 }
 
 #[async_trait]
 impl Secrets for ConfigSecrets {
-    async fn pagerduty_signing_secrets(&self, team: &TeamId) -> Result<Vec<Secret>, SecretsError> {
+    async fn team_secret(&self, team: &TeamId, name: SecretName) -> Result<Vec<Secret>, SecretsError> {
         self.teams
-            .get(team)
+            .get(&(team.clone(), name))
             .cloned()
-            .ok_or_else(|| SecretsError::Missing(format!("pagerduty signing secret of team {team}")))
+            .ok_or_else(|| SecretsError::Missing(format!("{} of team {team}", name.key())))
+    }
+
+    async fn deployment_secret(&self, name: SecretName) -> Result<Vec<Secret>, SecretsError> {
+        self.deployment
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| SecretsError::Missing(format!("{} of the deployment", name.key())))
     }
 }
 

@@ -60,6 +60,9 @@ pub struct PagerDutyConfig {
 pub struct TeamConfig {
     /// Webhook signing secrets (several during rotation).
     pub pagerduty_webhook_secrets: Vec<String>,
+    /// Bearer tokens the team's Alertmanager sends to `POST /webhooks/alertmanager/{team}` (several during
+    /// rotation).
+    pub alertmanager_bearer_tokens: Vec<String>,
     pub settings: Option<TeamSettings>,
     /// PagerDuty service (id or name) → the Deployment its alerts are about.
     pub services: BTreeMap<String, ServiceTarget>,
@@ -108,13 +111,19 @@ impl FileConfig {
     /// Signing secrets per team; `PAGERDUTY_WEBHOOK_SECRET` sets the default team's.
     pub fn secrets(&self, env: impl Fn(&str) -> Option<String>) -> Result<ConfigSecrets, ConfigError> {
         let mut teams = BTreeMap::new();
+        let mut tokens = Vec::new();
         for (name, t) in &self.teams {
             let id = TeamId::parse(name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
             if !t.pagerduty_webhook_secrets.is_empty() {
-                teams.insert(id, t.pagerduty_webhook_secrets.iter().map(Secret::new).collect());
+                teams.insert(id.clone(), t.pagerduty_webhook_secrets.iter().map(Secret::new).collect());
             }
+            tokens.push((id, t.alertmanager_bearer_tokens.iter().map(Secret::new).collect()));
         }
-        Ok(ConfigSecrets::new(teams, env(PAGERDUTY_WEBHOOK_SECRET)))
+        let mut secrets = ConfigSecrets::new(teams, env(PAGERDUTY_WEBHOOK_SECRET));
+        for (id, values) in tokens {
+            secrets = secrets.with_team(id, domain::ports::SecretName::AlertmanagerBearerTokens, values);
+        }
+        Ok(secrets)
     }
 
     /// The configured language model, if any. Anthropic needs a key; OpenAI-compatible servers may not.

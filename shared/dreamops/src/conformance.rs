@@ -45,7 +45,14 @@ fn local_queue() -> (Arc<LocalQueue>, LocalProbe) {
 
 fn config_secrets() -> ConfigSecrets {
     let team = TeamId::parse(conformance::secrets::TEAM).unwrap();
-    ConfigSecrets::new([(team, conformance::secrets::SIGNING.iter().map(|s| Secret::new(*s)).collect())].into(), None)
+    use conformance::secrets as c;
+    use domain::ports::SecretName;
+    ConfigSecrets::new([(team.clone(), c::SIGNING.iter().map(|s| Secret::new(*s)).collect())].into(), None)
+        .with_team(team.clone(), SecretName::AlertmanagerBearerTokens, vec![Secret::new(c::AM_TOKEN)])
+        .with_team(team, SecretName::SlackWebhookUrl, vec![Secret::new(c::TEAM_SLACK)])
+        .with_deployment(SecretName::PagerDutyApiToken, vec![Secret::new(c::DEPLOYMENT_PD_TOKEN)])
+        .with_deployment(SecretName::LlmApiKey, vec![Secret::new(c::LLM_KEY)])
+        .with_deployment(SecretName::PagerDutyWebhookSecrets, vec![Secret::new(c::DEPLOYMENT_SIGNING)])
 }
 
 conformance::queue_suite!(local_queue_suite => local_queue());

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use domain::{IncidentId, TeamId};
+use pipeline::alertmanager::{AUTHORIZATION_HEADER, AlertmanagerRequest};
 use pipeline::intake::{self, SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WebhookRequest};
 use serde::Deserialize;
 use serde_json::json;
@@ -52,6 +53,19 @@ async fn pagerduty_team(
 
 async fn pagerduty_default(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: Bytes) -> Response {
     intake(&rt, TeamId::DEFAULT, &headers, &body).await
+}
+
+async fn alertmanager_team(
+    State(rt): State<Arc<Runtime>>,
+    Path(team): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request =
+        AlertmanagerRequest { team: &team, authorization: header(&headers, AUTHORIZATION_HEADER), body: &body };
+    let reply = pipeline::alertmanager::alertmanager(&rt.intake, request).await;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(reply.body)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +191,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
     Router::new()
         .route("/webhooks/pagerduty", post(pagerduty_default))
         .route("/webhooks/pagerduty/{team}", post(pagerduty_team))
+        .route("/webhooks/alertmanager/{team}", post(alertmanager_team))
         .route("/incidents", get(list_incidents))
         .route("/incidents/{id}", get(get_incident))
         .route("/incidents/{id}/approve", post(approve))

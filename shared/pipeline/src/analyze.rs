@@ -38,16 +38,20 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         }
     }
 
-    // Structured labels only: the alert's details from the source, then the team's service map.
+    // Structured labels only: the alert's details from the source, then the team's service map. Alertmanager
+    // notifications carry their labels; a PagerDuty incident's are read over its REST API.
     let mut alert = inc.alert.clone();
-    match deps.pager.alert_labels(&inc.team_id, inc.source.external_id()).await {
-        Ok(labels) => alert.labels.extend(labels),
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not read the alert's labels from the source; using the service map.")
+    if inc.source.is_pagerduty() {
+        match deps.pager.alert_labels(&inc.team_id, inc.source.external_id()).await {
+            Ok(labels) => alert.labels.extend(labels),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the alert's labels from the source; using the service map.")
+            }
         }
     }
     let service_id = match &inc.source {
         domain::AlertSource::PagerDuty { service_id, .. } => service_id.clone(),
+        domain::AlertSource::Alertmanager { .. } => None,
     };
     let mapped = match service_id {
         Some(id) => match deps.teams.service_target(&inc.team_id, &id).await {

@@ -45,10 +45,10 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
         Self { status, body: json!({"error": {"code": code, "message": message.into()}}) }
     }
-    fn accepted(status: &str, extra: Value) -> Self {
+    pub(crate) fn accepted(status: &str, extra: Value) -> Self {
         let mut body = json!({"status": status});
         if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
             b.extend(e);
@@ -139,8 +139,8 @@ pub fn incident_id_for(team: &TeamId, webhook_id: &str) -> IncidentId {
     IncidentId::from_string(format!("inc_{}", &hex::encode(digest)[..32]))
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> Reply {
-    tracing::warn!(error = %e, "Intake could not {what}; asking PagerDuty to retry.");
+pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> Reply {
+    tracing::warn!(error = %e, "Intake could not {what}; asking the sender to retry.");
     Reply::error(503, "unavailable", format!("temporarily unable to {what}; retry later"))
 }
 
@@ -310,26 +310,37 @@ async fn human_update(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) 
         Err(e) => return unavailable("find the incident", e),
     };
     let who = ev.agent.as_ref().and_then(|a| a.summary.clone()).unwrap_or_else(|| "someone".into());
-    // Conditional writes can lose to a stage moving the incident; re-read and try again a few times.
+    update_incident(deps, id, &Actor::Human(who.clone()), |rec| {
+        let cancels = ev.event_type == "incident.resolved"
+            && matches!(rec.next.state, State::Received | State::Analyzing | State::AwaitingApproval);
+        let to = State::Ignored(IgnoreReason::ResolvedByHuman);
+        if cancels && rec.transition(to, format!("resolved in PagerDuty by {who}"), "pending work cancelled").is_ok() {
+            rec.next.outcome = Some(format!("resolved by {who} before the agent acted"));
+        } else if cancels {
+            rec.note(format!("resolved in PagerDuty by {who}"), "nothing pending to cancel");
+        } else {
+            rec.note(format!("{} in PagerDuty by {who}", ev.event_type.trim_start_matches("incident.")), "recorded");
+        }
+    })
+    .await
+}
+
+/// Applies `change` (by `actor`) to the latest version of an incident and commits it, re-reading a few times when
+/// a stage moved the incident meanwhile.
+pub(crate) async fn update_incident(
+    deps: &Deps,
+    id: IncidentId,
+    actor: &Actor,
+    change: impl Fn(&mut crate::Recorder<'_>),
+) -> Reply {
     for _ in 0..3 {
         let inc = match deps.store.get(&id).await {
             Ok(Some(i)) => i,
             Ok(None) => return Reply::accepted("ignored", json!({"reason": "unknown_incident"})),
             Err(e) => return unavailable("read the incident", e),
         };
-        let mut rec = crate::Recorder::new(inc.clone(), "intake").by(Actor::Human(who.clone()));
-        let cancels = ev.event_type == "incident.resolved"
-            && matches!(inc.state, State::Received | State::Analyzing | State::AwaitingApproval);
-        if cancels {
-            let to = State::Ignored(IgnoreReason::ResolvedByHuman);
-            if rec.transition(to, format!("resolved in PagerDuty by {who}"), "pending work cancelled").is_err() {
-                rec.note(format!("resolved in PagerDuty by {who}"), "nothing pending to cancel");
-            } else {
-                rec.next.outcome = Some(format!("resolved by {who} before the agent acted"));
-            }
-        } else {
-            rec.note(format!("{} in PagerDuty by {who}", ev.event_type.trim_start_matches("incident.")), "recorded");
-        }
+        let mut rec = crate::Recorder::new(inc, "intake").by(actor.clone());
+        change(&mut rec);
         match rec.commit_to(deps.store.as_ref(), deps.clock.as_ref()).await {
             Ok(Some(_)) => return Reply::accepted("accepted", json!({"incident_id": id})),
             Ok(None) => continue,

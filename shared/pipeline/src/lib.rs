@@ -3,6 +3,7 @@
 //! Each stage is written once, against the ports of `domain`, and knows nothing of its transport: the local
 //! runtime calls them from in-process queue workers, the Lambda functions from SQS batches.
 
+pub mod alertmanager;
 pub mod analyze;
 pub mod approval;
 pub mod decide;

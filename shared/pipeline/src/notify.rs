@@ -25,8 +25,11 @@ fn diagnosis_lines(inc: &Incident) -> String {
 }
 
 async fn send(deps: &Deps, inc: &Incident, headline: String, note: String) {
-    let ext = inc.source.external_id();
-    if let Err(e) = deps.pager.add_note(&inc.team_id, ext, &format!("{NOTE_PREFIX} {note}")).await {
+    // Alertmanager has no incident to annotate or resolve: chat is where its humans hear from the agent.
+    if inc.source.is_pagerduty()
+        && let Err(e) =
+            deps.pager.add_note(&inc.team_id, inc.source.external_id(), &format!("{NOTE_PREFIX} {note}")).await
+    {
         tracing::warn!(error = %e, incident_id = %inc.id, "Could not add the PagerDuty note.");
     }
     let msg = ChatMessage { incident_id: inc.id.clone(), headline, body: note };
@@ -39,10 +42,11 @@ pub async fn resolved(deps: &Deps, inc: &Incident, verdict: &str) {
     let action = inc.current_action().map(|a| a.action.describe()).unwrap_or_default();
     let note = format!("Fixed automatically: {action}.\nVerified: {verdict}.\n{}", diagnosis_lines(inc));
     send(deps, inc, format!("Resolved: {}", inc.alert.title), note.clone()).await;
-    if let Err(e) = deps
-        .pager
-        .resolve(&inc.team_id, inc.source.external_id(), &format!("{NOTE_PREFIX} {action}; verified healthy"))
-        .await
+    if inc.source.is_pagerduty()
+        && let Err(e) = deps
+            .pager
+            .resolve(&inc.team_id, inc.source.external_id(), &format!("{NOTE_PREFIX} {action}; verified healthy"))
+            .await
     {
         tracing::warn!(error = %e, incident_id = %inc.id, "Could not resolve the PagerDuty incident.");
     }

@@ -57,11 +57,19 @@ impl<T: domain::ports::IncidentStore> domain::ports::IncidentStore for Kept<T> {
 
 #[async_trait::async_trait]
 impl<T: domain::ports::Secrets> domain::ports::Secrets for Kept<T> {
-    async fn pagerduty_signing_secrets(
+    async fn team_secret(
         &self,
         team: &domain::TeamId,
+        name: domain::ports::SecretName,
     ) -> Result<Vec<domain::ports::Secret>, domain::ports::SecretsError> {
-        self.inner.pagerduty_signing_secrets(team).await
+        self.inner.team_secret(team, name).await
+    }
+
+    async fn deployment_secret(
+        &self,
+        name: domain::ports::SecretName,
+    ) -> Result<Vec<domain::ports::Secret>, domain::ports::SecretsError> {
+        self.inner.deployment_secret(name).await
     }
 }
 
