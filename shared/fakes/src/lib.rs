@@ -5,3 +5,5 @@
 pub mod flaky;
 pub mod model;
 pub mod moto;
+pub mod pagerduty;
+pub mod slack;

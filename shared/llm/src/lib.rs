@@ -120,17 +120,10 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// The HTTP client every model call uses: rustls with the ring provider, bounded connect and total time.
-fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    // Installing the process-wide provider fails harmlessly when another component already did.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10))).build()
-}
-
 /// Builds the configured model client.
 pub fn build(config: &LlmConfig, api_key: String) -> Result<Arc<dyn LanguageModel>, BuildError> {
     config.check()?;
-    let http = http_client(Duration::from_secs(config.timeout_secs))?;
+    let http = outbound::http_client(Duration::from_secs(config.timeout_secs))?;
     Ok(match config.provider {
         Provider::Anthropic => Arc::new(Anthropic::new(http, config, api_key)),
         Provider::OpenaiCompatible => Arc::new(OpenAiCompatible::new(http, config, api_key)),

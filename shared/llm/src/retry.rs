@@ -1,11 +1,12 @@
 //! Sending with bounded retries, as the Anthropic SDK documents it (and OpenAI-compatible servers accept):
-//! obey `x-should-retry`; otherwise retry 408, 409, 429 and 5xx (529 included) and transport failures; wait
-//! `retry-after-ms`, else `retry-after` (seconds or an HTTP date) when within 0–60 s, else 0.5 s·2ⁿ capped at 8 s
-//! minus up to 25 % jitter. A 429 for an exhausted spend limit never clears by waiting and is not retried.
+//! obey `x-should-retry`; otherwise retry 408, 409, 429 and 5xx (529 included) and transport failures, with the
+//! shared timing of `outbound::retry` (server-requested waits within 60 s, else capped exponential back-off). A
+//! 429 for an exhausted spend limit never clears by waiting and is not retried.
 
 use std::time::Duration;
 
 use domain::ports::LlmError;
+use outbound::retry::{backoff, retryable_status, server_delay};
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 
@@ -15,36 +16,6 @@ pub(crate) struct Reply {
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The wait the server asked for, when it asked for one within 60 s.
-fn server_delay(h: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = header(h, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
-        && (0.0..=60_000.0).contains(&ms)
-    {
-        return Some(Duration::from_millis(ms as u64));
-    }
-    let v = header(h, "retry-after")?.trim();
-    let secs = match v.parse::<f64>() {
-        Ok(s) => s,
-        Err(_) => {
-            let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
-            at.duration_since(jiff::Timestamp::now()).as_secs_f64()
-        }
-    };
-    (0.0..=60.0).contains(&secs).then(|| Duration::from_secs_f64(secs))
-}
-
-fn backoff(attempt: u32) -> Duration {
-    let base = (0.5 * 2f64.powi(attempt as i32)).min(8.0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let jitter = 1.0 - 0.25 * (f64::from(nanos % 1000) / 1000.0);
-    Duration::from_secs_f64(base * jitter)
-}
-
-fn retryable_status(s: StatusCode) -> bool {
-    matches!(s.as_u16(), 408 | 409 | 429) || s.is_server_error()
 }
 
 /// The provider's error message (`{"error": {"type", "message"}}` in both APIs).
@@ -111,46 +82,4 @@ pub(crate) async fn send(make: impl Fn() -> RequestBuilder, max_retries: u32, wh
 async fn continue_after(attempt: &mut u32, delay: Duration) {
     tokio::time::sleep(delay).await;
     *attempt += 1;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn server_delays() {
-        assert_eq!(server_delay(&headers(&[("retry-after-ms", "250")])), Some(Duration::from_millis(250)));
-        assert_eq!(server_delay(&headers(&[("retry-after", "3")])), Some(Duration::from_secs(3)));
-        assert_eq!(server_delay(&headers(&[("retry-after", "600")])), None, "over 60 s falls back to back-off");
-        let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(5);
-        let date = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&soon).unwrap();
-        let d = server_delay(&headers(&[("retry-after", &date)])).unwrap();
-        assert!(d <= Duration::from_secs(5) && d >= Duration::from_secs(3), "{d:?}");
-        assert_eq!(server_delay(&headers(&[])), None);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(0) <= Duration::from_millis(500) && backoff(0) >= Duration::from_millis(375));
-        assert!(backoff(10) <= Duration::from_secs(8) && backoff(10) >= Duration::from_secs(6));
-    }
-
-    #[test]
-    fn retryable_statuses() {
-        for s in [408, 409, 429, 500, 502, 503, 529] {
-            assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-        for s in [400, 401, 403, 404, 413, 422] {
-            assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-    }
 }

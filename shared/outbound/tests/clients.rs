@@ -1,0 +1,178 @@
+//! The PagerDuty and Slack clients against fakes that speak the documented protocols: the right headers and
+//! bodies, retries on 429/5xx that honour the server's wait, no retries on 4xx, credentials never in errors.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use domain::ports::{Chat, ChatMessage, NotifyError, Pager, Secret, SecretName, Secrets, SecretsError};
+use domain::{IncidentId, TeamId};
+use fakes::pagerduty::{self, FakePagerDuty};
+use fakes::slack::FakeSlack;
+use outbound::{PagerDutyRest, SlackWebhook};
+use serde_json::json;
+
+/// Secrets held in memory: team values, then deployment values.
+#[derive(Default)]
+struct Held(BTreeMap<(Option<String>, SecretName), String>);
+
+impl Held {
+    fn team(mut self, team: &str, name: SecretName, v: &str) -> Self {
+        self.0.insert((Some(team.into()), name), v.into());
+        self
+    }
+    fn deployment(mut self, name: SecretName, v: &str) -> Self {
+        self.0.insert((None, name), v.into());
+        self
+    }
+}
+
+#[async_trait]
+impl Secrets for Held {
+    async fn team_secret(&self, team: &TeamId, name: SecretName) -> Result<Vec<Secret>, SecretsError> {
+        let v = self.0.get(&(Some(team.to_string()), name)).ok_or(SecretsError::Missing(name.key().into()))?;
+        Ok(vec![Secret::new(v.as_str())])
+    }
+    async fn deployment_secret(&self, name: SecretName) -> Result<Vec<Secret>, SecretsError> {
+        let v = self.0.get(&(None, name)).ok_or(SecretsError::Missing(name.key().into()))?;
+        Ok(vec![Secret::new(v.as_str())])
+    }
+}
+
+fn team(t: &str) -> TeamId {
+    TeamId::parse(t).unwrap()
+}
+
+async fn pd(secrets: Held) -> (FakePagerDuty, PagerDutyRest) {
+    let (fake, url) = FakePagerDuty::start().await.unwrap();
+    let client =
+        PagerDutyRest::new(Some(&url), "dreamops-bot@example.com", Arc::new(secrets), Duration::from_secs(5), 2)
+            .unwrap();
+    (fake, client)
+}
+
+#[tokio::test]
+async fn pagerduty_reads_labels_notes_and_resolves_with_the_documented_headers() {
+    let (fake, client) = pd(Held::default().deployment(SecretName::PagerDutyApiToken, pagerduty::TOKEN)).await;
+    fake.open_incident("Q1ABC", json!({"namespace": "shop", "custom_details": {"deployment": "checkout-api"}}));
+    let t = team("payments");
+
+    let labels = client.alert_labels(&t, "Q1ABC").await.unwrap();
+    assert_eq!((labels["namespace"].as_str(), labels["deployment"].as_str()), ("shop", "checkout-api"));
+    client.add_note(&t, "Q1ABC", "[DreamOps] Restarted shop/checkout-api").await.unwrap();
+    client.resolve(&t, "Q1ABC", "[DreamOps] verified healthy").await.unwrap();
+    assert_eq!(fake.notes("Q1ABC"), ["[DreamOps] Restarted shop/checkout-api"]);
+    assert_eq!(fake.status("Q1ABC").as_deref(), Some("resolved"));
+
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 3);
+    let put = &seen[2];
+    assert_eq!((put.method.as_str(), put.path.as_str()), ("PUT", "/incidents/Q1ABC"));
+    assert_eq!(put.headers["from"], "dreamops-bot@example.com");
+    assert_eq!(put.body["incident"]["resolution"], "[DreamOps] verified healthy");
+    assert!(seen[0].headers.get("from").is_none(), "reads carry no From");
+}
+
+#[tokio::test]
+async fn pagerduty_retries_rate_limits_after_the_reset_and_gives_up_on_4xx() {
+    let (fake, client) = pd(Held::default().team("payments", SecretName::PagerDutyApiToken, pagerduty::TOKEN)).await;
+    fake.open_incident("Q2", json!({}));
+    let t = team("payments");
+
+    fake.fail_next(429, &[("ratelimit-reset", "1")]);
+    let started = Instant::now();
+    client.add_note(&t, "Q2", "after a rate limit").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited for the reset");
+    assert_eq!(fake.notes("Q2").len(), 1);
+
+    for _ in 0..3 {
+        fake.fail_next(503, &[("retry-after", "0")]);
+    }
+    let err = client.resolve(&t, "Q2", "x").await.unwrap_err();
+    assert!(matches!(err, NotifyError::Unavailable(_)), "{err}");
+
+    let before = fake.requests().len();
+    let err = client.resolve(&t, "QMISSING", "x").await.unwrap_err();
+    assert!(matches!(&err, NotifyError::Rejected(m) if m.contains("404")), "{err}");
+    assert_eq!(fake.requests().len(), before + 1, "a 4xx is not retried");
+
+    let err = client.add_note(&t, "../admin", "x").await.unwrap_err();
+    assert!(matches!(err, NotifyError::Rejected(_)));
+    assert_eq!(fake.requests().len(), before + 1, "a malformed id is refused before any request");
+}
+
+#[tokio::test]
+async fn pagerduty_without_a_valid_token_is_rejected_and_the_token_never_shows() {
+    let (fake, client) = pd(Held::default().deployment(SecretName::PagerDutyApiToken, "wrong-token-xyz")).await;
+    fake.open_incident("Q3", json!({}));
+    let err = client.add_note(&team("payments"), "Q3", "x").await.unwrap_err();
+    assert!(matches!(&err, NotifyError::Rejected(m) if m.contains("401")), "{err}");
+    assert!(!err.to_string().contains("wrong-token-xyz"));
+
+    let (_, unconfigured) = pd(Held::default()).await;
+    let err = unconfigured.add_note(&team("payments"), "Q3", "x").await.unwrap_err();
+    assert!(matches!(&err, NotifyError::Rejected(m) if m.contains("pagerduty_api_token")), "{err}");
+    assert!(format!("{unconfigured:?}").contains("dreamops-bot@example.com"));
+    assert!(
+        PagerDutyRest::new(
+            Some("http://api.example.com"),
+            "a@b.c",
+            Arc::new(Held::default()),
+            Duration::from_secs(1),
+            0
+        )
+        .is_err(),
+        "plain http off-host"
+    );
+}
+
+fn message(body: &str) -> ChatMessage {
+    ChatMessage {
+        incident_id: IncidentId::from_string("inc_1"),
+        headline: "Resolved: checkout 5xx".into(),
+        body: body.into(),
+    }
+}
+
+#[tokio::test]
+async fn slack_posts_block_kit_within_limits_and_retries_rate_limits() {
+    let (fake, base) = FakeSlack::start().await.unwrap();
+    let url = format!("{base}/services/T000/B000/XXXXSECRET");
+    let secrets = Held::default().team("payments", SecretName::SlackWebhookUrl, &url);
+    let chat = SlackWebhook::new(Arc::new(secrets), Duration::from_secs(5), 2).unwrap();
+
+    let long = "x".repeat(7000);
+    chat.post(&team("payments"), &message(&long)).await.unwrap();
+    let posts = fake.posts();
+    assert_eq!(posts.len(), 1);
+    let blocks = posts[0].1["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["text"]["text"], "Resolved: checkout 5xx");
+    assert_eq!(blocks.iter().filter(|b| b["type"] == "section").count(), 3, "7000 characters in 3000-char sections");
+
+    fake.fail_next(429, &[("retry-after", "1")], "rate_limited");
+    chat.post(&team("payments"), &message("again")).await.unwrap();
+    assert_eq!(fake.posts().len(), 2);
+
+    fake.fail_next(404, &[], "channel_not_found");
+    let err = chat.post(&team("payments"), &message("gone")).await.unwrap_err();
+    assert!(matches!(&err, NotifyError::Rejected(m) if m.contains("channel_not_found")), "{err}");
+    assert!(!err.to_string().contains("XXXXSECRET"), "the webhook URL is a credential");
+
+    // No webhook for this team or the deployment: chat is off, nothing is sent.
+    chat.post(&team("other"), &message("quiet")).await.unwrap();
+    assert_eq!(fake.posts().len(), 2);
+}
+
+#[tokio::test]
+async fn slack_refuses_a_plain_http_url_and_a_dead_endpoint_never_leaks_it() {
+    let secrets = Held::default()
+        .team("payments", SecretName::SlackWebhookUrl, "http://hooks.example.com/services/T/B/SECRETPART")
+        .team("ops", SecretName::SlackWebhookUrl, "http://127.0.0.1:9/services/T/B/SECRETPART");
+    let chat = SlackWebhook::new(Arc::new(secrets), Duration::from_secs(2), 1).unwrap();
+    let err = chat.post(&team("payments"), &message("x")).await.unwrap_err();
+    assert!(matches!(&err, NotifyError::Rejected(m) if !m.contains("SECRETPART")), "{err}");
+    let err = chat.post(&team("ops"), &message("x")).await.unwrap_err();
+    assert!(matches!(&err, NotifyError::Unavailable(m) if !m.contains("SECRETPART")), "{err}");
+}
