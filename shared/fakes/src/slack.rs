@@ -11,10 +11,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+/// A scripted failure: status, extra headers, plain-text body.
+type Failure = (u16, Vec<(&'static str, String)>, &'static str);
+
 #[derive(Debug, Default)]
 struct Inner {
     posts: Vec<(String, Value)>,
-    failures: VecDeque<(u16, Vec<(&'static str, String)>, &'static str)>,
+    failures: VecDeque<Failure>,
 }
 
 #[derive(Debug, Clone, Default)]
