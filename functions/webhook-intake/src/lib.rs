@@ -28,13 +28,7 @@ pub const SECRETS_TTL_SECS: &str = "DREAMOPS_SECRETS_TTL_SECS";
 /// Every variable the function requires (the infrastructure check reads this list).
 pub const REQUIRED_ENV: &[&str] = &[TABLE, ANALYSIS_QUEUE_URL, SECRETS_PREFIX];
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {0} is invalid: {1}")]
-    Invalid(&'static str, String),
-}
+pub use aws::env::ConfigError;
 
 /// The function's configuration, read once at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,22 +42,16 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |k: &'static str| get(k).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(k));
-        let number = |k: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(k).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid(k, format!("{v:?} is not a number"))),
-            }
-        };
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &aws::env::Env<F>) -> Result<Self, ConfigError> {
+        let max_body = env.number(MAX_BODY_BYTES, pipeline::intake::MAX_BODY_BYTES as u64)?;
         Ok(Self {
-            table: required(TABLE)?,
-            analysis_queue_url: required(ANALYSIS_QUEUE_URL)?,
-            secrets_prefix: required(SECRETS_PREFIX)?,
-            bot_user_id: get(BOT_USER_ID).filter(|v| !v.trim().is_empty()),
-            max_body_bytes: usize::try_from(number(MAX_BODY_BYTES, pipeline::intake::MAX_BODY_BYTES as u64)?)
+            table: env.required(TABLE)?,
+            analysis_queue_url: env.required(ANALYSIS_QUEUE_URL)?,
+            secrets_prefix: env.required(SECRETS_PREFIX)?,
+            bot_user_id: env.optional(BOT_USER_ID),
+            max_body_bytes: usize::try_from(max_body)
                 .map_err(|e| ConfigError::Invalid(MAX_BODY_BYTES, e.to_string()))?,
-            secrets_ttl: Duration::from_secs(number(SECRETS_TTL_SECS, aws::SECRETS_TTL.as_secs())?),
+            secrets_ttl: env.seconds(SECRETS_TTL_SECS, aws::SECRETS_TTL)?,
         })
     }
 }
@@ -163,22 +151,20 @@ mod tests {
 
     #[test]
     fn config_names_what_is_missing_or_invalid() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
-        };
-        assert_eq!(Config::from_env(env(&[])), Err(ConfigError::Missing(TABLE)));
+        use aws::env::table;
+        assert_eq!(Config::from_env(&table(&[])), Err(ConfigError::Missing(TABLE)));
         assert_eq!(
-            Config::from_env(env(&[(TABLE, "t"), (ANALYSIS_QUEUE_URL, "q")])),
+            Config::from_env(&table(&[(TABLE, "t"), (ANALYSIS_QUEUE_URL, "q")])),
             Err(ConfigError::Missing(SECRETS_PREFIX))
         );
-        let bad = Config::from_env(env(&[
+        let bad = Config::from_env(&table(&[
             (TABLE, "t"),
             (ANALYSIS_QUEUE_URL, "q"),
             (SECRETS_PREFIX, "p"),
             (MAX_BODY_BYTES, "lots"),
         ]));
         assert!(matches!(bad, Err(ConfigError::Invalid(MAX_BODY_BYTES, _))));
-        let ok = Config::from_env(env(&[(TABLE, "t"), (ANALYSIS_QUEUE_URL, "q"), (SECRETS_PREFIX, "p")])).unwrap();
+        let ok = Config::from_env(&table(&[(TABLE, "t"), (ANALYSIS_QUEUE_URL, "q"), (SECRETS_PREFIX, "p")])).unwrap();
         assert_eq!((ok.max_body_bytes, ok.secrets_ttl), (pipeline::intake::MAX_BODY_BYTES, aws::SECRETS_TTL));
     }
 }

@@ -12,8 +12,8 @@ async fn main() -> Result<(), Error> {
         .with_current_span(false)
         .without_time()
         .init();
-    let config = Config::from_env(|k| std::env::var(k).ok())
-        .inspect_err(|e| tracing::error!(error = %e, "Bad configuration."))?;
+    let config =
+        Config::from_env(&aws::env::process()).inspect_err(|e| tracing::error!(error = %e, "Bad configuration."))?;
     let sdk = aws::sdk_config(None).await;
     let app = App::new(&config, &sdk);
     lambda_http::run(service_fn(|req| {

@@ -45,12 +45,12 @@ async fn env() -> Env {
         .send()
         .await
         .unwrap();
-    let vars = [
-        (webhook_intake::TABLE, "dreamops".to_owned()),
-        (webhook_intake::ANALYSIS_QUEUE_URL, queue_url.clone()),
-        (webhook_intake::SECRETS_PREFIX, "dreamops/prod".to_owned()),
-    ];
-    let config = Config::from_env(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let config = Config::from_env(&aws::env::table(&[
+        (webhook_intake::TABLE, "dreamops"),
+        (webhook_intake::ANALYSIS_QUEUE_URL, &queue_url),
+        (webhook_intake::SECRETS_PREFIX, "dreamops/prod"),
+    ]))
+    .unwrap();
     Env { app: App::new(&config, &sdk), sdk, queue_url, _moto: moto }
 }
 

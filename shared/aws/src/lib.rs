@@ -3,6 +3,7 @@
 //! 5xx and transport errors, with back-off); what still fails is mapped to the port's retryable error.
 
 mod dynamo;
+pub mod env;
 mod queue;
 mod secrets;
 

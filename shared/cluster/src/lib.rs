@@ -93,6 +93,15 @@ impl KubeCluster {
         Ok(Self { client: kube::Client::try_from(config)?, cluster_name: name, clock })
     }
 
+    /// An adapter over a client built elsewhere (EKS access with its own token refresh).
+    pub fn from_client(
+        client: kube::Client,
+        cluster_name: &str,
+        clock: std::sync::Arc<dyn domain::ports::Clock>,
+    ) -> Self {
+        Self { client, cluster_name: cluster_name.into(), clock }
+    }
+
     fn tune(config: &mut kube::Config) {
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         config.read_timeout = Some(READ_TIMEOUT);

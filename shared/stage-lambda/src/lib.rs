@@ -11,10 +11,16 @@
 //!
 //! The answer is only honoured with `ReportBatchItemFailures` on the event source mapping (`infra/` sets it).
 
+pub mod config;
+mod wiring;
+
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::Envelope;
 use pipeline::Deps;
+
+pub use config::{Stage, StageConfig};
+pub use wiring::{BuildError, EksCluster, LazyModel};
 
 /// Where permanently failed messages go.
 #[async_trait]
@@ -131,4 +137,31 @@ impl StageFunction {
             }
         }
     }
+}
+
+/// Sets up JSON logs for CloudWatch (`RUST_LOG` filters; `info` by default).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_current_span(false)
+        .without_time()
+        .init();
+}
+
+/// The whole life of a stage function: configuration read once (a missing variable fails the start and is named),
+/// clients built once, then every SQS batch handed to [`StageFunction::handle`].
+pub async fn run(stage: Stage) -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let config = StageConfig::from_env(stage, &aws::env::process())
+        .inspect_err(|e| tracing::error!(error = %e, "Bad configuration."))?;
+    // Region and credentials from the Lambda environment; `AWS_ENDPOINT_URL` points the SDK elsewhere (local runs).
+    let sdk = aws::sdk_config(None).await;
+    let function = StageFunction::build(&config, &sdk).inspect_err(|e| tracing::error!(error = %e, "Cannot start."))?;
+    tracing::info!(stage = stage.function_name(), "Ready.");
+    let function = &function;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+        Ok::<_, std::convert::Infallible>(function.handle(event.payload).await)
+    }))
+    .await
 }

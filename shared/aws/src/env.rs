@@ -1,0 +1,61 @@
+//! Reading a function's configuration from its environment, once, at start: a missing or invalid variable is an
+//! error that names it, so a bad deployment fails its first start instead of its first event.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {0} is invalid: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// An environment to read from (`std::env::var` in the functions, a table in tests).
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> std::fmt::Debug for Env<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// The variable's value; unset and blank are the same.
+    pub fn optional(&self, key: &'static str) -> Option<String> {
+        (self.0)(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, key: &'static str) -> Result<String, ConfigError> {
+        self.optional(key).ok_or(ConfigError::Missing(key))
+    }
+
+    pub fn number(&self, key: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.optional(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid(key, format!("{v:?} is not a whole number"))),
+        }
+    }
+
+    pub fn seconds(&self, key: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        self.number(key, default.as_secs()).map(Duration::from_secs)
+    }
+
+    /// A JSON document, or `None` when unset.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, key: &'static str) -> Result<Option<T>, ConfigError> {
+        self.optional(key)
+            .map(|v| serde_json::from_str(&v).map_err(|e| ConfigError::Invalid(key, e.to_string())))
+            .transpose()
+    }
+}
+
+/// The process environment.
+pub fn process() -> Env<impl Fn(&str) -> Option<String>> {
+    Env(|k: &str| std::env::var(k).ok())
+}
+
+/// A fixed table of variables (tests, tools).
+pub fn table(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String> + use<>> {
+    let owned: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    Env(move |k: &str| owned.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+}

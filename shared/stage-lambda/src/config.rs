@@ -1,0 +1,256 @@
+//! The configuration of the three stage functions, read once from the environment at start.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws::env::{ConfigError, Env};
+use domain::ports::QueueName;
+use domain::{TeamId, TeamSettings};
+use pipeline::{ServiceTarget, StaticTeams};
+use serde::Deserialize;
+
+pub const TABLE: &str = "DREAMOPS_TABLE";
+pub const SECRETS_PREFIX: &str = "DREAMOPS_SECRETS_PREFIX";
+pub const SECRETS_TTL_SECS: &str = "DREAMOPS_SECRETS_TTL_SECS";
+/// The dead-letter queue of the function's own queue (permanent failures are put there directly).
+pub const DLQ_URL: &str = "DREAMOPS_DLQ_URL";
+/// The `maxReceiveCount` of the function's queue's redrive policy.
+pub const MAX_RECEIVES: &str = "DREAMOPS_MAX_RECEIVES";
+pub const EXECUTION_QUEUE_URL: &str = "DREAMOPS_EXECUTION_QUEUE_URL";
+pub const VERIFICATION_QUEUE_URL: &str = "DREAMOPS_VERIFICATION_QUEUE_URL";
+/// The EKS cluster the agent looks after.
+pub const EKS_CLUSTER: &str = "DREAMOPS_EKS_CLUSTER";
+/// Instead of an EKS cluster: a Kubernetes API server URL reached without authentication (a local sandbox for
+/// `cargo lambda watch` runs). Never set it in a deployment.
+pub const KUBE_API_URL: &str = "DREAMOPS_KUBE_API_URL";
+/// The email of the PagerDuty user the agent acts as (the `From` header PagerDuty requires on writes).
+pub const PAGERDUTY_FROM: &str = "DREAMOPS_PAGERDUTY_FROM";
+pub const PAGERDUTY_API_URL: &str = "DREAMOPS_PAGERDUTY_API_URL";
+pub const BOT_USER_ID: &str = "DREAMOPS_PAGERDUTY_BOT_USER_ID";
+/// The namespace the agent runs in, never changed by it.
+pub const AGENT_NAMESPACE: &str = "DREAMOPS_AGENT_NAMESPACE";
+/// Team settings as JSON: `{"default": {...}, "teams": {"payments": {...}}, "services": {"payments": {"PSVC1":
+/// {"namespace": "shop", "deployment": "checkout-api"}}}}`.
+pub const TEAMS: &str = "DREAMOPS_TEAMS";
+/// Analyzer only: the language model (`anthropic` or `openai_compatible`); unset keeps analysis rules-only. The key
+/// is the deployment secret `llm_api_key`, read on first use.
+pub const LLM_PROVIDER: &str = "DREAMOPS_LLM_PROVIDER";
+pub const LLM_MODEL: &str = "DREAMOPS_LLM_MODEL";
+pub const LLM_ENDPOINT: &str = "DREAMOPS_LLM_ENDPOINT";
+
+/// Which stage function this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Analyzer,
+    Executor,
+    Verifier,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Self::Analyzer, Self::Executor, Self::Verifier];
+
+    /// The function's directory under `functions/`.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Self::Analyzer => "analyzer",
+            Self::Executor => "executor",
+            Self::Verifier => "verifier",
+        }
+    }
+
+    /// The queues the stage sends to: the analyzer to execution (auto-approved fixes) and verification (approval
+    /// deadlines), the executor to verification, the verifier to itself (re-checks with back-off).
+    pub fn sends_to(self) -> &'static [QueueName] {
+        match self {
+            Self::Analyzer => &[QueueName::Execution, QueueName::Verification],
+            Self::Executor | Self::Verifier => &[QueueName::Verification],
+        }
+    }
+
+    /// Every variable the function requires (the infrastructure check reads this list). One of `EKS_CLUSTER`
+    /// and `KUBE_API_URL` is required too; a deployment sets `EKS_CLUSTER`.
+    pub fn required_env(self) -> Vec<&'static str> {
+        let mut v = vec![TABLE, SECRETS_PREFIX, DLQ_URL, PAGERDUTY_FROM, EKS_CLUSTER];
+        v.extend(self.sends_to().iter().map(|q| queue_var(*q)));
+        v
+    }
+}
+
+fn queue_var(q: QueueName) -> &'static str {
+    match q {
+        QueueName::Analysis => "DREAMOPS_ANALYSIS_QUEUE_URL",
+        QueueName::Execution => EXECUTION_QUEUE_URL,
+        QueueName::Verification => VERIFICATION_QUEUE_URL,
+    }
+}
+
+/// Where the cluster is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterTarget {
+    Eks(String),
+    /// An unauthenticated API server URL (local runs only).
+    Url(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct TeamsDoc {
+    default: Option<TeamSettings>,
+    teams: BTreeMap<String, TeamSettings>,
+    services: BTreeMap<String, BTreeMap<String, ServiceTarget>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StageConfig {
+    pub stage: Stage,
+    pub table: String,
+    pub secrets_prefix: String,
+    pub secrets_ttl: Duration,
+    pub dlq_url: String,
+    pub max_receives: u32,
+    pub queue_urls: Vec<(QueueName, String)>,
+    pub cluster: ClusterTarget,
+    pub pagerduty_from: String,
+    pub pagerduty_api_url: Option<String>,
+    pub bot_user_id: Option<String>,
+    pub agent_namespace: Option<String>,
+    pub teams: StaticTeams,
+    pub llm: Option<llm::LlmConfig>,
+}
+
+impl StageConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(stage: Stage, env: &Env<F>) -> Result<Self, ConfigError> {
+        let cluster = match (env.optional(EKS_CLUSTER), env.optional(KUBE_API_URL)) {
+            (Some(name), None) => ClusterTarget::Eks(name),
+            (None, Some(url)) => ClusterTarget::Url(url),
+            (None, None) => return Err(ConfigError::Missing(EKS_CLUSTER)),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(KUBE_API_URL, format!("set either {EKS_CLUSTER} or it, not both")));
+            }
+        };
+        let queue_urls = stage
+            .sends_to()
+            .iter()
+            .map(|q| env.required(queue_var(*q)).map(|url| (*q, url)))
+            .collect::<Result<_, _>>()?;
+        let max_receives = env.number(MAX_RECEIVES, 5)?;
+        if !(1..=1000).contains(&max_receives) {
+            return Err(ConfigError::Invalid(MAX_RECEIVES, format!("{max_receives} is outside 1..=1000")));
+        }
+        let pagerduty_from = env.required(PAGERDUTY_FROM)?;
+        if !pagerduty_from.contains('@') {
+            return Err(ConfigError::Invalid(PAGERDUTY_FROM, format!("{pagerduty_from:?} is not an email address")));
+        }
+        let doc: TeamsDoc = env.json(TEAMS)?.unwrap_or_default();
+        let parse_team = |t: &str| TeamId::parse(t).map_err(|e| ConfigError::Invalid(TEAMS, e.to_string()));
+        let teams = StaticTeams {
+            default: doc.default.unwrap_or_default(),
+            teams: doc.teams.into_iter().map(|(t, s)| Ok((parse_team(&t)?, s))).collect::<Result<_, ConfigError>>()?,
+            services: doc
+                .services
+                .into_iter()
+                .map(|(t, s)| Ok((parse_team(&t)?, s)))
+                .collect::<Result<_, ConfigError>>()?,
+        };
+        let llm = match (stage, env.optional(LLM_PROVIDER)) {
+            (Stage::Analyzer, Some(provider)) => {
+                let doc = serde_json::json!({
+                    "provider": provider,
+                    "model": env.required(LLM_MODEL)?,
+                    "endpoint": env.optional(LLM_ENDPOINT),
+                });
+                Some(serde_json::from_value(doc).map_err(|e| ConfigError::Invalid(LLM_PROVIDER, e.to_string()))?)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            stage,
+            table: env.required(TABLE)?,
+            secrets_prefix: env.required(SECRETS_PREFIX)?,
+            secrets_ttl: env.seconds(SECRETS_TTL_SECS, aws::SECRETS_TTL)?,
+            dlq_url: env.required(DLQ_URL)?,
+            max_receives: max_receives as u32,
+            queue_urls,
+            cluster,
+            pagerduty_from,
+            pagerduty_api_url: env.optional(PAGERDUTY_API_URL),
+            bot_user_id: env.optional(BOT_USER_ID),
+            agent_namespace: env.optional(AGENT_NAMESPACE),
+            teams,
+            llm,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws::env::table;
+
+    const BASE: &[(&str, &str)] = &[
+        (TABLE, "dreamops"),
+        (SECRETS_PREFIX, "dreamops/prod"),
+        (DLQ_URL, "https://sqs/dlq"),
+        (PAGERDUTY_FROM, "bot@example.com"),
+        (EKS_CLUSTER, "prod"),
+        (VERIFICATION_QUEUE_URL, "https://sqs/verification"),
+        (EXECUTION_QUEUE_URL, "https://sqs/execution"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)], without: &[&str]) -> Vec<(&'static str, &'static str)> {
+        let mut v: Vec<_> = BASE.iter().copied().filter(|(k, _)| !without.contains(k)).collect();
+        v.extend_from_slice(extra);
+        v
+    }
+
+    #[test]
+    fn every_required_variable_is_named_when_missing() {
+        for stage in Stage::ALL {
+            assert!(StageConfig::from_env(stage, &table(BASE)).is_ok(), "{stage:?}");
+            for var in stage.required_env() {
+                let err = StageConfig::from_env(stage, &table(&with(&[], &[var]))).unwrap_err();
+                assert_eq!(err, ConfigError::Missing(var), "{stage:?}");
+            }
+        }
+        // The executor and the verifier do not need the execution queue.
+        assert!(StageConfig::from_env(Stage::Verifier, &table(&with(&[], &[EXECUTION_QUEUE_URL]))).is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = StageConfig::from_env(Stage::Analyzer, &table(&with(&[(MAX_RECEIVES, "0")], &[]))).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(MAX_RECEIVES, _)));
+        let err = StageConfig::from_env(Stage::Analyzer, &table(&with(&[(TEAMS, "{\"teams\": 3}")], &[]))).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(TEAMS, _)));
+        let err =
+            StageConfig::from_env(Stage::Analyzer, &table(&with(&[(KUBE_API_URL, "http://x")], &[]))).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(KUBE_API_URL, _)), "both cluster targets");
+        let err =
+            StageConfig::from_env(Stage::Analyzer, &table(&with(&[(LLM_PROVIDER, "anthropic")], &[]))).unwrap_err();
+        assert_eq!(err, ConfigError::Missing(LLM_MODEL));
+        let err =
+            StageConfig::from_env(Stage::Analyzer, &table(&with(&[(LLM_PROVIDER, "gpt"), (LLM_MODEL, "m")], &[])))
+                .unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(LLM_PROVIDER, _)));
+    }
+
+    #[test]
+    fn teams_and_models_are_read() {
+        let teams = r#"{"default": {"autonomy": "auto"}, "teams": {"payments": {}},
+                        "services": {"payments": {"PSVC1": {"namespace": "shop", "deployment": "checkout-api"}}}}"#;
+        let c = StageConfig::from_env(
+            Stage::Analyzer,
+            &table(&with(&[(TEAMS, teams), (LLM_PROVIDER, "anthropic"), (LLM_MODEL, "claude-test")], &[])),
+        )
+        .unwrap();
+        assert_eq!(c.teams.default.autonomy, domain::Autonomy::Auto);
+        assert_eq!(c.teams.services[&TeamId::parse("payments").unwrap()]["PSVC1"].deployment, "checkout-api");
+        assert_eq!(c.llm.unwrap().model, "claude-test");
+        let v = StageConfig::from_env(
+            Stage::Verifier,
+            &table(&with(&[(LLM_PROVIDER, "anthropic"), (LLM_MODEL, "claude-test")], &[])),
+        )
+        .unwrap();
+        assert!(v.llm.is_none(), "only the analyzer consults a model");
+    }
+}

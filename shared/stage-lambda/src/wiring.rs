@@ -1,0 +1,180 @@
+//! Builds a stage function from its configuration: AWS clients once, no network call until the first event.
+//! The cluster client (EKS token) and the model client (API key in Secrets Manager) are made on first use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws::{DynamoStore, QueueUrls, SecretsManagerSecrets, SqsQueue};
+use domain::action::{Action, ActionTarget, BeforeState, CurrentFacts, WorkloadRef};
+use domain::observation::{AlertView, Snapshot};
+use domain::ports::{
+    Applied, Clock, Cluster, ClusterError, HealthVerdict, LanguageModel, LlmError, LlmRequest, Retryable, SecretName,
+    Secrets, SystemClock,
+};
+use outbound::{PagerDutyRest, SlackWebhook};
+use pipeline::{Deps, PipelineConfig};
+use tokio::sync::OnceCell;
+
+use crate::config::{ClusterTarget, StageConfig};
+use crate::{SqsDeadLetters, StageFunction};
+
+/// Outbound calls to PagerDuty and Slack: per attempt, and retries after the first.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+const NOTIFY_RETRIES: u32 = 2;
+
+/// The cluster, reached through EKS with a token renewed before it expires.
+#[derive(Debug)]
+pub struct EksCluster {
+    access: eks::EksAccess,
+    name: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl EksCluster {
+    pub fn new(access: eks::EksAccess, name: &str, clock: Arc<dyn Clock>) -> Self {
+        Self { access, name: name.to_owned(), clock }
+    }
+
+    async fn kube(&self) -> Result<cluster::KubeCluster, ClusterError> {
+        let client = self.access.client().await.map_err(|e| ClusterError::Unavailable(format!("EKS access: {e}")))?;
+        Ok(cluster::KubeCluster::from_client(client, &self.name, self.clock.clone()))
+    }
+}
+
+#[async_trait]
+impl Cluster for EksCluster {
+    async fn resolve_workload(&self, alert: &AlertView) -> Result<Option<WorkloadRef>, ClusterError> {
+        self.kube().await?.resolve_workload(alert).await
+    }
+    async fn snapshot(&self, alert: &AlertView, workload: Option<&WorkloadRef>) -> Result<Snapshot, ClusterError> {
+        self.kube().await?.snapshot(alert, workload).await
+    }
+    async fn facts(&self, target: &ActionTarget) -> Result<(CurrentFacts, Option<String>), ClusterError> {
+        self.kube().await?.facts(target).await
+    }
+    async fn execute(&self, action: &Action, action_id: &str) -> Result<Applied, ClusterError> {
+        self.kube().await?.execute(action, action_id).await
+    }
+    async fn verify(&self, action: &Action, since: &str) -> Result<HealthVerdict, ClusterError> {
+        self.kube().await?.verify(action, since).await
+    }
+    async fn undo(&self, action: &Action, before: &BeforeState) -> Result<String, ClusterError> {
+        self.kube().await?.undo(action, before).await
+    }
+}
+
+/// A model client built on its first question, with the deployment's `llm_api_key` read then (not at start).
+pub struct LazyModel {
+    config: llm::LlmConfig,
+    secrets: Arc<dyn Secrets>,
+    inner: OnceCell<Arc<dyn LanguageModel>>,
+}
+
+impl std::fmt::Debug for LazyModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyModel").field("model", &self.config.model).finish_non_exhaustive()
+    }
+}
+
+impl LazyModel {
+    pub fn new(config: llm::LlmConfig, secrets: Arc<dyn Secrets>) -> Self {
+        Self { config, secrets, inner: OnceCell::new() }
+    }
+
+    async fn model(&self) -> Result<&Arc<dyn LanguageModel>, LlmError> {
+        self.inner
+            .get_or_try_init(|| async {
+                let key = match self.secrets.deployment_secret(SecretName::LlmApiKey).await {
+                    Ok(v) => v.into_iter().next().map(|s| s.expose().to_owned()).unwrap_or_default(),
+                    // OpenAI-compatible servers may need no key; Anthropic's check below names the problem.
+                    Err(domain::ports::SecretsError::Missing(_)) => String::new(),
+                    Err(e) if e.is_retryable() => return Err(LlmError::Unavailable(e.to_string())),
+                    Err(e) => return Err(LlmError::Rejected(e.to_string())),
+                };
+                if key.is_empty() && self.config.provider == llm::Provider::Anthropic {
+                    return Err(LlmError::Rejected("the deployment secret has no llm_api_key".into()));
+                }
+                llm::build(&self.config, key).map_err(|e| LlmError::Rejected(e.to_string()))
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl LanguageModel for LazyModel {
+    fn model(&self) -> &str {
+        &self.config.model
+    }
+    async fn answer(&self, request: &LlmRequest) -> Result<serde_json::Value, LlmError> {
+        self.model().await?.answer(request).await
+    }
+}
+
+/// Why a stage function could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cluster: {0}")]
+    Cluster(String),
+    #[error("PagerDuty client: {0}")]
+    Pager(String),
+    #[error("Slack client: {0}")]
+    Chat(String),
+}
+
+impl StageFunction {
+    /// Builds the function. No network call happens here.
+    pub fn build(config: &StageConfig, sdk: &aws::SdkConfig) -> Result<Self, BuildError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = Arc::new(DynamoStore::new(aws::dynamodb::Client::new(sdk), &config.table));
+        let sqs = aws::sqs::Client::new(sdk);
+        let urls = config.queue_urls.iter().fold(QueueUrls::default(), |u, (q, url)| u.with(*q, url));
+        let secrets: Arc<dyn Secrets> = Arc::new(SecretsManagerSecrets::new(
+            aws::secretsmanager::Client::new(sdk),
+            &config.secrets_prefix,
+            config.secrets_ttl,
+        ));
+        let cluster: Arc<dyn Cluster> = match &config.cluster {
+            ClusterTarget::Eks(name) => {
+                let access = eks::EksAccess::new(sdk, name).map_err(|e| BuildError::Cluster(e.to_string()))?;
+                Arc::new(EksCluster::new(access, name, clock.clone()))
+            }
+            ClusterTarget::Url(url) => Arc::new(
+                cluster::KubeCluster::for_url(url, "local", clock.clone())
+                    .map_err(|e| BuildError::Cluster(e.to_string()))?,
+            ),
+        };
+        let pager = PagerDutyRest::new(
+            config.pagerduty_api_url.as_deref(),
+            &config.pagerduty_from,
+            secrets.clone(),
+            NOTIFY_TIMEOUT,
+            NOTIFY_RETRIES,
+        )
+        .map_err(BuildError::Pager)?;
+        let chat = SlackWebhook::new(secrets.clone(), NOTIFY_TIMEOUT, NOTIFY_RETRIES).map_err(BuildError::Chat)?;
+        let llm = config.llm.clone().map(|c| Arc::new(LazyModel::new(c, secrets.clone())) as Arc<dyn LanguageModel>);
+        let deps = Deps {
+            store: store.clone(),
+            queue: Arc::new(SqsQueue::new(sqs.clone(), urls)),
+            secrets,
+            cluster,
+            pager: Arc::new(pager),
+            chat: Arc::new(chat),
+            clock,
+            teams: Arc::new(config.teams.clone()),
+            runbook: store,
+            llm,
+            config: PipelineConfig {
+                pagerduty_bot_user_id: config.bot_user_id.clone(),
+                agent_namespace: config.agent_namespace.clone(),
+                ..PipelineConfig::default()
+            },
+        };
+        Ok(Self {
+            deps,
+            dead_letters: Box::new(SqsDeadLetters { client: sqs, url: config.dlq_url.clone() }),
+            max_receives: config.max_receives,
+        })
+    }
+}
