@@ -558,6 +558,12 @@ impl World {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == "Progressing"))
             .cloned();
+        // As the deployment controller: once this ReplicaSet's rollout completed, pods going unavailable later do
+        // not time the deployment out (only a rollout that stalls does).
+        let completed_before = prev_progress.as_ref().is_some_and(|c| {
+            c.reason.as_deref() == Some("NewReplicaSetAvailable")
+                && c.message.as_deref().is_some_and(|m| m.contains(&format!("\"{rs_name}\"")))
+        });
         let progressing = if complete {
             cond(
                 "Progressing",
@@ -566,6 +572,8 @@ impl World {
                 format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
                 now,
             )
+        } else if let Some(done) = prev_progress.clone().filter(|_| completed_before) {
+            done
         } else if now.duration_since(since).as_secs() > deadline {
             cond(
                 "Progressing",
