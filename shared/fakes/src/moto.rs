@@ -11,52 +11,12 @@ use std::time::{Duration, Instant};
 /// The moto release the tests are written against.
 pub const MOTO_VERSION: &str = "5.2.5";
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-// The install and the polling below run inside tests; their failures are test failures.
-
-/// The `moto_server` executable, installing it first if needed (one installer at a time, by a lock file).
+/// The `moto_server` executable: `MOTO_SERVER` when set, else the pinned release installed on first use.
 fn moto_server() -> PathBuf {
     if let Ok(p) = std::env::var("MOTO_SERVER") {
         return PathBuf::from(p);
     }
-    let venv = workspace_root().join("target/moto-venv");
-    let bin = venv.join("bin/moto_server");
-    let ready = venv.join(format!(".installed-{MOTO_VERSION}"));
-    let lock = workspace_root().join("target/moto-venv.lock");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !ready.exists() {
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
-            Ok(_) => {
-                let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success())
-                    && Command::new(venv.join("bin/pip"))
-                        .args([
-                            "install",
-                            "--quiet",
-                            "--disable-pip-version-check",
-                            &format!("moto[server]=={MOTO_VERSION}"),
-                        ])
-                        .status()
-                        .is_ok_and(|s| s.success());
-                if ok {
-                    std::fs::write(&ready, "").unwrap();
-                }
-                std::fs::remove_file(&lock).unwrap();
-                assert!(
-                    ok,
-                    "installing moto[server]=={MOTO_VERSION} into {} failed (python3 and PyPI needed)",
-                    venv.display()
-                );
-            }
-            Err(_) => {
-                assert!(Instant::now() < deadline, "waited too long for another test to install moto");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    }
-    bin
+    crate::venv::tool("moto-venv", &format!("moto[server]=={MOTO_VERSION}"), MOTO_VERSION, "moto_server")
 }
 
 #[derive(Debug)]

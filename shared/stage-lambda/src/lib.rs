@@ -139,6 +139,29 @@ impl StageFunction {
     }
 }
 
+/// The event Lambda delivers for SQS messages received from the queue `source_arn` (what the event source mapping
+/// hands the function): message id, receipt handle, body, receive count.
+pub fn lambda_event(messages: &[aws::sqs::types::Message], source_arn: &str) -> SqsEvent {
+    use aws::sqs::types::MessageSystemAttributeName as Attr;
+    let mut event = SqsEvent::default();
+    for m in messages {
+        let mut r = SqsMessage::default();
+        r.message_id = m.message_id.clone();
+        r.receipt_handle = m.receipt_handle.clone();
+        r.body = m.body.clone();
+        r.md5_of_body = m.md5_of_body.clone();
+        r.event_source = Some("aws:sqs".into());
+        r.event_source_arn = Some(source_arn.to_owned());
+        r.aws_region = source_arn.split(':').nth(3).map(str::to_owned);
+        for (k, v) in m.attributes().into_iter().flatten() {
+            r.attributes.insert(k.as_str().to_owned(), v.clone());
+        }
+        r.attributes.entry(Attr::ApproximateReceiveCount.as_str().to_owned()).or_insert_with(|| "1".into());
+        event.records.push(r);
+    }
+    event
+}
+
 /// Sets up JSON logs for CloudWatch (`RUST_LOG` filters; `info` by default).
 pub fn init_tracing() {
     tracing_subscriber::fmt()
