@@ -16,6 +16,7 @@ async fn main() -> Result<(), Error> {
         Config::from_env(&aws::env::process()).inspect_err(|e| tracing::error!(error = %e, "Bad configuration."))?;
     let sdk = aws::sdk_config(None).await;
     let app = App::new(&config, &sdk);
+    tracing::info!(function = "webhook-intake", "Ready.");
     lambda_http::run(service_fn(|req| {
         let app = &app;
         async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }

@@ -1,0 +1,540 @@
+# DreamOps on AWS: webhook intake behind an HTTP API, three SQS-chained stage functions, one DynamoDB table, secrets
+# declared without values, one customer-managed key, least-privilege roles, EKS access entries, alarms.
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+data "aws_eks_cluster" "target" {
+  name = var.eks_cluster_name
+}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  table     = "${var.name_prefix}-incidents"
+
+  secrets_prefix = var.name_prefix
+  # Every team's secret (including teams added after this apply) and the deployment's.
+  team_secrets_arn       = "arn:${local.partition}:secretsmanager:${var.region}:${local.account}:secret:${local.secrets_prefix}/teams/*"
+  deployment_secret_arn  = "arn:${local.partition}:secretsmanager:${var.region}:${local.account}:secret:${local.secrets_prefix}/deployment-*"
+  table_and_indexes_arns = [aws_dynamodb_table.incidents.arn, "${aws_dynamodb_table.incidents.arn}/index/*"]
+
+  # What every stage function reads (see shared/stage-lambda/src/config.rs).
+  stage_env = {
+    DREAMOPS_TABLE                 = local.table
+    DREAMOPS_SECRETS_PREFIX        = local.secrets_prefix
+    DREAMOPS_EKS_CLUSTER           = var.eks_cluster_name
+    DREAMOPS_PAGERDUTY_FROM        = var.pagerduty_from_email
+    DREAMOPS_PAGERDUTY_BOT_USER_ID = var.pagerduty_bot_user_id
+    DREAMOPS_AGENT_NAMESPACE       = var.agent_namespace
+    DREAMOPS_MAX_RECEIVES          = tostring(var.max_receive_count)
+    DREAMOPS_TEAMS                 = jsonencode(var.team_settings)
+  }
+
+  # Statements every stage function needs besides its own queues.
+  stage_statements = [
+    {
+      sid       = "Incidents"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"]
+      resources = local.table_and_indexes_arns
+    },
+    {
+      sid       = "Secrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [local.team_secrets_arn, local.deployment_secret_arn]
+    },
+    {
+      sid       = "Key"
+      actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      resources = [aws_kms_key.dreamops.arn]
+    },
+    {
+      sid       = "Cluster"
+      actions   = ["eks:DescribeCluster"]
+      resources = [data.aws_eks_cluster.target.arn]
+    },
+  ]
+
+  consume = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encryption key: table, queues, secrets, logs and function environments.
+
+data "aws_iam_policy_document" "key" {
+  # checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the account administers its own key, as AWS's default key policy does.
+  # checkov:skip=CKV_AWS_356:In a key policy the resource "*" means this key and nothing else.
+  # checkov:skip=CKV_AWS_109:Administration of this key by the owning account (AWS's default key policy); without it the key becomes unmanageable.
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"] # in a key policy, "*" is this key
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchLogsEncrypts"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${var.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${var.region}:${local.account}:log-group:*"]
+    }
+  }
+}
+
+resource "aws_kms_key" "dreamops" {
+  description             = "DreamOps: incidents, queues, secrets, logs"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.key.json
+}
+
+resource "aws_kms_alias" "dreamops" {
+  name          = "alias/${var.name_prefix}"
+  target_key_id = aws_kms_key.dreamops.key_id
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# State: one table (see shared/aws/src/dynamo.rs for the item layout).
+
+resource "aws_dynamodb_table" "incidents" {
+  name         = local.table
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+  range_key    = "sk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+  attribute {
+    name = "gsi1pk"
+    type = "S"
+  }
+  attribute {
+    name = "gsi1sk"
+    type = "S"
+  }
+  attribute {
+    name = "gsi2pk"
+    type = "S"
+  }
+  attribute {
+    name = "gsi2sk"
+    type = "S"
+  }
+
+  # A team's incidents, newest first.
+  global_secondary_index {
+    name            = "gsi1"
+    hash_key        = "gsi1pk"
+    range_key       = "gsi1sk"
+    projection_type = "ALL"
+  }
+
+  # Incidents not yet in a terminal state (sparse).
+  global_secondary_index {
+    name            = "gsi2"
+    hash_key        = "gsi2pk"
+    range_key       = "gsi2sk"
+    projection_type = "ALL"
+  }
+
+  # Webhook delivery keys expire after 7 days.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.dreamops.arn
+  }
+
+  deletion_protection_enabled = true
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Secrets: declared here, values put with `aws secretsmanager put-secret-value` (never in Terraform state).
+
+resource "aws_secretsmanager_secret" "team" {
+  # checkov:skip=CKV2_AWS_57:The values are third-party credentials (PagerDuty signing secrets and tokens, Slack URLs, Alertmanager tokens) that only their issuers can rotate; the functions accept several values at once so a rotation needs no downtime.
+  for_each                = toset(var.teams)
+  name                    = "${local.secrets_prefix}/teams/${each.key}"
+  description             = "DreamOps team ${each.key}: pagerduty_webhook_secrets, alertmanager_bearer_tokens, slack_webhook_url, pagerduty_api_token (JSON)."
+  kms_key_id              = aws_kms_key.dreamops.arn
+  recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret" "deployment" {
+  # checkov:skip=CKV2_AWS_57:Third-party API keys (PagerDuty, the model provider), rotated by their issuers; see the team secrets.
+  name                    = "${local.secrets_prefix}/deployment"
+  description             = "DreamOps deployment: pagerduty_api_token, llm_api_key, slack_webhook_url defaults (JSON)."
+  kms_key_id              = aws_kms_key.dreamops.arn
+  recovery_window_in_days = 7
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Queues: analysis → execution → verification, each with its dead-letter queue.
+
+module "analysis_queue" {
+  source                   = "./modules/queue"
+  name                     = "${var.name_prefix}-analysis"
+  consumer_timeout_seconds = var.function_timeouts["analyzer"]
+  max_receive_count        = var.max_receive_count
+  kms_key_arn              = aws_kms_key.dreamops.arn
+  alarm_actions            = var.alarm_actions
+}
+
+module "execution_queue" {
+  source                   = "./modules/queue"
+  name                     = "${var.name_prefix}-execution"
+  consumer_timeout_seconds = var.function_timeouts["executor"]
+  max_receive_count        = var.max_receive_count
+  kms_key_arn              = aws_kms_key.dreamops.arn
+  alarm_actions            = var.alarm_actions
+}
+
+module "verification_queue" {
+  source                   = "./modules/queue"
+  name                     = "${var.name_prefix}-verification"
+  consumer_timeout_seconds = var.function_timeouts["verifier"]
+  max_receive_count        = var.max_receive_count
+  kms_key_arn              = aws_kms_key.dreamops.arn
+  alarm_actions            = var.alarm_actions
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Functions.
+
+module "webhook_intake" {
+  source               = "./modules/function"
+  name                 = "${var.name_prefix}-webhook-intake"
+  zip_path             = "${path.module}/${var.artifacts_dir}/webhook-intake/bootstrap.zip"
+  timeout              = var.function_timeouts["webhook-intake"]
+  memory_mb            = var.function_memory_mb["webhook-intake"]
+  reserved_concurrency = var.reserved_concurrency["webhook-intake"]
+  kms_key_arn          = aws_kms_key.dreamops.arn
+  log_retention_days   = var.log_retention_days
+  alarm_actions        = var.alarm_actions
+
+  environment = {
+    DREAMOPS_TABLE                 = local.table
+    DREAMOPS_ANALYSIS_QUEUE_URL    = module.analysis_queue.url
+    DREAMOPS_SECRETS_PREFIX        = local.secrets_prefix
+    DREAMOPS_PAGERDUTY_BOT_USER_ID = var.pagerduty_bot_user_id
+  }
+
+  policy_statements = [
+    {
+      # Conditional creates, delivery keys, reads by key; human updates commit incidents.
+      sid       = "Incidents"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+      resources = [aws_dynamodb_table.incidents.arn]
+    },
+    {
+      sid       = "EnqueueAnalysis"
+      actions   = ["sqs:SendMessage"]
+      resources = [module.analysis_queue.arn]
+    },
+    {
+      # Webhook signing secrets and Alertmanager tokens: team secrets only.
+      sid       = "TeamSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [local.team_secrets_arn]
+    },
+    {
+      sid       = "Key"
+      actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      resources = [aws_kms_key.dreamops.arn]
+    },
+  ]
+}
+
+module "analyzer" {
+  source               = "./modules/function"
+  name                 = "${var.name_prefix}-analyzer"
+  zip_path             = "${path.module}/${var.artifacts_dir}/analyzer/bootstrap.zip"
+  timeout              = var.function_timeouts["analyzer"]
+  memory_mb            = var.function_memory_mb["analyzer"]
+  reserved_concurrency = var.reserved_concurrency["analyzer"]
+  kms_key_arn          = aws_kms_key.dreamops.arn
+  log_retention_days   = var.log_retention_days
+  alarm_actions        = var.alarm_actions
+
+  environment = merge(local.stage_env, {
+    DREAMOPS_DLQ_URL                = module.analysis_queue.dlq_url
+    DREAMOPS_EXECUTION_QUEUE_URL    = module.execution_queue.url
+    DREAMOPS_VERIFICATION_QUEUE_URL = module.verification_queue.url
+    DREAMOPS_LLM_PROVIDER           = var.llm_provider
+    DREAMOPS_LLM_MODEL              = var.llm_model
+    DREAMOPS_LLM_ENDPOINT           = var.llm_endpoint
+  })
+
+  policy_statements = concat(local.stage_statements, [
+    {
+      sid       = "ConsumeAnalysis"
+      actions   = local.consume
+      resources = [module.analysis_queue.arn]
+    },
+    {
+      # Auto-approved fixes to execution, approval deadlines to verification, give-ups to its own DLQ.
+      sid       = "Enqueue"
+      actions   = ["sqs:SendMessage"]
+      resources = [module.execution_queue.arn, module.verification_queue.arn, module.analysis_queue.dlq_arn]
+    },
+  ])
+}
+
+module "executor" {
+  source               = "./modules/function"
+  name                 = "${var.name_prefix}-executor"
+  zip_path             = "${path.module}/${var.artifacts_dir}/executor/bootstrap.zip"
+  timeout              = var.function_timeouts["executor"]
+  memory_mb            = var.function_memory_mb["executor"]
+  reserved_concurrency = var.reserved_concurrency["executor"]
+  kms_key_arn          = aws_kms_key.dreamops.arn
+  log_retention_days   = var.log_retention_days
+  alarm_actions        = var.alarm_actions
+
+  environment = merge(local.stage_env, {
+    DREAMOPS_DLQ_URL                = module.execution_queue.dlq_url
+    DREAMOPS_VERIFICATION_QUEUE_URL = module.verification_queue.url
+  })
+
+  policy_statements = concat(local.stage_statements, [
+    {
+      sid       = "ConsumeExecution"
+      actions   = local.consume
+      resources = [module.execution_queue.arn]
+    },
+    {
+      sid       = "Enqueue"
+      actions   = ["sqs:SendMessage"]
+      resources = [module.verification_queue.arn, module.execution_queue.dlq_arn]
+    },
+  ])
+}
+
+module "verifier" {
+  source               = "./modules/function"
+  name                 = "${var.name_prefix}-verifier"
+  zip_path             = "${path.module}/${var.artifacts_dir}/verifier/bootstrap.zip"
+  timeout              = var.function_timeouts["verifier"]
+  memory_mb            = var.function_memory_mb["verifier"]
+  reserved_concurrency = var.reserved_concurrency["verifier"]
+  kms_key_arn          = aws_kms_key.dreamops.arn
+  log_retention_days   = var.log_retention_days
+  alarm_actions        = var.alarm_actions
+
+  environment = merge(local.stage_env, {
+    DREAMOPS_DLQ_URL                = module.verification_queue.dlq_url
+    DREAMOPS_VERIFICATION_QUEUE_URL = module.verification_queue.url
+  })
+
+  policy_statements = concat(local.stage_statements, [
+    {
+      sid       = "ConsumeVerification"
+      actions   = local.consume
+      resources = [module.verification_queue.arn]
+    },
+    {
+      # Re-checks with back-off go back on its own queue.
+      sid       = "Enqueue"
+      actions   = ["sqs:SendMessage"]
+      resources = [module.verification_queue.arn, module.verification_queue.dlq_arn]
+    },
+  ])
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# SQS → stage functions, with partial batch failures.
+
+resource "aws_lambda_event_source_mapping" "analyzer" {
+  event_source_arn        = module.analysis_queue.arn
+  function_name           = module.analyzer.arn
+  batch_size              = var.sqs_batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.sqs_max_concurrency
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "executor" {
+  event_source_arn        = module.execution_queue.arn
+  function_name           = module.executor.arn
+  batch_size              = var.sqs_batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.sqs_max_concurrency
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "verifier" {
+  event_source_arn        = module.verification_queue.arn
+  function_name           = module.verifier.arn
+  batch_size              = var.sqs_batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.sqs_max_concurrency
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Webhook API.
+
+resource "aws_cloudwatch_log_group" "api" {
+  name              = "/aws/apigateway/${var.name_prefix}-webhooks"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.dreamops.arn
+}
+
+resource "aws_apigatewayv2_api" "webhooks" {
+  name          = "${var.name_prefix}-webhooks"
+  protocol_type = "HTTP"
+  description   = "PagerDuty and Alertmanager webhooks for DreamOps"
+}
+
+resource "aws_apigatewayv2_integration" "intake" {
+  api_id                 = aws_apigatewayv2_api.webhooks.id
+  integration_type       = "AWS_PROXY"
+  integration_uri        = module.webhook_intake.invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = 10000
+}
+
+locals {
+  # Each route authenticates in the function: PagerDuty by HMAC signature over the raw body, Alertmanager by bearer
+  # token, both per team from Secrets Manager. API Gateway authorizers cannot check a body signature.
+  webhook_routes = [
+    "POST /webhooks/pagerduty",
+    "POST /webhooks/pagerduty/{team}",
+    "POST /webhooks/alertmanager/{team}",
+  ]
+}
+
+resource "aws_apigatewayv2_route" "webhooks" {
+  # checkov:skip=CKV_AWS_309:Authentication is the webhook's own: the PagerDuty HMAC signature or the Alertmanager bearer token, checked by the function against per-team secrets (an authorizer cannot verify a body signature).
+  for_each  = toset(local.webhook_routes)
+  api_id    = aws_apigatewayv2_api.webhooks.id
+  route_key = each.key
+  target    = "integrations/${aws_apigatewayv2_integration.intake.id}"
+}
+
+resource "aws_apigatewayv2_stage" "default" {
+  api_id      = aws_apigatewayv2_api.webhooks.id
+  name        = "$default"
+  auto_deploy = true
+
+  default_route_settings {
+    throttling_rate_limit  = var.api_throttle_rate
+    throttling_burst_limit = var.api_throttle_burst
+  }
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api.arn
+    format = jsonencode({
+      requestId      = "$context.requestId"
+      ip             = "$context.identity.sourceIp"
+      requestTime    = "$context.requestTime"
+      routeKey       = "$context.routeKey"
+      status         = "$context.status"
+      responseLength = "$context.responseLength"
+      latencyMs      = "$context.responseLatency"
+      integrationMs  = "$context.integrationLatency"
+      error          = "$context.integrationErrorMessage"
+    })
+  }
+}
+
+resource "aws_lambda_permission" "api" {
+  statement_id  = "AllowWebhookApi"
+  action        = "lambda:InvokeFunction"
+  function_name = module.webhook_intake.name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.webhooks.execution_arn}/*/*"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# EKS: the analyzer reads; the executor and the verifier (which undoes fixes that did not hold) also write, in the
+# namespaces the `kubernetes_rbac` output binds. Groups, not access policies, so the RBAC is exactly ours.
+
+resource "aws_eks_access_entry" "analyzer" {
+  cluster_name      = var.eks_cluster_name
+  principal_arn     = module.analyzer.role_arn
+  kubernetes_groups = ["dreamops-readers"]
+  type              = "STANDARD"
+}
+
+resource "aws_eks_access_entry" "executor" {
+  cluster_name      = var.eks_cluster_name
+  principal_arn     = module.executor.role_arn
+  kubernetes_groups = ["dreamops-readers", "dreamops-writers"]
+  type              = "STANDARD"
+}
+
+resource "aws_eks_access_entry" "verifier" {
+  cluster_name      = var.eks_cluster_name
+  principal_arn     = module.verifier.role_arn
+  kubernetes_groups = ["dreamops-readers", "dreamops-writers"]
+  type              = "STANDARD"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# SAM CLI's Terraform hook: where each function's source is and where cargo-lambda puts its zip.
+
+resource "null_resource" "sam_metadata_webhook_intake" {
+  triggers = {
+    resource_name        = "module.webhook_intake.aws_lambda_function.this"
+    resource_type        = "ZIP_LAMBDA_FUNCTION"
+    original_source_code = "${path.module}/../functions/webhook-intake"
+    built_output_path    = "${path.module}/${var.artifacts_dir}/webhook-intake/bootstrap.zip"
+  }
+}
+
+resource "null_resource" "sam_metadata_analyzer" {
+  triggers = {
+    resource_name        = "module.analyzer.aws_lambda_function.this"
+    resource_type        = "ZIP_LAMBDA_FUNCTION"
+    original_source_code = "${path.module}/../functions/analyzer"
+    built_output_path    = "${path.module}/${var.artifacts_dir}/analyzer/bootstrap.zip"
+  }
+}
+
+resource "null_resource" "sam_metadata_executor" {
+  triggers = {
+    resource_name        = "module.executor.aws_lambda_function.this"
+    resource_type        = "ZIP_LAMBDA_FUNCTION"
+    original_source_code = "${path.module}/../functions/executor"
+    built_output_path    = "${path.module}/${var.artifacts_dir}/executor/bootstrap.zip"
+  }
+}
+
+resource "null_resource" "sam_metadata_verifier" {
+  triggers = {
+    resource_name        = "module.verifier.aws_lambda_function.this"
+    resource_type        = "ZIP_LAMBDA_FUNCTION"
+    original_source_code = "${path.module}/../functions/verifier"
+    built_output_path    = "${path.module}/${var.artifacts_dir}/verifier/bootstrap.zip"
+  }
+}

@@ -1,0 +1,43 @@
+output "webhook_base_url" {
+  description = "Base URL of the webhook API."
+  value       = aws_apigatewayv2_stage.default.invoke_url
+}
+
+output "pagerduty_webhook_urls" {
+  description = "Per team: the URL to register as a PagerDuty Generic Webhook (v3) subscription."
+  value       = { for t in var.teams : t => "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/pagerduty/${t}" }
+}
+
+output "alertmanager_webhook_urls" {
+  description = "Per team: the URL of an Alertmanager webhook receiver (with http_config.authorization credentials = the team's bearer token)."
+  value       = { for t in var.teams : t => "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/alertmanager/${t}" }
+}
+
+output "team_secret_ids" {
+  description = "Per team: the Secrets Manager secret to put the team's JSON document into."
+  value       = { for t, s in aws_secretsmanager_secret.team : t => s.name }
+}
+
+output "deployment_secret_id" {
+  description = "The Secrets Manager secret holding the deployment's JSON document (pagerduty_api_token, llm_api_key)."
+  value       = aws_secretsmanager_secret.deployment.name
+}
+
+output "table_name" {
+  description = "The DynamoDB table."
+  value       = aws_dynamodb_table.incidents.name
+}
+
+output "dead_letter_queue_urls" {
+  description = "Dead-letter queue of each stage, to inspect and redrive."
+  value = {
+    analysis     = module.analysis_queue.dlq_url
+    execution    = module.execution_queue.dlq_url
+    verification = module.verification_queue.dlq_url
+  }
+}
+
+output "kubernetes_rbac" {
+  description = "The Kubernetes RBAC the access entries' groups need; apply with `terraform output -raw kubernetes_rbac | kubectl apply -f -`."
+  value       = templatefile("${path.module}/kubernetes/rbac.yaml.tftpl", { namespaces = var.executor_namespaces })
+}

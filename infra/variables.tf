@@ -1,0 +1,193 @@
+# Every input of the DreamOps deployment. Only `eks_cluster_name` and `pagerduty_from_email` have no default.
+
+variable "region" {
+  description = "AWS region to deploy into; the EKS cluster must be in the same region."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions, queues, table, secrets, log groups). Lower-case letters, digits and dashes."
+  type        = string
+  default     = "dreamops"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.name_prefix))
+    error_message = "name_prefix must be 2-31 lower-case letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "eks_cluster_name" {
+  description = "Name of the EKS cluster the agent looks after. Its authentication mode must include API (access entries)."
+  type        = string
+}
+
+variable "teams" {
+  description = "Team ids (as in the webhook URLs) to declare secrets for. Values are put later with `aws secretsmanager put-secret-value`, never through Terraform."
+  type        = list(string)
+  default     = ["default"]
+
+  validation {
+    condition     = alltrue([for t in var.teams : can(regex("^[a-z0-9][a-z0-9-]{0,62}$", t))])
+    error_message = "Team ids are 1-63 lower-case letters, digits or dashes."
+  }
+}
+
+variable "team_settings" {
+  description = "Autonomy and safety settings: {default = {...}, teams = {<team> = {...}}, services = {<team> = {<PagerDuty service id> = {namespace, deployment}}}}. Omitted fields take the safe defaults (approval required). Passed to the stage functions as DREAMOPS_TEAMS."
+  type        = any
+  default     = {}
+}
+
+variable "pagerduty_from_email" {
+  description = "Email of the PagerDuty user the agent acts as (PagerDuty requires it in the From header of notes and resolves)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[^@\\s]+@[^@\\s]+$", var.pagerduty_from_email))
+    error_message = "pagerduty_from_email must be an email address."
+  }
+}
+
+variable "pagerduty_bot_user_id" {
+  description = "PagerDuty user id of that user (e.g. PABC123); webhooks caused by it are recognised as the agent's own echoes. Empty to rely on the note prefix only."
+  type        = string
+  default     = ""
+}
+
+variable "agent_namespace" {
+  description = "Kubernetes namespace the agent's own workloads run in; it is never changed by the agent."
+  type        = string
+  default     = "dreamops"
+}
+
+variable "executor_namespaces" {
+  description = "Namespaces the executor and verifier may change (RoleBindings of the write role are rendered for these into the `kubernetes_rbac` output). Reads are cluster-wide."
+  type        = list(string)
+  default     = []
+}
+
+variable "llm_provider" {
+  description = "Language model the analyzer consults when the rules are unsure: \"anthropic\", \"openai_compatible\", or \"\" for rules only. The key is `llm_api_key` in the deployment secret."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = contains(["", "anthropic", "openai_compatible"], var.llm_provider)
+    error_message = "llm_provider must be \"\", \"anthropic\" or \"openai_compatible\"."
+  }
+}
+
+variable "llm_model" {
+  description = "Model id for llm_provider (required when a provider is set)."
+  type        = string
+  default     = ""
+}
+
+variable "llm_endpoint" {
+  description = "Base URL of an OpenAI-compatible server, or a proxy for Anthropic; empty for the provider's own."
+  type        = string
+  default     = ""
+}
+
+variable "artifacts_dir" {
+  description = "Directory holding <function>/bootstrap.zip, as `.ci/build-lambdas` (cargo lambda build --release --arm64 --output-format zip) writes them, relative to this directory."
+  type        = string
+  default     = "../target/lambda"
+}
+
+variable "function_timeouts" {
+  description = "Timeout in seconds per function. Each SQS queue's visibility timeout is set to 6x its consumer's timeout."
+  type        = map(number)
+  default = {
+    "webhook-intake" = 10
+    "analyzer"       = 120
+    "executor"       = 60
+    "verifier"       = 60
+  }
+
+  validation {
+    condition     = alltrue([for f in ["webhook-intake", "analyzer", "executor", "verifier"] : contains(keys(var.function_timeouts), f)]) && alltrue([for t in values(var.function_timeouts) : t >= 3 && t <= 900])
+    error_message = "function_timeouts needs webhook-intake, analyzer, executor and verifier, each 3-900 seconds (the intake should stay well under PagerDuty's 5-second budget in practice)."
+  }
+}
+
+variable "function_memory_mb" {
+  description = "Memory in MB per function (CPU scales with it)."
+  type        = map(number)
+  default = {
+    "webhook-intake" = 256
+    "analyzer"       = 512
+    "executor"       = 256
+    "verifier"       = 256
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions per function: a ceiling that keeps a flood of alerts from starving the account, and a floor for the intake."
+  type        = map(number)
+  default = {
+    "webhook-intake" = 20
+    "analyzer"       = 10
+    "executor"       = 5
+    "verifier"       = 5
+  }
+}
+
+variable "sqs_batch_size" {
+  description = "Messages per invocation for the SQS-triggered stage functions."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.sqs_batch_size >= 1 && var.sqs_batch_size <= 10
+    error_message = "sqs_batch_size must be 1-10 (larger batches need a batching window)."
+  }
+}
+
+variable "sqs_max_concurrency" {
+  description = "Maximum concurrent invocations the SQS event source mapping of each stage starts (2-1000); keep at or below the function's reserved concurrency."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.sqs_max_concurrency >= 2 && var.sqs_max_concurrency <= 1000
+    error_message = "sqs_max_concurrency must be 2-1000."
+  }
+}
+
+variable "max_receive_count" {
+  description = "Deliveries of a stage message before SQS moves it to the dead-letter queue (the functions mark the incident failed on the last one)."
+  type        = number
+  default     = 5
+}
+
+variable "api_throttle_rate" {
+  description = "Steady-state requests per second the webhook API accepts (HTTP API stage default route throttling)."
+  type        = number
+  default     = 20
+}
+
+variable "api_throttle_burst" {
+  description = "Burst of requests the webhook API accepts above the steady rate."
+  type        = number
+  default     = 50
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and the API's log groups, in days."
+  type        = number
+  default     = 365
+}
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. an SNS topic) notified when a dead-letter queue holds messages or a function errors. Empty: alarms only change state."
+  type        = list(string)
+  default     = []
+}

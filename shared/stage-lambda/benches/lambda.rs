@@ -1,0 +1,152 @@
+//! Lambda numbers (run by `.ci/bench`): for each function, the init time — process start to "Ready." (configuration
+//! read, clients built) under the cargo lambda runtime emulator — and the intake's warm latency against moto,
+//! in-process (handler only) and through the emulator's invoke API (handler + emulator hop).
+//!
+//! Release builds of the host target; the Lambda zips are the same code built for arm64.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr, missing_debug_implementations)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FUNCTIONS: [&str; 4] = ["webhook-intake", "analyzer", "executor", "verifier"];
+const INIT_RUNS: usize = 15;
+const WARM_RUNS: usize = 300;
+
+fn cargo() -> Command {
+    let mut c = Command::new("cargo");
+    c.current_dir(fakes::venv::workspace_root());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME") || (k.starts_with("RUST") && k != "RUSTUP_HOME") {
+            c.env_remove(&k);
+        }
+    }
+    let dir = fakes::venv::cargo_lambda_bin_dir();
+    c.env("PATH", format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()));
+    c
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked"]);
+    for f in FUNCTIONS {
+        build.args(["--bin", f]);
+    }
+    assert!(build.status().unwrap().success(), "release build failed");
+    let bin_dir = fakes::venv::workspace_root().join("target/release");
+
+    let w = common::world().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut emulator = cargo()
+        .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spawn = |name: &str| {
+        let mut c = Command::new(bin_dir.join(name));
+        c.envs(w.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("AWS_ENDPOINT_URL", &w.moto.url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{name}"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let started = Instant::now();
+        let mut child = c.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("\"Ready.\"") => break started.elapsed(),
+                Some(Ok(_)) => continue,
+                _ => panic!("{name} exited before it was ready"),
+            }
+        };
+        (child, ready, lines)
+    };
+
+    println!("init: process start to ready, {INIT_RUNS} starts each (target < 50 ms)");
+    for name in FUNCTIONS {
+        let mut times: Vec<Duration> = (0..INIT_RUNS)
+            .map(|_| {
+                let (mut child, ready, _) = spawn(name);
+                let _ = child.kill();
+                let _ = child.wait();
+                ready
+            })
+            .collect();
+        times.sort();
+        println!(
+            "  {name:<15} p50 {}  p95 {}  max {}",
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.95)),
+            ms(times[times.len() - 1])
+        );
+    }
+
+    // Warm intake through the emulator: one running instance, distinct signed webhooks.
+    let (mut intake, _, _lines) = spawn("webhook-intake");
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/webhook-intake/invocations");
+    let mut through = Vec::new();
+    for i in 0..WARM_RUNS + 20 {
+        let event = w.pagerduty_event();
+        let started = Instant::now();
+        let answer: serde_json::Value = http.post(&url).json(&event).send().await.unwrap().json().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(answer["statusCode"], 202, "{answer}");
+        if i >= 20 {
+            through.push(took);
+        }
+    }
+    let _ = intake.kill();
+    let _ = intake.wait();
+
+    // Warm intake in-process: the handler alone against moto.
+    let app = webhook_intake::App::new(&webhook_intake::Config::from_env(&w.env_table()).unwrap(), &w.sdk);
+    let mut handler = Vec::new();
+    for i in 0..WARM_RUNS + 20 {
+        let req = lambda_http::request::from_str(&w.pagerduty_event().to_string()).unwrap();
+        let started = Instant::now();
+        let resp = app.handle(req).await;
+        let took = started.elapsed();
+        assert_eq!(resp.status().as_u16(), 202);
+        if i >= 20 {
+            handler.push(took);
+        }
+    }
+    for (what, mut v) in [("handler, in-process", handler), ("through the emulator", through)] {
+        v.sort();
+        println!(
+            "intake warm, against moto, {what} ({WARM_RUNS} webhooks): p50 {}  p99 {}  max {}",
+            ms(percentile(&v, 0.5)),
+            ms(percentile(&v, 0.99)),
+            ms(v[v.len() - 1])
+        );
+    }
+    let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", emulator.id())]).status();
+    let _ = emulator.wait();
+}

@@ -1,0 +1,283 @@
+//! The Terraform in `infra/`, parsed and checked for the wiring a plan cannot see offline: every function directory
+//! has a Lambda with its cargo-lambda zip (and SAM metadata), every queue a dead-letter queue and redrive, every
+//! visibility timeout at least 6x its consumer's timeout, every SQS trigger reporting partial batch failures, no
+//! IAM statement granting `*` on `*`, every environment variable a function's configuration requires set, and
+//! every variable and output documented.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use hcl::{Block, Body, Expression, ObjectKey};
+
+fn infra() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
+}
+
+/// Every `.tf` file of a directory, as one body.
+fn load(dir: &Path) -> Body {
+    let mut blocks = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files.iter().filter(|p| p.extension().is_some_and(|e| e == "tf")) {
+        let text = std::fs::read_to_string(f).unwrap();
+        let body: Body = hcl::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        blocks.extend(body.into_blocks());
+    }
+    Body::builder().add_blocks(blocks).build()
+}
+
+fn blocks<'a>(body: &'a Body, kind: &'a str) -> impl Iterator<Item = &'a Block> + 'a {
+    body.blocks().filter(move |b| b.identifier() == kind)
+}
+
+fn label(b: &Block, i: usize) -> &str {
+    b.labels()[i].as_str()
+}
+
+fn attr<'a>(b: &'a Body, key: &str) -> Option<&'a Expression> {
+    b.attributes().find(|a| a.key() == key).map(|a| a.expr())
+}
+
+fn text(e: &Expression) -> String {
+    e.to_string()
+}
+
+fn key_name(k: &ObjectKey) -> String {
+    match k {
+        ObjectKey::Identifier(i) => i.as_str().to_owned(),
+        ObjectKey::Expression(Expression::String(s)) => s.clone(),
+        ObjectKey::Expression(e) => e.to_string().trim_matches('"').to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// The keys of an object expression, following `merge(local.x, {...})` into the root module's locals.
+fn object_keys(e: &Expression, locals: &BTreeMap<String, Expression>) -> BTreeSet<String> {
+    match e {
+        Expression::Object(o) => o.keys().map(key_name).collect(),
+        Expression::FuncCall(f) if f.name.name.as_str() == "merge" => {
+            f.args.iter().flat_map(|a| object_keys(a, locals)).collect()
+        }
+        Expression::Traversal(_) => {
+            let t = text(e);
+            let name = t.strip_prefix("local.").unwrap_or_else(|| panic!("cannot follow {t}"));
+            object_keys(&locals[name], locals)
+        }
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn locals(root: &Body) -> BTreeMap<String, Expression> {
+    blocks(root, "locals").flat_map(|b| b.body().attributes().map(|a| (a.key().to_owned(), a.expr().clone()))).collect()
+}
+
+fn modules<'a>(root: &'a Body, source: &'a str) -> impl Iterator<Item = &'a Block> + 'a {
+    blocks(root, "module").filter(move |m| attr(m.body(), "source").is_some_and(|s| text(s).contains(source)))
+}
+
+fn function_dirs() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The function module whose zip is `functions/<name>`'s build.
+fn function_module<'a>(root: &'a Body, name: &str) -> &'a Block {
+    let zip = format!("/{name}/bootstrap.zip");
+    let found: Vec<&Block> = modules(root, "modules/function")
+        .filter(|m| text(attr(m.body(), "zip_path").unwrap()).contains(&zip))
+        .collect();
+    assert_eq!(found.len(), 1, "exactly one function module deploys functions/{name} (zip path ending {zip})");
+    found[0]
+}
+
+#[test]
+fn every_function_directory_is_deployed_from_its_zip() {
+    let root = load(&infra());
+    let fns = function_dirs();
+    assert_eq!(fns, ["analyzer", "executor", "verifier", "webhook-intake"]);
+    for name in &fns {
+        let m = function_module(&root, name);
+        let sam = blocks(&root, "resource")
+            .filter(|r| label(r, 0) == "null_resource" && label(r, 1).starts_with("sam_metadata_"))
+            .find(|r| text(attr(r.body(), "triggers").unwrap()).contains(&format!("module.{}.", label(m, 0))))
+            .unwrap_or_else(|| panic!("no sam_metadata resource for module.{}", label(m, 0)));
+        let triggers = text(attr(sam.body(), "triggers").unwrap());
+        assert!(triggers.contains(&format!("../functions/{name}")), "{triggers}");
+        assert!(triggers.contains(&format!("/{name}/bootstrap.zip")) && triggers.contains("ZIP_LAMBDA_FUNCTION"));
+    }
+    // The module deploys the zip it is given, as the cargo-lambda custom runtime on arm64.
+    let module = load(&infra().join("modules/function"));
+    let lambda = blocks(&module, "resource").find(|r| label(r, 0) == "aws_lambda_function").unwrap();
+    let b = lambda.body();
+    assert_eq!(text(attr(b, "filename").unwrap()), "var.zip_path");
+    assert!(text(attr(b, "source_code_hash").unwrap()).contains("var.zip_path"));
+    assert_eq!(text(attr(b, "runtime").unwrap()), "\"provided.al2023\"");
+    assert_eq!(text(attr(b, "handler").unwrap()), "\"bootstrap\"");
+    assert!(text(attr(b, "architectures").unwrap()).contains("arm64"));
+    let logs = blocks(&module, "resource").find(|r| label(r, 0) == "aws_cloudwatch_log_group").unwrap();
+    assert!(attr(logs.body(), "retention_in_days").is_some(), "log groups have retention");
+}
+
+#[test]
+fn queues_have_dead_letter_queues_and_visibility_of_six_consumer_timeouts() {
+    let root = load(&infra());
+    let queue = load(&infra().join("modules/queue"));
+    let main = blocks(&queue, "resource").find(|r| label(r, 0) == "aws_sqs_queue" && label(r, 1) == "this").unwrap();
+    let redrive = text(attr(main.body(), "redrive_policy").unwrap());
+    assert!(redrive.contains("aws_sqs_queue.dlq.arn") && redrive.contains("maxReceiveCount"), "{redrive}");
+    let Expression::Operation(op) = attr(main.body(), "visibility_timeout_seconds").unwrap() else {
+        panic!("visibility timeout is not computed from the consumer's timeout")
+    };
+    let hcl::Operation::Binary(op) = op.as_ref() else { panic!("not a product") };
+    let factor = match (&op.lhs_expr, &op.rhs_expr) {
+        (Expression::Number(n), e) | (e, Expression::Number(n)) if text(e) == "var.consumer_timeout_seconds" => {
+            n.as_f64().unwrap()
+        }
+        _ => panic!("visibility is not a multiple of var.consumer_timeout_seconds"),
+    };
+    assert_eq!(op.operator, hcl::BinaryOperator::Mul);
+    assert!(factor >= 6.0, "visibility is {factor}x the consumer timeout");
+
+    // Each queue's consumer timeout is the timeout of the function its event source mapping triggers.
+    let queues: Vec<&Block> = modules(&root, "modules/queue").collect();
+    assert_eq!(queues.len(), 3);
+    let mappings: Vec<&Block> =
+        blocks(&root, "resource").filter(|r| label(r, 0) == "aws_lambda_event_source_mapping").collect();
+    assert_eq!(mappings.len(), 3, "analyzer, executor, verifier");
+    for q in queues {
+        let qname = label(q, 0);
+        let esm = mappings
+            .iter()
+            .find(|m| text(attr(m.body(), "event_source_arn").unwrap()) == format!("module.{qname}.arn"))
+            .unwrap_or_else(|| panic!("queue {qname} triggers nothing"));
+        let f = text(attr(esm.body(), "function_name").unwrap());
+        let fname = f.strip_prefix("module.").and_then(|f| f.strip_suffix(".arn")).unwrap();
+        let function = modules(&root, "modules/function").find(|m| label(m, 0) == fname).unwrap();
+        assert_eq!(
+            text(attr(q.body(), "consumer_timeout_seconds").unwrap()),
+            text(attr(function.body(), "timeout").unwrap()),
+            "queue {qname}'s visibility follows {fname}'s timeout"
+        );
+        let rt = text(attr(esm.body(), "function_response_types").unwrap());
+        assert!(rt.contains("ReportBatchItemFailures"), "{fname}: partial batch failures must be reported");
+        assert!(attr(esm.body(), "batch_size").is_some(), "{fname}: batch size");
+        let scaling = esm.body().blocks().find(|b| b.identifier() == "scaling_config").expect("scaling_config");
+        assert!(attr(scaling.body(), "maximum_concurrency").is_some(), "{fname}: maximum concurrency");
+    }
+}
+
+/// Every `{actions, resources}` pair in IAM statements: policy document blocks and statement objects.
+fn statements(body: &Body, out: &mut Vec<(String, String, String)>, origin: &str) {
+    for b in body.blocks() {
+        if b.identifier() == "statement"
+            && let (Some(a), Some(r)) = (attr(b.body(), "actions"), attr(b.body(), "resources"))
+        {
+            out.push((origin.to_owned(), text(a), text(r)));
+        }
+        statements(b.body(), out, origin);
+    }
+    for a in body.attributes() {
+        objects(a.expr(), out, origin);
+    }
+}
+
+fn objects(e: &Expression, out: &mut Vec<(String, String, String)>, origin: &str) {
+    match e {
+        Expression::Object(o) => {
+            let get = |k: &str| o.iter().find(|(key, _)| key_name(key) == k).map(|(_, v)| text(v));
+            if let (Some(a), Some(r)) = (get("actions"), get("resources")) {
+                out.push((origin.to_owned(), a, r));
+            }
+            o.values().for_each(|v| objects(v, out, origin));
+        }
+        Expression::Array(items) => items.iter().for_each(|v| objects(v, out, origin)),
+        Expression::FuncCall(f) => f.args.iter().for_each(|v| objects(v, out, origin)),
+        _ => {}
+    }
+}
+
+#[test]
+fn no_iam_statement_grants_every_action_on_every_resource() {
+    let mut found = Vec::new();
+    for dir in [infra(), infra().join("modules/function"), infra().join("modules/queue")] {
+        statements(&load(&dir), &mut found, &dir.display().to_string());
+    }
+    assert!(found.len() >= 15, "statements were found: {}", found.len());
+    for (origin, actions, resources) in &found {
+        let any_action = actions.contains("\"*\"");
+        let any_resource = resources.contains("\"*\"");
+        assert!(!(any_action && any_resource), "{origin}: {actions} on {resources}");
+        assert!(!any_action, "{origin}: the action \"*\" is never needed ({actions})");
+    }
+    // The functions' own statements never use a wildcard service action.
+    for (origin, actions, _) in found.iter().filter(|(o, _, _)| !o.ends_with("infra")) {
+        assert!(!actions.contains(":*"), "{origin}: {actions}");
+    }
+}
+
+#[test]
+fn every_environment_variable_a_function_requires_is_set() {
+    let root = load(&infra());
+    let locals = locals(&root);
+    let env_of = |name: &str| object_keys(attr(function_module(&root, name).body(), "environment").unwrap(), &locals);
+
+    let intake = env_of("webhook-intake");
+    for var in webhook_intake::REQUIRED_ENV {
+        assert!(intake.contains(*var), "webhook-intake needs {var}");
+    }
+    for stage in stage_lambda::Stage::ALL {
+        let env = env_of(stage.function_name());
+        for var in stage.required_env() {
+            assert!(env.contains(var), "{} needs {var}", stage.function_name());
+        }
+        assert!(!env.contains(stage_lambda::config::KUBE_API_URL), "deployments reach the cluster through EKS only");
+    }
+    // Nothing set that no function reads (a typo would silently fall back to a default).
+    let known: BTreeSet<&str> = [
+        "DREAMOPS_TABLE",
+        "DREAMOPS_ANALYSIS_QUEUE_URL",
+        "DREAMOPS_SECRETS_PREFIX",
+        "DREAMOPS_PAGERDUTY_BOT_USER_ID",
+        "DREAMOPS_MAX_BODY_BYTES",
+        "DREAMOPS_SECRETS_TTL_SECS",
+        "DREAMOPS_DLQ_URL",
+        "DREAMOPS_MAX_RECEIVES",
+        "DREAMOPS_EXECUTION_QUEUE_URL",
+        "DREAMOPS_VERIFICATION_QUEUE_URL",
+        "DREAMOPS_EKS_CLUSTER",
+        "DREAMOPS_PAGERDUTY_FROM",
+        "DREAMOPS_PAGERDUTY_API_URL",
+        "DREAMOPS_AGENT_NAMESPACE",
+        "DREAMOPS_TEAMS",
+        "DREAMOPS_LLM_PROVIDER",
+        "DREAMOPS_LLM_MODEL",
+        "DREAMOPS_LLM_ENDPOINT",
+    ]
+    .into();
+    for f in function_dirs() {
+        for var in env_of(&f) {
+            assert!(known.contains(var.as_str()), "{f} sets {var}, which nothing reads");
+        }
+    }
+}
+
+#[test]
+fn every_variable_and_output_is_documented() {
+    for dir in [infra(), infra().join("modules/function"), infra().join("modules/queue")] {
+        let body = load(&dir);
+        for kind in ["variable", "output"] {
+            for b in blocks(&body, kind) {
+                let d = attr(b.body(), "description").map(text).unwrap_or_default();
+                assert!(d.len() > 12, "{}: {kind} {} has no description", dir.display(), label(b, 0));
+            }
+        }
+    }
+}
