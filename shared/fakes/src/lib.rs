@@ -9,3 +9,13 @@ pub mod moto;
 pub mod pagerduty;
 pub mod slack;
 pub mod venv;
+
+/// Serves `app` on a free loopback port in the background; returns its base URL (`http://127.0.0.1:PORT`).
+pub(crate) async fn serve(app: axum::Router) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}"))
+}

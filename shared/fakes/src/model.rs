@@ -31,12 +31,7 @@ impl FakeModel {
             .route("/v1/messages", axum::routing::post(messages))
             .route("/v1/chat/completions", axum::routing::post(chat))
             .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok((fake, format!("http://{addr}")))
+        Ok((fake, crate::serve(app).await?))
     }
 
     /// Queues one answer.

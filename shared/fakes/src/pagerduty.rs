@@ -47,12 +47,7 @@ impl FakePagerDuty {
             .route("/incidents/{id}/alerts", axum::routing::get(alerts))
             .route("/incidents/{id}/notes", axum::routing::post(note))
             .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok((fake, format!("http://{addr}")))
+        Ok((fake, crate::serve(app).await?))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -31,12 +31,7 @@ impl FakeSlack {
         let fake = Self::default();
         let app =
             axum::Router::new().route("/services/{t}/{b}/{x}", axum::routing::post(post)).with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok((fake, format!("http://{addr}")))
+        Ok((fake, crate::serve(app).await?))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -12,18 +12,18 @@
 
 use std::collections::BTreeMap;
 
+use domain::TeamId;
 use domain::ids::{CorrelationId, IncidentId};
 use domain::incident::{Actor, AlertSource, AuditEvent, Incident};
-use domain::ports::{Retryable, SecretName, SecretsError};
+use domain::ports::{SecretName, SecretsError};
 use domain::state::{IgnoreReason, State};
-use domain::{Envelope, StageMessage, TeamId};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::IntakeDeps as Deps;
-use crate::intake::{Reply, unavailable, update_incident};
+use crate::intake::{Reply, open, unavailable, update_incident};
 
 fn source_actor() -> Actor {
     Actor::Source("alertmanager".into())
@@ -260,32 +260,7 @@ async fn fire(deps: &Deps, team: &TeamId, n: &Notification, firing: &[AlertEntry
         why: format!("bearer token verified; receiver {:?}", n.receiver),
         correlation_id,
     };
-    let created = match deps.store.create(&incident, &event).await {
-        Ok(c) => c,
-        Err(e) if e.is_retryable() => return unavailable("store the incident", e),
-        Err(e) => return Reply::error(500, "store_error", e.to_string()),
-    };
-    let stored = if created {
-        incident
-    } else {
-        match deps.store.get(&id).await {
-            Ok(Some(i)) => i,
-            Ok(None) => return unavailable("read the incident", "vanished"),
-            Err(e) => return unavailable("read the incident", e),
-        }
-    };
-    if created || stored.state == State::Received {
-        let msg = Envelope::new(id.clone(), team.clone(), stored.correlation_id.clone(), StageMessage::Analyze);
-        if let Err(e) = deps.queue.send(&msg, std::time::Duration::ZERO).await {
-            return unavailable("enqueue the analysis", e);
-        }
-    }
-    if created {
-        tracing::info!(incident_id = %id, team_id = %team, "Incident received from Alertmanager.");
-        Reply::accepted("accepted", json!({"incident_id": id}))
-    } else {
-        Reply::accepted("duplicate", json!({"incident_id": id}))
-    }
+    open(deps, incident, &event).await
 }
 
 /// Records a notification about a group whose incident is still open; a repeat of it is a duplicate.

@@ -265,7 +265,14 @@ async fn trigger(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Re
         why: format!("webhook {webhook_id} verified"),
         correlation_id,
     };
-    let created = match deps.store.create(&incident, &event).await {
+    open(deps, incident, &event).await
+}
+
+/// Stores a new incident with its first audit event (the conditional create dedupes redeliveries atomically) and
+/// queues its analysis; answers `accepted`, or `duplicate` for an incident that exists already.
+pub(crate) async fn open(deps: &Deps, incident: Incident, event: &AuditEvent) -> Reply {
+    let (id, team) = (incident.id.clone(), incident.team_id.clone());
+    let created = match deps.store.create(&incident, event).await {
         Ok(c) => c,
         Err(e) if e.is_retryable() => return unavailable("store the incident", e),
         Err(e) => return Reply::error(500, "store_error", e.to_string()),
@@ -287,7 +294,7 @@ async fn trigger(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Re
         }
     }
     if created {
-        tracing::info!(incident_id = %id, team_id = %team, "Incident received.");
+        tracing::info!(incident_id = %id, team_id = %team, source = %stored.alert.source_system, "Incident received.");
         Reply::accepted("accepted", json!({"incident_id": id}))
     } else {
         Reply::accepted("duplicate", json!({"incident_id": id}))
