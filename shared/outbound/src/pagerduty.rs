@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::TeamId;
@@ -37,12 +36,13 @@ impl std::fmt::Debug for PagerDutyRest {
 }
 
 impl PagerDutyRest {
-    /// `from` is the email of the PagerDuty user the agent acts as; `base` the API URL (PagerDuty's by default).
+    /// `from` is the email of the PagerDuty user the agent acts as; `base` the API URL (PagerDuty's by default);
+    /// `http` a client from [`crate::http_client`] (one is shared by every outbound client of a function).
     pub fn new(
+        http: reqwest::Client,
         base: Option<&str>,
         from: impl Into<String>,
         secrets: Arc<dyn Secrets>,
-        timeout: Duration,
         max_retries: u32,
     ) -> Result<Self, String> {
         let base = base.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/').to_owned();
@@ -53,7 +53,6 @@ impl PagerDutyRest {
         if !from.contains('@') {
             return Err(format!("PagerDuty From address {from:?} is not an email address"));
         }
-        let http = crate::http_client(timeout).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self { http, base, from, secrets, max_retries })
     }
 

@@ -3,7 +3,6 @@
 //! a no-op. Success is `200` with body `ok`; errors are plain text (`invalid_payload`, `channel_not_found`, …).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::TeamId;
@@ -29,9 +28,9 @@ impl std::fmt::Debug for SlackWebhook {
 }
 
 impl SlackWebhook {
-    pub fn new(secrets: Arc<dyn Secrets>, timeout: Duration, max_retries: u32) -> Result<Self, String> {
-        let http = crate::http_client(timeout).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { http, secrets, max_retries })
+    /// `http` is a client from [`crate::http_client`].
+    pub fn new(http: reqwest::Client, secrets: Arc<dyn Secrets>, max_retries: u32) -> Self {
+        Self { http, secrets, max_retries }
     }
 }
 

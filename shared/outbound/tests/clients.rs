@@ -41,15 +41,17 @@ impl Secrets for Held {
     }
 }
 
+fn http(timeout_secs: u64) -> reqwest::Client {
+    outbound::http_client(Duration::from_secs(timeout_secs)).unwrap()
+}
+
 fn team(t: &str) -> TeamId {
     TeamId::parse(t).unwrap()
 }
 
 async fn pd(secrets: Held) -> (FakePagerDuty, PagerDutyRest) {
     let (fake, url) = FakePagerDuty::start().await.unwrap();
-    let client =
-        PagerDutyRest::new(Some(&url), "dreamops-bot@example.com", Arc::new(secrets), Duration::from_secs(5), 2)
-            .unwrap();
+    let client = PagerDutyRest::new(http(5), Some(&url), "dreamops-bot@example.com", Arc::new(secrets), 2).unwrap();
     (fake, client)
 }
 
@@ -116,14 +118,7 @@ async fn pagerduty_without_a_valid_token_is_rejected_and_the_token_never_shows()
     assert!(matches!(&err, NotifyError::Rejected(m) if m.contains("pagerduty_api_token")), "{err}");
     assert!(format!("{unconfigured:?}").contains("dreamops-bot@example.com"));
     assert!(
-        PagerDutyRest::new(
-            Some("http://api.example.com"),
-            "a@b.c",
-            Arc::new(Held::default()),
-            Duration::from_secs(1),
-            0
-        )
-        .is_err(),
+        PagerDutyRest::new(http(1), Some("http://api.example.com"), "a@b.c", Arc::new(Held::default()), 0).is_err(),
         "plain http off-host"
     );
 }
@@ -141,7 +136,7 @@ async fn slack_posts_block_kit_within_limits_and_retries_rate_limits() {
     let (fake, base) = FakeSlack::start().await.unwrap();
     let url = format!("{base}/services/T000/B000/XXXXSECRET");
     let secrets = Held::default().team("payments", SecretName::SlackWebhookUrl, &url);
-    let chat = SlackWebhook::new(Arc::new(secrets), Duration::from_secs(5), 2).unwrap();
+    let chat = SlackWebhook::new(http(5), Arc::new(secrets), 2);
 
     let long = "x".repeat(7000);
     chat.post(&team("payments"), &message(&long)).await.unwrap();
@@ -170,7 +165,7 @@ async fn slack_refuses_a_plain_http_url_and_a_dead_endpoint_never_leaks_it() {
     let secrets = Held::default()
         .team("payments", SecretName::SlackWebhookUrl, "http://hooks.example.com/services/T/B/SECRETPART")
         .team("ops", SecretName::SlackWebhookUrl, "http://127.0.0.1:9/services/T/B/SECRETPART");
-    let chat = SlackWebhook::new(Arc::new(secrets), Duration::from_secs(2), 1).unwrap();
+    let chat = SlackWebhook::new(http(2), Arc::new(secrets), 1);
     let err = chat.post(&team("payments"), &message("x")).await.unwrap_err();
     assert!(matches!(&err, NotifyError::Rejected(m) if !m.contains("SECRETPART")), "{err}");
     let err = chat.post(&team("ops"), &message("x")).await.unwrap_err();

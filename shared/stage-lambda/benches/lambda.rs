@@ -109,7 +109,7 @@ async fn main() {
 
     // Warm intake through the emulator: one running instance, distinct signed webhooks.
     let (mut intake, _, _lines) = spawn("webhook-intake");
-    let http = reqwest::Client::new();
+    let http = outbound::http_client(Duration::from_secs(10)).unwrap();
     let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/webhook-intake/invocations");
     let mut through = Vec::new();
     for i in 0..WARM_RUNS + 20 {

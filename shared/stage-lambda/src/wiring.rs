@@ -118,8 +118,8 @@ pub enum BuildError {
     Cluster(String),
     #[error("PagerDuty client: {0}")]
     Pager(String),
-    #[error("Slack client: {0}")]
-    Chat(String),
+    #[error("HTTP client: {0}")]
+    Http(String),
 }
 
 impl StageFunction {
@@ -144,15 +144,17 @@ impl StageFunction {
                     .map_err(|e| BuildError::Cluster(e.to_string()))?,
             ),
         };
+        // One HTTP client (one TLS root store) for PagerDuty and Slack.
+        let http = outbound::http_client(NOTIFY_TIMEOUT).map_err(|e| BuildError::Http(e.to_string()))?;
         let pager = PagerDutyRest::new(
+            http.clone(),
             config.pagerduty_api_url.as_deref(),
             &config.pagerduty_from,
             secrets.clone(),
-            NOTIFY_TIMEOUT,
             NOTIFY_RETRIES,
         )
         .map_err(BuildError::Pager)?;
-        let chat = SlackWebhook::new(secrets.clone(), NOTIFY_TIMEOUT, NOTIFY_RETRIES).map_err(BuildError::Chat)?;
+        let chat = SlackWebhook::new(http, secrets.clone(), NOTIFY_RETRIES);
         let llm = config.llm.clone().map(|c| Arc::new(LazyModel::new(c, secrets.clone())) as Arc<dyn LanguageModel>);
         let deps = Deps {
             store: store.clone(),
