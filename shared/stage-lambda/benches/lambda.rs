@@ -107,24 +107,6 @@ async fn main() {
         );
     }
 
-    // Warm intake through the emulator: one running instance, distinct signed webhooks.
-    let (mut intake, _, _lines) = spawn("webhook-intake");
-    let http = outbound::http_client(Duration::from_secs(10)).unwrap();
-    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/webhook-intake/invocations");
-    let mut through = Vec::new();
-    for i in 0..WARM_RUNS + 20 {
-        let event = w.pagerduty_event();
-        let started = Instant::now();
-        let answer: serde_json::Value = http.post(&url).json(&event).send().await.unwrap().json().await.unwrap();
-        let took = started.elapsed();
-        assert_eq!(answer["statusCode"], 202, "{answer}");
-        if i >= 20 {
-            through.push(took);
-        }
-    }
-    let _ = intake.kill();
-    let _ = intake.wait();
-
     // Warm intake in-process: the handler alone against moto.
     let app = webhook_intake::App::new(&webhook_intake::Config::from_env(&w.env_table()).unwrap(), &w.sdk);
     let mut handler = Vec::new();
@@ -138,7 +120,36 @@ async fn main() {
             handler.push(took);
         }
     }
+    // Warm intake through the emulator: one running instance (its log drained), distinct signed webhooks.
+    let (mut intake, _, lines) = spawn("webhook-intake");
+    std::thread::spawn(move || lines.for_each(drop));
+    let http = outbound::http_client(Duration::from_secs(10)).unwrap();
+    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/webhook-intake/invocations");
+    let mut through = Vec::new();
+    for i in 0..WARM_RUNS + 20 {
+        let event = w.pagerduty_event();
+        let started = Instant::now();
+        let answer = match http.post(&url).json(&event).send().await {
+            Ok(r) => r.json::<serde_json::Value>().await.unwrap(),
+            Err(e) => {
+                println!("intake through the emulator: not measured ({e})");
+                through.clear();
+                break;
+            }
+        };
+        let took = started.elapsed();
+        assert_eq!(answer["statusCode"], 202, "{answer}");
+        if i >= 20 {
+            through.push(took);
+        }
+    }
+    let _ = intake.kill();
+    let _ = intake.wait();
+
     for (what, mut v) in [("handler, in-process", handler), ("through the emulator", through)] {
+        if v.is_empty() {
+            continue;
+        }
         v.sort();
         println!(
             "intake warm, against moto, {what} ({WARM_RUNS} webhooks): p50 {}  p99 {}  max {}",
