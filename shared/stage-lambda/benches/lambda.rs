@@ -31,6 +31,16 @@ fn cargo() -> Command {
     c
 }
 
+/// The emulator's process group, stopped when dropped (also when the bench panics).
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", self.0.id())]).status();
+        let _ = self.0.wait();
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -51,13 +61,15 @@ async fn main() {
 
     let w = common::world().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut emulator = cargo()
-        .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let _emulator = Group(
+        cargo()
+            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -158,6 +170,4 @@ async fn main() {
             ms(v[v.len() - 1])
         );
     }
-    let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", emulator.id())]).status();
-    let _ = emulator.wait();
 }
