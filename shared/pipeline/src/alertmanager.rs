@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::IntakeDeps as Deps;
-use crate::intake::{Reply, open, unavailable, update_incident};
+use crate::intake::{Reply, admit, open, unavailable, update_incident};
 
 fn source_actor() -> Actor {
     Actor::Source("alertmanager".into())
@@ -107,16 +107,9 @@ pub fn verify_bearer(header: &str, tokens: &[domain::ports::Secret]) -> bool {
 
 /// Handles one Alertmanager notification for `team`.
 pub async fn alertmanager(deps: &Deps, req: AlertmanagerRequest<'_>) -> Reply {
-    if req.body.len() > deps.config.max_body_bytes {
-        return Reply::error(
-            413,
-            "payload_too_large",
-            format!("body of {} bytes exceeds {} bytes", req.body.len(), deps.config.max_body_bytes),
-        );
-    }
-    let team = match TeamId::parse(req.team) {
+    let team = match admit(deps, req.team, req.body) {
         Ok(t) => t,
-        Err(e) => return Reply::error(404, "unknown_team", e.to_string()),
+        Err(r) => return r,
     };
     let Some(authorization) = req.authorization.filter(|s| !s.trim().is_empty()) else {
         return Reply::error(401, "missing_token", "Authorization: Bearer <token> is required");

@@ -144,18 +144,23 @@ pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> Reply {
     Reply::error(503, "unavailable", format!("temporarily unable to {what}; retry later"))
 }
 
-/// Handles one PagerDuty v3 delivery.
-pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
-    if req.body.len() > deps.config.max_body_bytes {
-        return Reply::error(
+/// The checks every webhook passes first: the body fits (413) and the team in the path is a valid id (404).
+pub(crate) fn admit(deps: &Deps, team: &str, body: &[u8]) -> Result<TeamId, Reply> {
+    if body.len() > deps.config.max_body_bytes {
+        return Err(Reply::error(
             413,
             "payload_too_large",
-            format!("body of {} bytes exceeds {} bytes", req.body.len(), deps.config.max_body_bytes),
-        );
+            format!("body of {} bytes exceeds {} bytes", body.len(), deps.config.max_body_bytes),
+        ));
     }
-    let team = match TeamId::parse(req.team) {
+    TeamId::parse(team).map_err(|e| Reply::error(404, "unknown_team", e.to_string()))
+}
+
+/// Handles one PagerDuty v3 delivery.
+pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
+    let team = match admit(deps, req.team, req.body) {
         Ok(t) => t,
-        Err(e) => return Reply::error(404, "unknown_team", e.to_string()),
+        Err(r) => return r,
     };
     let Some(signature) = req.signature.filter(|s| !s.trim().is_empty()) else {
         return Reply::error(401, "missing_signature", "X-PagerDuty-Signature header is required");
