@@ -17,20 +17,6 @@ const FUNCTIONS: [&str; 4] = ["webhook-intake", "analyzer", "executor", "verifie
 const INIT_RUNS: usize = 15;
 const WARM_RUNS: usize = 300;
 
-fn cargo() -> Command {
-    let mut c = Command::new("cargo");
-    c.current_dir(fakes::venv::workspace_root());
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if (k.starts_with("CARGO_") && k != "CARGO_HOME") || (k.starts_with("RUST") && k != "RUSTUP_HOME") {
-            c.env_remove(&k);
-        }
-    }
-    let dir = fakes::venv::cargo_lambda_bin_dir();
-    c.env("PATH", format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()));
-    c
-}
-
 /// The emulator's process group, stopped when dropped (also when the bench panics).
 struct Group(std::process::Child);
 
@@ -51,7 +37,7 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
-    let mut build = cargo();
+    let mut build = common::cargo();
     build.args(["build", "--release", "--locked"]);
     for f in FUNCTIONS {
         build.args(["--bin", f]);
@@ -62,7 +48,7 @@ async fn main() {
     let w = common::world().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let _emulator = Group(
-        cargo()
+        common::cargo()
             .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

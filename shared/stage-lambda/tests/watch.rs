@@ -20,28 +20,6 @@ use serde_json::Value;
 
 const FUNCTIONS: [&str; 4] = ["webhook-intake", "analyzer", "executor", "verifier"];
 
-fn root() -> PathBuf {
-    fakes::venv::workspace_root()
-}
-
-/// A `cargo` command as a user's shell would run it: cargo-lambda on `PATH`, and none of the variables `cargo test`
-/// sets for the test process (some build scripts rerun when they change, which would rebuild the dependencies).
-fn cargo() -> Command {
-    let mut c = Command::new("cargo");
-    c.current_dir(root());
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
-            || k.starts_with("RUST") && k != "RUSTUP_HOME" && k != "RUSTUP_TOOLCHAIN"
-        {
-            c.env_remove(&k);
-        }
-    }
-    let dir = fakes::venv::cargo_lambda_bin_dir();
-    c.env("PATH", format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()));
-    c
-}
-
 /// `cargo lambda watch` in its own process group, stopped with everything it started when dropped.
 struct Watch {
     child: Child,

@@ -3,6 +3,7 @@
 //! variables `infra/` sets, pointed at these servers).
 #![allow(clippy::unwrap_used, dead_code)]
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws::sqs::types::MessageSystemAttributeName;
@@ -24,6 +25,24 @@ pub const ANALYSIS: usize = 0;
 pub const EXECUTION: usize = 1;
 pub const VERIFICATION: usize = 2;
 pub const DLQ: usize = 3;
+
+/// A `cargo` command as a user's shell would run it: cargo-lambda on `PATH`, and none of the variables `cargo test`
+/// sets for the test process (some build scripts rerun when they change, which would rebuild the dependencies).
+pub fn cargo() -> Command {
+    let mut c = Command::new("cargo");
+    c.current_dir(fakes::venv::workspace_root());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+            || k.starts_with("RUST") && k != "RUSTUP_HOME" && k != "RUSTUP_TOOLCHAIN"
+        {
+            c.env_remove(&k);
+        }
+    }
+    let dir = fakes::venv::cargo_lambda_bin_dir();
+    c.env("PATH", format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()));
+    c
+}
 
 pub struct World {
     pub moto: Moto,
