@@ -7,6 +7,10 @@
 //! | external id | `EXT#<team>#<external id>` | `EXT` | `incident_id` |
 //! | delivery key | `DLV#<team>#<key>` | `DLV` | `expires_at` (TTL, epoch seconds) |
 //! | runbook entry | `RUNBOOK#<team>` | `<learned_at>#<incident id>` | `body` (JSON) |
+//! | team | `TEAM#<team>` | `META` | `body` (JSON), `version`; GSI1 `TEAMS` / `<team>` |
+//! | API key | `KEY#<sha-256 hex>` | `KEY` | `body` (JSON); GSI1 `KEYS#<team, or * for operator keys>` / `<created>#<id>` |
+//! | team audit event | `AUDIT#<team>` | `<at ms, 16 digits>#<event id>` | `body` (JSON) |
+//! | rate counter | `RL#<key>` | `<window secs>#<window number>` | `n` (atomic `ADD`), `expires_at` (TTL) |
 //!
 //! Creates and commits are transactions whose first item is conditional (`attribute_not_exists(pk)`, or version
 //! and state equal to what the caller read), so exactly one of several racing writers wins; the audit events of
@@ -32,32 +36,32 @@ const DELIVERY_TTL_SECS: i64 = 7 * 24 * 3600;
 const GSI_TEAM: &str = "gsi1";
 const GSI_ACTIVE: &str = "gsi2";
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// The DynamoDB incident and runbook store.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn text<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
     item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
-fn unavailable<E: std::error::Error>(what: &str, e: E) -> StoreError {
+pub(crate) fn unavailable<E: std::error::Error>(what: &str, e: E) -> StoreError {
     StoreError::Unavailable(describe(what, e))
 }
 
-fn millis(rfc3339: &str) -> u64 {
+pub(crate) fn millis(rfc3339: &str) -> u64 {
     rfc3339.parse::<jiff::Timestamp>().map(|t| t.as_millisecond().max(0) as u64).unwrap_or(0)
 }
 
@@ -69,11 +73,11 @@ fn team_sort_key(i: &Incident) -> String {
     format!("{:016}#{}", millis(&i.created_at), i.id)
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     let body = text(item, "body").ok_or_else(|| StoreError::Corrupt("item without a body".into()))?;
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("unreadable item: {e}")))
 }
@@ -110,7 +114,7 @@ fn event_items(id: &IncidentId, version: u64, events: &[AuditEvent]) -> Result<V
         .collect()
 }
 
-fn put(table: &str, item: Item, condition: Option<(&str, Item)>) -> Result<TransactWriteItem, StoreError> {
+pub(crate) fn put(table: &str, item: Item, condition: Option<(&str, Item)>) -> Result<TransactWriteItem, StoreError> {
     let mut p = Put::builder().table_name(table).set_item(Some(item));
     if let Some((expr, values)) = condition {
         p = p.condition_expression(expr);
@@ -127,7 +131,7 @@ fn put(table: &str, item: Item, condition: Option<(&str, Item)>) -> Result<Trans
 }
 
 /// Whether a transaction was cancelled because its first (conditional) item failed.
-fn first_condition_failed(
+pub(crate) fn first_condition_failed(
     e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
 ) -> bool {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -144,7 +148,7 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
-    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+    pub(crate) async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -162,7 +166,7 @@ impl DynamoStore {
 impl DynamoStore {
     /// Every item a query returns, following `LastEvaluatedKey` across pages. `build` sets the query's table,
     /// index and key condition; `what` names the call in errors.
-    async fn query_all(
+    pub(crate) async fn query_all(
         &self,
         what: &str,
         build: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,

@@ -6,6 +6,7 @@ mod dynamo;
 pub mod env;
 mod queue;
 mod secrets;
+mod teams;
 
 use std::time::Duration;
 

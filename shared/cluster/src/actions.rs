@@ -19,15 +19,15 @@ use crate::{ACTION_ID_ANNOTATION, BEFORE_ANNOTATION, KubeCluster, RESTARTED_AT, 
 
 const FIELD_MANAGER: &str = "dreamops";
 
-fn params(dry_run: bool) -> PatchParams {
+pub(crate) fn params(dry_run: bool) -> PatchParams {
     PatchParams { dry_run, field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
 }
 
-fn deployments(c: &KubeCluster, w: &WorkloadRef) -> Api<Deployment> {
+pub(crate) fn deployments(c: &KubeCluster, w: &WorkloadRef) -> Api<Deployment> {
     Api::namespaced(c.client.clone(), &w.namespace)
 }
 
-async fn get_deployment(c: &KubeCluster, w: &WorkloadRef) -> Result<Deployment, ClusterError> {
+pub(crate) async fn get_deployment(c: &KubeCluster, w: &WorkloadRef) -> Result<Deployment, ClusterError> {
     let api = deployments(c, w);
     retry("get deployment", || api.get(&w.name)).await
 }
@@ -36,7 +36,7 @@ fn annotation(d: &Deployment, key: &str) -> Option<String> {
     d.metadata.annotations.as_ref()?.get(key).cloned()
 }
 
-fn memory_limit(d: &Deployment, container: &str) -> Option<Bytes> {
+pub(crate) fn memory_limit(d: &Deployment, container: &str) -> Option<Bytes> {
     let c = d.spec.as_ref()?.template.spec.as_ref()?.containers.iter().find(|c| c.name == container)?;
     Bytes::parse(&c.resources.as_ref()?.limits.as_ref()?.get("memory")?.0).ok()
 }
@@ -175,18 +175,21 @@ pub(crate) async fn execute(c: &KubeCluster, action: &Action, action_id: &str) -
     }
 }
 
-async fn rollback(c: &KubeCluster, w: &WorkloadRef, to: Option<i64>, action_id: &str) -> Result<Applied, ClusterError> {
-    let d = get_deployment(c, w).await?;
-    if let Some(a) = already(&d, action_id) {
-        return Ok(a);
-    }
+/// The pod template a rollback restores (`kubectl rollout undo`: the given revision, or the highest one below
+/// the current), with the current and the target revision.
+pub(crate) async fn rollback_target(
+    c: &KubeCluster,
+    w: &WorkloadRef,
+    d: &Deployment,
+    to: Option<i64>,
+) -> Result<(PodTemplateSpec, i64, i64), ClusterError> {
     if d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false) {
         return Err(ClusterError::Precondition(format!("{w} is paused; resume it before rolling back")));
     }
     let current = revision(&d.metadata)
         .ok_or_else(|| ClusterError::Precondition(format!("{w} has no revision annotation yet")))?;
     let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), &w.namespace);
-    let lp = ListParams::default().labels(&selector_string(&d).unwrap_or_default());
+    let lp = ListParams::default().labels(&selector_string(d).unwrap_or_default());
     let mut owned: Vec<ReplicaSet> = retry("list replicasets", || rs_api.list(&lp))
         .await?
         .items
@@ -194,7 +197,6 @@ async fn rollback(c: &KubeCluster, w: &WorkloadRef, to: Option<i64>, action_id: 
         .filter(|r| controller_of(&r.metadata).is_some_and(|(k, n)| k == "Deployment" && n == w.name))
         .collect();
     owned.sort_by_key(|r| std::cmp::Reverse(revision(&r.metadata).unwrap_or(0)));
-    // `kubectl rollout undo`: the given revision, or the highest one below the current.
     let target = match to {
         Some(r) => owned.iter().find(|rs| revision(&rs.metadata) == Some(r)),
         None => owned.iter().find(|rs| revision(&rs.metadata).is_some_and(|r| r < current)),
@@ -212,14 +214,22 @@ async fn rollback(c: &KubeCluster, w: &WorkloadRef, to: Option<i64>, action_id: 
         labels.remove("pod-template-hash");
     }
     let current_template = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let to_rev = revision(&target.metadata).unwrap_or(0);
     if template == current_template {
         return Err(ClusterError::Precondition(format!(
-            "revision {} has the same pod template as the current one; nothing to roll back",
-            revision(&target.metadata).unwrap_or(0)
+            "revision {to_rev} has the same pod template as the current one; nothing to roll back"
         )));
     }
+    Ok((template, current, to_rev))
+}
+
+async fn rollback(c: &KubeCluster, w: &WorkloadRef, to: Option<i64>, action_id: &str) -> Result<Applied, ClusterError> {
+    let d = get_deployment(c, w).await?;
+    if let Some(a) = already(&d, action_id) {
+        return Ok(a);
+    }
+    let (template, current, to_rev) = rollback_target(c, w, &d, to).await?;
     let before = BeforeState::Template { revision: Some(current), template: template_value(&d) };
-    let to_rev = revision(&target.metadata).unwrap_or(0);
     apply_template(c, w, &d, serde_json::to_value(&template).unwrap_or(Value::Null), Some((action_id, &before)))
         .await?;
     Ok(Applied {

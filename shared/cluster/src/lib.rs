@@ -6,6 +6,7 @@
 
 mod actions;
 mod changes;
+pub mod plan;
 mod snapshot;
 mod verify;
 
@@ -180,5 +181,9 @@ impl Cluster for KubeCluster {
 
     async fn undo(&self, action: &Action, before: &BeforeState) -> Result<String, ClusterError> {
         actions::undo(self, action, before).await
+    }
+
+    async fn plan(&self, action: &Action) -> Result<domain::Plan, ClusterError> {
+        plan::plan(self, action).await
     }
 }

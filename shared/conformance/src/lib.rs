@@ -5,3 +5,4 @@
 pub mod queue;
 pub mod secrets;
 pub mod store;
+pub mod teams;

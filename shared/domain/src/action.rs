@@ -9,7 +9,7 @@ use crate::names::{is_dns1123_label, is_dns1123_subdomain};
 use crate::quantity::Bytes;
 
 /// The action names of the table, as they appear in cases, messages and APIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActionKind {
     Restart,
@@ -62,7 +62,7 @@ impl fmt::Display for ActionKind {
 }
 
 /// An action's target as structured fields (the `target` object of `dreamops analyze`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionTarget {
     pub kind: String,
     pub namespace: String,
@@ -74,7 +74,7 @@ pub struct ActionTarget {
 }
 
 /// A Deployment the agent may act on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkloadRef {
     pub namespace: String,
     pub name: String,
@@ -87,7 +87,7 @@ impl fmt::Display for WorkloadRef {
 }
 
 /// A validated action, ready for the executor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Action {
     Restart { workload: WorkloadRef },
@@ -145,7 +145,7 @@ impl Action {
 }
 
 /// Limits on what any single action may do.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionBounds {
     /// A scale-up may at most multiply the current replicas by this.
     pub max_scale_factor: f64,
@@ -347,7 +347,7 @@ impl Action {
 }
 
 /// What the target looked like before the action, kept to undo it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BeforeState {
     /// Replicas and the HPA's max before a scale-up.
@@ -360,17 +360,19 @@ pub enum BeforeState {
     Restart { restarted_at: Option<String> },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionStatus {
     Planned,
     Applied,
     Undone,
     Failed,
+    /// Approved against a diff the cluster no longer yields: not applied, and proposed again.
+    Superseded,
 }
 
 /// One action of an incident, with its before-state once applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionRecord {
     pub id: ActionId,
     pub action: Action,
@@ -380,12 +382,64 @@ pub struct ActionRecord {
     pub after: Option<String>,
     pub applied_at: Option<String>,
     pub error: Option<String>,
+    /// The hash of the dry-run diff a human approved: the executor plans again and acts only on the same diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_plan: Option<String>,
 }
 
 impl ActionRecord {
     /// A new action, decided and not yet applied.
     pub fn planned(id: ActionId, action: Action) -> Self {
-        Self { id, action, status: ActionStatus::Planned, before: None, after: None, applied_at: None, error: None }
+        Self {
+            id,
+            action,
+            status: ActionStatus::Planned,
+            before: None,
+            after: None,
+            applied_at: None,
+            error: None,
+            approved_plan: None,
+        }
+    }
+}
+
+/// One field an action would change, as the API server's dry run reports it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FieldChange {
+    /// The object: `deployment shop/web`, `horizontalpodautoscaler shop/web`, `pod shop/web-7f9c-abcde`.
+    pub object: String,
+    /// The field, as a path (`spec.template.spec.containers[app].resources.limits.memory`).
+    pub field: String,
+    /// `None` when the field is absent before (or after: removed, or the object deleted).
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// What an action would change, and the hash an approval is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Plan {
+    /// The action and its target, in one line.
+    pub action: String,
+    pub changes: Vec<FieldChange>,
+    /// Lower-case hex SHA-256 over the action and the changes (sorted): the same diff always has the same hash.
+    pub hash: String,
+    pub planned_at: String,
+}
+
+impl Plan {
+    /// A plan for `action` with `changes`, hashed.
+    pub fn new(action: &Action, mut changes: Vec<FieldChange>, planned_at: &str) -> Self {
+        use sha2::Digest;
+        changes.sort();
+        changes.dedup();
+        let canonical = serde_json::json!({"action": action, "changes": changes});
+        let hash = hex::encode(sha2::Sha256::digest(canonical.to_string().as_bytes()));
+        Self { action: action.describe(), changes, hash, planned_at: planned_at.to_owned() }
+    }
+
+    /// Whether the action would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::action::{ActionKind, ActionTarget};
 
 /// Root-cause categories (fixed list, `eval/FORMAT.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Category {
     OomLimitTooLow,
@@ -43,7 +43,7 @@ impl fmt::Display for Category {
 }
 
 /// How much harm the proposed action could do if the diagnosis were wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Risk {
     Low,
@@ -52,7 +52,7 @@ pub enum Risk {
 }
 
 /// Which engine produced the diagnosis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DecidedBy {
     Rules,
@@ -60,7 +60,7 @@ pub enum DecidedBy {
 }
 
 /// One proposed action, as the analyzer states it: not yet validated against bounds or the cluster.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProposedAction {
     pub action: ActionKind,
     pub target: Option<ActionTarget>,
@@ -76,7 +76,7 @@ impl ProposedAction {
 }
 
 /// The analyzer's output for one incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Diagnosis {
     pub category: Category,
     pub change_induced: bool,

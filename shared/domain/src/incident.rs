@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionRecord, ActionStatus, WorkloadRef};
+use crate::action::{Action, ActionRecord, ActionStatus, Plan, WorkloadRef};
 use crate::diagnosis::Diagnosis;
 use crate::ids::{CorrelationId, IncidentId, TeamId};
 use crate::settings::Decision;
@@ -12,7 +12,7 @@ use crate::state::State;
 pub type Alert = crate::observation::AlertView;
 
 /// Where the alert came from, with the ids needed to talk back to the source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AlertSource {
     PagerDuty {
@@ -56,7 +56,7 @@ impl AlertSource {
 }
 
 /// The decide stage's verdict with its reason and the validated action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DecisionRecord {
     pub decision: Decision,
     pub reason: String,
@@ -64,10 +64,35 @@ pub struct DecisionRecord {
     /// When a proposal awaiting approval expires (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// For a proposal awaiting approval: what it would change (server-side dry run) and the hash to approve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// Distinct approvals the proposal needs (two for high-risk actions when the team requires it).
+    #[serde(default = "one")]
+    pub approvals_required: u32,
+    /// The approvals given so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One human approval of a proposal, by an authenticated principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Approval {
+    /// The principal's stable id (API key id, or the token's issuer and subject): two approvals must differ here.
+    pub principal_id: String,
+    /// How the principal is shown (`key key_… (name)`, `oidc <subject>`).
+    pub principal: String,
+    /// The plan hash approved.
+    pub plan: String,
+    pub at: String,
 }
 
 /// Verification progress of the current action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VerificationRecord {
     pub checks: u32,
     pub started_at: String,
@@ -77,7 +102,7 @@ pub struct VerificationRecord {
 }
 
 /// One incident, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Incident {
     pub id: IncidentId,
     pub team_id: TeamId,
@@ -118,7 +143,7 @@ impl Incident {
 }
 
 /// Who caused an audit event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "name", rename_all = "snake_case")]
 pub enum Actor {
     Agent,
@@ -128,7 +153,7 @@ pub enum Actor {
 }
 
 /// One step of an incident's history: every transition appends one, and so do notable steps within a stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEvent {
     pub incident_id: IncidentId,
     pub at: String,

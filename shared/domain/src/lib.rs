@@ -15,14 +15,16 @@ pub mod ports;
 pub mod quantity;
 pub mod settings;
 pub mod state;
+pub mod team;
 
 pub use action::{
     Action, ActionBounds, ActionError, ActionKind, ActionRecord, ActionStatus, ActionTarget, BeforeState, CurrentFacts,
-    WorkloadRef,
+    FieldChange, Plan, WorkloadRef,
 };
 pub use diagnosis::{Category, DecidedBy, Diagnosis, ProposedAction, Risk};
 pub use ids::{ActionId, CorrelationId, IncidentId, TeamId};
-pub use incident::{Actor, Alert, AlertSource, AuditEvent, DecisionRecord, Incident, VerificationRecord};
+pub use incident::{Actor, Alert, AlertSource, Approval, AuditEvent, DecisionRecord, Incident, VerificationRecord};
 pub use messages::{Envelope, MessageError, StageMessage};
-pub use settings::{Autonomy, Decision, TeamSettings, VerifySettings};
+pub use settings::{Autonomy, Decision, SettingError, TeamSettings, VerifySettings};
 pub use state::{IgnoreReason, State, TransitionError};
+pub use team::{ApiKey, ControlEvent, IntegrationMeta, Role, ServiceTarget, Team};

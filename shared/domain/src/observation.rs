@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::diagnosis::Category;
 
 /// The alert as the agent sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AlertView {
     pub title: String,
     pub service: String,

@@ -6,11 +6,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionTarget, BeforeState, CurrentFacts, WorkloadRef};
+use crate::action::{Action, ActionTarget, BeforeState, CurrentFacts, Plan, WorkloadRef};
 use crate::ids::{IncidentId, TeamId};
 use crate::incident::{AuditEvent, Incident};
 use crate::messages::Envelope;
 use crate::observation::{AlertView, Snapshot};
+use crate::team::{ApiKey, ControlEvent, Team};
 
 /// Whether an error may clear by itself (retry) or never will (answer or dead-letter).
 pub trait Retryable {
@@ -31,6 +32,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A conditional write on a record other than an incident lost: it changed since it was read.
+    #[error("conflict: {0} changed concurrently")]
+    Stale(String),
 }
 
 impl Retryable for StoreError {
@@ -73,6 +77,65 @@ pub trait IncidentStore: Send + Sync {
 
     /// The incident opened for an alert source's incident id, if any.
     async fn find_by_external_id(&self, team: &TeamId, external_id: &str) -> Result<Option<IncidentId>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Teams
+
+/// Teams, their API keys and their audit trail: the control plane's state. Writes that replace a record are
+/// conditional on the version read, so two admins can never silently overwrite each other.
+#[async_trait]
+pub trait TeamStore: Send + Sync {
+    /// Creates a team (version 1) with its first audit event. `Ok(false)` when the id is taken.
+    async fn create_team(&self, team: &Team, event: &ControlEvent) -> Result<bool, StoreError>;
+
+    async fn team(&self, id: &TeamId) -> Result<Option<Team>, StoreError>;
+
+    /// Every team, by id.
+    async fn teams(&self) -> Result<Vec<Team>, StoreError>;
+
+    /// Replaces the team only if the stored one still has `prev_version` (`StoreError::Stale` otherwise, or
+    /// `NotFound`-like `Stale` when it is gone); `next.version` must be `prev_version + 1`. The event is recorded
+    /// in the same write.
+    async fn update_team(&self, prev_version: u64, next: &Team, event: &ControlEvent) -> Result<(), StoreError>;
+
+    /// Stores a new key (its hash must be new) with its audit event.
+    async fn create_key(&self, key: &ApiKey, event: &ControlEvent) -> Result<(), StoreError>;
+
+    /// The key whose SHA-256 is `hash`, revoked or not.
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// A team's keys (`None`: the operator keys), oldest first.
+    async fn keys(&self, team: Option<&TeamId>) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Marks a key revoked at `at`; `Ok(None)` when the team has no such key. Revoking twice keeps the first time.
+    async fn revoke_key(
+        &self,
+        team: Option<&TeamId>,
+        id: &str,
+        at: &str,
+        event: &ControlEvent,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Records that a key was used at `at` (best effort; callers throttle it).
+    async fn touch_key(&self, hash: &str, at: &str) -> Result<(), StoreError>;
+
+    /// Appends one event to a team's audit trail.
+    async fn record(&self, event: &ControlEvent) -> Result<(), StoreError>;
+
+    /// A team's audit trail, newest first.
+    async fn audit(&self, team: &TeamId, limit: usize, cursor: Option<&str>) -> Result<Page<ControlEvent>, StoreError>;
+}
+
+/// Fixed-window counters shared by every process of a deployment (rate limits on failed authentication).
+#[async_trait]
+pub trait RateCounter: Send + Sync {
+    /// Adds one to `key`'s counter for the window of `window_secs` that contains `now_secs`, returning the new
+    /// count.
+    async fn hit(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError>;
+
+    /// The count so far in that window.
+    async fn count(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -189,15 +252,18 @@ pub enum SecretName {
     SlackWebhookUrl,
     /// The language model provider's API key (outbound; per deployment).
     LlmApiKey,
+    /// A GitHub token that may open issues in the team's repository (outbound).
+    GitHubToken,
 }
 
 impl SecretName {
-    pub const ALL: [SecretName; 5] = [
+    pub const ALL: [SecretName; 6] = [
         Self::PagerDutyWebhookSecrets,
         Self::AlertmanagerBearerTokens,
         Self::PagerDutyApiToken,
         Self::SlackWebhookUrl,
         Self::LlmApiKey,
+        Self::GitHubToken,
     ];
 
     /// The key in a secret's JSON document.
@@ -208,6 +274,7 @@ impl SecretName {
             Self::PagerDutyApiToken => "pagerduty_api_token",
             Self::SlackWebhookUrl => "slack_webhook_url",
             Self::LlmApiKey => "llm_api_key",
+            Self::GitHubToken => "github_token",
         }
     }
 
@@ -216,6 +283,18 @@ impl SecretName {
     pub const fn is_inbound(self) -> bool {
         matches!(self, Self::PagerDutyWebhookSecrets | Self::AlertmanagerBearerTokens)
     }
+}
+
+/// Writes a team's secrets (the control API's integrations routes). Reads go through [`Secrets`].
+#[async_trait]
+pub trait SecretsAdmin: Send + Sync {
+    /// Sets (`Some`) or removes (`None`) several of one team's secrets in one write. Concurrent writers never lose
+    /// each other's changes. Values are never logged or echoed in errors.
+    async fn update_team_secrets(
+        &self,
+        team: &TeamId,
+        changes: &[(SecretName, Option<Vec<Secret>>)],
+    ) -> Result<(), SecretsError>;
 }
 
 /// Secrets of the deployment and of each team. Values are `Missing` when not configured, never empty.
@@ -316,6 +395,10 @@ pub trait Cluster: Send + Sync {
 
     /// Restores the before-state of a reversible action.
     async fn undo(&self, action: &Action, before: &BeforeState) -> Result<String, ClusterError>;
+
+    /// What the action would change, from a server-side dry run: the fields, before and after, and their hash.
+    /// Changes nothing. An approval is bound to this hash; the executor plans again and acts only on the same one.
+    async fn plan(&self, action: &Action) -> Result<Plan, ClusterError>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Why an incident was closed without any work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IgnoreReason {
     /// The same alert was already being handled.
@@ -34,7 +34,7 @@ impl IgnoreReason {
 }
 
 /// Where an incident stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", content = "reason", rename_all = "snake_case")]
 pub enum State {
     Received,
@@ -79,6 +79,8 @@ impl State {
                     Executing | Escalated | Ignored(IgnoreReason::ResolvedByHuman | IgnoreReason::ResolvedAtSource)
                 )
                 | (Executing, Verifying | Escalated | Failed)
+                // An approved diff the cluster no longer yields is proposed again, not applied.
+                | (Executing, AwaitingApproval)
                 | (Verifying, Resolved | Escalated | RolledBack | Failed)
         );
         if ok { Ok(()) } else { Err(TransitionError { from: self, to }) }

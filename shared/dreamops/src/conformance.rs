@@ -64,6 +64,12 @@ conformance::store_suite!(
     redb_file => file_store(),
 );
 
+conformance::team_suite!(
+    memory_teams => MemoryStore::new(),
+    redb_in_memory_teams => RedbStore::memory().unwrap(),
+    redb_file_teams => file_store(),
+);
+
 /// A redb store on a real file whose directory is removed at once: the open descriptor keeps it usable and
 /// nothing is left behind.
 fn file_store() -> RedbStore {

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use domain::incident::{AuditEvent, Incident};
-use domain::ports::{IncidentStore, Page, StoreError};
-use domain::{IncidentId, TeamId};
+use domain::ports::{IncidentStore, Page, RateCounter, StoreError, TeamStore};
+use domain::{ApiKey, ControlEvent, IncidentId, Team, TeamId};
 use pipeline::runbook::{RunbookEntry, RunbookStore};
 
 #[derive(Debug, Default)]
@@ -19,6 +19,13 @@ struct State {
     deliveries: BTreeMap<(TeamId, String), ()>,
     external: BTreeMap<(TeamId, String), IncidentId>,
     runbook: BTreeMap<TeamId, Vec<RunbookEntry>>,
+    teams: BTreeMap<TeamId, Team>,
+    /// By hash.
+    keys: BTreeMap<String, ApiKey>,
+    /// (team, at ms, event id), in time order.
+    audit: BTreeMap<(TeamId, u64, String), ControlEvent>,
+    /// (key, window length, window number) → count.
+    counters: BTreeMap<(String, u64, u64), u64>,
 }
 
 /// An in-memory incident and runbook store.
@@ -130,5 +137,130 @@ impl RunbookStore for MemoryStore {
 
     async fn list(&self, team: &TeamId) -> Result<Vec<RunbookEntry>, StoreError> {
         Ok(self.lock().runbook.get(team).cloned().unwrap_or_default())
+    }
+}
+
+fn audit_page(
+    audit: &BTreeMap<(TeamId, u64, String), ControlEvent>,
+    team: &TeamId,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<Page<ControlEvent>, StoreError> {
+    let cursor = cursor.map(parse_cursor).transpose()?;
+    let limit = limit.clamp(1, 1000);
+    let lo = (team.clone(), 0, String::new());
+    let rows: Vec<(&(TeamId, u64, String), &ControlEvent)> = match &cursor {
+        Some((ms, id)) => audit.range(lo..(team.clone(), *ms, id.clone())).rev().take(limit + 1).collect(),
+        None => audit.range(lo..=(team.clone(), u64::MAX, "\u{10FFFF}".into())).rev().take(limit + 1).collect(),
+    };
+    let next = (rows.len() > limit).then(|| rows[limit - 1].0).map(|(_, ms, id)| format!("{ms}:{id}"));
+    Ok(Page { items: rows.into_iter().take(limit).map(|(_, e)| e.clone()).collect(), next })
+}
+
+#[async_trait]
+impl TeamStore for MemoryStore {
+    async fn create_team(&self, team: &Team, event: &ControlEvent) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.teams.contains_key(&team.id) {
+            return Ok(false);
+        }
+        s.teams.insert(team.id.clone(), team.clone());
+        s.audit.insert((event.team.clone(), millis(&event.at), event.id.clone()), event.clone());
+        Ok(true)
+    }
+
+    async fn team(&self, id: &TeamId) -> Result<Option<Team>, StoreError> {
+        Ok(self.lock().teams.get(id).cloned())
+    }
+
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        Ok(self.lock().teams.values().cloned().collect())
+    }
+
+    async fn update_team(&self, prev_version: u64, next: &Team, event: &ControlEvent) -> Result<(), StoreError> {
+        if next.version != prev_version + 1 {
+            return Err(StoreError::Corrupt("a team update must bump the version by one".into()));
+        }
+        let mut s = self.lock();
+        match s.teams.get(&next.id) {
+            Some(t) if t.version == prev_version => {}
+            _ => return Err(StoreError::Stale(format!("team {}", next.id))),
+        }
+        s.teams.insert(next.id.clone(), next.clone());
+        s.audit.insert((event.team.clone(), millis(&event.at), event.id.clone()), event.clone());
+        Ok(())
+    }
+
+    async fn create_key(&self, key: &ApiKey, event: &ControlEvent) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.keys.contains_key(&key.hash) || s.keys.values().any(|k| k.id == key.id) {
+            return Err(StoreError::Stale(format!("api key {}", key.id)));
+        }
+        s.keys.insert(key.hash.clone(), key.clone());
+        s.audit.insert((event.team.clone(), millis(&event.at), event.id.clone()), event.clone());
+        Ok(())
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.lock().keys.get(hash).cloned())
+    }
+
+    async fn keys(&self, team: Option<&TeamId>) -> Result<Vec<ApiKey>, StoreError> {
+        let mut keys: Vec<ApiKey> = self.lock().keys.values().filter(|k| k.team.as_ref() == team).cloned().collect();
+        keys.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        Ok(keys)
+    }
+
+    async fn revoke_key(
+        &self,
+        team: Option<&TeamId>,
+        id: &str,
+        at: &str,
+        event: &ControlEvent,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let mut s = self.lock();
+        let Some(k) = s.keys.values_mut().find(|k| k.id == id && k.team.as_ref() == team) else {
+            return Ok(None);
+        };
+        if k.revoked_at.is_none() {
+            k.revoked_at = Some(at.to_owned());
+        }
+        let out = k.clone();
+        s.audit.insert((event.team.clone(), millis(&event.at), event.id.clone()), event.clone());
+        Ok(Some(out))
+    }
+
+    async fn touch_key(&self, hash: &str, at: &str) -> Result<(), StoreError> {
+        if let Some(k) = self.lock().keys.get_mut(hash) {
+            k.last_used_at = Some(at.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn record(&self, event: &ControlEvent) -> Result<(), StoreError> {
+        self.lock().audit.insert((event.team.clone(), millis(&event.at), event.id.clone()), event.clone());
+        Ok(())
+    }
+
+    async fn audit(&self, team: &TeamId, limit: usize, cursor: Option<&str>) -> Result<Page<ControlEvent>, StoreError> {
+        audit_page(&self.lock().audit, team, limit, cursor)
+    }
+}
+
+#[async_trait]
+impl RateCounter for MemoryStore {
+    async fn hit(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError> {
+        let secs = window_secs.max(1);
+        let mut s = self.lock();
+        // Windows that have ended are dropped, so the map holds only live ones.
+        s.counters.retain(|(_, len, w), _| (*w + 1) * *len > now_secs);
+        let n = s.counters.entry((key.to_owned(), secs, now_secs / secs)).or_insert(0);
+        *n += 1;
+        Ok(*n)
+    }
+
+    async fn count(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError> {
+        let secs = window_secs.max(1);
+        Ok(self.lock().counters.get(&(key.to_owned(), secs, now_secs / secs)).copied().unwrap_or(0))
     }
 }

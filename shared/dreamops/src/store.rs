@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::incident::{AuditEvent, Incident};
-use domain::ports::{IncidentStore, Page, StoreError};
-use domain::{IncidentId, TeamId};
+use domain::ports::{IncidentStore, Page, RateCounter, StoreError, TeamStore};
+use domain::{ApiKey, ControlEvent, IncidentId, Team, TeamId};
 use pipeline::runbook::{RunbookEntry, RunbookStore};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -20,6 +20,14 @@ const DELIVERIES: TableDefinition<(&str, &str), u64> = TableDefinition::new("del
 /// (team, source incident id) → incident id.
 const EXTERNAL: TableDefinition<(&str, &str), &str> = TableDefinition::new("external");
 const RUNBOOK: TableDefinition<(&str, u64), &str> = TableDefinition::new("runbook");
+/// team id → team (JSON).
+const TEAMS: TableDefinition<&str, &str> = TableDefinition::new("teams");
+/// key hash → API key (JSON).
+const KEYS: TableDefinition<&str, &str> = TableDefinition::new("api_keys");
+/// (team, at ms, event id) → control event (JSON).
+const AUDIT: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("team_audit");
+/// (key, window length, window number) → count.
+const COUNTERS: TableDefinition<(&str, u64, u64), u64> = TableDefinition::new("rate_counters");
 
 /// Delivery keys are kept this long: PagerDuty retries for up to 48 hours.
 pub const DELIVERY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -86,6 +94,10 @@ impl RedbStore {
             txn.open_table(BY_TEAM).map_err(err)?;
             txn.open_table(EXTERNAL).map_err(err)?;
             txn.open_table(RUNBOOK).map_err(err)?;
+            txn.open_table(TEAMS).map_err(err)?;
+            txn.open_table(KEYS).map_err(err)?;
+            txn.open_table(AUDIT).map_err(err)?;
+            txn.open_table(COUNTERS).map_err(err)?.retain(|_, _| false).map_err(err)?;
             let mut d = txn.open_table(DELIVERIES).map_err(err)?;
             let cutoff = jiff::Timestamp::now().as_second().max(0) as u64 - DELIVERY_TTL.as_secs();
             d.retain(|_, seen| seen >= cutoff).map_err(err)?;
@@ -336,6 +348,272 @@ impl RunbookStore for RedbStore {
                 out.push(serde_json::from_str(v.value()).map_err(corrupt)?);
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+fn put_event(txn: &redb::WriteTransaction, event: &ControlEvent) -> Result<(), StoreError> {
+    let mut t = txn.open_table(AUDIT).map_err(err)?;
+    let json = serde_json::to_string(event).map_err(corrupt)?;
+    t.insert((event.team.as_str(), millis(&event.at), event.id.as_str()), json.as_str()).map_err(err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl TeamStore for RedbStore {
+    async fn create_team(&self, team: &Team, event: &ControlEvent) -> Result<bool, StoreError> {
+        let (team, event) = (team.clone(), event.clone());
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            {
+                let mut t = txn.open_table(TEAMS).map_err(err)?;
+                if t.get(team.id.as_str()).map_err(err)?.is_some() {
+                    return Ok(false);
+                }
+                let json = serde_json::to_string(&team).map_err(corrupt)?;
+                t.insert(team.id.as_str(), json.as_str()).map_err(err)?;
+            }
+            put_event(&txn, &event)?;
+            txn.commit().map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn team(&self, id: &TeamId) -> Result<Option<Team>, StoreError> {
+        let id = id.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(TEAMS).map_err(err)?;
+            t.get(id.as_str()).map_err(err)?.map(|v| serde_json::from_str(v.value()).map_err(corrupt)).transpose()
+        })
+        .await
+    }
+
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(TEAMS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(err)? {
+                let (_, v) = row.map_err(err)?;
+                out.push(serde_json::from_str(v.value()).map_err(corrupt)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn update_team(&self, prev_version: u64, next: &Team, event: &ControlEvent) -> Result<(), StoreError> {
+        if next.version != prev_version + 1 {
+            return Err(StoreError::Corrupt("a team update must bump the version by one".into()));
+        }
+        let (next, event) = (next.clone(), event.clone());
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            {
+                let mut t = txn.open_table(TEAMS).map_err(err)?;
+                let stored: Option<Team> = t
+                    .get(next.id.as_str())
+                    .map_err(err)?
+                    .map(|v| serde_json::from_str(v.value()).map_err(corrupt))
+                    .transpose()?;
+                if stored.map(|s| s.version) != Some(prev_version) {
+                    return Err(StoreError::Stale(format!("team {}", next.id)));
+                }
+                let json = serde_json::to_string(&next).map_err(corrupt)?;
+                t.insert(next.id.as_str(), json.as_str()).map_err(err)?;
+            }
+            put_event(&txn, &event)?;
+            txn.commit().map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: &ApiKey, event: &ControlEvent) -> Result<(), StoreError> {
+        let (key, event) = (key.clone(), event.clone());
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            {
+                let mut t = txn.open_table(KEYS).map_err(err)?;
+                if t.get(key.hash.as_str()).map_err(err)?.is_some() {
+                    return Err(StoreError::Stale(format!("api key {}", key.id)));
+                }
+                let json = serde_json::to_string(&key).map_err(corrupt)?;
+                t.insert(key.hash.as_str(), json.as_str()).map_err(err)?;
+            }
+            put_event(&txn, &event)?;
+            txn.commit().map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let hash = hash.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(KEYS).map_err(err)?;
+            t.get(hash.as_str()).map_err(err)?.map(|v| serde_json::from_str(v.value()).map_err(corrupt)).transpose()
+        })
+        .await
+    }
+
+    async fn keys(&self, team: Option<&TeamId>) -> Result<Vec<ApiKey>, StoreError> {
+        let team = team.cloned();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(KEYS).map_err(err)?;
+            let mut out: Vec<ApiKey> = Vec::new();
+            for row in t.iter().map_err(err)? {
+                let (_, v) = row.map_err(err)?;
+                let k: ApiKey = serde_json::from_str(v.value()).map_err(corrupt)?;
+                if k.team == team {
+                    out.push(k);
+                }
+            }
+            out.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn revoke_key(
+        &self,
+        team: Option<&TeamId>,
+        id: &str,
+        at: &str,
+        event: &ControlEvent,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let (team, id, at, event) = (team.cloned(), id.to_owned(), at.to_owned(), event.clone());
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            let found = {
+                let mut t = txn.open_table(KEYS).map_err(err)?;
+                let mut found: Option<ApiKey> = None;
+                for row in t.iter().map_err(err)? {
+                    let (_, v) = row.map_err(err)?;
+                    let k: ApiKey = serde_json::from_str(v.value()).map_err(corrupt)?;
+                    if k.id == id && k.team == team {
+                        found = Some(k);
+                        break;
+                    }
+                }
+                let Some(mut k) = found else {
+                    return Ok(None);
+                };
+                if k.revoked_at.is_none() {
+                    k.revoked_at = Some(at);
+                }
+                let json = serde_json::to_string(&k).map_err(corrupt)?;
+                t.insert(k.hash.as_str(), json.as_str()).map_err(err)?;
+                k
+            };
+            put_event(&txn, &event)?;
+            txn.commit().map_err(err)?;
+            Ok(Some(found))
+        })
+        .await
+    }
+
+    async fn touch_key(&self, hash: &str, at: &str) -> Result<(), StoreError> {
+        let (hash, at) = (hash.to_owned(), at.to_owned());
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            {
+                let mut t = txn.open_table(KEYS).map_err(err)?;
+                let stored: Option<ApiKey> = t
+                    .get(hash.as_str())
+                    .map_err(err)?
+                    .map(|v| serde_json::from_str(v.value()).map_err(corrupt))
+                    .transpose()?;
+                if let Some(mut k) = stored {
+                    k.last_used_at = Some(at);
+                    let json = serde_json::to_string(&k).map_err(corrupt)?;
+                    t.insert(hash.as_str(), json.as_str()).map_err(err)?;
+                }
+            }
+            txn.commit().map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record(&self, event: &ControlEvent) -> Result<(), StoreError> {
+        let event = event.clone();
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            put_event(&txn, &event)?;
+            txn.commit().map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit(&self, team: &TeamId, limit: usize, cursor: Option<&str>) -> Result<Page<ControlEvent>, StoreError> {
+        let team = team.to_string();
+        let cursor = cursor.map(crate::memstore::parse_cursor).transpose()?;
+        let limit = limit.clamp(1, 1000);
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(AUDIT).map_err(err)?;
+            let rows = match &cursor {
+                Some((ms, id)) => t.range((team.as_str(), 0, "")..(team.as_str(), *ms, id.as_str())),
+                None => t.range((team.as_str(), 0, "")..=(team.as_str(), u64::MAX, "\u{10FFFF}")),
+            }
+            .map_err(err)?;
+            let mut items: Vec<(u64, String, ControlEvent)> = Vec::new();
+            for row in rows.rev() {
+                let (k, v) = row.map_err(err)?;
+                let (_, ms, id) = k.value();
+                items.push((ms, id.to_owned(), serde_json::from_str(v.value()).map_err(corrupt)?));
+                if items.len() > limit {
+                    break;
+                }
+            }
+            let next = (items.len() > limit).then(|| format!("{}:{}", items[limit - 1].0, items[limit - 1].1));
+            Ok(Page { items: items.into_iter().take(limit).map(|(_, _, e)| e).collect(), next })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RateCounter for RedbStore {
+    async fn hit(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError> {
+        let key = key.to_owned();
+        let secs = window_secs.max(1);
+        // Counters only guard against guessing; they need not survive a crash.
+        self.run(move |db| {
+            let txn = begin_write(db, false)?;
+            let n = {
+                let mut t = txn.open_table(COUNTERS).map_err(err)?;
+                t.retain(|(_, len, w), _| (w + 1) * len > now_secs).map_err(err)?;
+                let n = t.get((key.as_str(), secs, now_secs / secs)).map_err(err)?.map_or(0, |v| v.value()) + 1;
+                t.insert((key.as_str(), secs, now_secs / secs), n).map_err(err)?;
+                n
+            };
+            txn.commit().map_err(err)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn count(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError> {
+        let key = key.to_owned();
+        let secs = window_secs.max(1);
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(COUNTERS).map_err(err)?;
+            Ok(t.get((key.as_str(), secs, now_secs / secs)).map_err(err)?.map_or(0, |v| v.value()))
         })
         .await
     }

@@ -53,13 +53,19 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         domain::AlertSource::PagerDuty { service_id, .. } => service_id.clone(),
         domain::AlertSource::Alertmanager { .. } => None,
     };
-    let mapped = match service_id {
-        Some(id) => match deps.teams.service_target(&inc.team_id, &id).await {
-            Some(t) => Some(t),
-            None => deps.teams.service_target(&inc.team_id, &alert.service).await,
-        },
-        None => deps.teams.service_target(&inc.team_id, &alert.service).await,
+    let lookup = |key: String| {
+        let team = inc.team_id.clone();
+        async move {
+            deps.teams.service_target(&team, &key).await.map_err(|e| StageError::from_port("read the service map", e))
+        }
     };
+    let mut mapped = None;
+    for key in service_id.into_iter().chain(std::iter::once(alert.service.clone())) {
+        mapped = lookup(key).await?;
+        if mapped.is_some() {
+            break;
+        }
+    }
     if !alert.labels.contains_key("namespace")
         && let Some(t) = mapped
     {
@@ -73,7 +79,8 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         deps.cluster.resolve_workload(&alert).await.map_err(|e| StageError::from_port("resolve workload", e))?;
     let snapshot =
         deps.cluster.snapshot(&alert, workload.as_ref()).await.map_err(|e| StageError::from_port("snapshot", e))?;
-    let settings = deps.teams.settings(&inc.team_id).await;
+    let settings =
+        deps.teams.settings(&inc.team_id).await.map_err(|e| StageError::from_port("read team settings", e))?;
     // Rules first; the model only when they abstain or are less sure than the team requires.
     let mut diagnosis = crate::diagnose::diagnose(&snapshot);
     if let Some(model) = deps.llm.as_deref()
@@ -117,6 +124,28 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     } else if decision == Decision::NoOp {
         action = Action::Noop;
     }
+    // A proposal for a human carries what it would change, from a server-side dry run: the approval is bound
+    // to that diff's hash.
+    let mut plan = None;
+    if decision == Decision::NeedsApproval {
+        match deps.cluster.plan(&action).await {
+            Ok(p) if p.is_empty() => {
+                decision = Decision::EscalateOnly;
+                reason = format!("the dry run shows that {} would change nothing", action.describe());
+            }
+            Ok(p) => plan = Some(p),
+            Err(e) if e.is_retryable() => return Err(StageError::from_port("plan the action", e)),
+            Err(e) => {
+                decision = Decision::EscalateOnly;
+                reason = format!("the dry run refused the proposed action: {e}");
+            }
+        }
+    }
+    let approvals_required = if decision == Decision::NeedsApproval && diagnosis.risk == domain::Risk::High {
+        settings.high_risk_approvals.clamp(1, 2)
+    } else {
+        1
+    };
 
     let mut rec = Recorder::new(inc, "analyze");
     rec.next.alert.labels = alert.labels.clone();
@@ -131,6 +160,9 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         reason: reason.clone(),
         action: action.clone(),
         expires_at: expires_at.clone(),
+        plan: plan.clone(),
+        approvals_required,
+        approvals: Vec::new(),
     });
     rec.note(
         format!(
@@ -156,10 +188,14 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         }
         Decision::NeedsApproval => {
             let deadline = expires_at.clone().unwrap_or_default();
+            let diff = plan.as_ref().map(crate::notify::diff_lines).unwrap_or_default();
             rec.transition(
                 State::AwaitingApproval,
                 format!("awaiting approval for: {}", action.describe()),
-                format!("{reason}; expires at {deadline}"),
+                format!(
+                    "{reason}; {approvals_required} approval(s) of diff {} needed by {deadline}. {diff}",
+                    plan.as_ref().map_or("", |p| p.hash.as_str())
+                ),
             )?;
             next_msg = Some(msg.next(StageMessage::ExpireApproval { deadline }));
         }

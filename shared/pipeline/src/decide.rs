@@ -218,6 +218,7 @@ mod tests {
                 after: None,
                 applied_at: Some(t.to_string()),
                 error: None,
+                approved_plan: None,
             }],
             verification: None,
             fingerprint: Some(fp.into()),

@@ -25,7 +25,35 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
     if planned.status != ActionStatus::Planned {
         return Ok(());
     }
-    let settings = deps.teams.settings(&inc.team_id).await;
+    let settings =
+        deps.teams.settings(&inc.team_id).await.map_err(|e| StageError::from_port("read team settings", e))?;
+    // An approved action runs only on the diff the humans approved: the cluster is asked again what it would
+    // change, and a different answer is proposed again instead of applied.
+    if let Some(approved) = planned.approved_plan.clone() {
+        match deps.cluster.plan(&planned.action).await {
+            Ok(plan) if plan.hash == approved => {}
+            Ok(plan) => return supersede(deps, msg, inc, &approved, plan, &settings).await,
+            Err(e) if e.is_retryable() => return Err(StageError::from_port("plan the approved action", e)),
+            Err(e) => {
+                let mut rec = Recorder::new(inc, "execute");
+                if let Some(a) = rec.next.current_action_mut() {
+                    a.status = ActionStatus::Failed;
+                    a.error = Some(format!("not applied: the dry run now refuses it: {e}"));
+                }
+                rec.next.outcome = Some(format!("the approved action can no longer be applied: {e}"));
+                rec.transition(
+                    State::Escalated,
+                    format!("not applied: {}", planned.action.describe()),
+                    format!("the dry run before applying the approved diff {approved} failed: {e}"),
+                )?;
+                if let Some(next) = rec.commit(deps).await? {
+                    notify::escalated(deps, &next, Some(&format!("the approved action can no longer be applied: {e}")))
+                        .await;
+                }
+                return Ok(());
+            }
+        }
+    }
     match deps.cluster.execute(&planned.action, action_id.as_str()).await {
         Ok(applied) => {
             let now = deps.clock.now();
@@ -80,4 +108,55 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
             Ok(())
         }
     }
+}
+
+/// The cluster no longer yields the approved diff: nothing is applied; the new diff is proposed for approval
+/// (or, when nothing is left to change, the incident is escalated).
+async fn supersede(
+    deps: &Deps,
+    msg: &Envelope,
+    inc: domain::Incident,
+    approved: &str,
+    plan: domain::Plan,
+    settings: &domain::TeamSettings,
+) -> Result<(), StageError> {
+    let now = deps.clock.now();
+    let was = inc.decision.as_ref().and_then(|d| d.plan.as_ref()).map(notify::diff_lines).unwrap_or_default();
+    let why = format!(
+        "approved diff {approved} ({}) is stale; the cluster now yields {} ({})",
+        was.replace('\n', "; "),
+        plan.hash,
+        notify::diff_lines(&plan).replace('\n', "; ")
+    );
+    let mut rec = Recorder::new(inc, "execute");
+    if let Some(a) = rec.next.current_action_mut() {
+        a.status = ActionStatus::Superseded;
+        a.error = Some("not applied: the cluster changed since the diff was approved".into());
+    }
+    if plan.is_empty() {
+        rec.next.outcome = Some("the approved change is no longer needed: the cluster already has it".into());
+        rec.transition(State::Escalated, "not applied: nothing left to change", why)?;
+        if let Some(next) = rec.commit(deps).await? {
+            notify::escalated(deps, &next, Some("the cluster changed after the approval; nothing was applied")).await;
+        }
+        return Ok(());
+    }
+    let deadline = (now + SignedDuration::from_secs(settings.approval_timeout_secs as i64)).to_string();
+    if let Some(d) = rec.next.decision.as_mut() {
+        d.plan = Some(plan.clone());
+        d.approvals.clear();
+        d.expires_at = Some(deadline.clone());
+        d.decision = domain::Decision::NeedsApproval;
+    }
+    rec.transition(State::AwaitingApproval, "not applied: the approved diff is stale; proposed again", why)?;
+    // The expiry goes first: if the commit then loses, it finds another deadline (or state) and drops itself.
+    let delay = Duration::from_secs(settings.approval_timeout_secs).min(domain::ports::MAX_QUEUE_DELAY);
+    deps.queue
+        .send(&msg.next(StageMessage::ExpireApproval { deadline }), delay)
+        .await
+        .map_err(|e| StageError::from_port("enqueue expiry", e))?;
+    if let Some(next) = rec.commit(deps).await? {
+        notify::awaiting_approval(deps, &next).await;
+    }
+    Ok(())
 }

@@ -14,13 +14,14 @@ pub mod llm;
 pub mod notify;
 mod record;
 pub mod runbook;
+pub mod teams;
 pub mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use domain::ports::{Chat, Clock, Cluster, IncidentStore, Pager, Queue, Retryable, Secrets};
+use domain::ports::{Chat, Clock, Cluster, IncidentStore, Pager, Queue, Retryable, Secrets, StoreError};
 use domain::{Envelope, MessageError, TeamId, TeamSettings};
 
 pub use record::Recorder;
@@ -51,20 +52,15 @@ impl From<MessageError> for StageError {
     }
 }
 
-/// Where a team's alerts point when the alert itself carries no Kubernetes labels.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceTarget {
-    pub namespace: String,
-    pub deployment: String,
-}
+pub use domain::ServiceTarget;
 
-/// Per-team configuration the stages read.
+/// Per-team configuration the stages read. An unavailable store is an error (the stage retries) rather than a
+/// silent fall-back, so a team's stricter settings are never skipped.
 #[async_trait]
 pub trait TeamDirectory: Send + Sync {
-    async fn settings(&self, team: &TeamId) -> TeamSettings;
+    async fn settings(&self, team: &TeamId) -> Result<TeamSettings, StoreError>;
     /// The team's service → workload map (keyed by PagerDuty service id or name).
-    async fn service_target(&self, team: &TeamId, service: &str) -> Option<ServiceTarget>;
+    async fn service_target(&self, team: &TeamId, service: &str) -> Result<Option<ServiceTarget>, StoreError>;
 }
 
 /// A fixed directory, read from configuration.
@@ -77,11 +73,11 @@ pub struct StaticTeams {
 
 #[async_trait]
 impl TeamDirectory for StaticTeams {
-    async fn settings(&self, team: &TeamId) -> TeamSettings {
-        self.teams.get(team).cloned().unwrap_or_else(|| self.default.clone())
+    async fn settings(&self, team: &TeamId) -> Result<TeamSettings, StoreError> {
+        Ok(self.teams.get(team).cloned().unwrap_or_else(|| self.default.clone()))
     }
-    async fn service_target(&self, team: &TeamId, service: &str) -> Option<ServiceTarget> {
-        self.services.get(team)?.get(service).cloned()
+    async fn service_target(&self, team: &TeamId, service: &str) -> Result<Option<ServiceTarget>, StoreError> {
+        Ok(self.services.get(team).and_then(|s| s.get(service)).cloned())
     }
 }
 

@@ -65,9 +65,34 @@ pub async fn escalated(deps: &Deps, inc: &Incident, extra: Option<&str>) {
     send(deps, inc, format!("Escalated: {}", inc.alert.title), note).await;
 }
 
+/// A plan's changes, one `field: before -> after` per line.
+pub fn diff_lines(plan: &domain::Plan) -> String {
+    plan.changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}: {} -> {}",
+                c.object,
+                c.field,
+                c.before.as_deref().unwrap_or("(unset)"),
+                c.after.as_deref().unwrap_or("(removed)")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub async fn awaiting_approval(deps: &Deps, inc: &Incident) {
     let proposal = inc.decision.as_ref().map(|d| d.action.describe()).unwrap_or_default();
-    let note = format!("Proposed fix awaiting approval: {proposal}.\n{}", diagnosis_lines(inc));
+    let diff = inc
+        .decision
+        .as_ref()
+        .and_then(|d| d.plan.as_ref())
+        .map(|p| format!("It would change:\n{}\nApprove diff {} (", diff_lines(p), p.hash))
+        .unwrap_or_default();
+    let needed = inc.decision.as_ref().map_or(1, |d| d.approvals_required);
+    let diff = if diff.is_empty() { diff } else { format!("{diff}{needed} approval(s) needed).\n") };
+    let note = format!("Proposed fix awaiting approval: {proposal}.\n{diff}{}", diagnosis_lines(inc));
     send(deps, inc, format!("Approval needed: {}", inc.alert.title), note).await;
 }
 

@@ -14,12 +14,20 @@ pub struct Recorder<'a> {
     events: Vec<AuditEvent>,
     stage: &'a str,
     actor: Actor,
+    /// The correlation id of the request that caused the change, when it is not the incident's own.
+    correlation_id: Option<domain::CorrelationId>,
 }
 
 impl<'a> Recorder<'a> {
     pub fn new(prev: Incident, stage: &'a str) -> Self {
         let next = prev.clone();
-        Self { prev, next, events: Vec::new(), stage, actor: Actor::Agent }
+        Self { prev, next, events: Vec::new(), stage, actor: Actor::Agent, correlation_id: None }
+    }
+
+    /// Attributes the following events to a request's correlation id (a change made through the API).
+    pub fn correlated(mut self, id: &domain::CorrelationId) -> Self {
+        self.correlation_id = Some(id.clone());
+        self
     }
 
     /// Attributes the following events to someone other than the agent.
@@ -52,7 +60,7 @@ impl<'a> Recorder<'a> {
             to,
             what,
             why,
-            correlation_id: self.next.correlation_id.clone(),
+            correlation_id: self.correlation_id.clone().unwrap_or_else(|| self.next.correlation_id.clone()),
         });
     }
 

@@ -36,7 +36,8 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId, check: u3
         return Ok(());
     }
     let applied_at = action.applied_at.clone().unwrap_or_else(|| ver.started_at.clone());
-    let settings = deps.teams.settings(&inc.team_id).await;
+    let settings =
+        deps.teams.settings(&inc.team_id).await.map_err(|e| StageError::from_port("read team settings", e))?;
     let verdict = match deps.cluster.verify(&action.action, &applied_at).await {
         Ok(v) => v,
         Err(e) if e.is_retryable() => return Err(StageError::from_port("verify", e)),

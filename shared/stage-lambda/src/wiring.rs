@@ -62,6 +62,9 @@ impl Cluster for EksCluster {
     async fn undo(&self, action: &Action, before: &BeforeState) -> Result<String, ClusterError> {
         self.kube().await?.undo(action, before).await
     }
+    async fn plan(&self, action: &Action) -> Result<domain::Plan, ClusterError> {
+        self.kube().await?.plan(action).await
+    }
 }
 
 /// A model client built on its first question, with the deployment's `llm_api_key` read then (not at start).

@@ -1,6 +1,7 @@
 //! Test helpers for the AWS adapters: an adapter kept together with its moto server.
 #![allow(clippy::unwrap_used, dead_code)]
 
+use domain::ports::StoreError;
 pub use fakes::moto::Moto;
 
 /// An adapter together with the moto server it talks to, so the server lives exactly as long as the adapter.
@@ -79,4 +80,67 @@ pub async fn dynamo_store() -> Kept<aws::DynamoStore> {
     let client = aws::dynamodb::Client::new(&aws::local_config(&moto.url).await);
     aws::create_table(&client, "dreamops").await.unwrap();
     Kept { inner: aws::DynamoStore::new(client, "dreamops"), moto }
+}
+
+#[async_trait::async_trait]
+impl<T: domain::ports::TeamStore> domain::ports::TeamStore for Kept<T> {
+    async fn create_team(&self, team: &domain::Team, event: &domain::ControlEvent) -> Result<bool, StoreError> {
+        self.inner.create_team(team, event).await
+    }
+    async fn team(&self, id: &domain::TeamId) -> Result<Option<domain::Team>, StoreError> {
+        self.inner.team(id).await
+    }
+    async fn teams(&self) -> Result<Vec<domain::Team>, StoreError> {
+        self.inner.teams().await
+    }
+    async fn update_team(
+        &self,
+        prev: u64,
+        next: &domain::Team,
+        event: &domain::ControlEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.update_team(prev, next, event).await
+    }
+    async fn create_key(&self, key: &domain::ApiKey, event: &domain::ControlEvent) -> Result<(), StoreError> {
+        self.inner.create_key(key, event).await
+    }
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<domain::ApiKey>, StoreError> {
+        self.inner.key_by_hash(hash).await
+    }
+    async fn keys(&self, team: Option<&domain::TeamId>) -> Result<Vec<domain::ApiKey>, StoreError> {
+        self.inner.keys(team).await
+    }
+    async fn revoke_key(
+        &self,
+        team: Option<&domain::TeamId>,
+        id: &str,
+        at: &str,
+        event: &domain::ControlEvent,
+    ) -> Result<Option<domain::ApiKey>, StoreError> {
+        self.inner.revoke_key(team, id, at, event).await
+    }
+    async fn touch_key(&self, hash: &str, at: &str) -> Result<(), StoreError> {
+        self.inner.touch_key(hash, at).await
+    }
+    async fn record(&self, event: &domain::ControlEvent) -> Result<(), StoreError> {
+        self.inner.record(event).await
+    }
+    async fn audit(
+        &self,
+        team: &domain::TeamId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<domain::ports::Page<domain::ControlEvent>, StoreError> {
+        self.inner.audit(team, limit, cursor).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: domain::ports::RateCounter> domain::ports::RateCounter for Kept<T> {
+    async fn hit(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError> {
+        self.inner.hit(key, window_secs, now_secs).await
+    }
+    async fn count(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError> {
+        self.inner.count(key, window_secs, now_secs).await
+    }
 }
