@@ -86,3 +86,44 @@ async fn secrets_manager() -> Kept<aws::SecretsManagerSecrets> {
 }
 
 conformance::secrets_suite!(secrets_manager_suite => secrets_manager().await);
+
+async fn empty_secrets_manager() -> Kept<aws::SecretsManagerSecrets> {
+    let moto = Moto::start().await;
+    let client = aws::secretsmanager::Client::new(&aws::local_config(&moto.url).await);
+    Kept { inner: aws::SecretsManagerSecrets::new(client, "dreamops/test", Duration::from_secs(60)), moto }
+}
+
+conformance::secrets_write_suite!(secrets_manager_writes => empty_secrets_manager().await);
+
+/// Two adapters (two function instances) writing the same team document at once through Secrets Manager's
+/// version tokens: each sees the other's change, none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_writing_one_document_lose_nothing() {
+    use domain::ports::{Secret, SecretName, Secrets, SecretsAdmin};
+    let moto = Moto::start().await;
+    let config = aws::local_config(&moto.url).await;
+    let make = || {
+        std::sync::Arc::new(aws::SecretsManagerSecrets::new(
+            aws::secretsmanager::Client::new(&config),
+            "p",
+            Duration::ZERO,
+        ))
+    };
+    let (a, b) = (make(), make());
+    let team = domain::TeamId::parse("shared").unwrap();
+    let names = [SecretName::PagerDutyApiToken, SecretName::SlackWebhookUrl, SecretName::GitHubToken];
+    let mut tasks = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let team = team.clone();
+        tasks.push(tokio::spawn(async move {
+            s.update_team_secrets(&team, &[(name, Some(vec![Secret::new(format!("v{i}"))]))]).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (i, name) in names.into_iter().enumerate() {
+        assert_eq!(a.team_secret(&team, name).await.unwrap()[0].expose(), format!("v{i}"), "{name:?}");
+    }
+}

@@ -93,3 +93,69 @@ macro_rules! secrets_suite {
         )*
     };
 }
+
+/// The write side: `$make` yields an adapter with no secrets for team `writes`.
+pub async fn writes_are_read_back_and_never_lost<S>(s: S)
+where
+    S: Secrets + domain::ports::SecretsAdmin + 'static,
+{
+    use domain::ports::Secret;
+    let team = TeamId::parse("writes").unwrap();
+    assert!(matches!(s.team_secret(&team, SecretName::SlackWebhookUrl).await, Err(SecretsError::Missing(_))));
+    s.update_team_secrets(
+        &team,
+        &[
+            (SecretName::PagerDutyWebhookSecrets, Some(vec![Secret::new("whsec-1"), Secret::new("whsec-2")])),
+            (SecretName::SlackWebhookUrl, Some(vec![Secret::new("https://hooks.slack.test/services/T/B/x")])),
+        ],
+    )
+    .await
+    .unwrap();
+    let got: Vec<String> =
+        s.pagerduty_signing_secrets(&team).await.unwrap().iter().map(|v| v.expose().to_owned()).collect();
+    assert_eq!(got, ["whsec-1", "whsec-2"], "a rotation keeps every value");
+    // Changing one name keeps the others; removing one removes only it.
+    s.update_team_secrets(&team, &[(SecretName::PagerDutyApiToken, Some(vec![Secret::new("pd-token")]))])
+        .await
+        .unwrap();
+    s.update_team_secrets(&team, &[(SecretName::SlackWebhookUrl, None)]).await.unwrap();
+    assert_eq!(s.credential(&team, SecretName::PagerDutyApiToken).await.unwrap().expose(), "pd-token");
+    assert_eq!(s.pagerduty_signing_secrets(&team).await.unwrap().len(), 2);
+    assert!(matches!(s.team_secret(&team, SecretName::SlackWebhookUrl).await, Err(SecretsError::Missing(_))));
+    // Two writers of different names at once: neither write is lost.
+    let s = std::sync::Arc::new(s);
+    let mut tasks = Vec::new();
+    for (i, name) in [SecretName::GitHubToken, SecretName::AlertmanagerBearerTokens].into_iter().enumerate() {
+        let (s, team) = (s.clone(), team.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..3 {
+                let v = Secret::new(format!("value-{i}-{round}-0123456789abcdef"));
+                s.update_team_secrets(&team, &[(name, Some(vec![v]))]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.team_secret(&team, SecretName::GitHubToken).await.unwrap()[0].expose(), "value-0-2-0123456789abcdef");
+    assert_eq!(
+        s.team_secret(&team, SecretName::AlertmanagerBearerTokens).await.unwrap()[0].expose(),
+        "value-1-2-0123456789abcdef"
+    );
+    assert_eq!(s.credential(&team, SecretName::PagerDutyApiToken).await.unwrap().expose(), "pd-token");
+}
+
+/// Runs the secrets write suite for one adapter; `$make` yields an adapter with nothing stored for team `writes`.
+#[macro_export]
+macro_rules! secrets_write_suite {
+    ($($name:ident => $make:expr),* $(,)?) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn writes() { $crate::secrets::writes_are_read_back_and_never_lost($make).await }
+            }
+        )*
+    };
+}

@@ -231,6 +231,9 @@ pub enum SecretsError {
     Missing(String),
     #[error("secrets unavailable: {0}")]
     Unavailable(String),
+    /// The value comes from the deployment's configuration (a file or the environment) and cannot be changed here.
+    #[error("{0} is set in the configuration file or the environment; change it there")]
+    ReadOnly(String),
 }
 
 impl Retryable for SecretsError {

@@ -9,6 +9,7 @@ pub mod http;
 pub mod memstore;
 pub mod queue;
 pub mod runtime;
+pub mod secrets;
 pub mod serve;
 pub mod store;
 pub mod webhook;

@@ -144,3 +144,14 @@ impl<T: domain::ports::RateCounter> domain::ports::RateCounter for Kept<T> {
         self.inner.count(key, window_secs, now_secs).await
     }
 }
+
+#[async_trait::async_trait]
+impl<T: domain::ports::SecretsAdmin> domain::ports::SecretsAdmin for Kept<T> {
+    async fn update_team_secrets(
+        &self,
+        team: &domain::TeamId,
+        changes: &[(domain::ports::SecretName, Option<Vec<domain::ports::Secret>>)],
+    ) -> Result<(), domain::ports::SecretsError> {
+        self.inner.update_team_secrets(team, changes).await
+    }
+}
