@@ -4,6 +4,7 @@
 
 pub mod apigw;
 pub mod flaky;
+pub mod github;
 pub mod model;
 pub mod moto;
 pub mod pagerduty;

@@ -1,5 +1,5 @@
 //! The PagerDuty REST API v2 on loopback, as far as DreamOps uses it: `GET /incidents/{id}/alerts`,
-//! `POST /incidents/{id}/notes`, `PUT /incidents/{id}`. Requests are checked as PagerDuty documents them:
+//! `POST /incidents/{id}/notes`, `PUT /incidents/{id}`, `GET /abilities` (the credential check). Requests are checked as PagerDuty documents them:
 //! `Authorization: Token token=<key>`, the v2 `Accept` header, a `From` email on writes, the body shapes; errors
 //! come back as `{"error": {"message", "code"}}`. Failures can be scripted ahead of the real answers.
 
@@ -46,6 +46,7 @@ impl FakePagerDuty {
             .route("/incidents/{id}", axum::routing::put(update))
             .route("/incidents/{id}/alerts", axum::routing::get(alerts))
             .route("/incidents/{id}/notes", axum::routing::post(note))
+            .route("/abilities", axum::routing::get(abilities))
             .with_state(fake.clone());
         Ok((fake, crate::serve(app).await?))
     }
@@ -170,4 +171,11 @@ async fn update(
     let Some(inc) = inner.incidents.get_mut(&id) else { return error(StatusCode::NOT_FOUND, 2100, "Not Found") };
     inc.0 = status.clone();
     Json(json!({"incident": {"id": id, "type": "incident", "status": status}})).into_response()
+}
+
+async fn abilities(State(f): State<FakePagerDuty>, headers: HeaderMap) -> Response {
+    if let Some(r) = check(&f, Method::GET, "/abilities".into(), &headers, &Value::Null) {
+        return r;
+    }
+    Json(json!({"abilities": ["teams", "read_only_users", "urgencies"]})).into_response()
 }

@@ -2,6 +2,7 @@
 //! retry policy, and the clients behind the `Pager` and `Chat` ports — the PagerDuty REST API v2 and Slack
 //! incoming webhooks. The language-model clients (`llm`) use the same client setup and retry timing.
 
+pub mod checks;
 pub mod pagerduty;
 pub mod retry;
 pub mod slack;

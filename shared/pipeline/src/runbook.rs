@@ -5,7 +5,7 @@ use domain::TeamId;
 use domain::ports::StoreError;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunbookEntry {
     pub team_id: TeamId,
     /// (team, workload, category) key shared with recurrence detection.
