@@ -44,3 +44,21 @@ pub async fn trigger(
     .await;
     (reply.status, reply.body["incident_id"].as_str().map(domain::IncidentId::from_string))
 }
+
+/// A deployment-wide operator key made straight in a running server's store (as `dreamops admin create-key
+/// --operator` does on a stopped one).
+pub async fn operator_key(server: &dreamops::serve::Server) -> String {
+    let (secret, _) = control::admin::new_key(
+        server.control.teams.as_ref(),
+        &domain::ports::SystemClock,
+        None,
+        "test operator",
+        domain::Role::Operator,
+        None,
+        "test",
+        "test",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("operator key: {e}"));
+    secret
+}

@@ -46,14 +46,14 @@ async fn deliver(base: &str, w: &dreamops::webhook::SignedWebhook) -> (u16, Valu
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
-async fn incident(base: &str, id: &str) -> Value {
-    reqwest::get(format!("{base}/incidents/{id}")).await.unwrap().json().await.unwrap()
+async fn get(url: &str, key: &str) -> Value {
+    reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
 }
 
-async fn wait_for(base: &str, id: &str, state: &str, max: Duration) -> Value {
+async fn wait_for(base: &str, key: &str, id: &str, state: &str, max: Duration) -> Value {
     let deadline = std::time::Instant::now() + max;
     loop {
-        let v = incident(base, id).await;
+        let v = get(&format!("{base}/v1/teams/default/incidents/{id}"), key).await;
         if v["incident"]["state"]["state"] == state {
             return v;
         }
@@ -69,10 +69,11 @@ async fn serve_restarted_mid_incident_resumes_without_repeating_the_action() {
             .await
             .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts =
-        ServeOptions { port: 0, kube: KubeTarget::Url(sb.url()), config: config(), data_dir: dir.path().to_owned() };
+    let opts = ServeOptions::on_port(0, KubeTarget::Url(sb.url()), config(), dir.path().to_owned());
 
     let first = start(opts.clone()).await.unwrap();
+    // Keys live in the store: the one made before the restart still works after it.
+    let key = integration_tests::operator_key(&first).await;
     let now = jiff::Timestamp::now().to_string();
     let payload = incident_payload(&IncidentEvent {
         event_type: "incident.triggered",
@@ -88,14 +89,14 @@ async fn serve_restarted_mid_incident_resumes_without_repeating_the_action() {
     let (status, reply) = deliver(&first.url(), &w).await;
     assert_eq!(status, 202);
     let id = reply["incident_id"].as_str().unwrap().to_owned();
-    wait_for(&first.url(), &id, "verifying", Duration::from_secs(20)).await;
+    wait_for(&first.url(), &key, &id, "verifying", Duration::from_secs(20)).await;
     assert_eq!(revision(&sb), 2, "restarted once");
     first.stop().await;
 
     // The same delivery arriving while we were down is still a duplicate after the restart.
     let second = start(opts).await.unwrap();
     assert_eq!(deliver(&second.url(), &w).await.1["status"], "duplicate");
-    let done = wait_for(&second.url(), &id, "resolved", Duration::from_secs(30)).await;
+    let done = wait_for(&second.url(), &key, &id, "resolved", Duration::from_secs(30)).await;
     assert_eq!(revision(&sb), 2, "the restart was not repeated");
     let timeline = done["timeline"].as_array().unwrap();
     let states: Vec<&str> = timeline.iter().filter_map(|e| e["to"]["state"].as_str()).collect();
@@ -103,8 +104,7 @@ async fn serve_restarted_mid_incident_resumes_without_repeating_the_action() {
     assert_eq!(timeline.iter().filter(|e| e["what"].as_str().unwrap().starts_with("applied")).count(), 1);
     assert!(done["incident"]["outcome"].as_str().unwrap().contains("MTTR"));
     // The verified fix was learned as a runbook entry.
-    let book: Value =
-        reqwest::get(format!("{}/runbook?team=default", second.url())).await.unwrap().json().await.unwrap();
+    let book = get(&format!("{}/v1/teams/default/runbook", second.url()), &key).await;
     let entries = book["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{book}");
     assert_eq!(entries[0]["category"], "MEMORY_LEAK");

@@ -27,14 +27,18 @@ async fn server(dir: &tempfile::TempDir, autonomy: &str) -> Server {
         "#
     ))
     .unwrap();
-    start(ServeOptions {
-        port: 0,
-        kube: KubeTarget::Sandbox("hung-pod".into()),
-        config,
-        data_dir: dir.path().to_owned(),
-    })
-    .await
-    .unwrap()
+    start(ServeOptions::on_port(0, KubeTarget::Sandbox("hung-pod".into()), config, dir.path().to_owned()))
+        .await
+        .unwrap()
+}
+
+/// The admin key of the `default` team that `serve --sandbox` created on its first start.
+fn admin(s: &Server) -> String {
+    s.bootstrap_key.clone().expect("serve --sandbox creates the default team's admin key")
+}
+
+async fn operator(s: &Server) -> String {
+    integration_tests::operator_key(s).await
 }
 
 fn event(event_type: &str, pd_id: &str, agent: Option<(&str, &str)>) -> Value {
@@ -67,13 +71,16 @@ async fn post_raw(url: &str, sig: Option<&str>, id: Option<&str>, body: Vec<u8>)
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn get(url: &str) -> (u16, Value) {
-    let resp = reqwest::get(url).await.unwrap();
+async fn get(url: &str, key: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn incidents(base: &str, team: &str) -> Vec<Value> {
-    get(&format!("{base}/incidents?team={team}")).await.1["items"].as_array().unwrap().clone()
+async fn incidents(s: &Server, team: &str) -> Vec<Value> {
+    let key = operator(s).await;
+    let (st, v) = get(&format!("{}/v1/teams/{team}/incidents", s.url()), &key).await;
+    assert_eq!(st, 200, "{v}");
+    v["items"].as_array().unwrap().clone()
 }
 
 fn code(v: &Value) -> &str {
@@ -97,13 +104,13 @@ async fn signatures_are_required_and_checked() {
     tampered.push(b' ');
     let (st, _) = post_raw(&url, Some(&good.signature), Some("w-1"), tampered).await;
     assert_eq!(st, 401);
-    assert!(incidents(&s.url(), "default").await.is_empty(), "nothing stored for rejected deliveries");
+    assert!(incidents(&s, "default").await.is_empty(), "nothing stored for rejected deliveries");
 
     // Several v1 entries during rotation: any match is accepted; the team route uses the team's secrets.
     let rotated = format!("v1={},{}", "00".repeat(32), good.signature);
     let (st, body) = post_raw(&format!("{url}/payments"), Some(&rotated), Some("w-2"), good.body.clone()).await;
     assert_eq!(st, 202, "{body}");
-    assert_eq!(incidents(&s.url(), "payments").await.len(), 1);
+    assert_eq!(incidents(&s, "payments").await.len(), 1);
 
     // A team without a signing secret cannot be verified; an invalid team name is not a route.
     let (st, body) = post(&format!("{url}/unknown"), &good).await;
@@ -136,7 +143,7 @@ async fn malformed_oversized_and_headerless_deliveries_are_rejected() {
     let w = sign(&event("incident.triggered", "PNOID", None), SECRET);
     let (st, v) = post_raw(&url, Some(&w.signature), None, w.body.clone()).await;
     assert_eq!((st, code(&v)), (400, "missing_webhook_id"));
-    assert!(incidents(&s.url(), "default").await.is_empty());
+    assert!(incidents(&s, "default").await.is_empty());
     s.stop().await;
 }
 
@@ -152,7 +159,7 @@ async fn duplicates_unknown_types_and_echoes_are_acknowledged_once() {
     let (st, second) = post(&url, &w).await;
     assert_eq!((st, second["status"].as_str()), (202, Some("duplicate")));
     assert_eq!(first["incident_id"], second["incident_id"]);
-    assert_eq!(incidents(&s.url(), "default").await.len(), 1);
+    assert_eq!(incidents(&s, "default").await.len(), 1);
 
     for t in ["incident.priority_updated", "service.created", "incident.some_future_type"] {
         let w = sign(&event(t, "PDUP1", None), SECRET);
@@ -168,13 +175,13 @@ async fn duplicates_unknown_types_and_echoes_are_acknowledged_once() {
     note["event"]["data"] = json!({"id": "N1", "type": "incident_note", "content": "[DreamOps] Fixed automatically", "trimmed": false, "incident": {"id": "PDUP1", "type": "incident_reference"}});
     let (st, v) = post(&url, &sign(&note, SECRET)).await;
     assert_eq!((st, v["reason"].as_str()), (202, Some("own_echo")));
-    assert_eq!(incidents(&s.url(), "default").await.len(), 1);
+    assert_eq!(incidents(&s, "default").await.len(), 1);
     s.stop().await;
 }
 
-async fn wait_for_state(base: &str, id: &str, state: &str) -> Value {
+async fn wait_for_state(s: &Server, id: &str, state: &str) -> Value {
     for _ in 0..200 {
-        let (_, v) = get(&format!("{base}/incidents/{id}")).await;
+        let (_, v) = get(&format!("{}/v1/teams/default/incidents/{id}", s.url()), &admin(s)).await;
         if v["incident"]["state"]["state"] == state {
             return v;
         }
@@ -190,14 +197,14 @@ async fn approval_mode_waits_and_a_human_resolve_cancels() {
     let url = format!("{}/webhooks/pagerduty", s.url());
     let (_, v) = post(&url, &sign(&event("incident.triggered", "PHUM1", None), SECRET)).await;
     let id = v["incident_id"].as_str().unwrap().to_owned();
-    let detail = wait_for_state(&s.url(), &id, "awaiting_approval").await;
+    let detail = wait_for_state(&s, &id, "awaiting_approval").await;
     assert_eq!(detail["incident"]["decision"]["action"]["action"], "DELETE_POD");
     assert_eq!(detail["incident"]["actions"].as_array().unwrap().len(), 0, "nothing done without approval");
 
     let human = sign(&event("incident.resolved", "PHUM1", Some(("PUSER1", "Asha Rao"))), SECRET);
     let (st, _) = post(&url, &human).await;
     assert_eq!(st, 202);
-    let detail = wait_for_state(&s.url(), &id, "ignored").await;
+    let detail = wait_for_state(&s, &id, "ignored").await;
     assert_eq!(detail["incident"]["state"]["reason"], "resolved_by_human");
     let timeline = detail["timeline"].as_array().unwrap();
     assert!(timeline.iter().any(|e| e["what"].as_str().unwrap().contains("Asha Rao")));
@@ -205,15 +212,15 @@ async fn approval_mode_waits_and_a_human_resolve_cancels() {
     let states: Vec<&str> = timeline.iter().filter_map(|e| e["to"]["state"].as_str()).collect();
     assert_eq!(states, ["received", "analyzing", "awaiting_approval", "ignored"]);
 
-    let (st, v) = get(&format!("{}/incidents/inc_missing", s.url())).await;
+    let (st, v) = get(&format!("{}/v1/teams/default/incidents/inc_missing", s.url()), &admin(&s)).await;
     assert_eq!((st, code(&v)), (404, "not_found"));
-    let (st, v) = get(&format!("{}/health", s.url())).await;
+    let (st, v) = get(&format!("{}/health", s.url()), "").await;
     assert_eq!((st, v["status"].as_str()), (200, Some("ok")));
     s.stop().await;
 }
 
-async fn post_json(url: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+async fn post_json(url: &str, key: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new().post(url).bearer_auth(key).json(&body).send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
@@ -226,16 +233,19 @@ async fn an_approved_proposal_is_executed_once_and_verified() {
 
     let (_, v) = post(&url, &sign(&event("incident.triggered", "PAPP1", None), SECRET)).await;
     let id = v["incident_id"].as_str().unwrap().to_owned();
-    wait_for_state(&s.url(), &id, "awaiting_approval").await;
-    let (st, v) = post_json(&format!("{}/incidents/{id}/approve", s.url()), json!({"by": ""})).await;
-    assert_eq!((st, code(&v)), (400, "invalid_approver"));
-    let (st, v) = post_json(&format!("{}/incidents/{id}/approve", s.url()), json!({"by": "Asha Rao"})).await;
+    let proposal = wait_for_state(&s, &id, "awaiting_approval").await;
+    let hash = proposal["proposal"]["plan"]["hash"].as_str().unwrap().to_owned();
+    let key = admin(&s);
+    let approve = format!("{}/v1/teams/default/incidents/{id}/approve", s.url());
+    let (st, v) = post_json(&approve, &key, json!({"by": "Asha Rao"})).await;
+    assert_eq!((st, code(&v)), (400, "invalid_body"), "a typed name is no approval");
+    let (st, v) = post_json(&approve, &key, json!({"proposal": hash})).await;
     assert_eq!((st, v["state"]["state"].as_str()), (200, Some("executing")), "{v}");
-    let (st, v) = post_json(&format!("{}/incidents/{id}/approve", s.url()), json!({"by": "Asha Rao"})).await;
+    let (st, v) = post_json(&approve, &key, json!({"proposal": hash})).await;
     assert_eq!((st, code(&v)), (409, "not_awaiting_approval"), "approving twice does not act twice");
     let mut done = Value::Null;
     for _ in 0..600 {
-        done = get(&format!("{}/incidents/{id}", s.url())).await.1;
+        done = get(&format!("{}/v1/teams/default/incidents/{id}", s.url()), &key).await.1;
         if done["incident"]["state"]["state"] == "resolved" {
             break;
         }
@@ -249,7 +259,8 @@ async fn an_approved_proposal_is_executed_once_and_verified() {
         .find(|e| e["what"].as_str().unwrap().starts_with("approved by"))
         .unwrap()
         .clone();
-    assert_eq!(approved["actor"], json!({"type": "human", "name": "Asha Rao"}));
+    let who = approved["actor"]["name"].as_str().unwrap();
+    assert!(who.starts_with("key key_") && who.ends_with("(initial admin key)"), "the authenticated principal: {who}");
     s.stop().await;
 }
 
@@ -260,15 +271,15 @@ async fn a_rejected_proposal_is_escalated_untouched() {
     let url = format!("{}/webhooks/pagerduty", s.url());
     let (_, v) = post(&url, &sign(&event("incident.triggered", "PAPP2", None), SECRET)).await;
     let id = v["incident_id"].as_str().unwrap().to_owned();
-    wait_for_state(&s.url(), &id, "awaiting_approval").await;
-    let (st, v) =
-        post_json(&format!("{}/incidents/{id}/reject", s.url()), json!({"by": "Ops Lead", "reason": "payment freeze"}))
-            .await;
+    wait_for_state(&s, &id, "awaiting_approval").await;
+    let key = admin(&s);
+    let base = format!("{}/v1/teams/default/incidents", s.url());
+    let (st, v) = post_json(&format!("{base}/{id}/reject"), &key, json!({"reason": "payment freeze"})).await;
     assert_eq!((st, v["state"]["state"].as_str()), (200, Some("escalated")), "{v}");
-    let (_, d) = get(&format!("{}/incidents/{id}", s.url())).await;
+    let (_, d) = get(&format!("{base}/{id}"), &key).await;
     assert!(d["incident"]["actions"].as_array().unwrap().is_empty());
     assert!(d["incident"]["outcome"].as_str().unwrap().contains("payment freeze"));
-    let (st, v) = post_json(&format!("{}/incidents/inc_nope/reject", s.url()), json!({"by": "x"})).await;
+    let (st, v) = post_json(&format!("{base}/inc_nope/reject"), &key, json!({"reason": "x"})).await;
     assert_eq!((st, code(&v)), (404, "not_found"));
     s.stop().await;
 }

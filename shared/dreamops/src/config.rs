@@ -26,6 +26,64 @@ pub struct FileConfig {
     /// The language model consulted when the rules leave a diagnosis open (none: rules only). Its API key is read
     /// from `DREAMOPS_LLM_API_KEY`.
     pub llm: Option<llm::LlmConfig>,
+    /// OIDC tokens the control API accepts besides API keys (none: API keys only).
+    pub oidc: Option<control::jwt::OidcConfig>,
+    /// Limits of the control API.
+    pub api: ApiConfig,
+}
+
+/// The control API's limits and the services its credential checks reach.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// A verified API key is reused this long before the store is read again (how soon a revocation made by
+    /// another process is seen; this process sees its own at once).
+    pub key_cache_secs: u64,
+    /// Requests per second per principal (sustained) and at once.
+    pub rate_per_sec: f64,
+    pub burst: f64,
+    /// Failed authentications per client address and window before 429.
+    pub auth_failures: u64,
+    pub auth_failure_window_secs: u64,
+    pub max_body_bytes: usize,
+    pub pagerduty_api_url: Option<String>,
+    pub github_api_url: Option<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        let auth = control::AuthConfig::default();
+        Self {
+            key_cache_secs: auth.key_cache_ttl.as_secs(),
+            rate_per_sec: auth.rate_per_sec,
+            burst: auth.burst,
+            auth_failures: auth.failures_per_window,
+            auth_failure_window_secs: auth.failure_window_secs,
+            max_body_bytes: control::ControlConfig::default().max_body_bytes,
+            pagerduty_api_url: None,
+            github_api_url: None,
+        }
+    }
+}
+
+impl ApiConfig {
+    pub fn auth(&self) -> Result<control::AuthConfig, ConfigError> {
+        if !(self.rate_per_sec > 0.0 && self.burst >= 1.0) {
+            return Err(ConfigError::Invalid("[api] rate_per_sec must be above 0 and burst at least 1".into()));
+        }
+        if self.auth_failures == 0 || self.auth_failure_window_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "[api] auth_failures and auth_failure_window_secs must be above 0".into(),
+            ));
+        }
+        Ok(control::AuthConfig {
+            key_cache_ttl: std::time::Duration::from_secs(self.key_cache_secs),
+            rate_per_sec: self.rate_per_sec,
+            burst: self.burst,
+            failures_per_window: self.auth_failures,
+            failure_window_secs: self.auth_failure_window_secs,
+        })
+    }
 }
 
 /// Environment variable holding the language model's API key.
@@ -35,6 +93,8 @@ pub const DREAMOPS_LLM_API_KEY: &str = "DREAMOPS_LLM_API_KEY";
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub port: Option<u16>,
+    /// The address to listen on (default `127.0.0.1:<port>`); `0.0.0.0:8080` to accept other machines.
+    pub listen: Option<String>,
     /// Directory of the store file (`dreamops.redb`).
     pub data_dir: Option<PathBuf>,
     /// The namespace DreamOps runs in, never changed by it.
@@ -58,6 +118,8 @@ pub struct PagerDutyConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TeamConfig {
+    /// The team's display name (its id when unset).
+    pub name: Option<String>,
     /// Webhook signing secrets (several during rotation).
     pub pagerduty_webhook_secrets: Vec<String>,
     /// Bearer tokens the team's Alertmanager sends to `POST /webhooks/alertmanager/{team}` (several during

@@ -1,4 +1,4 @@
-//! The local HTTP API: webhook intake, incidents and health.
+//! The local webhook intake and liveness routes (the control API is the `control` crate's `/v1` router).
 
 use std::sync::Arc;
 
@@ -80,14 +80,19 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     error(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
 }
 
-/// The router of `dreamops serve` (and of the demo's intake).
-pub fn router(rt: Arc<Runtime>) -> Router {
+/// The webhook routes (authenticated by signature or bearer token, per team) and the liveness route, without a
+/// fallback so `serve` can merge the control API beside them.
+pub fn webhooks(rt: Arc<Runtime>) -> Router {
     Router::new()
         .route("/webhooks/pagerduty", post(pagerduty_default))
         .route("/webhooks/pagerduty/{team}", post(pagerduty_team))
         .route("/webhooks/alertmanager/{team}", post(alertmanager_team))
         .route("/health", get(health))
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(READ_LIMIT))
         .with_state(rt)
+}
+
+/// The webhook routes alone, with a JSON 404 for everything else (the demo's intake).
+pub fn router(rt: Arc<Runtime>) -> Router {
+    webhooks(rt).fallback(not_found)
 }

@@ -1,6 +1,7 @@
 //! The local DreamOps runtime: one process running the whole loop on embedded defaults.
 
 pub mod adapters;
+pub mod cli;
 pub mod config;
 mod conformance;
 pub mod demo;

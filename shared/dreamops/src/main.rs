@@ -22,8 +22,12 @@ enum Command {
         #[arg(long, default_value = "all")]
         scenario: String,
     },
-    /// Serve the webhook and incident API with background workers.
+    /// Serve the webhooks, the control API (/v1) and /metrics, with background workers.
     Serve {
+        /// Address to listen on (default 127.0.0.1:8080; loopback only unless you say otherwise).
+        #[arg(long, conflicts_with = "port")]
+        listen: Option<std::net::SocketAddr>,
+        /// Shorthand for --listen 127.0.0.1:PORT.
         #[arg(long)]
         port: Option<u16>,
         /// Run an in-process sandbox with this scenario instead of using a kubeconfig context.
@@ -42,6 +46,36 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Bootstrap: create teams and keys straight in the store (a stopped serve's data directory, or the AWS table).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// List or show a team's incidents through the API ($DREAMOPS_URL, $DREAMOPS_API_KEY).
+    Incidents {
+        #[command(subcommand)]
+        command: IncidentsCommand,
+    },
+    /// Approve an incident's proposal (its current dry-run diff is shown and its hash approved).
+    Approve {
+        id: String,
+        /// The diff hash you reviewed; the approval is refused if the proposal's diff is no longer this one.
+        #[arg(long)]
+        proposal: Option<String>,
+        /// The team (default: the API key's).
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Reject an incident's proposal: nothing changes, the incident is escalated.
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Print the control API's OpenAPI document.
+    Openapi,
     /// Serve only the sandbox Kubernetes API for a scenario.
     Sandbox {
         scenario: String,
@@ -73,6 +107,90 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct StoreArgs {
+    /// The data directory of a stopped `dreamops serve` (default ./.dreamops).
+    #[arg(long, conflicts_with_all = ["aws", "table"])]
+    data_dir: Option<PathBuf>,
+    /// Write to a deployment's DynamoDB table with your AWS credentials instead.
+    #[arg(long, requires = "table")]
+    aws: bool,
+    /// The table (`terraform output -raw table_name`).
+    #[arg(long, requires = "aws")]
+    table: Option<String>,
+}
+
+impl StoreArgs {
+    fn target(&self) -> dreamops::cli::AdminTarget {
+        match (&self.aws, &self.table) {
+            (true, Some(t)) => dreamops::cli::AdminTarget::Aws { table: t.clone() },
+            _ => dreamops::cli::AdminTarget::Local(self.data_dir.clone().unwrap_or_else(|| PathBuf::from(".dreamops"))),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a team and print {"team", "api_key"} (its first admin key, shown once) as JSON.
+    CreateTeam {
+        team: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Config file whose [defaults] the team starts with (default: $DREAMOPS_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Create an API key and print it (shown once) as JSON.
+    CreateKey {
+        /// The team the key belongs to.
+        #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
+        team: Option<String>,
+        /// A deployment-wide operator key instead (manages every team).
+        #[arg(long)]
+        operator: bool,
+        /// viewer, responder or admin.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        #[arg(long)]
+        name: String,
+        /// When the key stops working (RFC 3339).
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IncidentsCommand {
+    /// The newest incidents.
+    List {
+        /// Only these states (comma-separated).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        team: Option<String>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One incident with its timeline and proposal, as JSON.
+    Show {
+        id: String,
+        #[arg(long)]
+        team: Option<String>,
+    },
+}
+
+#[expect(clippy::print_stdout, reason = "the command line prints its results")]
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 fn init_tracing(default: &str) {
@@ -112,7 +230,106 @@ async fn main() -> ExitCode {
             println!("{passed}/{} scenarios ended as expected.", names.len());
             if passed == names.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
-        Command::Serve { port, sandbox, kube_url, context, config, data_dir } => {
+        Command::Admin { command } => {
+            init_tracing("warn");
+            let result = match command {
+                AdminCommand::CreateTeam { team, name, config, store } => {
+                    match dreamops::cli::settings_from(config.as_deref()) {
+                        Ok(settings) => {
+                            dreamops::cli::create_team(&store.target(), &team, name.as_deref(), settings).await
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                AdminCommand::CreateKey { team, operator, role, name, expires, store } => {
+                    let role = if operator {
+                        Some(domain::Role::Operator)
+                    } else {
+                        domain::Role::parse(&role).filter(|r| *r != domain::Role::Operator)
+                    };
+                    match role {
+                        Some(r) => dreamops::cli::create_key(&store.target(), team.as_deref(), r, &name, expires).await,
+                        None => Err(dreamops::cli::CliError("--role is viewer, responder or admin".into())),
+                    }
+                }
+            };
+            match result {
+                Ok(v) => {
+                    print_json(&v);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Incidents { command } => {
+            init_tracing("warn");
+            let client = match dreamops::cli::Client::from_env(|k| std::env::var(k).ok()) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let result = match command {
+                IncidentsCommand::List { state, limit, team, json } => match client.team(team.as_deref()).await {
+                    Ok(team) => client.list(&team, state.as_deref(), limit).await.map(|page| {
+                        if json {
+                            print_json(&page);
+                        } else {
+                            print!("{}", dreamops::cli::render_list(&page));
+                        }
+                    }),
+                    Err(e) => Err(e),
+                },
+                IncidentsCommand::Show { id, team } => match client.team(team.as_deref()).await {
+                    Ok(team) => client.show(&team, &id).await.map(|v| print_json(&v)),
+                    Err(e) => Err(e),
+                },
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Approve { id, proposal, team } => {
+            init_tracing("warn");
+            let client = match dreamops::cli::Client::from_env(|k| std::env::var(k).ok()) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let team = match client.team(team.as_deref()).await {
+                Ok(t) => t,
+                Err(e) => return fail(e),
+            };
+            match client.approve(&team, &id, proposal.as_deref()).await {
+                Ok((detail, result)) => {
+                    print!("{}", dreamops::cli::render_diff(&detail));
+                    print_json(&result);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Reject { id, reason, team } => {
+            init_tracing("warn");
+            let client = match dreamops::cli::Client::from_env(|k| std::env::var(k).ok()) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let team = match client.team(team.as_deref()).await {
+                Ok(t) => t,
+                Err(e) => return fail(e),
+            };
+            match client.reject(&team, &id, &reason).await {
+                Ok(v) => {
+                    print_json(&v);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Openapi => {
+            print_json(&control::openapi::document());
+            ExitCode::SUCCESS
+        }
+        Command::Serve { listen, port, sandbox, kube_url, context, config, data_dir } => {
             init_tracing("info");
             let config = match FileConfig::resolve(config.as_deref(), |k| std::env::var(k).ok()) {
                 Ok(c) => c,
@@ -123,8 +340,17 @@ async fn main() -> ExitCode {
                 (None, Some(u)) => KubeTarget::Url(u),
                 (None, None) => KubeTarget::Kubeconfig(context.or(config.kubernetes.context.clone())),
             };
+            let listen = match (listen, port, &config.server.listen) {
+                (Some(a), _, _) => a,
+                (None, Some(p), _) => std::net::SocketAddr::from(([127, 0, 0, 1], p)),
+                (None, None, Some(a)) => match a.parse() {
+                    Ok(a) => a,
+                    Err(e) => return fail(format!("[server] listen {a:?}: {e}")),
+                },
+                (None, None, None) => std::net::SocketAddr::from(([127, 0, 0, 1], config.server.port.unwrap_or(8080))),
+            };
             let opts = ServeOptions {
-                port: port.or(config.server.port).unwrap_or(8080),
+                listen,
                 data_dir: data_dir.or(config.server.data_dir.clone()).unwrap_or_else(|| PathBuf::from(".dreamops")),
                 kube,
                 config,
@@ -134,6 +360,13 @@ async fn main() -> ExitCode {
                 Err(e) => return fail(e),
             };
             println!("dreamops serve listening on {}", server.url());
+            if let Some(key) = &server.bootstrap_key {
+                println!("created team \"default\"; its admin API key (shown once, store it now):");
+                println!("  export DREAMOPS_URL={} DREAMOPS_API_KEY={key}", server.url());
+                println!(
+                    "  curl -H \"Authorization: Bearer $DREAMOPS_API_KEY\" $DREAMOPS_URL/v1/teams/default/incidents"
+                );
+            }
             shutdown_signal().await;
             server.stop().await;
             ExitCode::SUCCESS

@@ -21,6 +21,8 @@ pub struct Runtime {
     pub intake: pipeline::IntakeDeps,
     pub queue: Arc<LocalQueue>,
     pub sinks: Sinks,
+    /// Stage runs by (stage, outcome): `ok`, `retry`, `dead_letter`.
+    pub stage_runs: Arc<std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>>,
 }
 
 /// Back-off before a failed delivery becomes visible again.
@@ -40,23 +42,41 @@ impl Runtime {
     where
         S: IncidentStore + RunbookStore + 'static,
     {
-        let store = Arc::new(store);
+        Self::assemble(Arc::new(store), cluster, Arc::new(secrets), Arc::new(teams), clock, config)
+    }
+
+    /// As [`Runtime::new`], with shared parts (`serve` hands the same store and secrets to the control API).
+    pub fn assemble<S>(
+        store: Arc<S>,
+        cluster: Arc<dyn Cluster>,
+        secrets: Arc<dyn domain::ports::Secrets>,
+        teams: Arc<dyn pipeline::TeamDirectory>,
+        clock: Arc<dyn Clock>,
+        config: PipelineConfig,
+    ) -> Self
+    where
+        S: IncidentStore + RunbookStore + 'static,
+    {
         let queue = Arc::new(LocalQueue::new(clock.clone()));
         let sinks = Sinks::default();
         let deps = Deps {
             store: store.clone(),
             queue: queue.clone(),
-            secrets: Arc::new(secrets),
+            secrets,
             cluster,
             pager: sinks.pager.clone(),
             chat: sinks.chat.clone(),
             clock,
-            teams: Arc::new(teams),
-            runbook: store.clone(),
+            teams,
+            runbook: store,
             llm: None,
             config,
         };
-        Self { intake: deps.intake(), deps, queue, sinks }
+        Self { intake: deps.intake(), deps, queue, sinks, stage_runs: Arc::default() }
+    }
+
+    fn count(&self, stage: &'static str, outcome: &'static str) {
+        *self.stage_runs.lock().unwrap_or_else(|p| p.into_inner()).entry((stage, outcome)).or_insert(0) += 1;
     }
 
     /// Lets analysis consult a language model when the rules leave a diagnosis open.
@@ -69,14 +89,17 @@ impl Runtime {
     /// back-off, a permanent one dead-letters it.
     pub async fn process(&self, d: Delivery) -> Duration {
         let started = Instant::now();
+        let stage = d.message.body.stage();
         match pipeline::handle_message(&self.deps, &d.message).await {
-            Ok(()) => {}
+            Ok(()) => self.count(stage, "ok"),
             Err(e) if e.is_retryable() && d.receive_count < crate::queue::MAX_RECEIVES => {
+                self.count(stage, "retry");
                 tracing::warn!(error = %e, receive_count = d.receive_count, "Stage failed; will retry.");
                 let delay = backoff(d.receive_count);
                 self.queue.retry(d, delay, e.to_string());
             }
             Err(e) => {
+                self.count(stage, "dead_letter");
                 if let Err(give_up) = pipeline::give_up(&self.deps, &d.message, &e.to_string()).await {
                     tracing::error!(error = %give_up, "Could not mark the incident failed.");
                 }

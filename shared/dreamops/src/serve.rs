@@ -1,16 +1,22 @@
-//! `dreamops serve`: the HTTP API and the stage workers in one process, with a durable store file.
+//! `dreamops serve`: the webhooks, the control API (`/v1`), `/metrics` and the stage workers in one process, with
+//! a durable store file and a local secrets file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use axum::response::IntoResponse;
 use cluster::KubeCluster;
-use domain::TeamSettings;
-use domain::ports::{Clock, SystemClock};
+use control::{Authenticator, Control, ControlConfig};
+use domain::ports::{Clock, SystemClock, TeamStore};
+use domain::{ControlEvent, Role, Team, TeamId, TeamSettings};
+use pipeline::teams::{SETTINGS_TTL, StoreTeams};
 use sandbox::{Sandbox, Scenario, SimClock};
 
 use crate::config::{ConfigError, FileConfig};
 use crate::runtime::Runtime;
+use crate::secrets::{FileSecrets, FileSecretsError, LayeredSecrets, key_from_env};
 use crate::store::RedbStore;
 
 /// Which Kubernetes API the agent talks to.
@@ -26,10 +32,18 @@ pub enum KubeTarget {
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    pub port: u16,
+    /// Where to listen (loopback by default).
+    pub listen: SocketAddr,
     pub kube: KubeTarget,
     pub config: FileConfig,
     pub data_dir: PathBuf,
+}
+
+impl ServeOptions {
+    /// Options listening on loopback at `port` (0: any free port).
+    pub fn on_port(port: u16, kube: KubeTarget, config: FileConfig, data_dir: PathBuf) -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], port)), kube, config, data_dir }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +58,12 @@ pub enum ServeError {
     Cluster(#[from] cluster::ConnectError),
     #[error("store: {0}")]
     Store(#[from] domain::ports::StoreError),
+    #[error("secrets: {0}")]
+    Secrets(#[from] FileSecretsError),
+    #[error("HTTP client: {0}")]
+    Http(String),
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
 }
 
 /// A running server; dropping it stops the HTTP server, the workers and any in-process sandbox.
@@ -52,6 +72,9 @@ pub struct Server {
     pub addr: SocketAddr,
     pub runtime: Runtime,
     pub sandbox: Option<Sandbox>,
+    pub control: Arc<Control>,
+    /// The admin key of the `default` team, when this start created it (shown once).
+    pub bootstrap_key: Option<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     http: Option<tokio::task::JoinHandle<()>>,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -93,6 +116,101 @@ pub fn store_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("dreamops.redb")
 }
 
+/// The secrets file inside a data directory.
+pub fn secrets_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("secrets.json")
+}
+
+/// The local queue, for the deep health check.
+struct QueueProbe(Arc<crate::queue::LocalQueue>);
+
+#[async_trait]
+impl control::Probe for QueueProbe {
+    fn name(&self) -> &'static str {
+        "queue"
+    }
+    async fn check(&self) -> Result<String, String> {
+        Ok(format!("{} queued, {} dead letters", self.0.len(), self.0.dead_letters().len()))
+    }
+}
+
+/// Puts the config file's teams into the store: a team the store lacks is created with the file's settings and
+/// service map; one it has keeps the store's (changed through the API), and a difference is logged.
+pub async fn seed_teams(store: &dyn TeamStore, config: &FileConfig, fallback: &TeamSettings) -> Result<(), ServeError> {
+    let now = jiff::Timestamp::now().to_string();
+    for (name, t) in &config.teams {
+        let id = TeamId::parse(name).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let settings = t.settings.clone().unwrap_or_else(|| fallback.clone());
+        let errors = settings.validate();
+        if !errors.is_empty() {
+            let list: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+            return Err(ConfigError::Invalid(format!("[teams.{name}] settings: {}", list.join("; "))).into());
+        }
+        match store.team(&id).await? {
+            None => {
+                let mut team = Team::new(id.clone(), t.name.clone().unwrap_or_else(|| name.clone()), settings, &now);
+                team.services = t.services.clone();
+                let ev =
+                    ControlEvent::new(&id, &now, "config file", "team.create", name, serde_json::json!({}), "config");
+                store.create_team(&team, &ev).await?;
+                tracing::info!(team_id = %id, "Team created from the config file.");
+            }
+            Some(stored) => {
+                if stored.settings != settings || stored.services != t.services {
+                    tracing::warn!(
+                        team_id = %id,
+                        "The store's settings or services for this team differ from the config file; the store's \
+                         apply (the config file only seeds new teams; change them through the API)."
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure the `default` team exists and has an admin key; returns the key when it had to make one.
+async fn bootstrap_default(
+    store: &dyn TeamStore,
+    clock: &dyn Clock,
+    settings: &TeamSettings,
+) -> Result<Option<String>, ServeError> {
+    let id = TeamId::default_team();
+    let err = |e: String| ServeError::Bootstrap(e);
+    if store.team(&id).await?.is_none() {
+        let created = control::admin::create_team(
+            store,
+            clock,
+            id.as_str(),
+            None,
+            settings.clone(),
+            "serve (first start)",
+            "bootstrap",
+        )
+        .await
+        .map_err(|e| err(e.to_string()))?;
+        return Ok(Some(created.secret));
+    }
+    let now = clock.now();
+    let has_admin = store.keys(Some(&id)).await?.iter().any(|k| k.role >= Role::Admin && k.usable_at(now));
+    if has_admin {
+        return Ok(None);
+    }
+    let (secret, _) = control::admin::new_key(
+        store,
+        clock,
+        Some(&id),
+        "initial admin key",
+        Role::Admin,
+        None,
+        "serve (first start)",
+        "bootstrap",
+    )
+    .await
+    .map_err(|e| err(e.to_string()))?;
+    Ok(Some(secret))
+}
+
 /// Starts the server and returns once it listens. Pending work of active incidents is recovered first.
 pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     let store = RedbStore::open(&store_path(&opts.data_dir))?;
@@ -116,12 +234,29 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         }
     };
     let env = |k: &str| std::env::var(k).ok();
-    let rt = Runtime::new(
-        store,
+    let secrets = Arc::new(LayeredSecrets {
+        config: opts.config.secrets(env)?,
+        file: FileSecrets::open(&secrets_path(&opts.data_dir), key_from_env(env)?)?,
+    });
+    let fallback = opts.config.defaults.clone().unwrap_or_default();
+    let team_store: Arc<dyn TeamStore> = Arc::new(store.clone());
+    seed_teams(team_store.as_ref(), &opts.config, &fallback).await?;
+    let bootstrap_key = match &opts.kube {
+        KubeTarget::Sandbox(_) => bootstrap_default(team_store.as_ref(), clock.as_ref(), &fallback).await?,
+        _ => None,
+    };
+    if team_store.teams().await?.is_empty() {
+        tracing::warn!(
+            "No team exists yet: create one with `dreamops admin create-team NAME --data-dir …` while serve is stopped."
+        );
+    }
+    let directory = Arc::new(StoreTeams::new(team_store.clone(), fallback.clone(), SETTINGS_TTL));
+    let rt = Runtime::assemble(
+        Arc::new(store.clone()),
         cluster,
-        opts.config.secrets(env)?,
-        opts.config.teams(TeamSettings::default())?,
-        clock,
+        secrets.clone(),
+        directory.clone(),
+        clock.clone(),
         opts.config.pipeline(),
     )
     .with_llm(opts.config.language_model(env)?);
@@ -139,19 +274,81 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     if recovered > 0 {
         tracing::info!(recovered, "Resumed pending work after a restart.");
     }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
+
+    let http =
+        outbound::http_client(std::time::Duration::from_secs(10)).map_err(|e| ServeError::Http(e.to_string()))?;
+    let oidc = opts.config.oidc.clone().map(|c| Arc::new(control::jwt::Oidc::new(c, http.clone())));
+    let api = &opts.config.api;
+    let counters: Arc<dyn domain::ports::RateCounter> = Arc::new(store.clone());
+    let defaults = ControlConfig::default();
+    let forget = directory.clone();
+    let control = Arc::new(Control {
+        incidents: rt.deps.store.clone(),
+        runbook: rt.deps.runbook.clone(),
+        teams: team_store.clone(),
+        queue: rt.queue.clone(),
+        secrets: secrets.clone(),
+        secrets_admin: secrets,
+        clock: clock.clone(),
+        auth: Authenticator::new(team_store, counters, clock, oidc, api.auth()?),
+        http,
+        config: ControlConfig {
+            default_settings: fallback,
+            max_body_bytes: api.max_body_bytes,
+            pagerduty_api_url: api.pagerduty_api_url.clone().unwrap_or(defaults.pagerduty_api_url),
+            github_api_url: api.github_api_url.clone().unwrap_or(defaults.github_api_url),
+        },
+        probes: vec![Arc::new(QueueProbe(rt.queue.clone()))],
+        metrics: Default::default(),
+        on_team_change: Some(Arc::new(move |t: &TeamId| forget.forget(t))),
+    });
+
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
-    let app = crate::http::router(Arc::new(rt.clone()));
+    let metrics_state = (control.clone(), rt.clone());
+    let app = crate::http::webhooks(Arc::new(rt.clone()))
+        .merge(control::router(control.clone()))
+        .route("/metrics", axum::routing::get(move || metrics(metrics_state.clone())));
     let worker = tokio::spawn(rt.clone().work_forever());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
         let stopped = async {
             let _ = rx.await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(stopped).await {
             tracing::error!(error = %e, "HTTP server stopped.");
         }
     });
     tracing::info!(%addr, "dreamops serve listening.");
-    Ok(Server { addr, runtime: rt, sandbox, shutdown: Some(tx), http: Some(http), worker: Some(worker) })
+    Ok(Server {
+        addr,
+        runtime: rt,
+        sandbox,
+        control,
+        bootstrap_key,
+        shutdown: Some(tx),
+        http: Some(http),
+        worker: Some(worker),
+    })
+}
+
+/// `GET /metrics`: the control API's request metrics, the queues and the stage runs, in the Prometheus text
+/// format. Aggregates only: no team, incident or path appears in a label.
+async fn metrics((control, rt): (Arc<Control>, Runtime)) -> axum::response::Response {
+    use std::fmt::Write;
+    let mut out = control.metrics.render();
+    out.push_str(
+        "# HELP dreamops_queue_depth Stage messages waiting in the local queues.\n# TYPE dreamops_queue_depth gauge\n",
+    );
+    let _ = writeln!(out, "dreamops_queue_depth {}", rt.queue.len());
+    out.push_str("# HELP dreamops_dead_letters Stage messages given up on.\n# TYPE dreamops_dead_letters gauge\n");
+    let _ = writeln!(out, "dreamops_dead_letters {}", rt.queue.dead_letters().len());
+    out.push_str(
+        "# HELP dreamops_stage_runs_total Stage runs by stage and outcome.\n# TYPE dreamops_stage_runs_total counter\n",
+    );
+    for ((stage, outcome), n) in rt.stage_runs.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = writeln!(out, "dreamops_stage_runs_total{{stage=\"{stage}\",outcome=\"{outcome}\"}} {n}");
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

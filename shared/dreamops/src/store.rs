@@ -67,6 +67,15 @@ impl RedbStore {
 
     /// A store in a file, created if missing. Stale delivery keys are pruned on open.
     pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::open_waiting(path, 30)
+    }
+
+    /// As [`RedbStore::open`], failing at once when another process holds the file (`dreamops admin`).
+    pub fn open_now(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::open_waiting(path, 0)
+    }
+
+    fn open_waiting(path: &std::path::Path, waits: u32) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
         }
@@ -76,9 +85,15 @@ impl RedbStore {
         let db = loop {
             match Database::create(path) {
                 Ok(db) => break db,
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 30 => {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < waits => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{} is in use by another process (a running `dreamops serve`?)",
+                        path.display()
+                    )));
                 }
                 Err(e) => return Err(StoreError::Unavailable(format!("{}: {e}", path.display()))),
             }
