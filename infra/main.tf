@@ -1,5 +1,6 @@
-# DreamOps on AWS: webhook intake behind an HTTP API, three SQS-chained stage functions, one DynamoDB table, secrets
-# declared without values, one customer-managed key, least-privilege roles, EKS access entries, alarms.
+# DreamOps on AWS: webhook intake and the control API behind one HTTP API, three SQS-chained stage functions, one
+# DynamoDB table, secrets declared without values, one customer-managed key, least-privilege roles, EKS access
+# entries, alarms.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -28,7 +29,6 @@ locals {
     DREAMOPS_PAGERDUTY_BOT_USER_ID = var.pagerduty_bot_user_id
     DREAMOPS_AGENT_NAMESPACE       = var.agent_namespace
     DREAMOPS_MAX_RECEIVES          = tostring(var.max_receive_count)
-    DREAMOPS_TEAMS                 = jsonencode(var.team_settings)
   }
 
   # Statements every stage function needs besides its own queues.
@@ -364,6 +364,63 @@ module "verifier" {
   ])
 }
 
+module "api" {
+  source               = "./modules/function"
+  name                 = "${var.name_prefix}-api"
+  zip_path             = "${path.module}/${var.artifacts_dir}/api/bootstrap.zip"
+  timeout              = var.function_timeouts["api"]
+  memory_mb            = var.function_memory_mb["api"]
+  reserved_concurrency = var.reserved_concurrency["api"]
+  kms_key_arn          = aws_kms_key.dreamops.arn
+  log_retention_days   = var.log_retention_days
+  alarm_actions        = var.alarm_actions
+
+  environment = {
+    DREAMOPS_TABLE               = local.table
+    DREAMOPS_SECRETS_PREFIX      = local.secrets_prefix
+    DREAMOPS_SECRETS_KMS_KEY     = aws_kms_key.dreamops.arn
+    DREAMOPS_EXECUTION_QUEUE_URL = module.execution_queue.url
+    DREAMOPS_KEY_CACHE_SECS      = tostring(var.api_key_cache_secs)
+    DREAMOPS_OIDC_ISSUER         = var.oidc_issuer
+    DREAMOPS_OIDC_AUDIENCE       = var.oidc_audience
+    DREAMOPS_OIDC_JWKS_URI       = var.oidc_jwks_uri
+    DREAMOPS_OIDC_TEAM_CLAIM     = var.oidc_team_claim
+    DREAMOPS_OIDC_ROLE_CLAIM     = var.oidc_role_claim
+  }
+
+  policy_statements = [
+    {
+      # Incidents, teams, keys, audit events, failed-authentication counters: items of the one table.
+      sid       = "Items"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"]
+      resources = local.table_and_indexes_arns
+    },
+    {
+      # Approvals hand the action to the executor; the deep health check reads the queue's depth.
+      sid       = "Execution"
+      actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
+      resources = [module.execution_queue.arn]
+    },
+    {
+      # Integration credentials are written through the API: team secrets only, never the deployment's.
+      sid       = "TeamSecrets"
+      actions   = ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:CreateSecret", "secretsmanager:DescribeSecret"]
+      resources = [local.team_secrets_arn]
+    },
+    {
+      # The deployment secret is read (never written) to show which outbound credentials a team inherits.
+      sid       = "DeploymentSecretRead"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [local.deployment_secret_arn]
+    },
+    {
+      sid       = "Key"
+      actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      resources = [aws_kms_key.dreamops.arn]
+    },
+  ]
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 # SQS → stage functions, with partial batch failures.
 
@@ -433,6 +490,21 @@ locals {
   ]
 }
 
+resource "aws_apigatewayv2_integration" "api" {
+  api_id                 = aws_apigatewayv2_api.webhooks.id
+  integration_type       = "AWS_PROXY"
+  integration_uri        = module.api.invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = 29000
+}
+
+resource "aws_apigatewayv2_route" "control" {
+  # checkov:skip=CKV_AWS_309:The control API authenticates every request itself (API keys by SHA-256 in the table, OIDC tokens against the issuer's JWKS) and authorizes it per route and team; one HTTP API route can carry only one authorizer, which could not accept both.
+  api_id    = aws_apigatewayv2_api.webhooks.id
+  route_key = "ANY /v1/{proxy+}"
+  target    = "integrations/${aws_apigatewayv2_integration.api.id}"
+}
+
 resource "aws_apigatewayv2_route" "webhooks" {
   # checkov:skip=CKV_AWS_309:Authentication is the webhook's own: the PagerDuty HMAC signature or the Alertmanager bearer token, checked by the function against per-team secrets (an authorizer cannot verify a body signature).
   for_each  = toset(local.webhook_routes)
@@ -449,6 +521,13 @@ resource "aws_apigatewayv2_stage" "default" {
   default_route_settings {
     throttling_rate_limit  = var.api_throttle_rate
     throttling_burst_limit = var.api_throttle_burst
+  }
+
+  # The control API's own budget, so dashboard polling can never starve the webhooks (and the reverse).
+  route_settings {
+    route_key              = aws_apigatewayv2_route.control.route_key
+    throttling_rate_limit  = var.control_api_throttle_rate
+    throttling_burst_limit = var.control_api_throttle_burst
   }
 
   access_log_settings {
@@ -473,6 +552,46 @@ resource "aws_lambda_permission" "api" {
   function_name = module.webhook_intake.name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.webhooks.execution_arn}/*/*"
+}
+
+resource "aws_lambda_permission" "control" {
+  statement_id  = "AllowControlApi"
+  action        = "lambda:InvokeFunction"
+  function_name = module.api.name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.webhooks.execution_arn}/*/*/v1/*"
+}
+
+resource "aws_cloudwatch_metric_alarm" "control_api_5xx" {
+  alarm_name          = "${var.name_prefix}-control-api-5xx"
+  alarm_description   = "The control API answered 5xx (our fault: the store, the queue or Secrets Manager unavailable, or the function failing)."
+  namespace           = "AWS/ApiGateway"
+  metric_name         = "5xx"
+  dimensions          = { ApiId = aws_apigatewayv2_api.webhooks.id, Stage = aws_apigatewayv2_stage.default.name, Resource = "/v1/{proxy+}", Method = "ANY" }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 5
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "control_api_throttles" {
+  alarm_name          = "${var.name_prefix}-api-throttles"
+  alarm_description   = "The control API function hit its reserved concurrency (requests were throttled)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = module.api.name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -527,6 +646,15 @@ resource "null_resource" "sam_metadata_executor" {
     resource_type        = "ZIP_LAMBDA_FUNCTION"
     original_source_code = "${path.module}/../functions/executor"
     built_output_path    = "${path.module}/${var.artifacts_dir}/executor/bootstrap.zip"
+  }
+}
+
+resource "null_resource" "sam_metadata_api" {
+  triggers = {
+    resource_name        = "module.api.aws_lambda_function.this"
+    resource_type        = "ZIP_LAMBDA_FUNCTION"
+    original_source_code = "${path.module}/../functions/api"
+    built_output_path    = "${path.module}/${var.artifacts_dir}/api/bootstrap.zip"
   }
 }
 

@@ -3,6 +3,11 @@ output "webhook_base_url" {
   value       = aws_apigatewayv2_stage.default.invoke_url
 }
 
+output "control_api_url" {
+  description = "Base URL of the control API (export it as DREAMOPS_URL for the dreamops CLI)."
+  value       = trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")
+}
+
 output "pagerduty_webhook_urls" {
   description = "Per team: the URL to register as a PagerDuty Generic Webhook (v3) subscription."
   value       = { for t in var.teams : t => "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/pagerduty/${t}" }

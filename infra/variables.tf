@@ -29,7 +29,7 @@ variable "eks_cluster_name" {
 }
 
 variable "teams" {
-  description = "Team ids (as in the webhook URLs) to declare secrets for. Values are put later with `aws secretsmanager put-secret-value`, never through Terraform."
+  description = "Team ids (as in the webhook URLs) to declare secrets for, for their URL outputs. Teams themselves are created with `dreamops admin create-team --aws` or POST /v1/teams; their credentials are written through the control API (which creates a missing team secret), never through Terraform."
   type        = list(string)
   default     = ["default"]
 
@@ -39,10 +39,57 @@ variable "teams" {
   }
 }
 
-variable "team_settings" {
-  description = "Autonomy and safety settings: {default = {...}, teams = {<team> = {...}}, services = {<team> = {<PagerDuty service id> = {namespace, deployment}}}}. Omitted fields take the safe defaults (approval required). Passed to the stage functions as DREAMOPS_TEAMS."
-  type        = any
-  default     = {}
+variable "oidc_issuer" {
+  description = "OIDC issuer whose RS256 tokens the control API accepts besides API keys (its `iss`, e.g. https://login.example.com/realms/ops); empty for API keys only."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.oidc_issuer == "" || startswith(var.oidc_issuer, "https://")
+    error_message = "oidc_issuer must be an https URL (or empty)."
+  }
+}
+
+variable "oidc_audience" {
+  description = "Audiences (`aud`) a token must carry one of, comma-separated; required with oidc_issuer."
+  type        = string
+  default     = ""
+}
+
+variable "oidc_jwks_uri" {
+  description = "The issuer's JWKS URL; empty to read it from <issuer>/.well-known/openid-configuration."
+  type        = string
+  default     = ""
+}
+
+variable "oidc_team_claim" {
+  description = "The token claim naming the principal's team."
+  type        = string
+  default     = "dreamops_team"
+}
+
+variable "oidc_role_claim" {
+  description = "The token claim naming the principal's role (viewer, responder, admin, operator); tokens without it take the role the team's member list gives the subject."
+  type        = string
+  default     = "dreamops_role"
+}
+
+variable "api_key_cache_secs" {
+  description = "How long each control-API execution environment reuses a verified API key: a revocation made elsewhere takes effect within this time (the environment that revoked it sees it at once)."
+  type        = number
+  default     = 30
+}
+
+variable "control_api_throttle_rate" {
+  description = "Steady-state requests per second API Gateway accepts on the control API (ANY /v1/{proxy+}), across all clients; each function environment also limits each principal."
+  type        = number
+  default     = 50
+}
+
+variable "control_api_throttle_burst" {
+  description = "Burst of requests API Gateway accepts on the control API above its steady rate."
+  type        = number
+  default     = 100
 }
 
 variable "pagerduty_from_email" {
@@ -110,11 +157,12 @@ variable "function_timeouts" {
     "analyzer"       = 120
     "executor"       = 60
     "verifier"       = 60
+    "api"            = 15
   }
 
   validation {
-    condition     = alltrue([for f in ["webhook-intake", "analyzer", "executor", "verifier"] : contains(keys(var.function_timeouts), f)]) && alltrue([for t in values(var.function_timeouts) : t >= 3 && t <= 900])
-    error_message = "function_timeouts needs webhook-intake, analyzer, executor and verifier, each 3-900 seconds (the intake should stay well under PagerDuty's 5-second budget in practice)."
+    condition     = alltrue([for f in ["webhook-intake", "analyzer", "executor", "verifier", "api"] : contains(keys(var.function_timeouts), f)]) && alltrue([for t in values(var.function_timeouts) : t >= 3 && t <= 900])
+    error_message = "function_timeouts needs webhook-intake, analyzer, executor, verifier and api, each 3-900 seconds (the intake should stay well under PagerDuty's 5-second budget in practice; API Gateway gives the api at most 30)."
   }
 }
 
@@ -126,6 +174,7 @@ variable "function_memory_mb" {
     "analyzer"       = 512
     "executor"       = 256
     "verifier"       = 256
+    "api"            = 256
   }
 }
 
@@ -137,6 +186,7 @@ variable "reserved_concurrency" {
     "analyzer"       = 10
     "executor"       = 5
     "verifier"       = 5
+    "api"            = 10
   }
 }
 

@@ -102,7 +102,7 @@ fn function_module<'a>(root: &'a Body, name: &str) -> &'a Block {
 fn every_function_directory_is_deployed_from_its_zip() {
     let root = load(&infra());
     let fns = function_dirs();
-    assert_eq!(fns, ["analyzer", "executor", "verifier", "webhook-intake"]);
+    assert_eq!(fns, ["analyzer", "api", "executor", "verifier", "webhook-intake"]);
     for name in &fns {
         let m = function_module(&root, name);
         let sam = blocks(&root, "resource")
@@ -233,6 +233,10 @@ fn every_environment_variable_a_function_requires_is_set() {
     for var in webhook_intake::REQUIRED_ENV {
         assert!(intake.contains(*var), "webhook-intake needs {var}");
     }
+    let api = env_of("api");
+    for var in api::REQUIRED_ENV {
+        assert!(api.contains(*var), "api needs {var}");
+    }
     for stage in stage_lambda::Stage::ALL {
         let env = env_of(stage.function_name());
         for var in stage.required_env() {
@@ -256,7 +260,14 @@ fn every_environment_variable_a_function_requires_is_set() {
         "DREAMOPS_PAGERDUTY_FROM",
         "DREAMOPS_PAGERDUTY_API_URL",
         "DREAMOPS_AGENT_NAMESPACE",
-        "DREAMOPS_TEAMS",
+        "DREAMOPS_SETTINGS_TTL_SECS",
+        api::SECRETS_KMS_KEY,
+        api::KEY_CACHE_SECS,
+        api::OIDC_ISSUER,
+        api::OIDC_AUDIENCE,
+        api::OIDC_JWKS_URI,
+        api::OIDC_TEAM_CLAIM,
+        api::OIDC_ROLE_CLAIM,
         "DREAMOPS_LLM_PROVIDER",
         "DREAMOPS_LLM_MODEL",
         "DREAMOPS_LLM_ENDPOINT",
@@ -280,4 +291,49 @@ fn every_variable_and_output_is_documented() {
             }
         }
     }
+}
+
+#[test]
+fn the_control_api_is_routed_throttled_and_reaches_no_cluster() {
+    let root = load(&infra());
+    let routes: Vec<&Block> = blocks(&root, "resource").filter(|r| label(r, 0) == "aws_apigatewayv2_route").collect();
+    let control = routes
+        .iter()
+        .find(|r| text(attr(r.body(), "route_key").unwrap()) == "\"ANY /v1/{proxy+}\"")
+        .expect("ANY /v1/{proxy+} is routed");
+    assert!(text(attr(control.body(), "target").unwrap()).contains("aws_apigatewayv2_integration.api.id"));
+    let integration = blocks(&root, "resource")
+        .find(|r| label(r, 0) == "aws_apigatewayv2_integration" && label(r, 1) == "api")
+        .unwrap();
+    assert_eq!(text(attr(integration.body(), "integration_uri").unwrap()), "module.api.invoke_arn");
+    let stage = blocks(&root, "resource").find(|r| label(r, 0) == "aws_apigatewayv2_stage").unwrap();
+    let settings = stage.body().blocks().find(|b| b.identifier() == "route_settings").expect("route throttling");
+    assert!(text(attr(settings.body(), "route_key").unwrap()).contains("aws_apigatewayv2_route.control"));
+    assert!(
+        attr(settings.body(), "throttling_rate_limit").is_some()
+            && attr(settings.body(), "throttling_burst_limit").is_some()
+    );
+
+    // Least privilege: no EKS at all, secrets written only under the team prefix, no access entry.
+    let api = function_module(&root, "api");
+    let mut found = Vec::new();
+    statements(api.body(), &mut found, "api");
+    assert!(found.len() >= 4, "{found:?}");
+    for (_, actions, resources) in &found {
+        assert!(!actions.contains("eks:"), "the api reaches no cluster: {actions}");
+        if actions.contains("PutSecretValue") || actions.contains("CreateSecret") {
+            let compact: String = resources.chars().filter(|c| !c.is_whitespace()).collect();
+            assert_eq!(compact, "[local.team_secrets_arn]", "secrets are written under the team prefix only");
+        }
+    }
+    let entries: Vec<String> = blocks(&root, "resource")
+        .filter(|r| label(r, 0) == "aws_eks_access_entry")
+        .map(|r| text(attr(r.body(), "principal_arn").unwrap()))
+        .collect();
+    assert!(!entries.iter().any(|p| p.contains("module.api.")), "{entries:?}");
+    let alarms: Vec<&str> = blocks(&root, "resource")
+        .filter(|r| label(r, 0) == "aws_cloudwatch_metric_alarm")
+        .map(|r| label(r, 1))
+        .collect();
+    assert!(alarms.contains(&"control_api_5xx") && alarms.contains(&"control_api_throttles"), "{alarms:?}");
 }

@@ -7,6 +7,7 @@ pub mod flaky;
 pub mod github;
 pub mod model;
 pub mod moto;
+pub mod oidc;
 pub mod pagerduty;
 pub mod slack;
 pub mod venv;

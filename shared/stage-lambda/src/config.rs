@@ -1,13 +1,9 @@
 //! The configuration of the three stage functions, read once from the environment at start.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws::env::{ConfigError, Env};
 use domain::ports::QueueName;
-use domain::{TeamId, TeamSettings};
-use pipeline::{ServiceTarget, StaticTeams};
-use serde::Deserialize;
 
 pub const TABLE: &str = "DREAMOPS_TABLE";
 pub const SECRETS_PREFIX: &str = "DREAMOPS_SECRETS_PREFIX";
@@ -29,9 +25,9 @@ pub const PAGERDUTY_API_URL: &str = "DREAMOPS_PAGERDUTY_API_URL";
 pub const BOT_USER_ID: &str = "DREAMOPS_PAGERDUTY_BOT_USER_ID";
 /// The namespace the agent runs in, never changed by it.
 pub const AGENT_NAMESPACE: &str = "DREAMOPS_AGENT_NAMESPACE";
-/// Team settings as JSON: `{"default": {...}, "teams": {"payments": {...}}, "services": {"payments": {"PSVC1":
-/// {"namespace": "shop", "deployment": "checkout-api"}}}}`.
-pub const TEAMS: &str = "DREAMOPS_TEAMS";
+/// How long a team's settings read from the table are reused (default 30 s): a change made through the control
+/// API reaches every stage within this time.
+pub const SETTINGS_TTL_SECS: &str = "DREAMOPS_SETTINGS_TTL_SECS";
 /// Analyzer only: the language model (`anthropic` or `openai_compatible`); unset keeps analysis rules-only. The key
 /// is the deployment secret `llm_api_key`, read on first use.
 pub const LLM_PROVIDER: &str = "DREAMOPS_LLM_PROVIDER";
@@ -92,14 +88,6 @@ pub enum ClusterTarget {
     Url(String),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct TeamsDoc {
-    default: Option<TeamSettings>,
-    teams: BTreeMap<String, TeamSettings>,
-    services: BTreeMap<String, BTreeMap<String, ServiceTarget>>,
-}
-
 #[derive(Debug, Clone)]
 pub struct StageConfig {
     pub stage: Stage,
@@ -114,7 +102,7 @@ pub struct StageConfig {
     pub pagerduty_api_url: Option<String>,
     pub bot_user_id: Option<String>,
     pub agent_namespace: Option<String>,
-    pub teams: StaticTeams,
+    pub settings_ttl: Duration,
     pub llm: Option<llm::LlmConfig>,
 }
 
@@ -141,17 +129,6 @@ impl StageConfig {
         if !pagerduty_from.contains('@') {
             return Err(ConfigError::Invalid(PAGERDUTY_FROM, format!("{pagerduty_from:?} is not an email address")));
         }
-        let doc: TeamsDoc = env.json(TEAMS)?.unwrap_or_default();
-        let parse_team = |t: &str| TeamId::parse(t).map_err(|e| ConfigError::Invalid(TEAMS, e.to_string()));
-        let teams = StaticTeams {
-            default: doc.default.unwrap_or_default(),
-            teams: doc.teams.into_iter().map(|(t, s)| Ok((parse_team(&t)?, s))).collect::<Result<_, ConfigError>>()?,
-            services: doc
-                .services
-                .into_iter()
-                .map(|(t, s)| Ok((parse_team(&t)?, s)))
-                .collect::<Result<_, ConfigError>>()?,
-        };
         let llm = match (stage, env.optional(LLM_PROVIDER)) {
             (Stage::Analyzer, Some(provider)) => {
                 let doc = serde_json::json!({
@@ -176,7 +153,7 @@ impl StageConfig {
             pagerduty_api_url: env.optional(PAGERDUTY_API_URL),
             bot_user_id: env.optional(BOT_USER_ID),
             agent_namespace: env.optional(AGENT_NAMESPACE),
-            teams,
+            settings_ttl: env.seconds(SETTINGS_TTL_SECS, pipeline::teams::SETTINGS_TTL)?,
             llm,
         })
     }
@@ -220,8 +197,9 @@ mod tests {
     fn bad_values_are_named() {
         let err = StageConfig::from_env(Stage::Analyzer, &table(&with(&[(MAX_RECEIVES, "0")], &[]))).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid(MAX_RECEIVES, _)));
-        let err = StageConfig::from_env(Stage::Analyzer, &table(&with(&[(TEAMS, "{\"teams\": 3}")], &[]))).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid(TEAMS, _)));
+        let err =
+            StageConfig::from_env(Stage::Analyzer, &table(&with(&[(SETTINGS_TTL_SECS, "soon")], &[]))).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(SETTINGS_TTL_SECS, _)));
         let err =
             StageConfig::from_env(Stage::Analyzer, &table(&with(&[(KUBE_API_URL, "http://x")], &[]))).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid(KUBE_API_URL, _)), "both cluster targets");
@@ -235,16 +213,13 @@ mod tests {
     }
 
     #[test]
-    fn teams_and_models_are_read() {
-        let teams = r#"{"default": {"autonomy": "auto"}, "teams": {"payments": {}},
-                        "services": {"payments": {"PSVC1": {"namespace": "shop", "deployment": "checkout-api"}}}}"#;
+    fn settings_ttl_and_models_are_read() {
         let c = StageConfig::from_env(
             Stage::Analyzer,
-            &table(&with(&[(TEAMS, teams), (LLM_PROVIDER, "anthropic"), (LLM_MODEL, "claude-test")], &[])),
+            &table(&with(&[(SETTINGS_TTL_SECS, "5"), (LLM_PROVIDER, "anthropic"), (LLM_MODEL, "claude-test")], &[])),
         )
         .unwrap();
-        assert_eq!(c.teams.default.autonomy, domain::Autonomy::Auto);
-        assert_eq!(c.teams.services[&TeamId::parse("payments").unwrap()]["PSVC1"].deployment, "checkout-api");
+        assert_eq!(c.settings_ttl, Duration::from_secs(5));
         assert_eq!(c.llm.unwrap().model, "claude-test");
         let v = StageConfig::from_env(
             Stage::Verifier,

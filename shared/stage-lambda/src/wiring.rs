@@ -130,6 +130,7 @@ impl StageFunction {
     pub fn build(config: &StageConfig, sdk: &aws::SdkConfig) -> Result<Self, BuildError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = Arc::new(DynamoStore::new(aws::dynamodb::Client::new(sdk), &config.table));
+        let team_store: Arc<dyn domain::ports::TeamStore> = store.clone();
         let sqs = aws::sqs::Client::new(sdk);
         let urls = config.queue_urls.iter().fold(QueueUrls::default(), |u, (q, url)| u.with(*q, url));
         let secrets: Arc<dyn Secrets> = Arc::new(SecretsManagerSecrets::new(
@@ -167,7 +168,11 @@ impl StageFunction {
             pager: Arc::new(pager),
             chat: Arc::new(chat),
             clock,
-            teams: Arc::new(config.teams.clone()),
+            teams: Arc::new(pipeline::teams::StoreTeams::new(
+                team_store,
+                domain::TeamSettings::default(),
+                config.settings_ttl,
+            )),
             runbook: store,
             llm,
             config: PipelineConfig {

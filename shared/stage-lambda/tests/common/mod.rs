@@ -86,9 +86,20 @@ pub async fn world() -> World {
     details.insert("alertname".into(), sandbox.alert().alertname.into());
     pd.open_incident(PD_INCIDENT, Value::Object(details));
 
-    let teams = json!({"default": {"autonomy": "auto",
-        "verify": {"initial_delay_secs": 1, "max_delay_secs": 1, "deadline_secs": 60, "stable_secs": 2}}})
-    .to_string();
+    // The team, with its settings, in the table (where the control API keeps it).
+    let settings: domain::TeamSettings = serde_json::from_value(json!({"autonomy": "auto",
+        "verify": {"initial_delay_secs": 1, "max_delay_secs": 1, "deadline_secs": 60, "stable_secs": 2}}))
+    .unwrap();
+    let teams_store = aws::DynamoStore::new(aws::dynamodb::Client::new(&sdk), "dreamops");
+    let now = jiff::Timestamp::now().to_string();
+    let created = domain::ports::TeamStore::create_team(
+        &teams_store,
+        &domain::Team::new(team.clone(), TEAM, settings, &now),
+        &domain::ControlEvent::new(&team, &now, "test", "team.create", TEAM, json!({}), "test"),
+    )
+    .await
+    .unwrap();
+    assert!(created);
     let env = vec![
         (TABLE, "dreamops".to_owned()),
         (SECRETS_PREFIX, PREFIX.to_owned()),
@@ -99,7 +110,6 @@ pub async fn world() -> World {
         ("DREAMOPS_ANALYSIS_QUEUE_URL", urls[ANALYSIS].clone()),
         (EXECUTION_QUEUE_URL, urls[EXECUTION].clone()),
         (VERIFICATION_QUEUE_URL, urls[VERIFICATION].clone()),
-        (TEAMS, teams),
     ];
     let store = aws::DynamoStore::new(aws::dynamodb::Client::new(&sdk), "dreamops");
     World {
