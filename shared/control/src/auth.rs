@@ -186,6 +186,7 @@ impl Authenticator {
                 return Err(self.blocked_error(until.duration_since(now)));
             }
         }
+        // No credential is not a guess: it is answered, not counted.
         let Some(cred) = credential(headers) else {
             return Err(ApiError::unauthenticated(
                 "unauthenticated",

@@ -488,6 +488,20 @@ fn page_limit(call: &Call) -> Result<usize, ApiError> {
     }
 }
 
+/// A store's cursor as an opaque, URL-safe token (store cursors may hold `#` or `:`).
+fn encode_cursor(c: Option<String>) -> Option<String> {
+    use base64::Engine;
+    c.map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c))
+}
+
+fn decode_cursor(call: &Call) -> Result<Option<String>, ApiError> {
+    use base64::Engine;
+    let Some(c) = call.query.get("cursor") else { return Ok(None) };
+    let bad = || ApiError::bad_request("invalid_cursor", format!("cursor {c:?} is not one this API gave out"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    String::from_utf8(bytes).map(Some).map_err(|_| bad())
+}
+
 /// Incidents examined at most per listing call when a filter skips many.
 const MAX_SCAN: usize = 2000;
 
@@ -520,7 +534,7 @@ pub(crate) async fn list_incidents(c: &Control, call: Call) -> Result<Reply, Api
         None => None,
         Some(s) => Some(s.parse().map_err(|e| ApiError::bad_request("invalid_query", format!("since {s:?}: {e}")))?),
     };
-    let mut cursor = call.query.get("cursor").cloned();
+    let mut cursor = decode_cursor(&call)?;
     let mut items = Vec::new();
     let mut scanned = 0;
     loop {
@@ -545,7 +559,7 @@ pub(crate) async fn list_incidents(c: &Control, call: Call) -> Result<Reply, Api
             break;
         }
     }
-    Reply::ok(&v::IncidentList { items, next: cursor })
+    Reply::ok(&v::IncidentList { items, next: encode_cursor(cursor) })
 }
 
 async fn own_incident(c: &Control, call: &Call) -> Result<domain::Incident, ApiError> {
@@ -641,9 +655,7 @@ pub(crate) async fn runbook(c: &Control, call: Call) -> Result<Reply, ApiError> 
 
 pub(crate) async fn audit(c: &Control, call: Call) -> Result<Reply, ApiError> {
     let limit = page_limit(&call)?;
-    let page = c_store(
-        c.teams.audit(&call.team()?.id, limit, call.query.get("cursor").map(String::as_str)).await,
-        "read the audit trail",
-    )?;
-    Reply::ok(&v::AuditPage { items: page.items, next: page.next })
+    let cursor = decode_cursor(&call)?;
+    let page = c_store(c.teams.audit(&call.team()?.id, limit, cursor.as_deref()).await, "read the audit trail")?;
+    Reply::ok(&v::AuditPage { items: page.items, next: encode_cursor(page.next) })
 }

@@ -14,9 +14,9 @@ use serde_json::{Map, Value};
 
 /// How long fetched keys are reused (API Gateway's JWT authorizer caches them up to two hours).
 pub const JWKS_TTL: Duration = Duration::from_secs(600);
-/// A token with an unknown key id triggers at most one fetch per this interval (a rotation is picked up at once;
-/// garbage key ids cannot make us hammer the issuer).
-pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// A token with an unknown key id triggers at most one fetch per this interval: a rotation is picked up within
+/// it, and garbage key ids cannot make us hammer the issuer (at most one fetch per interval per process).
+pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// JWKS documents larger than this are refused (API Gateway's limit is 150 000 bytes).
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Clock skew tolerated on `exp` and `nbf`.

@@ -38,3 +38,46 @@ pub fn http_api_event(route_key: &str, path: &str, headers: &[(&str, &str)], bod
         "isBase64Encoded": false
     })
 }
+
+/// Any request to the control API's `ANY /v1/{proxy+}` route, as API Gateway hands it to the `api` function:
+/// `path_and_query` like `/v1/teams/a/incidents?state=resolved`, lower-case header names, an optional text body,
+/// the client's address as `requestContext.http.sourceIp`.
+pub fn control_event(
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    source_ip: &str,
+) -> Value {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let mut h: Map<String, Value> = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::from(*v))).collect();
+    if body.is_some() {
+        h.entry("content-type").or_insert("application/json".into());
+    }
+    h.insert("host".into(), "abc123.execute-api.us-east-1.amazonaws.com".into());
+    h.insert("x-forwarded-proto".into(), "https".into());
+    let mut qs = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        qs.insert(k.to_owned(), v.into());
+    }
+    let proxy = path.strip_prefix("/v1/").unwrap_or(path);
+    json!({
+        "version": "2.0",
+        "routeKey": "ANY /v1/{proxy+}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "queryStringParameters": if qs.is_empty() { Value::Null } else { Value::Object(qs) },
+        "headers": h,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip, "userAgent": "test"},
+            "requestId": "test-request", "routeKey": "ANY /v1/{proxy+}", "stage": "$default",
+            "time": "01/Dec/2026:10:00:00 +0000", "timeEpoch": 1796119200000u64
+        },
+        "pathParameters": {"proxy": proxy},
+        "body": body,
+        "isBase64Encoded": false
+    })
+}

@@ -35,7 +35,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
             Ok(plan) => return supersede(deps, msg, inc, &approved, plan, &settings).await,
             Err(e) if e.is_retryable() => return Err(StageError::from_port("plan the approved action", e)),
             Err(e) => {
-                let mut rec = Recorder::new(inc, "execute");
+                let mut rec = Recorder::new(inc, "execute").correlated(&msg.correlation_id);
                 if let Some(a) = rec.next.current_action_mut() {
                     a.status = ActionStatus::Failed;
                     a.error = Some(format!("not applied: the dry run now refuses it: {e}"));
@@ -64,7 +64,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
                 .send(&msg.next(StageMessage::Verify { action_id: action_id.clone(), check: 0 }), delay)
                 .await
                 .map_err(|e| StageError::from_port("enqueue verification", e))?;
-            let mut rec = Recorder::new(inc, "execute");
+            let mut rec = Recorder::new(inc, "execute").correlated(&msg.correlation_id);
             if let Some(a) = rec.next.current_action_mut() {
                 a.status = ActionStatus::Applied;
                 a.before = Some(applied.before.clone());
@@ -90,7 +90,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
         }
         Err(e) if e.is_retryable() => Err(StageError::from_port("execute", e)),
         Err(e) => {
-            let mut rec = Recorder::new(inc, "execute");
+            let mut rec = Recorder::new(inc, "execute").correlated(&msg.correlation_id);
             if let Some(a) = rec.next.current_action_mut() {
                 a.status = ActionStatus::Failed;
                 a.error = Some(e.to_string());
@@ -128,7 +128,7 @@ async fn supersede(
         plan.hash,
         notify::diff_lines(&plan).replace('\n', "; ")
     );
-    let mut rec = Recorder::new(inc, "execute");
+    let mut rec = Recorder::new(inc, "execute").correlated(&msg.correlation_id);
     if let Some(a) = rec.next.current_action_mut() {
         a.status = ActionStatus::Superseded;
         a.error = Some("not applied: the cluster changed since the diff was approved".into());

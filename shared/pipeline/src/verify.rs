@@ -51,7 +51,9 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId, check: u3
     let line = verdict.reasons.join("; ");
 
     match verdict.state {
-        Health::Healthy if since_action >= settings.verify.stable_secs as i64 => resolve(deps, inc, &line, now).await,
+        Health::Healthy if since_action >= settings.verify.stable_secs as i64 => {
+            resolve(deps, msg, inc, &line, now).await
+        }
         Health::Healthy | Health::Progressing if !past_deadline => {
             let delay =
                 (settings.verify.initial_delay_secs.max(1) << check.min(10)).min(settings.verify.max_delay_secs);
@@ -62,7 +64,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId, check: u3
                 )
                 .await
                 .map_err(|e| StageError::from_port("enqueue verification", e))?;
-            let mut rec = Recorder::new(inc, "verify");
+            let mut rec = Recorder::new(inc, "verify").correlated(&msg.correlation_id);
             if let Some(v) = rec.next.verification.as_mut() {
                 v.checks = check + 1;
                 v.last_verdict = Some(line.clone());
@@ -79,14 +81,20 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId, check: u3
             } else {
                 format!("not healthy by the verification deadline: {line}")
             };
-            fail(deps, inc, &why).await
+            fail(deps, msg, inc, &why).await
         }
     }
 }
 
-async fn resolve(deps: &Deps, inc: domain::Incident, line: &str, now: Timestamp) -> Result<(), StageError> {
+async fn resolve(
+    deps: &Deps,
+    msg: &Envelope,
+    inc: domain::Incident,
+    line: &str,
+    now: Timestamp,
+) -> Result<(), StageError> {
     let mttr = parse(Some(&inc.created_at)).map(|t| now.duration_since(t).as_secs()).unwrap_or(0);
-    let mut rec = Recorder::new(inc, "verify");
+    let mut rec = Recorder::new(inc, "verify").correlated(&msg.correlation_id);
     let described = rec.next.current_action().map(|a| a.action.describe()).unwrap_or_default();
     if let Some(v) = rec.next.verification.as_mut() {
         v.checks += 1;
@@ -121,11 +129,11 @@ async fn resolve(deps: &Deps, inc: domain::Incident, line: &str, now: Timestamp)
     Ok(())
 }
 
-async fn fail(deps: &Deps, inc: domain::Incident, why: &str) -> Result<(), StageError> {
+async fn fail(deps: &Deps, msg: &Envelope, inc: domain::Incident, why: &str) -> Result<(), StageError> {
     let Some(action) = inc.current_action().cloned() else {
         return Err(StageError::Permanent("no action to undo".into()));
     };
-    let mut rec = Recorder::new(inc, "verify");
+    let mut rec = Recorder::new(inc, "verify").correlated(&msg.correlation_id);
     let reversible = action.action.kind().is_reversible();
     let undo = match (&action.before, reversible) {
         (Some(before), true) => Some(deps.cluster.undo(&action.action, before).await),
