@@ -9,6 +9,7 @@ use domain::{State, TeamId, TeamSettings};
 use dreamops::adapters::{ConfigSecrets, PagerCall};
 use dreamops::memstore::MemoryStore;
 use dreamops::runtime::Runtime;
+use k8s_openapi::api::apps::v1::Deployment;
 use sandbox::{Sandbox, Scenario, SimClock};
 
 #[tokio::test]
@@ -49,4 +50,119 @@ async fn an_undecided_proposal_expires_into_an_escalation() {
     );
     let limit = sb.with_world(|w| integration_tests::memory_limit(&w.deployments["ledger-export-worker"]));
     assert_eq!(limit.as_deref(), Some("96Mi"));
+}
+
+struct Approving {
+    sb: Sandbox,
+    rt: Runtime,
+}
+
+/// A runtime on a manual clock with approval required, against `scenario`; the alert of its sandbox is sent and
+/// analysed.
+async fn proposed(scenario: &str, settings: TeamSettings) -> (Approving, domain::IncidentId) {
+    let sim = SimClock::manual(jiff::Timestamp::now());
+    let sb = Sandbox::start(Scenario::builtin(scenario).unwrap(), sim.clone(), 0).await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(sim);
+    let rt = Runtime::new(
+        MemoryStore::new(),
+        Arc::new(cluster::KubeCluster::for_url(&sb.url(), "sandbox", clock.clone()).unwrap()),
+        ConfigSecrets::single(TeamId::default_team(), "s"),
+        pipeline::StaticTeams { default: settings, ..Default::default() },
+        clock,
+        pipeline::PipelineConfig::default(),
+    );
+    let mut labels = sb.alert().labels;
+    labels.insert("alertname".into(), sb.alert().alertname);
+    rt.sinks.pager.set_default_labels(labels);
+    let id = integration_tests::trigger(&rt.deps, "s", "PAPPROVE", "svc").await.1.unwrap();
+    rt.run_due().await;
+    let inc = rt.deps.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(inc.state, State::AwaitingApproval, "{:?}", inc.decision);
+    (Approving { sb, rt }, id)
+}
+
+fn by(id: &str) -> pipeline::approval::Approver<'_> {
+    pipeline::approval::Approver { id, display: id }
+}
+
+#[tokio::test]
+async fn an_approved_diff_the_cluster_no_longer_yields_is_proposed_again_not_applied() {
+    let (a, id) = proposed("oom-limit", TeamSettings::default()).await;
+    let inc = a.rt.deps.store.get(&id).await.unwrap().unwrap();
+    let plan = inc.decision.as_ref().unwrap().plan.clone().unwrap();
+    let change = &plan.changes[0];
+    assert_eq!(change.field, "spec.template.spec.containers[exporter].resources.limits.memory", "{plan:?}");
+    assert_eq!((change.before.as_deref(), change.after.as_deref()), (Some("96Mi"), Some("192Mi")));
+    let ctx = pipeline::approval::Ctx::from(&a.rt.deps);
+    let team = TeamId::default_team();
+    let cor = domain::CorrelationId::generate();
+    pipeline::approval::approve(ctx, &team, &id, &plan.hash, by("key:asha"), &cor).await.unwrap();
+
+    // Between the approval and the execution, someone changes the limit by hand.
+    let client = kube_client(&a.sb);
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(client, "ledger-export");
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "exporter", "resources": {"limits": {"memory": "128Mi"}}}]}}}});
+    deployments
+        .patch("ledger-export-worker", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch))
+        .await
+        .unwrap();
+    a.rt.run_due().await;
+
+    let inc = a.rt.deps.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(inc.state, State::AwaitingApproval, "re-proposed, not applied");
+    assert_eq!(inc.actions[0].status, domain::ActionStatus::Superseded);
+    let again = inc.decision.as_ref().unwrap().plan.clone().unwrap();
+    assert_ne!(again.hash, plan.hash);
+    assert_eq!(again.changes[0].before.as_deref(), Some("128Mi"), "the new diff starts from what the cluster has");
+    assert!(inc.decision.as_ref().unwrap().approvals.is_empty(), "the new diff needs a new approval");
+    let limit = a.sb.with_world(|w| integration_tests::memory_limit(&w.deployments["ledger-export-worker"]));
+    assert_eq!(limit.as_deref(), Some("128Mi"), "the agent did not apply the stale diff");
+    let timeline = a.rt.deps.store.timeline(&id).await.unwrap();
+    let stale = timeline.iter().find(|e| e.what.contains("approved diff is stale")).unwrap();
+    assert!(stale.why.contains(&plan.hash) && stale.why.contains(&again.hash), "{}", stale.why);
+    assert_eq!(stale.correlation_id, cor, "the executor's events carry the approving request's correlation id");
+    // The old hash no longer approves anything; the new one does.
+    let err = pipeline::approval::approve(ctx, &team, &id, &plan.hash, by("key:asha"), &cor).await.unwrap_err();
+    assert!(matches!(err, pipeline::approval::ApprovalError::StalePlan { .. }), "{err}");
+    pipeline::approval::approve(ctx, &team, &id, &again.hash, by("key:asha"), &cor).await.unwrap();
+    a.rt.run_due().await;
+    let inc = a.rt.deps.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(inc.state, State::Verifying, "{:?}", inc.outcome);
+    let limit = a.sb.with_world(|w| integration_tests::memory_limit(&w.deployments["ledger-export-worker"]));
+    assert_eq!(limit.as_deref(), Some("192Mi"));
+}
+
+#[tokio::test]
+async fn a_rollback_needs_two_distinct_approvers_when_the_team_says_so() {
+    let settings = TeamSettings { high_risk_approvals: 2, ..TeamSettings::default() };
+    let (a, id) = proposed("bad-image-rollout", settings).await;
+    let inc = a.rt.deps.store.get(&id).await.unwrap().unwrap();
+    let d = inc.decision.clone().unwrap();
+    assert_eq!((d.action.kind(), d.approvals_required), (domain::ActionKind::Rollback, 2));
+    let hash = d.plan.unwrap().hash;
+    let revision = || a.sb.with_world(|w| integration_tests::revision(&w.deployments["checkout-api"]).unwrap());
+    let before = revision();
+    let (ctx, team, cor) =
+        (pipeline::approval::Ctx::from(&a.rt.deps), TeamId::default_team(), domain::CorrelationId::generate());
+    let first = pipeline::approval::approve(ctx, &team, &id, &hash, by("key:one"), &cor).await.unwrap();
+    assert!(matches!(first, pipeline::approval::Approved::Recorded { remaining: 1, .. }));
+    let again = pipeline::approval::approve(ctx, &team, &id, &hash, by("key:one"), &cor).await.unwrap_err();
+    assert!(matches!(again, pipeline::approval::ApprovalError::AlreadyApproved(_)));
+    a.rt.run_due().await;
+    assert_eq!(revision(), before, "one approval of two changes nothing");
+    let second = pipeline::approval::approve(ctx, &team, &id, &hash, by("oidc:two"), &cor).await.unwrap();
+    assert!(matches!(second, pipeline::approval::Approved::Executing(_)));
+    a.rt.run_due().await;
+    assert_eq!(a.rt.deps.store.get(&id).await.unwrap().unwrap().state, State::Verifying);
+    assert_ne!(revision(), before, "rolled back");
+    // Another team's principal cannot decide on it, even knowing its id.
+    let other = TeamId::parse("other").unwrap();
+    let err = pipeline::approval::reject(ctx, &other, &id, by("key:x"), "no", &cor).await.unwrap_err();
+    assert!(matches!(err, pipeline::approval::ApprovalError::NotFound(_)));
+}
+
+/// A plain client of the sandbox (a human with kubectl); the runtime already installed the TLS provider.
+fn kube_client(sb: &Sandbox) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(sb.url().parse().unwrap())).unwrap()
 }

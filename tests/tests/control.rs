@@ -980,3 +980,96 @@ mod oidc {
         oidc_tokens(&hosts::Lambda::start(&o).await, &issuer).await;
     }
 }
+
+/// The AWS path end to end: the stage code over the same DynamoDB table and SQS queues proposes a fix for the
+/// sandbox's wedged pod; the `api` function shows its diff, refuses a stale hash (the cluster is untouched),
+/// accepts the right one and queues the execution; the executor, fed that SQS message, deletes the pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_lambda_an_approval_bound_to_the_diff_reaches_the_executor() {
+    use domain::ports::QueueName;
+    let host = hosts::Lambda::start(&wide_open()).await;
+    let sdk = host.sdk().clone();
+    let sqs = aws::sqs::Client::new(&sdk);
+    let mut urls = aws::QueueUrls::default().with(QueueName::Execution, host.queue_url());
+    for (q, name) in [(QueueName::Analysis, "dreamops-analysis"), (QueueName::Verification, "dreamops-verification")] {
+        let url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap();
+        urls = urls.with(q, &url);
+    }
+    let store = Arc::new(aws::DynamoStore::new(aws::dynamodb::Client::new(&sdk), hosts::TABLE));
+    let created = control::admin::create_team(
+        store.as_ref(),
+        &SystemClock,
+        "default",
+        None,
+        TeamSettings::default(),
+        "test",
+        "t",
+    )
+    .await
+    .unwrap();
+    let sb = sandbox::Sandbox::start(
+        sandbox::Scenario::builtin("hung-pod").unwrap(),
+        sandbox::SimClock::with_speed(jiff::Timestamp::now(), 1.0),
+        0,
+    )
+    .await
+    .unwrap();
+    let clock: Arc<dyn domain::ports::Clock> = Arc::new(SystemClock);
+    let sinks = dreamops::adapters::Sinks::default();
+    let mut labels = sb.alert().labels;
+    labels.insert("alertname".into(), sb.alert().alertname);
+    sinks.pager.set_default_labels(labels);
+    let deps = pipeline::Deps {
+        store: store.clone(),
+        queue: Arc::new(aws::SqsQueue::new(sqs.clone(), urls.clone())),
+        secrets: Arc::new(dreamops::adapters::ConfigSecrets::single(TeamId::default_team(), "s")),
+        cluster: Arc::new(cluster::KubeCluster::for_url(&sb.url(), "sandbox", clock.clone()).unwrap()),
+        pager: sinks.pager.clone(),
+        chat: sinks.chat.clone(),
+        clock,
+        teams: Arc::new(pipeline::teams::StoreTeams::new(store.clone(), TeamSettings::default(), Duration::ZERO)),
+        runbook: store.clone(),
+        llm: None,
+        config: pipeline::PipelineConfig::default(),
+    };
+    let id = integration_tests::trigger(&deps, "s", "PLAMBDA1", "payment-gateway").await.1.unwrap();
+    let inc = store.get(&id).await.unwrap().unwrap();
+    let analyze = domain::Envelope::new(
+        id.clone(),
+        inc.team_id.clone(),
+        inc.correlation_id.clone(),
+        domain::StageMessage::Analyze,
+    );
+    pipeline::handle_message(&deps, &analyze).await.unwrap();
+
+    let key = created.secret;
+    let path = format!("/v1/teams/default/incidents/{id}");
+    let detail = host.get(&path, &key).await;
+    assert_eq!(detail.body["incident"]["state"]["state"], "awaiting_approval", "{}", detail.body);
+    let change = &detail.body["proposal"]["plan"]["changes"][0];
+    assert_eq!(change["field"], "metadata.uid");
+    assert!(change["before"].as_str().unwrap().contains(" on node "), "{change}");
+    let hash = detail.body["proposal"]["plan"]["hash"].as_str().unwrap().to_owned();
+    let pods = || sb.with_world(|w| w.pods.keys().cloned().collect::<Vec<_>>());
+    let before = pods();
+
+    let r = host.send("POST", &format!("{path}/approve"), &key, &json!({"proposal": "a".repeat(64)})).await;
+    assert_eq!((r.status, r.code()), (409, "stale_proposal"));
+    assert_eq!(pods(), before, "nothing changed in the cluster");
+    let r = host.send("POST", &format!("{path}/approve"), &key, &json!({"proposal": hash})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let got = sqs.receive_message().queue_url(host.queue_url()).wait_time_seconds(2).send().await.unwrap();
+    let msg = got.messages.unwrap_or_default();
+    assert_eq!(msg.len(), 1);
+    let execute = domain::Envelope::decode(msg[0].body().unwrap()).unwrap();
+    assert!(matches!(execute.body, domain::StageMessage::Execute { .. }));
+    pipeline::handle_message(&deps, &execute).await.unwrap();
+    let inc = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(inc.state, State::Verifying, "{:?}", inc.outcome);
+    let wedged = match &inc.actions[0].action {
+        Action::DeletePod { pod, .. } => pod.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(before.contains(&wedged) && !pods().contains(&wedged), "the approved pod was deleted");
+}

@@ -239,6 +239,14 @@ async fn an_approved_proposal_is_executed_once_and_verified() {
     let approve = format!("{}/v1/teams/default/incidents/{id}/approve", s.url());
     let (st, v) = post_json(&approve, &key, json!({"by": "Asha Rao"})).await;
     assert_eq!((st, code(&v)), (400, "invalid_body"), "a typed name is no approval");
+    // A hash that is not the proposal's diff is refused, and nothing changes in the cluster.
+    let pods = || s.sandbox.as_ref().unwrap().with_world(|w| w.pods.keys().cloned().collect::<Vec<_>>());
+    let before = pods();
+    let (st, v) = post_json(&approve, &key, json!({"proposal": "0".repeat(64)})).await;
+    assert_eq!((st, code(&v)), (409, "stale_proposal"), "{v}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pods(), before, "the wedged pod was not deleted");
+    assert_eq!(wait_for_state(&s, &id, "awaiting_approval").await["incident"]["actions"], json!([]));
     let (st, v) = post_json(&approve, &key, json!({"proposal": hash})).await;
     assert_eq!((st, v["state"]["state"].as_str()), (200, Some("executing")), "{v}");
     let (st, v) = post_json(&approve, &key, json!({"proposal": hash})).await;

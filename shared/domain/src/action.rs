@@ -37,6 +37,19 @@ impl ActionKind {
         !matches!(self, Self::Noop | Self::Escalate)
     }
 
+    /// How much an action can hurt whatever the diagnosis: a rollback replaces the code that runs (and can
+    /// reintroduce what the rollout fixed); a scale-up or a larger limit take node capacity; a restart or a pod
+    /// deletion only restart what runs. A proposal's risk for the approval rules is the higher of this and the
+    /// diagnosis's.
+    pub fn inherent_risk(self) -> crate::diagnosis::Risk {
+        use crate::diagnosis::Risk;
+        match self {
+            Self::Rollback => Risk::High,
+            Self::ScaleUp | Self::RaiseMemoryLimit => Risk::Medium,
+            Self::Restart | Self::DeletePod | Self::Noop | Self::Escalate => Risk::Low,
+        }
+    }
+
     /// Whether the before-state can be restored when the fix does not hold.
     pub fn is_reversible(self) -> bool {
         matches!(self, Self::ScaleUp | Self::Rollback | Self::RaiseMemoryLimit)

@@ -141,7 +141,9 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
             }
         }
     }
-    let approvals_required = if decision == Decision::NeedsApproval && diagnosis.risk == domain::Risk::High {
+    // The two-person rule applies to high-risk proposals: rated high by the diagnosis, or by their action's nature.
+    let risk = diagnosis.risk.max(action.kind().inherent_risk());
+    let approvals_required = if decision == Decision::NeedsApproval && risk == domain::Risk::High {
         settings.high_risk_approvals.clamp(1, 2)
     } else {
         1
