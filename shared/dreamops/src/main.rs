@@ -359,7 +359,6 @@ async fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(e),
             };
-            println!("dreamops serve listening on {}", server.url());
             if let Some(key) = &server.bootstrap_key {
                 println!("created team \"default\"; its admin API key (shown once, store it now):");
                 println!("  export DREAMOPS_URL={} DREAMOPS_API_KEY={key}", server.url());
@@ -367,6 +366,7 @@ async fn main() -> ExitCode {
                     "  curl -H \"Authorization: Bearer $DREAMOPS_API_KEY\" $DREAMOPS_URL/v1/teams/default/incidents"
                 );
             }
+            println!("dreamops serve listening on {}", server.url());
             shutdown_signal().await;
             server.stop().await;
             ExitCode::SUCCESS
