@@ -42,6 +42,9 @@ pub trait Probe: Send + Sync {
     async fn check(&self) -> Result<String, String>;
 }
 
+/// Called with a team the API just changed.
+pub type TeamChanged = Arc<dyn Fn(&TeamId) + Send + Sync>;
+
 /// Settings of the API itself.
 #[derive(Debug, Clone)]
 pub struct ControlConfig {
@@ -82,7 +85,7 @@ pub struct Control {
     pub probes: Vec<Arc<dyn Probe>>,
     pub metrics: metrics::HttpMetrics,
     /// Called after a team changes through the API (a local host drops its cached settings at once).
-    pub on_team_change: Option<Arc<dyn Fn(&TeamId) + Send + Sync>>,
+    pub on_team_change: Option<TeamChanged>,
 }
 
 impl std::fmt::Debug for Control {

@@ -594,7 +594,7 @@ async fn run(
             .map(|axum::extract::Query(m)| m)
             .map_err(|e| ApiError::bad_request("invalid_query", format!("{q}: {}", e.body_text())))?,
     };
-    for (name, _) in &query {
+    for name in query.keys() {
         if !route.query.iter().any(|(n, _)| n == name) {
             return Err(ApiError::bad_request("invalid_query", format!("unknown query parameter {name:?}")));
         }

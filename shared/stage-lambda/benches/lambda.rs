@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FUNCTIONS: [&str; 4] = ["webhook-intake", "analyzer", "executor", "verifier"];
+const FUNCTIONS: [&str; 5] = ["webhook-intake", "analyzer", "executor", "verifier", "api"];
 const INIT_RUNS: usize = 15;
 const WARM_RUNS: usize = 300;
 
