@@ -754,6 +754,8 @@ async fn operators_create_teams(host: &dyn Host, _: &Options) {
         host.send("POST", "/v1/teams", &w.operator, &json!({"id": "delta", "settings": {"min_confidence": 7}})).await;
     assert_eq!((r.status, r.code()), (422, "invalid_settings"));
     assert_eq!(host.send("POST", "/v1/teams", &w.alpha.admin, &json!({"id": "epsilon"})).await.status, 403);
+    let r = host.send("POST", "/v1/teams", &w.operator, &json!({"id": "operators"})).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_team_id"), "a reserved id");
     // An operator reaches any team; a missing one is 404.
     assert_eq!(host.get("/v1/teams/gamma/settings", &w.operator).await.status, 200);
     assert_eq!(host.get("/v1/teams/nobody/settings", &w.operator).await.status, 404);
@@ -1072,4 +1074,26 @@ async fn through_the_lambda_an_approval_bound_to_the_diff_reaches_the_executor()
         other => panic!("{other:?}"),
     };
     assert!(before.contains(&wedged) && !pods().contains(&wedged), "the approved pod was deleted");
+}
+
+/// `serve` exposes Prometheus metrics of the API, the queues and the stages: aggregates only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_exposes_prometheus_metrics_without_tenant_data() {
+    let host = hosts::Serve::start(&wide_open()).await;
+    let w = world(&host).await;
+    for _ in 0..3 {
+        assert_eq!(host.get("/v1/teams/alpha/incidents", &w.alpha.viewer).await.status, 200);
+    }
+    assert_eq!(host.get("/v1/teams/beta/incidents", &w.alpha.viewer).await.status, 404);
+    let text = reqwest::get(format!("{}/metrics", host.server.url())).await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(
+            "dreamops_http_requests_total{route=\"/v1/teams/{team}/incidents\",method=\"GET\",status=\"200\"} 3"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("status=\"404\"} 1"));
+    assert!(text.contains("# TYPE dreamops_http_request_duration_seconds histogram"));
+    assert!(text.contains("dreamops_queue_depth ") && text.contains("dreamops_dead_letters "));
+    assert!(!text.contains("alpha") && !text.contains("beta") && !text.contains("inc_"), "no tenant data in labels");
 }

@@ -120,11 +120,18 @@ pub enum CreateTeamError {
     InvalidId(#[from] domain::ids::InvalidTeamId),
     #[error("team {0} already exists")]
     Exists(TeamId),
+    #[error("team id {0} is reserved")]
+    Reserved(String),
     #[error("invalid settings: {0}")]
     Settings(String),
     #[error(transparent)]
     Api(#[from] ApiError),
 }
+
+/// Team ids no team may take: `operators` holds the audit trail of operator keys, `health-check` is what the
+/// deep health check reads.
+pub const RESERVED_TEAMS: [&str; 2] = [OPERATORS_AUDIT, "health-check"];
+const OPERATORS_AUDIT: &str = "operators";
 
 /// Creates a team with its first admin key. Used by `POST /v1/teams`, `dreamops admin create-team` and `serve`'s
 /// first start.
@@ -138,6 +145,9 @@ pub async fn create_team(
     correlation_id: &str,
 ) -> Result<CreatedTeam, CreateTeamError> {
     let id = TeamId::parse(id)?;
+    if RESERVED_TEAMS.contains(&id.as_str()) {
+        return Err(CreateTeamError::Reserved(id.to_string()));
+    }
     let errors = settings.validate();
     if !errors.is_empty() {
         return Err(CreateTeamError::Settings(
@@ -219,6 +229,7 @@ pub(crate) async fn post_team(c: &Control, call: Call) -> Result<Reply, ApiError
     .map_err(|e| match e {
         CreateTeamError::InvalidId(e) => ApiError::bad_request("invalid_team_id", e.to_string()),
         CreateTeamError::Exists(id) => ApiError::conflict("team_exists", format!("team {id} already exists")),
+        e @ CreateTeamError::Reserved(_) => ApiError::bad_request("invalid_team_id", e.to_string()),
         CreateTeamError::Settings(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_settings", m),
         CreateTeamError::Api(e) => e,
     })?;
