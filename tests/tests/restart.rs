@@ -35,14 +35,7 @@ fn revision(sb: &Sandbox) -> i64 {
 }
 
 async fn deliver(base: &str, w: &dreamops::webhook::SignedWebhook) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/webhooks/pagerduty"))
-        .header("X-PagerDuty-Signature", &w.signature)
-        .header("X-Webhook-Id", &w.webhook_id)
-        .body(w.body.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = w.post(&reqwest::Client::new(), &format!("{base}/webhooks/pagerduty")).await.unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 

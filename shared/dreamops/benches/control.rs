@@ -48,14 +48,7 @@ async fn main() {
             agent: None,
         });
         let w = dreamops::webhook::sign(&payload, secret);
-        let r = http
-            .post(format!("{}/webhooks/pagerduty", server.url()))
-            .header("X-PagerDuty-Signature", &w.signature)
-            .header("X-Webhook-Id", &w.webhook_id)
-            .body(w.body.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = w.post(&http, &format!("{}/webhooks/pagerduty", server.url())).await.unwrap();
         assert_eq!(r.status(), 202);
     }
     let url = format!("{}/v1/teams/default/incidents?limit=50", server.url());

@@ -263,13 +263,9 @@ async fn main() -> ExitCode {
         }
         Command::Incidents { command } => {
             init_tracing("warn");
-            let client = match dreamops::cli::Client::from_env(|k| std::env::var(k).ok()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
             let result = match command {
-                IncidentsCommand::List { state, limit, team, json } => match client.team(team.as_deref()).await {
-                    Ok(team) => client.list(&team, state.as_deref(), limit).await.map(|page| {
+                IncidentsCommand::List { state, limit, team, json } => match client_for(team.as_deref()).await {
+                    Ok((client, team)) => client.list(&team, state.as_deref(), limit).await.map(|page| {
                         if json {
                             print_json(&page);
                         } else {
@@ -278,8 +274,8 @@ async fn main() -> ExitCode {
                     }),
                     Err(e) => Err(e),
                 },
-                IncidentsCommand::Show { id, team } => match client.team(team.as_deref()).await {
-                    Ok(team) => client.show(&team, &id).await.map(|v| print_json(&v)),
+                IncidentsCommand::Show { id, team } => match client_for(team.as_deref()).await {
+                    Ok((client, team)) => client.show(&team, &id).await.map(|v| print_json(&v)),
                     Err(e) => Err(e),
                 },
             };
@@ -290,12 +286,8 @@ async fn main() -> ExitCode {
         }
         Command::Approve { id, proposal, team } => {
             init_tracing("warn");
-            let client = match dreamops::cli::Client::from_env(|k| std::env::var(k).ok()) {
+            let (client, team) = match client_for(team.as_deref()).await {
                 Ok(c) => c,
-                Err(e) => return fail(e),
-            };
-            let team = match client.team(team.as_deref()).await {
-                Ok(t) => t,
                 Err(e) => return fail(e),
             };
             match client.approve(&team, &id, proposal.as_deref()).await {
@@ -309,12 +301,8 @@ async fn main() -> ExitCode {
         }
         Command::Reject { id, reason, team } => {
             init_tracing("warn");
-            let client = match dreamops::cli::Client::from_env(|k| std::env::var(k).ok()) {
+            let (client, team) = match client_for(team.as_deref()).await {
                 Ok(c) => c,
-                Err(e) => return fail(e),
-            };
-            let team = match client.team(team.as_deref()).await {
-                Ok(t) => t,
                 Err(e) => return fail(e),
             };
             match client.reject(&team, &id, &reason).await {
@@ -426,6 +414,13 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The API client of `DREAMOPS_URL`/`DREAMOPS_API_KEY` and the team to act on (`--team`, else the key's).
+async fn client_for(team: Option<&str>) -> Result<(dreamops::cli::Client, String), dreamops::cli::CliError> {
+    let client = dreamops::cli::Client::from_env(|k| std::env::var(k).ok())?;
+    let team = client.team(team).await?;
+    Ok((client, team))
 }
 
 /// A language model and the minimum confidence below which the rules count as unsure.

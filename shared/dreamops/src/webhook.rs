@@ -87,3 +87,16 @@ pub fn sign(payload: &Value, secret: &str) -> SignedWebhook {
     let signature = format!("v1={}", pipeline::intake::sign(secret, &body));
     SignedWebhook { body, signature, webhook_id: uuid::Uuid::new_v4().to_string() }
 }
+
+impl SignedWebhook {
+    /// POSTs the delivery to `url` (a `…/webhooks/pagerduty[/{team}]` route) with PagerDuty's headers.
+    pub async fn post(&self, http: &reqwest::Client, url: &str) -> reqwest::Result<reqwest::Response> {
+        http.post(url)
+            .header("content-type", "application/json")
+            .header("X-PagerDuty-Signature", &self.signature)
+            .header("X-Webhook-Id", &self.webhook_id)
+            .body(self.body.clone())
+            .send()
+            .await
+    }
+}

@@ -132,15 +132,8 @@ async fn send_alert(url: &str, secret: &str, pd: &str) -> String {
         agent: None,
     });
     let w = dreamops::webhook::sign(&payload, secret);
-    let resp = outbound::http_client(std::time::Duration::from_secs(10))
-        .unwrap()
-        .post(format!("{url}/webhooks/pagerduty"))
-        .header("X-PagerDuty-Signature", &w.signature)
-        .header("X-Webhook-Id", &w.webhook_id)
-        .body(w.body.clone())
-        .send()
-        .await
-        .unwrap();
+    let http = outbound::http_client(std::time::Duration::from_secs(10)).unwrap();
+    let resp = w.post(&http, &format!("{url}/webhooks/pagerduty")).await.unwrap();
     assert_eq!(resp.status(), 202);
     let v: serde_json::Value = resp.json().await.unwrap();
     v["incident_id"].as_str().unwrap().to_owned()

@@ -5,6 +5,7 @@
 pub mod apigw;
 pub mod flaky;
 pub mod github;
+pub mod graph;
 pub mod model;
 pub mod moto;
 pub mod oidc;
