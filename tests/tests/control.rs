@@ -276,9 +276,7 @@ async fn keys_are_shown_once_hashed_revoked_and_expire(host: &dyn Host, opts: &O
     if let Some(s) = &sibling {
         assert_eq!(s.get("/v1/whoami", &secret).await.status, 200);
     }
-    let r = host
-        .call("DELETE", &format!("{base}/{id}"), &[("authorization", &format!("Bearer {}", w.alpha.admin))], None)
-        .await;
+    let r = host.bare("DELETE", &format!("{base}/{id}"), &w.alpha.admin).await;
     assert_eq!((r.status, r.body["revoked_at"].is_string()), (200, true), "{}", r.body);
     let r = host.get("/v1/whoami", &secret).await;
     assert_eq!((r.status, r.code()), (401, "key_revoked"), "the revoking process refuses it at once");
@@ -289,14 +287,7 @@ async fn keys_are_shown_once_hashed_revoked_and_expire(host: &dyn Host, opts: &O
         assert_eq!((r.status, r.code()), (401, "key_revoked"), "after the TTL every environment refuses it");
     }
     // Another team's key id is not found from here.
-    let r = host
-        .call(
-            "DELETE",
-            &format!("{base}/{}", w.beta.spare_id),
-            &[("authorization", &format!("Bearer {}", w.alpha.admin))],
-            None,
-        )
-        .await;
+    let r = host.bare("DELETE", &format!("{base}/{}", w.beta.spare_id), &w.alpha.admin).await;
     assert_eq!(r.status, 404);
 
     // Expiry takes effect on the instant, whatever the cache holds.
@@ -507,28 +498,14 @@ async fn integrations_are_write_only_and_checked_against_the_service(host: &dyn 
     assert_eq!(r.status, 404);
 
     // The check talks to the service with the stored credential.
-    let test = host
-        .call(
-            "POST",
-            "/v1/teams/alpha/integrations/pagerduty/test",
-            &[("authorization", &format!("Bearer {admin}"))],
-            None,
-        )
-        .await;
+    let test = host.bare("POST", "/v1/teams/alpha/integrations/pagerduty/test", admin).await;
     assert_eq!(test.status, 200);
     assert_eq!(test.body["ok"], true, "{}", test.body);
     let r = host
         .send("PUT", "/v1/teams/alpha/integrations/pagerduty", admin, &json!({"api_token": "pd-wrong-token-0000"}))
         .await;
     assert_eq!(r.status, 200);
-    let test = host
-        .call(
-            "POST",
-            "/v1/teams/alpha/integrations/pagerduty/test",
-            &[("authorization", &format!("Bearer {admin}"))],
-            None,
-        )
-        .await;
+    let test = host.bare("POST", "/v1/teams/alpha/integrations/pagerduty/test", admin).await;
     assert_eq!(test.body["ok"], false);
     assert!(test.body["checks"][1]["detail"].as_str().unwrap().contains("rejected"), "{}", test.body);
     // Webhook secrets were kept (fields not named are kept); null removes one.
@@ -540,18 +517,9 @@ async fn integrations_are_write_only_and_checked_against_the_service(host: &dyn 
     let gh = json!({"token": fakes::github::TOKEN, "repository": fakes::github::REPOSITORY});
     let r = host.send("PUT", "/v1/teams/alpha/integrations/github", admin, &gh).await;
     assert_eq!((r.status, r.body["options"]["repository"].as_str()), (200, Some(fakes::github::REPOSITORY)));
-    let test = host
-        .call(
-            "POST",
-            "/v1/teams/alpha/integrations/github/test",
-            &[("authorization", &format!("Bearer {admin}"))],
-            None,
-        )
-        .await;
+    let test = host.bare("POST", "/v1/teams/alpha/integrations/github/test", admin).await;
     assert_eq!(test.body["ok"], true, "{}", test.body);
-    let r = host
-        .call("DELETE", "/v1/teams/alpha/integrations/github", &[("authorization", &format!("Bearer {admin}"))], None)
-        .await;
+    let r = host.bare("DELETE", "/v1/teams/alpha/integrations/github", admin).await;
     assert_eq!((r.status, r.body["configured"].as_bool()), (200, Some(false)));
     assert!(r.body["options"].as_object().unwrap().is_empty());
 

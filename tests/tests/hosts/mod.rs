@@ -71,6 +71,12 @@ pub trait Host: Send + Sync {
         self.call("GET", path, &[("authorization", &auth)], None).await
     }
 
+    /// A request without a body (`POST …/test`, `DELETE`).
+    async fn bare(&self, method: &str, path: &str, key: &str) -> Resp {
+        let auth = format!("Bearer {key}");
+        self.call(method, path, &[("authorization", &auth)], None).await
+    }
+
     async fn send(&self, method: &str, path: &str, key: &str, body: &Value) -> Resp {
         let auth = format!("Bearer {key}");
         self.call(method, path, &[("authorization", &auth)], Some(&body.to_string())).await
