@@ -260,18 +260,51 @@ impl Part {
         }
     }
 
-    fn etag(self, t: &Team) -> String {
-        let name = match self {
+    fn name(self) -> &'static str {
+        match self {
             Self::Settings => "settings",
             Self::Services => "services",
             Self::Members => "members",
-        };
-        format!("\"{name}-{}\"", self.version(t))
+        }
+    }
+
+    fn etag(self, t: &Team) -> String {
+        format!("\"{}-{}\"", self.name(), self.version(t))
     }
 }
 
-/// Replaces one part of a team if the caller's `If-Match` names its current version. The write is conditional
-/// on the whole team's version; a concurrent change to another part is retried, one to this part is a 412.
+/// Writes a change to the caller's team, conditional on the version read: `change` sees the stored team and edits
+/// its copy (or refuses); on a concurrent write the team is read again and the change made again, up to 5 times.
+/// The audit event is written with it.
+pub(crate) async fn update_team(
+    c: &Control,
+    call: &Call,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+    change: impl Fn(&Team, &mut Team) -> Result<(), ApiError>,
+) -> Result<Team, ApiError> {
+    let id = call.team()?.id.clone();
+    for _ in 0..5 {
+        let current = c_store(c.teams.team(&id).await, "read the team")?.ok_or_else(|| ApiError::not_found("team"))?;
+        let mut next = current.clone();
+        change(&current, &mut next)?;
+        next.version = current.version + 1;
+        let ev = event(c, call, &id, action, target, detail.clone());
+        match c.teams.update_team(current.version, &next, &ev).await {
+            Ok(()) => {
+                c.team_changed(&id);
+                return Ok(next);
+            }
+            Err(domain::ports::StoreError::Stale(_)) => continue,
+            Err(e) => return Err(ApiError::store("update the team", e)),
+        }
+    }
+    Err(ApiError::conflict("busy", "the team kept changing; try again"))
+}
+
+/// Replaces one part of a team if the caller's `If-Match` names its current version. A concurrent change to
+/// another part is retried; one to this part is a 412.
 async fn replace_part(
     c: &Control,
     call: &Call,
@@ -287,37 +320,29 @@ async fn replace_part(
             "send If-Match with the ETag you read, so a concurrent change is never overwritten",
         ));
     };
-    let id = call.team()?.id.clone();
-    for _ in 0..5 {
-        let current = c_store(c.teams.team(&id).await, "read the team")?.ok_or_else(|| ApiError::not_found("team"))?;
-        let tag = part.etag(&current);
-        if if_match.trim() != "*" && if_match.split(',').all(|t| t.trim().trim_start_matches("W/") != tag) {
+    let target = call.team()?.id.to_string();
+    update_team(c, call, action, &target, detail, |current, next| {
+        let tag = part.etag(current);
+        if !crate::routes::matches_etag(&if_match, &tag) {
             return Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failed",
-                format!("the {action} changed since you read it (now {tag}); read it again and reapply your change"),
+                format!(
+                    "the {} changed since you read it (now {tag}); read them again and reapply your change",
+                    part.name()
+                ),
             )
             .with_header(header::ETAG, tag));
         }
-        let mut next = current.clone();
-        apply(&mut next);
-        next.version = current.version + 1;
+        apply(next);
         match part {
             Part::Settings => next.settings_version += 1,
             Part::Services => next.services_version += 1,
             Part::Members => next.members_version += 1,
         }
-        let ev = event(c, call, &id, action, id.as_str(), detail.clone());
-        match c.teams.update_team(current.version, &next, &ev).await {
-            Ok(()) => {
-                c.team_changed(&id);
-                return Ok(next);
-            }
-            Err(domain::ports::StoreError::Stale(_)) => continue,
-            Err(e) => return Err(ApiError::store("update the team", e)),
-        }
-    }
-    Err(ApiError::conflict("busy", "the team kept changing; try again"))
+        Ok(())
+    })
+    .await
 }
 
 pub(crate) async fn get_settings(_c: &Control, call: Call) -> Result<Reply, ApiError> {

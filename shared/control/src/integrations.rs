@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use domain::ports::{Secret, SecretName, SecretsError};
-use domain::{IntegrationMeta, Team};
+use domain::Team;
 use serde_json::{Value, json};
 
 use crate::Control;
 use crate::error::ApiError;
-use crate::handlers::event;
+use crate::handlers::{event, update_team};
 use crate::routes::{Call, Reply};
 use crate::views as v;
 
@@ -100,25 +100,32 @@ fn last4(s: &str) -> String {
     chars[chars.len().saturating_sub(4)..].iter().collect()
 }
 
+/// A team's own values of a secret, never the deployment's; empty when unset.
+async fn own(c: &Control, team: &domain::TeamId, name: SecretName) -> Result<Vec<Secret>, ApiError> {
+    match c.secrets.team_secret(team, name).await {
+        Ok(values) => Ok(values),
+        Err(SecretsError::Missing(_)) => Ok(Vec::new()),
+        Err(e) => Err(ApiError::secrets("read the credentials", e)),
+    }
+}
+
 async fn view(c: &Control, team: &Team, def: &Integration) -> Result<v::IntegrationView, ApiError> {
     let meta = team.integrations.get(def.name);
     let mut fields = Vec::new();
     let mut configured = true;
     for f in def.fields {
-        let own = match c.secrets.team_secret(&team.id, f.secret).await {
-            Ok(values) => Some(values),
-            Err(SecretsError::Missing(_)) => None,
-            Err(e) => return Err(ApiError::secrets("read the credentials", e)),
-        };
-        let (source, last4s) = match &own {
-            Some(values) => (Some("team".to_owned()), values.iter().map(|s| last4(s.expose())).collect()),
+        let values = own(c, &team.id, f.secret).await?;
+        let (source, last4s) = if !values.is_empty() {
+            (Some("team".to_owned()), values.iter().map(|s| last4(s.expose())).collect())
+        } else if f.secret.is_inbound() {
+            (None, Vec::new())
+        } else {
             // Outbound credentials fall back to the deployment's; say so, without their last characters.
-            None if !f.secret.is_inbound() => match c.secrets.deployment_secret(f.secret).await {
+            match c.secrets.deployment_secret(f.secret).await {
                 Ok(_) => (Some("deployment".to_owned()), Vec::new()),
                 Err(SecretsError::Missing(_)) => (None, Vec::new()),
                 Err(e) => return Err(ApiError::secrets("read the credentials", e)),
-            },
-            None => (None, Vec::new()),
+            }
         };
         let is_set = source.is_some();
         configured &= is_set || !f.required;
@@ -205,19 +212,8 @@ async fn write(
     let detail = json!({"integration": def.name, "set": set, "removed": removed, "options": options});
     let now = crate::handlers::now(c);
     let by = call.principal()?.display.clone();
-    for _ in 0..5 {
-        let current = c
-            .teams
-            .team(&team_id)
-            .await
-            .map_err(|e| ApiError::store("read the team", e))?
-            .ok_or_else(|| ApiError::not_found("team"))?;
-        let mut next = current.clone();
-        let meta = next.integrations.entry(def.name.to_owned()).or_insert_with(|| IntegrationMeta {
-            changed_at: now.clone(),
-            changed_by: by.clone(),
-            ..Default::default()
-        });
+    let team = update_team(c, call, action, def.name, detail, |_, next| {
+        let meta = next.integrations.entry(def.name.to_owned()).or_default();
         for f in &set {
             meta.fields.insert((*f).to_owned(), now.clone());
         }
@@ -235,18 +231,10 @@ async fn write(
         if meta.fields.is_empty() && meta.options.is_empty() {
             next.integrations.remove(def.name);
         }
-        next.version = current.version + 1;
-        let ev = event(c, call, &team_id, action, def.name, detail.clone());
-        match c.teams.update_team(current.version, &next, &ev).await {
-            Ok(()) => {
-                c.team_changed(&team_id);
-                return view(c, &next, def).await;
-            }
-            Err(domain::ports::StoreError::Stale(_)) => continue,
-            Err(e) => return Err(ApiError::store("update the team", e)),
-        }
-    }
-    Err(ApiError::conflict("busy", "the team kept changing; try again"))
+        Ok(())
+    })
+    .await?;
+    view(c, &team, def).await
 }
 
 pub(crate) async fn put(c: &Control, call: Call) -> Result<Reply, ApiError> {
@@ -343,11 +331,7 @@ pub(crate) async fn test(c: &Control, call: Call) -> Result<Reply, ApiError> {
     };
     match def.name {
         "pagerduty" => {
-            let n = match c.secrets.team_secret(&team.id, SecretName::PagerDutyWebhookSecrets).await {
-                Ok(v) => v.len(),
-                Err(SecretsError::Missing(_)) => 0,
-                Err(e) => return Err(ApiError::secrets("read the credentials", e)),
-            };
+            let n = own(c, &team.id, SecretName::PagerDutyWebhookSecrets).await?.len();
             push(
                 "webhook_secrets",
                 n > 0,
@@ -362,11 +346,7 @@ pub(crate) async fn test(c: &Control, call: Call) -> Result<Reply, ApiError> {
             }
         }
         "alertmanager" => {
-            let tokens = match c.secrets.team_secret(&team.id, SecretName::AlertmanagerBearerTokens).await {
-                Ok(v) => v,
-                Err(SecretsError::Missing(_)) => Vec::new(),
-                Err(e) => return Err(ApiError::secrets("read the credentials", e)),
-            };
+            let tokens = own(c, &team.id, SecretName::AlertmanagerBearerTokens).await?;
             let strong = tokens.iter().filter(|t| t.expose().chars().count() >= 16).count();
             push(
                 "bearer_tokens",

@@ -538,9 +538,10 @@ fn finish(mut resp: Response, correlation: &CorrelationId) -> Response {
     resp
 }
 
-fn matches_etag(if_none_match: &str, tag: &str) -> bool {
+/// Whether an `If-None-Match` or `If-Match` list names `tag` (`*` names any; weak and strong compare alike).
+pub(crate) fn matches_etag(list: &str, tag: &str) -> bool {
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-    if_none_match.trim() == "*" || if_none_match.split(',').any(|t| bare(t) == bare(tag))
+    list.trim() == "*" || list.split(',').any(|t| bare(t) == bare(tag))
 }
 
 /// Runs one request of `route`.
@@ -630,20 +631,14 @@ async fn run(
         (Access::Team(_), None) => return Err(ApiError::unauthenticated("unauthenticated", "authentication required")),
     }
 
-    let call = Call {
-        principal,
-        team,
-        params,
-        query,
-        headers: parts.headers.clone(),
-        body,
-        correlation_id: correlation.clone(),
-    };
+    let if_none_match = parts.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let call =
+        Call { principal, team, params, query, headers: parts.headers, body, correlation_id: correlation.clone() };
     let reply = (route.handler)(control, call).await?;
     let bytes = serde_json::to_vec(&reply.body).map_err(|e| ApiError::unavailable("encode the answer", e))?;
     let etag = (route.verb == Verb::Get && reply.status == StatusCode::OK)
         .then(|| reply.etag.clone().unwrap_or_else(|| format!("W/\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32])));
-    if let (Some(tag), Some(inm)) = (&etag, parts.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()))
+    if let (Some(tag), Some(inm)) = (&etag, &if_none_match)
         && matches_etag(inm, tag)
     {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();
