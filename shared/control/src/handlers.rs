@@ -165,7 +165,8 @@ pub async fn create_team(
     Ok(CreatedTeam { team, secret, key })
 }
 
-/// Creates and stores an API key; returns the secret (to show once) and the record.
+/// Creates and stores an API key after checking its name, role and expiry (422 `invalid_key`); returns the secret
+/// (to show once) and the record.
 #[allow(clippy::too_many_arguments)]
 pub async fn new_key(
     teams: &dyn domain::ports::TeamStore,
@@ -177,6 +178,33 @@ pub async fn new_key(
     by: &str,
     correlation_id: &str,
 ) -> Result<(String, domain::ApiKey), ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_key", m);
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(invalid("name: 1-100 printable characters".into()));
+    }
+    match (team, role) {
+        (Some(_), Role::Operator) => {
+            return Err(invalid(
+                "role: a team key is viewer, responder or admin (operator keys come from `dreamops admin`)".into(),
+            ));
+        }
+        (None, r) if r != Role::Operator => {
+            return Err(invalid("role: a key without a team is an operator key".into()));
+        }
+        _ => {}
+    }
+    let expires_at = match expires_at.as_deref() {
+        None => None,
+        Some(t) => {
+            let ts: jiff::Timestamp =
+                t.parse().map_err(|e| invalid(format!("expires_at: {t:?} is not RFC 3339: {e}")))?;
+            if ts <= clock.now() {
+                return Err(invalid("expires_at: must be in the future".into()));
+            }
+            Some(ts.to_string())
+        }
+    };
     let k = crate::auth::generate_key()?;
     let at = clock.now().to_string();
     let key = domain::ApiKey {
@@ -192,9 +220,11 @@ pub async fn new_key(
         revoked_at: None,
         last_used_at: None,
     };
-    // Operator keys are recorded in the audit trail of the `default` team's id space under `operators`.
-    let audit_team =
-        team.cloned().unwrap_or_else(|| TeamId::parse("operators").unwrap_or_else(|_| TeamId::default_team()));
+    // Operator keys are recorded under the reserved id `operators`, which no team can take.
+    let audit_team = match team {
+        Some(t) => t.clone(),
+        None => TeamId::parse(OPERATORS_AUDIT).map_err(|e| ApiError::unavailable("record the key", e))?,
+    };
     let ev = ControlEvent::new(
         &audit_team,
         &at,
@@ -462,38 +492,21 @@ pub(crate) async fn list_keys(c: &Control, call: Call) -> Result<Reply, ApiError
 pub(crate) async fn create_key(c: &Control, call: Call) -> Result<Reply, ApiError> {
     let body: v::CreateKey = call.json()?;
     let p: &Principal = call.principal()?;
-    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_key", m);
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(invalid("name: 1-100 printable characters".into()));
-    }
-    if body.role == Role::Operator {
-        return Err(invalid(
-            "role: a team key is viewer, responder or admin (operator keys come from `dreamops admin`)".into(),
+    if body.role > p.role {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_key",
+            format!("role: you are {}; you cannot create a {} key", p.role, body.role),
         ));
     }
-    if body.role > p.role {
-        return Err(invalid(format!("role: you are {}; you cannot create a {} key", p.role, body.role)));
-    }
-    let expires_at = match body.expires_at.as_deref() {
-        None => None,
-        Some(t) => {
-            let ts: jiff::Timestamp =
-                t.parse().map_err(|e| invalid(format!("expires_at: {t:?} is not RFC 3339: {e}")))?;
-            if ts <= c.clock.now() {
-                return Err(invalid("expires_at: must be in the future".into()));
-            }
-            Some(ts.to_string())
-        }
-    };
     let team = call.team()?.id.clone();
     let (secret, key) = new_key(
         c.teams.as_ref(),
         c.clock.as_ref(),
         Some(&team),
-        name,
+        &body.name,
         body.role,
-        expires_at,
+        body.expires_at,
         &p.display,
         call.correlation_id.as_str(),
     )

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use domain::ports::{Secret, SecretName, SecretsError};
 use domain::Team;
+use domain::ports::{Secret, SecretName, SecretsError};
 use serde_json::{Value, json};
 
 use crate::Control;
