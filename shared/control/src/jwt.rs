@@ -148,19 +148,23 @@ impl Oidc {
         serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("{url} is not JSON: {e}")))
     }
 
-    /// Fetches the key set (one fetch at a time; a caller that waited finds the fresh set).
-    async fn refresh(&self, kid: &str, force: bool) -> Result<Option<DecodingKey>, TokenError> {
+    /// Fetches the key set, one fetch at a time and at most one per [`REFRESH_MIN_INTERVAL`]: within it (a caller
+    /// that waited on another's fetch, or a burst of unknown key ids) the keys held answer.
+    async fn refresh(&self, kid: &str) -> Result<Option<DecodingKey>, TokenError> {
         let _one = self.fetch.lock().await;
         {
             let k = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-            let recently = k.tried.is_some_and(|t| t.elapsed() < REFRESH_MIN_INTERVAL);
             let fresh = k.fetched.is_some_and(|t| t.elapsed() < JWKS_TTL);
-            if let Some(key) = k.by_kid.get(kid) {
-                if fresh || recently {
-                    return Ok(Some(key.clone()));
+            let recently = k.tried.is_some_and(|t| t.elapsed() < REFRESH_MIN_INTERVAL);
+            match k.by_kid.get(kid) {
+                Some(key) if fresh || recently => return Ok(Some(key.clone())),
+                None if recently && k.fetched.is_some() => return Ok(None),
+                None if recently => {
+                    return Err(TokenError::Unavailable(
+                        "the last fetch of the key set failed; retrying shortly".into(),
+                    ));
                 }
-            } else if recently && (fresh || !force) {
-                return Ok(None);
+                _ => {}
             }
         }
         self.keys.lock().unwrap_or_else(|p| p.into_inner()).tried = Some(Instant::now());
@@ -210,7 +214,7 @@ impl Oidc {
         let kid = header.kid.ok_or(TokenError::NoKeyId)?;
         let key = match self.cached(&kid) {
             (Some(k), true) => k,
-            (cached, _) => match self.refresh(&kid, cached.is_none()).await {
+            (cached, _) => match self.refresh(&kid).await {
                 Ok(Some(k)) => k,
                 Ok(None) => return Err(TokenError::UnknownKey(kid)),
                 // The issuer is down but a key we hold still verifies: keep working on the cached key.
