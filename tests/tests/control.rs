@@ -1000,6 +1000,7 @@ async fn through_the_lambda_an_approval_bound_to_the_diff_reaches_the_executor()
         teams: Arc::new(pipeline::teams::StoreTeams::new(store.clone(), TeamSettings::default(), Duration::ZERO)),
         runbook: store.clone(),
         llm: None,
+        metering: None,
         config: pipeline::PipelineConfig::default(),
     };
     let id = integration_tests::trigger(&deps, "s", "PLAMBDA1", "payment-gateway").await.1.unwrap();

@@ -39,6 +39,8 @@ pub struct Config {
     pub bot_user_id: Option<String>,
     pub max_body_bytes: usize,
     pub secrets_ttl: Duration,
+    /// Set when alerts are metered: the billing time zone.
+    pub billing_timezone: Option<String>,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             max_body_bytes: usize::try_from(max_body)
                 .map_err(|e| ConfigError::Invalid(MAX_BODY_BYTES, e.to_string()))?,
             secrets_ttl: env.seconds(SECRETS_TTL_SECS, aws::SECRETS_TTL)?,
+            billing_timezone: env.billing_timezone()?,
         })
     }
 }
@@ -65,7 +68,10 @@ pub struct App {
 impl App {
     /// Builds the clients (no network call happens here).
     pub fn new(config: &Config, sdk: &aws::SdkConfig) -> Self {
-        let store = DynamoStore::new(aws::dynamodb::Client::new(sdk), &config.table);
+        let store = Arc::new(DynamoStore::new(aws::dynamodb::Client::new(sdk), &config.table));
+        // The zone was validated when the configuration was read.
+        let metering =
+            config.billing_timezone.as_deref().and_then(|tz| pipeline::quota::Metering::new(store.clone(), tz).ok());
         let queue = SqsQueue::new(
             aws::sqs::Client::new(sdk),
             QueueUrls::default().with(QueueName::Analysis, &config.analysis_queue_url),
@@ -82,10 +88,11 @@ impl App {
         };
         Self {
             deps: IntakeDeps {
-                store: Arc::new(store),
+                store,
                 queue: Arc::new(queue),
                 secrets: Arc::new(secrets),
                 clock: Arc::new(SystemClock),
+                metering,
                 config: pipeline,
             },
         }

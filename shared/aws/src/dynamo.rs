@@ -11,6 +11,10 @@
 //! | API key | `KEY#<sha-256 hex>` | `KEY` | `body` (JSON); GSI1 `KEYS#<team, or * for operator keys>` / `<created>#<id>` |
 //! | team audit event | `AUDIT#<team>` | `<at ms, 16 digits>#<event id>` | `body` (JSON) |
 //! | rate counter | `RL#<key>` | `<window secs>#<window number>` | `n` (atomic `ADD`), `expires_at` (TTL) |
+//! | usage | `USAGE#<team>` | `<period>` | `alerts` (atomic `ADD` in the incident create's transaction) |
+//! | notice made | `NOTICE#<team>#<period>#<notice>` | `NOTICE` | (conditional put: once) |
+//! | billing account | `BILLING#<team>` | `ACCOUNT` | `body` (JSON), `version`; GSI1 `ACCOUNTS` / `<team>` |
+//! | payment order | `ORDER#<merchant order id>` | `ORDER` | `body` (JSON), `version`; GSI1 `ORDERS#<team>` / `<created ms>#<id>`; GSI2 `OPEN_ORDERS` / `<id>` while open (sparse) |
 //!
 //! Creates and commits are transactions whose first item is conditional (`attribute_not_exists(pk)`, or version
 //! and state equal to what the caller read), so exactly one of several racing writers wins; the audit events of
@@ -144,6 +148,21 @@ pub(crate) fn first_condition_failed(
 }
 
 impl DynamoStore {
+    /// The items of an incident create: the conditional incident put first, its first event, its external id.
+    pub(crate) fn create_items(&self, incident: &Incident, event: &AuditEvent) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut items = vec![put(&self.table, meta_item(incident)?, Some(("attribute_not_exists(pk)", Item::new())))?];
+        for e in event_items(&incident.id, incident.version, std::slice::from_ref(event))? {
+            items.push(put(&self.table, e, None)?);
+        }
+        let ext = Item::from([
+            ("pk".into(), s(format!("EXT#{}#{}", incident.team_id, incident.source.external_id()))),
+            ("sk".into(), s("EXT")),
+            ("incident_id".into(), s(incident.id.to_string())),
+        ]);
+        items.push(put(&self.table, ext, None)?);
+        Ok(items)
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
@@ -219,21 +238,21 @@ impl IncidentStore for DynamoStore {
     }
 
     async fn create(&self, incident: &Incident, event: &AuditEvent) -> Result<bool, StoreError> {
-        let mut items = vec![put(&self.table, meta_item(incident)?, Some(("attribute_not_exists(pk)", Item::new())))?];
-        for e in event_items(&incident.id, incident.version, std::slice::from_ref(event))? {
-            items.push(put(&self.table, e, None)?);
-        }
-        let ext = Item::from([
-            ("pk".into(), s(format!("EXT#{}#{}", incident.team_id, incident.source.external_id()))),
-            ("sk".into(), s("EXT")),
-            ("incident_id".into(), s(incident.id.to_string())),
-        ]);
-        items.push(put(&self.table, ext, None)?);
+        let items = self.create_items(incident, event)?;
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(true),
             Err(e) if first_condition_failed(&e) => Ok(false),
             Err(e) => Err(unavailable("dynamodb create", e)),
         }
+    }
+
+    async fn create_metered(
+        &self,
+        incident: &Incident,
+        event: &AuditEvent,
+        meter: &domain::billing::Meter,
+    ) -> Result<domain::billing::Metered, StoreError> {
+        crate::billing::create_metered(self, incident, event, meter).await
     }
 
     async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {

@@ -11,6 +11,12 @@ pub enum ConfigError {
     Invalid(&'static str, String),
 }
 
+/// `true` meters every team's alerts against its plan (Terraform sets it; unset is unmetered).
+pub const BILLING_ENABLED: &str = "DREAMOPS_BILLING_ENABLED";
+/// The IANA zone whose calendar months are the Free plan's periods.
+pub const BILLING_TIMEZONE: &str = "DREAMOPS_BILLING_TIMEZONE";
+pub const DEFAULT_BILLING_TIMEZONE: &str = "Asia/Kolkata";
+
 /// An environment to read from (`std::env::var` in the functions, a table in tests).
 pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
@@ -39,6 +45,27 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     pub fn seconds(&self, key: &'static str, default: Duration) -> Result<Duration, ConfigError> {
         self.number(key, default.as_secs()).map(Duration::from_secs)
+    }
+
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`), or `default` when unset.
+    pub fn flag(&self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.optional(key).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(false),
+            Some(v) => Err(ConfigError::Invalid(key, format!("{v:?} is neither true nor false"))),
+        }
+    }
+
+    /// Whether alerts are metered and, if so, the billing time zone (an IANA name, default `Asia/Kolkata`).
+    /// Validated here, so a bad zone fails the start.
+    pub fn billing_timezone(&self) -> Result<Option<String>, ConfigError> {
+        if !self.flag(BILLING_ENABLED, false)? {
+            return Ok(None);
+        }
+        let zone = self.optional(BILLING_TIMEZONE).unwrap_or_else(|| DEFAULT_BILLING_TIMEZONE.to_owned());
+        jiff::tz::TimeZone::get(&zone).map_err(|e| ConfigError::Invalid(BILLING_TIMEZONE, format!("{zone:?}: {e}")))?;
+        Ok(Some(zone))
     }
 
     /// A JSON document, or `None` when unset.

@@ -2,6 +2,7 @@
 //! secrets on Secrets Manager. Every client carries bounded timeouts and the SDK's standard retries (throttling,
 //! 5xx and transport errors, with back-off); what still fails is mapped to the port's retryable error.
 
+mod billing;
 mod dynamo;
 pub mod env;
 mod queue;

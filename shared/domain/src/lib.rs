@@ -5,6 +5,7 @@
 //! Lambda functions, so it stays free of AWS, HTTP and Kubernetes client dependencies.
 
 pub mod action;
+pub mod billing;
 pub mod diagnosis;
 pub mod ids;
 pub mod incident;

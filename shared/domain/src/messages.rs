@@ -19,6 +19,8 @@ pub enum StageMessage {
     Verify { action_id: ActionId, check: u32 },
     /// Escalate a proposal still awaiting approval at `deadline` (RFC 3339).
     ExpireApproval { deadline: String },
+    /// The incident was ignored because the team's alerts are used up: tell the team (once per period).
+    QuotaExceeded,
 }
 
 impl StageMessage {
@@ -28,6 +30,7 @@ impl StageMessage {
             Self::Execute { .. } => "execute",
             Self::Verify { .. } => "verify",
             Self::ExpireApproval { .. } => "approval",
+            Self::QuotaExceeded => "quota",
         }
     }
 }

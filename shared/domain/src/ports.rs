@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionTarget, BeforeState, CurrentFacts, Plan, WorkloadRef};
+use crate::billing::{BillingAccount, BillingMessage, Meter, Metered, Notice, Order};
 use crate::ids::{IncidentId, TeamId};
 use crate::incident::{AuditEvent, Incident};
 use crate::messages::Envelope;
@@ -59,6 +60,12 @@ pub trait IncidentStore: Send + Sync {
 
     /// Creates an incident with its first audit event, atomically. `Ok(false)` if the id exists.
     async fn create(&self, incident: &Incident, event: &AuditEvent) -> Result<bool, StoreError>;
+
+    /// As [`IncidentStore::create`], also counting one alert of the team's `meter.period` in the same
+    /// transaction: the incident is stored only if the count stays within `meter.limit`, so concurrent deliveries
+    /// can never exceed it and a redelivery (an existing id) never counts twice.
+    async fn create_metered(&self, incident: &Incident, event: &AuditEvent, meter: &Meter)
+    -> Result<Metered, StoreError>;
 
     async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError>;
 
@@ -139,6 +146,51 @@ pub trait RateCounter: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Billing
+
+/// Billing state: each team's paid terms, per-period usage and notices, and payment orders. Every replacing
+/// write is conditional on the version read.
+#[async_trait]
+pub trait BillingStore: Send + Sync {
+    /// A team's account; `None` when it never paid.
+    async fn account(&self, team: &TeamId) -> Result<Option<BillingAccount>, StoreError>;
+
+    /// Every account (renewal reminders).
+    async fn accounts(&self) -> Result<Vec<BillingAccount>, StoreError>;
+
+    /// Alerts counted in one of a team's periods.
+    async fn usage(&self, team: &TeamId, period: &str) -> Result<u64, StoreError>;
+
+    /// Claims a notice of a period; `Ok(true)` for exactly one caller, ever.
+    async fn claim_notice(&self, team: &TeamId, period: &str, notice: Notice) -> Result<bool, StoreError>;
+
+    /// Stores a new order; `Ok(false)` when its id exists.
+    async fn create_order(&self, order: &Order) -> Result<bool, StoreError>;
+
+    async fn order(&self, id: &str) -> Result<Option<Order>, StoreError>;
+
+    /// A team's orders, newest first, at most `limit`.
+    async fn orders(&self, team: &TeamId, limit: usize) -> Result<Vec<Order>, StoreError>;
+
+    /// Every order still open (created or pending), across teams.
+    async fn open_orders(&self) -> Result<Vec<Order>, StoreError>;
+
+    /// Replaces an order if the stored one still has `next.version - 1` (`Stale` otherwise).
+    async fn update_order(&self, next: &Order) -> Result<(), StoreError>;
+
+    /// Completes an order and stores the account its term was added to, in one transaction: the order must still
+    /// have `order.version - 1` and the account `account.version - 1` (0: none stored), else `Stale` and nothing
+    /// changes. A second confirmation of the same order therefore never applies twice.
+    async fn settle(&self, order: &Order, account: &BillingAccount) -> Result<(), StoreError>;
+}
+
+/// Sends messages to the `billing` queue (at-least-once, delays up to 15 minutes).
+#[async_trait]
+pub trait BillingQueue: Send + Sync {
+    async fn send_billing(&self, msg: &BillingMessage, delay: Duration) -> Result<(), QueueError>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Queue
 
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +221,7 @@ impl QueueName {
 
     pub fn for_message(msg: &Envelope) -> Self {
         match msg.body {
-            crate::messages::StageMessage::Analyze => Self::Analysis,
+            crate::messages::StageMessage::Analyze | crate::messages::StageMessage::QuotaExceeded => Self::Analysis,
             crate::messages::StageMessage::Execute { .. } => Self::Execution,
             crate::messages::StageMessage::Verify { .. } | crate::messages::StageMessage::ExpireApproval { .. } => {
                 Self::Verification

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use domain::incident::{AuditEvent, Incident};
-use domain::ports::{IncidentStore, Page, RateCounter, StoreError, TeamStore};
+use domain::billing::{BillingAccount, Meter, Metered, Notice, Order};
+use domain::ports::{BillingStore, IncidentStore, Page, RateCounter, StoreError, TeamStore};
 use domain::{ApiKey, ControlEvent, IncidentId, Team, TeamId};
 use pipeline::runbook::{RunbookEntry, RunbookStore};
 
@@ -26,6 +27,21 @@ struct State {
     audit: BTreeMap<(TeamId, u64, String), ControlEvent>,
     /// (key, window length, window number) → count.
     counters: BTreeMap<(String, u64, u64), u64>,
+    accounts: BTreeMap<TeamId, BillingAccount>,
+    /// (team, period) → alerts counted.
+    usage: BTreeMap<(TeamId, String), u64>,
+    notices: std::collections::BTreeSet<(TeamId, String, Notice)>,
+    orders: BTreeMap<String, Order>,
+}
+
+impl State {
+    fn insert_incident(&mut self, incident: &Incident, event: &AuditEvent) {
+        let id = incident.id.clone();
+        self.incidents.insert(id.clone(), incident.clone());
+        self.events.insert(id.clone(), vec![event.clone()]);
+        self.by_team.insert((incident.team_id.clone(), millis(&incident.created_at), id.clone()), ());
+        self.external.insert((incident.team_id.clone(), incident.source.external_id().to_owned()), id);
+    }
 }
 
 /// An in-memory incident and runbook store.
@@ -66,13 +82,29 @@ impl IncidentStore for MemoryStore {
         if s.incidents.contains_key(&incident.id) {
             return Ok(false);
         }
-        let id = incident.id.clone();
-        s.incidents.insert(id.clone(), incident.clone());
-        s.events.insert(id.clone(), vec![event.clone()]);
-        s.by_team.insert((incident.team_id.clone(), millis(&incident.created_at), id.clone()), ());
-        s.external.insert((incident.team_id.clone(), incident.source.external_id().to_owned()), id);
+        s.insert_incident(incident, event);
         Ok(true)
     }
+
+    async fn create_metered(
+        &self,
+        incident: &Incident,
+        event: &AuditEvent,
+        meter: &Meter,
+    ) -> Result<Metered, StoreError> {
+        let mut s = self.lock();
+        if s.incidents.contains_key(&incident.id) {
+            return Ok(Metered::Exists);
+        }
+        let used = s.usage.entry((incident.team_id.clone(), meter.period.clone())).or_insert(0);
+        if meter.limit.is_some_and(|l| *used >= l) {
+            return Ok(Metered::OverQuota);
+        }
+        *used += 1;
+        s.insert_incident(incident, event);
+        Ok(Metered::Created)
+    }
+
 
     async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
         Ok(self.lock().incidents.get(id).cloned())
@@ -262,5 +294,72 @@ impl RateCounter for MemoryStore {
     async fn count(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError> {
         let secs = window_secs.max(1);
         Ok(self.lock().counters.get(&(key.to_owned(), secs, now_secs / secs)).copied().unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl BillingStore for MemoryStore {
+    async fn account(&self, team: &TeamId) -> Result<Option<BillingAccount>, StoreError> {
+        Ok(self.lock().accounts.get(team).cloned())
+    }
+
+    async fn accounts(&self) -> Result<Vec<BillingAccount>, StoreError> {
+        Ok(self.lock().accounts.values().cloned().collect())
+    }
+
+    async fn usage(&self, team: &TeamId, period: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().usage.get(&(team.clone(), period.to_owned())).copied().unwrap_or(0))
+    }
+
+    async fn claim_notice(&self, team: &TeamId, period: &str, notice: Notice) -> Result<bool, StoreError> {
+        Ok(self.lock().notices.insert((team.clone(), period.to_owned(), notice)))
+    }
+
+    async fn create_order(&self, order: &Order) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.orders.contains_key(&order.id) {
+            return Ok(false);
+        }
+        s.orders.insert(order.id.clone(), order.clone());
+        Ok(true)
+    }
+
+    async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        Ok(self.lock().orders.get(id).cloned())
+    }
+
+    async fn orders(&self, team: &TeamId, limit: usize) -> Result<Vec<Order>, StoreError> {
+        let s = self.lock();
+        let mut out: Vec<Order> = s.orders.values().filter(|o| &o.team_id == team).cloned().collect();
+        out.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn open_orders(&self) -> Result<Vec<Order>, StoreError> {
+        Ok(self.lock().orders.values().filter(|o| o.state.is_open()).cloned().collect())
+    }
+
+    async fn update_order(&self, next: &Order) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.orders.get(&next.id).map(|o| o.version + 1) != Some(next.version) {
+            return Err(StoreError::Stale(format!("order {}", next.id)));
+        }
+        s.orders.insert(next.id.clone(), next.clone());
+        Ok(())
+    }
+
+    async fn settle(&self, order: &Order, account: &BillingAccount) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.orders.get(&order.id).map(|o| o.version + 1) != Some(order.version) {
+            return Err(StoreError::Stale(format!("order {}", order.id)));
+        }
+        let stored = s.accounts.get(&account.team_id).map_or(0, |a| a.version);
+        if stored + 1 != account.version {
+            return Err(StoreError::Stale(format!("billing account of team {}", account.team_id)));
+        }
+        s.orders.insert(order.id.clone(), order.clone());
+        s.accounts.insert(account.team_id.clone(), account.clone());
+        Ok(())
     }
 }

@@ -70,6 +70,7 @@ impl Runtime {
             teams,
             runbook: store,
             llm: None,
+            metering: None,
             config,
         };
         Self { intake: deps.intake(), deps, queue, sinks, stage_runs: Arc::default() }
@@ -77,6 +78,13 @@ impl Runtime {
 
     fn count(&self, stage: &'static str, outcome: &'static str) {
         *self.stage_runs.lock().unwrap_or_else(|p| p.into_inner()).entry((stage, outcome)).or_insert(0) += 1;
+    }
+
+    /// Meters every team's alerts against its plan (`None`: unmetered, the default).
+    pub fn with_metering(mut self, metering: Option<pipeline::quota::Metering>) -> Self {
+        self.deps.metering = metering;
+        self.intake = self.deps.intake();
+        self
     }
 
     /// Lets analysis consult a language model when the rules leave a diagnosis open.

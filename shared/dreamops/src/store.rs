@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::incident::{AuditEvent, Incident};
-use domain::ports::{IncidentStore, Page, RateCounter, StoreError, TeamStore};
+use domain::billing::{BillingAccount, Meter, Metered, Notice, Order};
+use domain::ports::{BillingStore, IncidentStore, Page, RateCounter, StoreError, TeamStore};
 use domain::{ApiKey, ControlEvent, IncidentId, Team, TeamId};
 use pipeline::runbook::{RunbookEntry, RunbookStore};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -28,6 +29,16 @@ const KEYS: TableDefinition<&str, &str> = TableDefinition::new("api_keys");
 const AUDIT: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("team_audit");
 /// (key, window length, window number) → count.
 const COUNTERS: TableDefinition<(&str, u64, u64), u64> = TableDefinition::new("rate_counters");
+/// team id → billing account (JSON).
+const ACCOUNTS: TableDefinition<&str, &str> = TableDefinition::new("billing_accounts");
+/// (team, period) → alerts counted.
+const USAGE: TableDefinition<(&str, &str), u64> = TableDefinition::new("usage");
+/// (team, period, notice) → (): notices already made.
+const NOTICES: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("notices");
+/// merchant order id → order (JSON).
+const ORDERS: TableDefinition<&str, &str> = TableDefinition::new("orders");
+/// (team, created ms, order id) → (): a team's orders in time order.
+const ORDERS_BY_TEAM: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("orders_by_team");
 
 /// Delivery keys are kept this long: PagerDuty retries for up to 48 hours.
 pub const DELIVERY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -112,6 +123,11 @@ impl RedbStore {
             txn.open_table(TEAMS).map_err(err)?;
             txn.open_table(KEYS).map_err(err)?;
             txn.open_table(AUDIT).map_err(err)?;
+            txn.open_table(ACCOUNTS).map_err(err)?;
+            txn.open_table(USAGE).map_err(err)?;
+            txn.open_table(NOTICES).map_err(err)?;
+            txn.open_table(ORDERS).map_err(err)?;
+            txn.open_table(ORDERS_BY_TEAM).map_err(err)?;
             txn.open_table(COUNTERS).map_err(err)?.retain(|_, _| false).map_err(err)?;
             let mut d = txn.open_table(DELIVERIES).map_err(err)?;
             let cutoff = jiff::Timestamp::now().as_second().max(0) as u64 - DELIVERY_TTL.as_secs();
@@ -158,6 +174,25 @@ fn append_events(txn: &redb::WriteTransaction, id: &str, events: &[AuditEvent]) 
     Ok(())
 }
 
+/// Inserts a new incident, its indexes and first event; `Ok(false)` (nothing written) when the id exists.
+fn insert_incident(txn: &redb::WriteTransaction, inc: &Incident, ev: &AuditEvent) -> Result<bool, StoreError> {
+    let id = inc.id.to_string();
+    {
+        let mut t = txn.open_table(INCIDENTS).map_err(err)?;
+        if t.get(id.as_str()).map_err(err)?.is_some() {
+            return Ok(false);
+        }
+        let json = serde_json::to_string(inc).map_err(corrupt)?;
+        t.insert(id.as_str(), json.as_str()).map_err(err)?;
+        let mut by = txn.open_table(BY_TEAM).map_err(err)?;
+        by.insert((inc.team_id.as_str(), millis(&inc.created_at), id.as_str()), ()).map_err(err)?;
+        let mut ext = txn.open_table(EXTERNAL).map_err(err)?;
+        ext.insert((inc.team_id.as_str(), inc.source.external_id()), id.as_str()).map_err(err)?;
+    }
+    append_events(txn, &id, std::slice::from_ref(ev))?;
+    Ok(true)
+}
+
 fn is_terminal(i: &Incident) -> bool {
     i.state.is_terminal()
 }
@@ -186,27 +221,44 @@ impl IncidentStore for RedbStore {
     }
 
     async fn create(&self, incident: &Incident, event: &AuditEvent) -> Result<bool, StoreError> {
-        let inc = incident.clone();
-        let ev = event.clone();
+        let (inc, ev) = (incident.clone(), event.clone());
         let durable = !self.inline;
         self.run(move |db| {
-            let id = inc.id.to_string();
             let txn = begin_write(db, durable)?;
-            {
-                let mut t = txn.open_table(INCIDENTS).map_err(err)?;
-                if t.get(id.as_str()).map_err(err)?.is_some() {
-                    return Ok(false);
-                }
-                let json = serde_json::to_string(&inc).map_err(corrupt)?;
-                t.insert(id.as_str(), json.as_str()).map_err(err)?;
-                let mut by = txn.open_table(BY_TEAM).map_err(err)?;
-                by.insert((inc.team_id.as_str(), millis(&inc.created_at), id.as_str()), ()).map_err(err)?;
-                let mut ext = txn.open_table(EXTERNAL).map_err(err)?;
-                ext.insert((inc.team_id.as_str(), inc.source.external_id()), id.as_str()).map_err(err)?;
+            if !insert_incident(&txn, &inc, &ev)? {
+                return Ok(false);
             }
-            append_events(&txn, &id, std::slice::from_ref(&ev))?;
             txn.commit().map_err(err)?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn create_metered(
+        &self,
+        incident: &Incident,
+        event: &AuditEvent,
+        meter: &Meter,
+    ) -> Result<Metered, StoreError> {
+        let (inc, ev, meter) = (incident.clone(), event.clone(), meter.clone());
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            if txn.open_table(INCIDENTS).map_err(err)?.get(inc.id.as_str()).map_err(err)?.is_some() {
+                return Ok(Metered::Exists);
+            }
+            {
+                let mut usage = txn.open_table(USAGE).map_err(err)?;
+                let key = (inc.team_id.as_str(), meter.period.as_str());
+                let used = usage.get(key).map_err(err)?.map_or(0, |v| v.value());
+                if meter.limit.is_some_and(|l| used >= l) {
+                    return Ok(Metered::OverQuota);
+                }
+                usage.insert(key, used + 1).map_err(err)?;
+            }
+            insert_incident(&txn, &inc, &ev)?;
+            txn.commit().map_err(err)?;
+            Ok(Metered::Created)
         })
         .await
     }
@@ -629,6 +681,177 @@ impl RateCounter for RedbStore {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(COUNTERS).map_err(err)?;
             Ok(t.get((key.as_str(), secs, now_secs / secs)).map_err(err)?.map_or(0, |v| v.value()))
+        })
+        .await
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    t: &impl ReadableTable<&'static str, &'static str>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    t.get(key).map_err(err)?.map(|v| serde_json::from_str(v.value()).map_err(corrupt)).transpose()
+}
+
+/// Writes `next` over the stored order only if that one has `next.version - 1`.
+fn replace_order(txn: &redb::WriteTransaction, next: &Order) -> Result<(), StoreError> {
+    let mut t = txn.open_table(ORDERS).map_err(err)?;
+    let stored: Option<Order> = read_json(&t, &next.id)?;
+    if stored.map(|o| o.version + 1) != Some(next.version) {
+        return Err(StoreError::Stale(format!("order {}", next.id)));
+    }
+    let json = serde_json::to_string(next).map_err(corrupt)?;
+    t.insert(next.id.as_str(), json.as_str()).map_err(err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl BillingStore for RedbStore {
+    async fn account(&self, team: &TeamId) -> Result<Option<BillingAccount>, StoreError> {
+        let team = team.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            read_json(&txn.open_table(ACCOUNTS).map_err(err)?, &team)
+        })
+        .await
+    }
+
+    async fn accounts(&self) -> Result<Vec<BillingAccount>, StoreError> {
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(ACCOUNTS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(err)? {
+                let (_, v) = row.map_err(err)?;
+                out.push(serde_json::from_str(v.value()).map_err(corrupt)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn usage(&self, team: &TeamId, period: &str) -> Result<u64, StoreError> {
+        let (team, period) = (team.to_string(), period.to_owned());
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(USAGE).map_err(err)?;
+            Ok(t.get((team.as_str(), period.as_str())).map_err(err)?.map_or(0, |v| v.value()))
+        })
+        .await
+    }
+
+    async fn claim_notice(&self, team: &TeamId, period: &str, notice: Notice) -> Result<bool, StoreError> {
+        let (team, period) = (team.to_string(), period.to_owned());
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            let fresh = {
+                let mut t = txn.open_table(NOTICES).map_err(err)?;
+                t.insert((team.as_str(), period.as_str(), notice.as_str()), ()).map_err(err)?.is_none()
+            };
+            txn.commit().map_err(err)?;
+            Ok(fresh)
+        })
+        .await
+    }
+
+    async fn create_order(&self, order: &Order) -> Result<bool, StoreError> {
+        let order = order.clone();
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            {
+                let mut t = txn.open_table(ORDERS).map_err(err)?;
+                if t.get(order.id.as_str()).map_err(err)?.is_some() {
+                    return Ok(false);
+                }
+                let json = serde_json::to_string(&order).map_err(corrupt)?;
+                t.insert(order.id.as_str(), json.as_str()).map_err(err)?;
+                let mut by = txn.open_table(ORDERS_BY_TEAM).map_err(err)?;
+                by.insert((order.team_id.as_str(), millis(&order.created_at), order.id.as_str()), ()).map_err(err)?;
+            }
+            txn.commit().map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            read_json(&txn.open_table(ORDERS).map_err(err)?, &id)
+        })
+        .await
+    }
+
+    async fn orders(&self, team: &TeamId, limit: usize) -> Result<Vec<Order>, StoreError> {
+        let team = team.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let by = txn.open_table(ORDERS_BY_TEAM).map_err(err)?;
+            let orders = txn.open_table(ORDERS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in by.range((team.as_str(), 0, "")..=(team.as_str(), u64::MAX, "\u{10FFFF}")).map_err(err)?.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, _) = row.map_err(err)?;
+                if let Some(o) = read_json(&orders, k.value().2)? {
+                    out.push(o);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn open_orders(&self) -> Result<Vec<Order>, StoreError> {
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(ORDERS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(err)? {
+                let (_, v) = row.map_err(err)?;
+                let o: Order = serde_json::from_str(v.value()).map_err(corrupt)?;
+                if o.state.is_open() {
+                    out.push(o);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn update_order(&self, next: &Order) -> Result<(), StoreError> {
+        let next = next.clone();
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            replace_order(&txn, &next)?;
+            txn.commit().map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn settle(&self, order: &Order, account: &BillingAccount) -> Result<(), StoreError> {
+        let (order, account) = (order.clone(), account.clone());
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            replace_order(&txn, &order)?;
+            {
+                let mut t = txn.open_table(ACCOUNTS).map_err(err)?;
+                let stored: Option<BillingAccount> = read_json(&t, account.team_id.as_str())?;
+                if stored.map_or(0, |a| a.version) + 1 != account.version {
+                    return Err(StoreError::Stale(format!("billing account of team {}", account.team_id)));
+                }
+                let json = serde_json::to_string(&account).map_err(corrupt)?;
+                t.insert(account.team_id.as_str(), json.as_str()).map_err(err)?;
+            }
+            txn.commit().map_err(err)?;
+            Ok(())
         })
         .await
     }

@@ -29,6 +29,8 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
                 Some(next) => inc = next,
                 None => return Ok(()),
             }
+            // Once per counted alert (the worker that moved it to analyzing).
+            crate::quota::announce_usage(deps, &inc).await;
         }
         // A redelivery after a crash mid-analysis: analysis has no side effects, so it runs again.
         State::Analyzing => {}

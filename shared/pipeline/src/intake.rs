@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use domain::billing::{Metered, Period};
 use domain::ids::{CorrelationId, IncidentId};
 use domain::incident::{Actor, AlertSource, AuditEvent, Incident};
 use domain::ports::{Retryable, SecretsError};
@@ -274,10 +275,27 @@ async fn trigger(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Re
 }
 
 /// Stores a new incident with its first audit event (the conditional create dedupes redeliveries atomically) and
-/// queues its analysis; answers `accepted`, or `duplicate` for an incident that exists already.
+/// queues its analysis; answers `accepted`, or `duplicate` for an incident that exists already. With metering on,
+/// the create also counts one alert of the team's period; over the limit the incident is stored ignored
+/// (`quota_exceeded`), the team is told once per period, and the sender still gets 202.
 pub(crate) async fn open(deps: &Deps, incident: Incident, event: &AuditEvent) -> Reply {
     let (id, team) = (incident.id.clone(), incident.team_id.clone());
-    let created = match deps.store.create(&incident, event).await {
+    let created = match &deps.metering {
+        None => deps.store.create(&incident, event).await,
+        Some(m) => {
+            let (period, meter) = match m.meter(&team, deps.clock.now()).await {
+                Ok(p) => p,
+                Err(e) => return unavailable("read the team's plan", e),
+            };
+            match deps.store.create_metered(&incident, event, &meter).await {
+                Ok(Metered::Created) => Ok(true),
+                Ok(Metered::Exists) => Ok(false),
+                Ok(Metered::OverQuota) => return over_quota(deps, incident, event, &period).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let created = match created {
         Ok(c) => c,
         Err(e) if e.is_retryable() => return unavailable("store the incident", e),
         Err(e) => return Reply::error(500, "store_error", e.to_string()),
@@ -291,9 +309,15 @@ pub(crate) async fn open(deps: &Deps, incident: Incident, event: &AuditEvent) ->
             Err(e) => return unavailable("read the incident", e),
         }
     };
-    // A redelivery of a delivery whose enqueue failed re-enqueues; analysis is idempotent.
-    if created || stored.state == State::Received {
-        let msg = Envelope::new(id.clone(), team.clone(), stored.correlation_id.clone(), StageMessage::Analyze);
+    // A redelivery of a delivery whose enqueue failed re-enqueues; analysis (and the quota notice) is idempotent.
+    let next = match stored.state {
+        _ if created => Some(StageMessage::Analyze),
+        State::Received => Some(StageMessage::Analyze),
+        State::Ignored(IgnoreReason::QuotaExceeded) => Some(StageMessage::QuotaExceeded),
+        _ => None,
+    };
+    if let Some(body) = next {
+        let msg = Envelope::new(id.clone(), team.clone(), stored.correlation_id.clone(), body);
         if let Err(e) = deps.queue.send(&msg, std::time::Duration::ZERO).await {
             return unavailable("enqueue the analysis", e);
         }
@@ -304,6 +328,33 @@ pub(crate) async fn open(deps: &Deps, incident: Incident, event: &AuditEvent) ->
     } else {
         Reply::accepted("duplicate", json!({"incident_id": id}))
     }
+}
+
+/// Stores an incident that arrived with the period's alerts used up, closed as `quota_exceeded` (not counted),
+/// and queues the notice that tells the team.
+async fn over_quota(deps: &Deps, mut incident: Incident, event: &AuditEvent, period: &Period) -> Reply {
+    let (id, team) = (incident.id.clone(), incident.team_id.clone());
+    let outcome = crate::quota::blocked_outcome(&team, period);
+    incident.state = State::Ignored(IgnoreReason::QuotaExceeded);
+    incident.outcome = Some(outcome.clone());
+    let event = AuditEvent {
+        to: Some(incident.state),
+        why: format!("{}; {outcome}", event.why),
+        ..event.clone()
+    };
+    match deps.store.create(&incident, &event).await {
+        Ok(true) => {}
+        // A concurrent delivery of the same alert stored it first (counted, if the limit was raised meanwhile).
+        Ok(false) => return Reply::accepted("duplicate", json!({"incident_id": id})),
+        Err(e) if e.is_retryable() => return unavailable("store the incident", e),
+        Err(e) => return Reply::error(500, "store_error", e.to_string()),
+    }
+    let msg = Envelope::new(id.clone(), team.clone(), incident.correlation_id.clone(), StageMessage::QuotaExceeded);
+    if let Err(e) = deps.queue.send(&msg, std::time::Duration::ZERO).await {
+        return unavailable("enqueue the quota notice", e);
+    }
+    tracing::info!(incident_id = %id, team_id = %team, period = %period.key, "Alert over quota; not handled.");
+    Reply::accepted("ignored", json!({"reason": "quota_exceeded", "incident_id": id}))
 }
 
 async fn human_update(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Reply {

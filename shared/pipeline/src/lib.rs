@@ -12,6 +12,7 @@ pub mod execute;
 pub mod intake;
 pub mod llm;
 pub mod notify;
+pub mod quota;
 mod record;
 pub mod runbook;
 pub mod teams;
@@ -112,6 +113,8 @@ pub struct Deps {
     pub runbook: Arc<dyn runbook::RunbookStore>,
     /// Consulted when the rules leave a diagnosis open; `None` keeps analysis rules-only.
     pub llm: Option<Arc<dyn domain::ports::LanguageModel>>,
+    /// Alert metering; `None` leaves the deployment unmetered.
+    pub metering: Option<quota::Metering>,
     pub config: PipelineConfig,
 }
 
@@ -123,6 +126,7 @@ pub struct IntakeDeps {
     pub queue: Arc<dyn Queue>,
     pub secrets: Arc<dyn Secrets>,
     pub clock: Arc<dyn Clock>,
+    pub metering: Option<quota::Metering>,
     pub config: PipelineConfig,
 }
 
@@ -140,6 +144,7 @@ impl Deps {
             queue: self.queue.clone(),
             secrets: self.secrets.clone(),
             clock: self.clock.clone(),
+            metering: self.metering.clone(),
             config: self.config.clone(),
         }
     }
@@ -177,6 +182,7 @@ pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageErro
         domain::StageMessage::Execute { action_id } => execute::handle(deps, msg, action_id).await,
         domain::StageMessage::Verify { action_id, check } => verify::handle(deps, msg, action_id, *check).await,
         domain::StageMessage::ExpireApproval { deadline } => approval::expire(deps, msg, deadline).await,
+        domain::StageMessage::QuotaExceeded => quota::exceeded(deps, msg).await,
     };
     let outcome = match &result {
         Ok(()) => "ok",

@@ -104,6 +104,8 @@ pub struct StageConfig {
     pub agent_namespace: Option<String>,
     pub settings_ttl: Duration,
     pub llm: Option<llm::LlmConfig>,
+    /// Set when alerts are metered: the billing time zone (the analyzer announces usage).
+    pub billing_timezone: Option<String>,
 }
 
 impl StageConfig {
@@ -155,6 +157,7 @@ impl StageConfig {
             agent_namespace: env.optional(AGENT_NAMESPACE),
             settings_ttl: env.seconds(SETTINGS_TTL_SECS, pipeline::teams::SETTINGS_TTL)?,
             llm,
+            billing_timezone: env.billing_timezone()?,
         })
     }
 }

@@ -173,6 +173,10 @@ impl StageFunction {
                 domain::TeamSettings::default(),
                 config.settings_ttl,
             )),
+            metering: config
+                .billing_timezone
+                .as_deref()
+                .and_then(|tz| pipeline::quota::Metering::new(store.clone(), tz).ok()),
             runbook: store,
             llm,
             config: PipelineConfig {

@@ -22,6 +22,14 @@ impl<T: domain::ports::IncidentStore> domain::ports::IncidentStore for Kept<T> {
     ) -> Result<bool, domain::ports::StoreError> {
         self.inner.create(incident, event).await
     }
+    async fn create_metered(
+        &self,
+        incident: &domain::Incident,
+        event: &domain::AuditEvent,
+        meter: &domain::billing::Meter,
+    ) -> Result<domain::billing::Metered, domain::ports::StoreError> {
+        self.inner.create_metered(incident, event, meter).await
+    }
     async fn get(&self, id: &domain::IncidentId) -> Result<Option<domain::Incident>, domain::ports::StoreError> {
         self.inner.get(id).await
     }
