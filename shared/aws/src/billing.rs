@@ -59,6 +59,14 @@ fn versioned(version: u64) -> (&'static str, Item) {
     }
 }
 
+/// The version an order replacement must find stored.
+fn replaced_version(next: &Order) -> Result<u64, StoreError> {
+    match next.version {
+        0 | 1 => Err(StoreError::Corrupt(format!("order {} replaced without a version bump", next.id))),
+        v => Ok(v - 1),
+    }
+}
+
 /// The cancellation reason codes of a cancelled transaction, in item order.
 fn cancellation_codes(
     e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
@@ -226,13 +234,13 @@ impl BillingStore for DynamoStore {
     }
 
     async fn update_order(&self, next: &Order) -> Result<(), StoreError> {
-        let items = vec![put(&self.table, order_item(next)?, Some(versioned(next.version.saturating_sub(1).max(1))))?];
+        let items = vec![put(&self.table, order_item(next)?, Some(versioned(replaced_version(next)?)))?];
         self.conditional_put(items, "dynamodb update order", format!("order {}", next.id)).await
     }
 
     async fn settle(&self, order: &Order, account: &BillingAccount) -> Result<(), StoreError> {
         let items = vec![
-            put(&self.table, order_item(order)?, Some(versioned(order.version.saturating_sub(1).max(1))))?,
+            put(&self.table, order_item(order)?, Some(versioned(replaced_version(order)?)))?,
             put(&self.table, account_item(account)?, Some(versioned(account.version.saturating_sub(1))))?,
         ];
         self.conditional_put(items, "dynamodb settle order", format!("order {} or its team's account", order.id)).await

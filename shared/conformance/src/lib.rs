@@ -2,6 +2,7 @@
 //! AWS ones against moto). Each suite is a set of plain async functions plus a macro that turns them into
 //! `#[tokio::test]`s for one adapter constructor.
 
+pub mod billing;
 pub mod queue;
 pub mod secrets;
 pub mod store;

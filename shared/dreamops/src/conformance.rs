@@ -64,6 +64,12 @@ conformance::store_suite!(
     redb_file => file_store(),
 );
 
+conformance::billing_suite!(
+    memory_billing => MemoryStore::new(),
+    redb_in_memory_billing => RedbStore::memory().unwrap(),
+    redb_file_billing => file_store(),
+);
+
 conformance::team_suite!(
     memory_teams => MemoryStore::new(),
     redb_in_memory_teams => RedbStore::memory().unwrap(),

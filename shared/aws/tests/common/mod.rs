@@ -163,3 +163,46 @@ impl<T: domain::ports::SecretsAdmin> domain::ports::SecretsAdmin for Kept<T> {
         self.inner.update_team_secrets(team, changes).await
     }
 }
+
+#[async_trait::async_trait]
+impl<T: domain::ports::BillingStore> domain::ports::BillingStore for Kept<T> {
+    async fn account(&self, team: &domain::TeamId) -> Result<Option<domain::billing::BillingAccount>, StoreError> {
+        self.inner.account(team).await
+    }
+    async fn accounts(&self) -> Result<Vec<domain::billing::BillingAccount>, StoreError> {
+        self.inner.accounts().await
+    }
+    async fn usage(&self, team: &domain::TeamId, period: &str) -> Result<u64, StoreError> {
+        self.inner.usage(team, period).await
+    }
+    async fn claim_notice(
+        &self,
+        team: &domain::TeamId,
+        period: &str,
+        notice: domain::billing::Notice,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_notice(team, period, notice).await
+    }
+    async fn create_order(&self, order: &domain::billing::Order) -> Result<bool, StoreError> {
+        self.inner.create_order(order).await
+    }
+    async fn order(&self, id: &str) -> Result<Option<domain::billing::Order>, StoreError> {
+        self.inner.order(id).await
+    }
+    async fn orders(&self, team: &domain::TeamId, limit: usize) -> Result<Vec<domain::billing::Order>, StoreError> {
+        self.inner.orders(team, limit).await
+    }
+    async fn open_orders(&self) -> Result<Vec<domain::billing::Order>, StoreError> {
+        self.inner.open_orders().await
+    }
+    async fn update_order(&self, next: &domain::billing::Order) -> Result<(), StoreError> {
+        self.inner.update_order(next).await
+    }
+    async fn settle(
+        &self,
+        order: &domain::billing::Order,
+        account: &domain::billing::BillingAccount,
+    ) -> Result<(), StoreError> {
+        self.inner.settle(order, account).await
+    }
+}
