@@ -6,10 +6,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use domain::TeamId;
 use domain::billing::{BillingAccount, Meter, Metered, Notice, Order};
 use domain::incident::{AuditEvent, Incident};
 use domain::ports::{BillingStore, StoreError};
-use domain::TeamId;
 
 use crate::dynamo::{DynamoStore, Item, json, millis, n, parse, put, s, unavailable};
 
@@ -106,7 +106,9 @@ impl DynamoStore {
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Metered::Created),
             Err(e) => match cancellation_codes(&e) {
-                Some(codes) if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") => Ok(Metered::Exists),
+                Some(codes) if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") => {
+                    Ok(Metered::Exists)
+                }
                 Some(codes) if codes.last().map(String::as_str) == Some("ConditionalCheckFailed") => {
                     Ok(Metered::OverQuota)
                 }
@@ -115,7 +117,12 @@ impl DynamoStore {
         }
     }
 
-    async fn conditional_put(&self, items: Vec<TransactWriteItem>, what: &str, stale: String) -> Result<(), StoreError> {
+    async fn conditional_put(
+        &self,
+        items: Vec<TransactWriteItem>,
+        what: &str,
+        stale: String,
+    ) -> Result<(), StoreError> {
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
             Err(e) if cancellation_codes(&e).is_some_and(|c| c.iter().any(|c| c == "ConditionalCheckFailed")) => {

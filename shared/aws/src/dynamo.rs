@@ -149,7 +149,11 @@ pub(crate) fn first_condition_failed(
 
 impl DynamoStore {
     /// The items of an incident create: the conditional incident put first, its first event, its external id.
-    pub(crate) fn create_items(&self, incident: &Incident, event: &AuditEvent) -> Result<Vec<TransactWriteItem>, StoreError> {
+    pub(crate) fn create_items(
+        &self,
+        incident: &Incident,
+        event: &AuditEvent,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut items = vec![put(&self.table, meta_item(incident)?, Some(("attribute_not_exists(pk)", Item::new())))?];
         for e in event_items(&incident.id, incident.version, std::slice::from_ref(event))? {
             items.push(put(&self.table, e, None)?);

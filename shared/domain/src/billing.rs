@@ -12,9 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::TeamId;
 
 /// The plans, cheapest first.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanId {
     Free,
@@ -135,15 +133,15 @@ impl BillingAccount {
 
     /// The term in force at `now`, if any.
     pub fn active(&self, now: Timestamp) -> Option<&Term> {
-        self.terms.iter().filter(|t| t.span().is_some_and(|(s, e)| s <= now && now < e)).max_by(|a, b| a.start.cmp(&b.start))
+        self.terms
+            .iter()
+            .filter(|t| t.span().is_some_and(|(s, e)| s <= now && now < e))
+            .max_by(|a, b| a.start.cmp(&b.start))
     }
 
     /// The paid term that ends last, if it has not ended by `now` (the active one or a renewal queued after it).
     pub fn last_paid(&self, now: Timestamp) -> Option<&Term> {
-        self.terms
-            .iter()
-            .filter(|t| t.span().is_some_and(|(_, e)| e > now))
-            .max_by_key(|t| t.span().map(|(_, e)| e))
+        self.terms.iter().filter(|t| t.span().is_some_and(|(_, e)| e > now)).max_by_key(|t| t.span().map(|(_, e)| e))
     }
 
     /// Adds the term a completed order buys and returns it. A plan equal to or below the last paid one is a

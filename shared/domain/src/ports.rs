@@ -64,8 +64,12 @@ pub trait IncidentStore: Send + Sync {
     /// As [`IncidentStore::create`], also counting one alert of the team's `meter.period` in the same
     /// transaction: the incident is stored only if the count stays within `meter.limit`, so concurrent deliveries
     /// can never exceed it and a redelivery (an existing id) never counts twice.
-    async fn create_metered(&self, incident: &Incident, event: &AuditEvent, meter: &Meter)
-    -> Result<Metered, StoreError>;
+    async fn create_metered(
+        &self,
+        incident: &Incident,
+        event: &AuditEvent,
+        meter: &Meter,
+    ) -> Result<Metered, StoreError>;
 
     async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError>;
 
@@ -309,16 +313,29 @@ pub enum SecretName {
     LlmApiKey,
     /// A GitHub token that may open issues in the team's repository (outbound).
     GitHubToken,
+    /// PhonePe PG v2 OAuth client secret (deployment only).
+    PhonePeClientSecret,
+    /// The username and password PhonePe's webhook authenticates with (deployment only).
+    PhonePeWebhookUsername,
+    PhonePeWebhookPassword,
+    /// PhonePe v1 salt key and its index (deployment only).
+    PhonePeSaltKey,
+    PhonePeSaltIndex,
 }
 
 impl SecretName {
-    pub const ALL: [SecretName; 6] = [
+    pub const ALL: [SecretName; 11] = [
         Self::PagerDutyWebhookSecrets,
         Self::AlertmanagerBearerTokens,
         Self::PagerDutyApiToken,
         Self::SlackWebhookUrl,
         Self::LlmApiKey,
         Self::GitHubToken,
+        Self::PhonePeClientSecret,
+        Self::PhonePeWebhookUsername,
+        Self::PhonePeWebhookPassword,
+        Self::PhonePeSaltKey,
+        Self::PhonePeSaltIndex,
     ];
 
     /// The key in a secret's JSON document.
@@ -330,6 +347,11 @@ impl SecretName {
             Self::SlackWebhookUrl => "slack_webhook_url",
             Self::LlmApiKey => "llm_api_key",
             Self::GitHubToken => "github_token",
+            Self::PhonePeClientSecret => "phonepe_client_secret",
+            Self::PhonePeWebhookUsername => "phonepe_webhook_username",
+            Self::PhonePeWebhookPassword => "phonepe_webhook_password",
+            Self::PhonePeSaltKey => "phonepe_salt_key",
+            Self::PhonePeSaltIndex => "phonepe_salt_index",
         }
     }
 

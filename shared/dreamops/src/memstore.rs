@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use domain::incident::{AuditEvent, Incident};
 use domain::billing::{BillingAccount, Meter, Metered, Notice, Order};
+use domain::incident::{AuditEvent, Incident};
 use domain::ports::{BillingStore, IncidentStore, Page, RateCounter, StoreError, TeamStore};
 use domain::{ApiKey, ControlEvent, IncidentId, Team, TeamId};
 use pipeline::runbook::{RunbookEntry, RunbookStore};
@@ -104,7 +104,6 @@ impl IncidentStore for MemoryStore {
         s.insert_incident(incident, event);
         Ok(Metered::Created)
     }
-
 
     async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
         Ok(self.lock().incidents.get(id).cloned())

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::incident::{AuditEvent, Incident};
 use domain::billing::{BillingAccount, Meter, Metered, Notice, Order};
+use domain::incident::{AuditEvent, Incident};
 use domain::ports::{BillingStore, IncidentStore, Page, RateCounter, StoreError, TeamStore};
 use domain::{ApiKey, ControlEvent, IncidentId, Team, TeamId};
 use pipeline::runbook::{RunbookEntry, RunbookStore};

@@ -10,6 +10,7 @@ pub mod model;
 pub mod moto;
 pub mod oidc;
 pub mod pagerduty;
+pub mod phonepe;
 pub mod slack;
 pub mod venv;
 

@@ -46,7 +46,7 @@ pub fn blocks(message: &ChatMessage) -> Value {
     for chunk in chars.chunks(SECTION_MAX).take(45) {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": chunk.iter().collect::<String>()}}));
     }
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("DreamOps incident `{}`", message.incident_id)}]}));
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": if message.incident_id.as_str().starts_with("inc_") { format!("DreamOps incident `{}`", message.incident_id) } else { format!("DreamOps `{}`", message.incident_id) }}]}));
     json!({"text": cut(&message.headline, SECTION_MAX), "blocks": blocks})
 }
 

@@ -337,11 +337,7 @@ async fn over_quota(deps: &Deps, mut incident: Incident, event: &AuditEvent, per
     let outcome = crate::quota::blocked_outcome(&team, period);
     incident.state = State::Ignored(IgnoreReason::QuotaExceeded);
     incident.outcome = Some(outcome.clone());
-    let event = AuditEvent {
-        to: Some(incident.state),
-        why: format!("{}; {outcome}", event.why),
-        ..event.clone()
-    };
+    let event = AuditEvent { to: Some(incident.state), why: format!("{}; {outcome}", event.why), ..event.clone() };
     match deps.store.create(&incident, &event).await {
         Ok(true) => {}
         // A concurrent delivery of the same alert stored it first (counted, if the limit was raised meanwhile).

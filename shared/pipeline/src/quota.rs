@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
+use domain::TeamId;
 use domain::billing::{Meter, Notice, PLANS, Period, period_at, rupees};
 use domain::incident::Incident;
 use domain::ports::{BillingStore, ChatMessage, StoreError};
 use domain::state::{IgnoreReason, State};
-use domain::TeamId;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
@@ -173,7 +173,10 @@ pub async fn exceeded(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         }
     }
     let mut rec = Recorder::new(inc, "quota");
-    rec.note(format!("upgrade prompt sent ({})", if told.is_empty() { "delivery failed".into() } else { told.join(", ") }), text);
+    rec.note(
+        format!("upgrade prompt sent ({})", if told.is_empty() { "delivery failed".into() } else { told.join(", ") }),
+        text,
+    );
     // A concurrent change to an ignored incident is only another note; losing this one is harmless.
     rec.commit(deps).await?;
     Ok(())
