@@ -57,6 +57,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub pagerduty_api_url: String,
     pub github_api_url: String,
+    /// Plans and checkout, when billing is enabled.
+    pub payments: Option<aws::payments::PaymentsEnv>,
 }
 
 fn float<F: Fn(&str) -> Option<String>>(
@@ -115,6 +117,7 @@ impl Config {
             auth,
             max_body_bytes: usize::try_from(env.number(MAX_BODY_BYTES, control.max_body_bytes as u64)?)
                 .map_err(|e| ConfigError::Invalid(MAX_BODY_BYTES, e.to_string()))?,
+            payments: aws::payments::PaymentsEnv::from_env(env)?,
             pagerduty_api_url: env.optional(PAGERDUTY_API_URL).unwrap_or(control.pagerduty_api_url),
             github_api_url: env.optional(GITHUB_API_URL).unwrap_or(control.github_api_url),
         })
@@ -185,6 +188,10 @@ impl App {
         let clock: Arc<dyn domain::ports::Clock> = Arc::new(SystemClock);
         let http = outbound::http_client(Duration::from_secs(5)).map_err(|e| BuildError(e.to_string()))?;
         let oidc = config.oidc.clone().map(|c| Arc::new(control::jwt::Oidc::new(c, http.clone())));
+        let billing = match &config.payments {
+            Some(p) => Some(p.billing(sdk, store.clone(), secrets.clone(), clock.clone(), None).map_err(BuildError)?),
+            None => None,
+        };
         let control = Arc::new(Control {
             incidents: store.clone(),
             runbook: store.clone(),
@@ -195,6 +202,7 @@ impl App {
             clock: clock.clone(),
             auth: Authenticator::new(store.clone(), store, clock, oidc, config.auth.clone()),
             http,
+            billing,
             config: ControlConfig {
                 default_settings: domain::TeamSettings::default(),
                 max_body_bytes: config.max_body_bytes,

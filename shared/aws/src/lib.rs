@@ -4,6 +4,7 @@
 
 mod billing;
 mod dynamo;
+pub mod payments;
 pub mod env;
 mod queue;
 mod secrets;

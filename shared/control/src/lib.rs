@@ -7,6 +7,7 @@
 //! ETags are applied centrally in [`routes::dispatch`] before a handler runs.
 
 pub mod auth;
+mod billing;
 pub mod error;
 mod handlers;
 mod integrations;
@@ -82,6 +83,8 @@ pub struct Control {
     /// For credential checks (short timeout, bounded retries).
     pub http: reqwest::Client,
     pub config: ControlConfig,
+    /// Plans, usage and checkout; `None` when the deployment does not meter alerts.
+    pub billing: Option<::billing::Billing>,
     pub probes: Vec<Arc<dyn Probe>>,
     pub metrics: metrics::HttpMetrics,
     /// Called after a team changes through the API (a local host drops its cached settings at once).

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::billing as b;
 use crate::handlers as h;
 use crate::views as v;
 use crate::{CORRELATION_HEADER, Control};
@@ -482,6 +483,49 @@ pub static ROUTES: &[Route] = &[
         query: &[],
         errors: &[(409, "not_awaiting_approval")],
         handler: handler!(h::reject),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/plans",
+        access: Access::Public,
+        summary: "The plans: price per month (paise), alerts per period",
+        request: None,
+        response: schema::<v::PlanList>,
+        status: 200,
+        query: &[],
+        errors: &[],
+        handler: handler!(b::plans),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/teams/{team}/billing",
+        access: Access::Team(Role::Viewer),
+        summary: "The team's plan, period, alerts used of the limit, and recent orders",
+        request: None,
+        response: schema::<v::BillingView>,
+        status: 200,
+        query: &[],
+        errors: &[],
+        handler: handler!(b::get_billing),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/teams/{team}/billing/checkout",
+        access: Access::Team(Role::Admin),
+        summary: "Start paying for one month of a plan: returns the payment page (the amount is the plan's price)",
+        request: Some(schema::<v::CheckoutBody>),
+        response: schema::<v::CheckoutView>,
+        status: 201,
+        query: &[],
+        errors: &[
+            (409, "billing_disabled"),
+            (409, "already_renewed"),
+            (422, "unknown_plan"),
+            (422, "plan_not_for_sale"),
+            (502, "provider_refused"),
+            (503, "provider_unavailable"),
+        ],
+        handler: handler!(b::checkout),
     },
     Route {
         verb: Verb::Get,

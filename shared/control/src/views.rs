@@ -291,3 +291,86 @@ pub struct AuditPage {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Empty {}
+
+// ------------------------------------------------------------------------------------------------ billing
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PlanView {
+    pub id: domain::billing::PlanId,
+    pub name: String,
+    /// Price of one month in paise (₹1 = 100 paise); 0 for Free.
+    pub price_paise: u64,
+    /// The price for people, e.g. `₹2,999`.
+    pub price: String,
+    /// Alerts per period; null is unlimited.
+    pub alerts: Option<u64>,
+    /// What a period is: a calendar month (Free) or one month from activation (paid).
+    pub period: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PlanList {
+    pub plans: Vec<PlanView>,
+    pub currency: String,
+    /// False when this deployment does not meter alerts (every team is unlimited).
+    pub billing_enabled: bool,
+    /// The zone whose calendar months are the Free periods.
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BillingView {
+    /// False when this deployment does not meter alerts; the other fields are then empty.
+    pub enabled: bool,
+    pub plan: Option<PlanView>,
+    pub period: Option<domain::billing::Period>,
+    /// Alerts counted this period.
+    pub used: u64,
+    /// Alerts included this period; null is unlimited.
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    /// True when new alerts are recorded but not handled until the period ends or the plan is upgraded.
+    pub blocked: bool,
+    /// A paid term bought to follow the current one.
+    pub next: Option<domain::billing::Term>,
+    /// Recent orders, newest first.
+    pub orders: Vec<domain::billing::Order>,
+}
+
+impl BillingView {
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            plan: None,
+            period: None,
+            used: 0,
+            limit: None,
+            remaining: None,
+            blocked: false,
+            next: None,
+            orders: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutBody {
+    /// `starter`, `pro` or `enterprise`. The amount is the plan's price; it is never taken from the client.
+    pub plan: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CheckoutView {
+    /// The `merchantOrderId`.
+    pub order_id: String,
+    pub plan: domain::billing::PlanId,
+    pub amount_paise: u64,
+    pub amount: String,
+    /// Open this to pay.
+    pub redirect_url: String,
+    /// The payment page stops accepting payment at this time.
+    pub expires_at: String,
+    /// What the purchase does to the current plan.
+    pub note: String,
+}

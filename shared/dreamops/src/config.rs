@@ -30,6 +30,141 @@ pub struct FileConfig {
     pub oidc: Option<control::jwt::OidcConfig>,
     /// Limits of the control API.
     pub api: ApiConfig,
+    /// Alert metering and payments (off unless `enabled = true`: a self-hosted `serve` is unmetered).
+    pub billing: BillingConfig,
+}
+
+/// `[billing]`: metering per team and plan, and the payment provider. PhonePe's secrets come from the
+/// environment (`DREAMOPS_PHONEPE_CLIENT_SECRET`, `DREAMOPS_PHONEPE_WEBHOOK_USERNAME`,
+/// `DREAMOPS_PHONEPE_WEBHOOK_PASSWORD`; v1: `DREAMOPS_PHONEPE_SALT_KEY`, `DREAMOPS_PHONEPE_SALT_INDEX`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    pub enabled: bool,
+    /// `phonepe` (PG v2), `phonepe-v1` (salt key) or `mock` (a local payment page, for development).
+    pub provider: String,
+    /// The IANA zone whose calendar months are the Free periods.
+    pub timezone: String,
+    pub merchant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_version: Option<String>,
+    /// `sandbox` (PhonePe UAT) or `production`.
+    pub environment: String,
+    /// How browsers and PhonePe reach this server (default: the address it listens on). PhonePe needs HTTPS.
+    pub public_url: Option<String>,
+    /// Where the customer returns after paying (default: `<public_url>/billing/return`).
+    pub return_url: Option<String>,
+    /// Overrides PhonePe's API base and token URLs (a PhonePe stand-in for tests).
+    pub pg_url: Option<String>,
+    pub token_url: Option<String>,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            provider: "mock".into(),
+            timezone: aws::env::DEFAULT_BILLING_TIMEZONE.into(),
+            merchant_id: None,
+            client_id: None,
+            client_version: None,
+            environment: "sandbox".into(),
+            public_url: None,
+            return_url: None,
+            pg_url: None,
+            token_url: None,
+        }
+    }
+}
+
+/// `[billing]` checked and resolved: everything the billing service needs, secrets included.
+#[derive(Debug, Clone)]
+pub struct ResolvedBilling {
+    pub gateway: billing::GatewayConfig,
+    pub timezone: String,
+    /// The provider's secrets, as deployment secrets.
+    pub secrets: ConfigSecrets,
+    pub return_url: Option<String>,
+}
+
+fn webhook_credentials_ok(username: &str, password: &str) -> Result<(), String> {
+    let user_ok = (5..=20).contains(&username.len()) && username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let pass_ok = (8..=20).contains(&password.len())
+        && password.bytes().all(|b| b.is_ascii_alphanumeric())
+        && password.bytes().any(|b| b.is_ascii_alphabetic())
+        && password.bytes().any(|b| b.is_ascii_digit());
+    match (user_ok, pass_ok) {
+        (true, true) => Ok(()),
+        (false, _) => Err("DREAMOPS_PHONEPE_WEBHOOK_USERNAME must be 5-20 letters, digits or _ (PhonePe's rule)".into()),
+        (_, false) => Err("DREAMOPS_PHONEPE_WEBHOOK_PASSWORD must be 8-20 letters and digits, with both (PhonePe's rule)".into()),
+    }
+}
+
+impl BillingConfig {
+    /// `None` when billing is off; otherwise the checked configuration, or the first missing or invalid value
+    /// by name. `public_url` is the default when none is configured.
+    pub fn resolve(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        public_url: &str,
+    ) -> Result<Option<ResolvedBilling>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let bad = |m: String| ConfigError::Invalid(format!("[billing] {m}"));
+        jiff::tz::TimeZone::get(&self.timezone).map_err(|e| bad(format!("timezone {:?}: {e}", self.timezone)))?;
+        let provider = billing::Provider::parse(&self.provider)
+            .ok_or_else(|| bad(format!("provider {:?} is not phonepe, phonepe-v1 or mock", self.provider)))?;
+        let environment = billing::Environment::parse(&self.environment)
+            .ok_or_else(|| bad(format!("environment {:?} is not sandbox or production", self.environment)))?;
+        let field = |name: &str, v: &Option<String>| {
+            v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| bad(format!("provider {} needs {name}", self.provider)))
+        };
+        let (merchant_id, client_id, client_version) = match provider {
+            billing::Provider::PhonePe => (
+                self.merchant_id.clone().unwrap_or_default(),
+                field("client_id", &self.client_id)?,
+                field("client_version", &self.client_version)?,
+            ),
+            billing::Provider::PhonePeV1 => (field("merchant_id", &self.merchant_id)?, String::new(), String::new()),
+            billing::Provider::Mock => (String::new(), String::new(), String::new()),
+        };
+        let mut secrets = ConfigSecrets::new(BTreeMap::new(), None);
+        let mut values = BTreeMap::new();
+        for name in provider.secrets() {
+            let var = billing::secret_env(*name);
+            let value = env(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                ConfigError::Invalid(format!("[billing] provider {} needs {var} in the environment", self.provider))
+            })?;
+            values.insert(*name, value.clone());
+            secrets = secrets.with_deployment(*name, vec![Secret::new(value)]);
+        }
+        if let (Some(u), Some(p)) = (
+            values.get(&domain::ports::SecretName::PhonePeWebhookUsername),
+            values.get(&domain::ports::SecretName::PhonePeWebhookPassword),
+        ) {
+            webhook_credentials_ok(u, p).map_err(bad)?;
+        }
+        let public = self.public_url.clone().unwrap_or_else(|| public_url.to_owned());
+        if provider != billing::Provider::Mock && environment == billing::Environment::Production && !public.starts_with("https://") {
+            return Err(bad(format!("public_url {public:?} must be HTTPS: PhonePe calls back over HTTPS only")));
+        }
+        Ok(Some(ResolvedBilling {
+            gateway: billing::GatewayConfig {
+                provider,
+                merchant_id,
+                client_id,
+                client_version,
+                environment,
+                pg_url: self.pg_url.clone(),
+                token_url: self.token_url.clone(),
+                public_url: public.trim_end_matches('/').to_owned(),
+            },
+            timezone: self.timezone.clone(),
+            secrets,
+            return_url: self.return_url.clone(),
+        }))
+    }
 }
 
 /// The control API's limits and the services its credential checks reach.
@@ -263,5 +398,39 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("[server]\nprot = 1").is_err());
         let c: FileConfig = toml::from_str("[teams.Payments]\n").unwrap();
         assert!(c.teams(TeamSettings::default()).is_err());
+    }
+
+    #[test]
+    fn billing_is_off_unless_enabled_and_names_what_it_lacks() {
+        let none = |_: &str| None;
+        let c = FileConfig::default();
+        assert!(c.billing.resolve(none, "http://127.0.0.1:8080").unwrap().is_none(), "unmetered by default");
+
+        let c: FileConfig = toml::from_str("[billing]\nenabled = true\n").unwrap();
+        let r = c.billing.resolve(none, "http://127.0.0.1:8080").unwrap().unwrap();
+        assert_eq!((r.gateway.provider, r.timezone.as_str()), (billing::Provider::Mock, "Asia/Kolkata"));
+        assert_eq!(r.gateway.public_url, "http://127.0.0.1:8080");
+
+        let text = "[billing]\nenabled = true\nprovider = \"phonepe\"\nclient_id = \"C\"\nclient_version = \"1\"\n";
+        let c: FileConfig = toml::from_str(text).unwrap();
+        let err = c.billing.resolve(none, "http://x").unwrap_err().to_string();
+        assert!(err.contains("DREAMOPS_PHONEPE_CLIENT_SECRET"), "{err}");
+        let env = |k: &str| match k {
+            "DREAMOPS_PHONEPE_CLIENT_SECRET" => Some("s".to_owned()),
+            "DREAMOPS_PHONEPE_WEBHOOK_USERNAME" => Some("hook_user".to_owned()),
+            "DREAMOPS_PHONEPE_WEBHOOK_PASSWORD" => Some("short".to_owned()),
+            _ => None,
+        };
+        let err = c.billing.resolve(env, "http://x").unwrap_err().to_string();
+        assert!(err.contains("DREAMOPS_PHONEPE_WEBHOOK_PASSWORD"), "{err}");
+        let c: FileConfig = toml::from_str("[billing]\nenabled = true\nprovider = \"phonepe\"\n").unwrap();
+        assert!(c.billing.resolve(none, "http://x").unwrap_err().to_string().contains("client_id"));
+        let c: FileConfig = toml::from_str("[billing]\nenabled = true\nprovider = \"phonepe-v1\"\n").unwrap();
+        assert!(c.billing.resolve(none, "http://x").unwrap_err().to_string().contains("merchant_id"));
+        let c: FileConfig = toml::from_str("[billing]\nenabled = true\ntimezone = \"Mars/Olympus\"\n").unwrap();
+        assert!(c.billing.resolve(none, "http://x").unwrap_err().to_string().contains("Mars/Olympus"));
+        let c: FileConfig = toml::from_str("[billing]\nenabled = true\nprovider = \"stripe\"\n").unwrap();
+        assert!(c.billing.resolve(none, "http://x").unwrap_err().to_string().contains("stripe"));
+        assert!(toml::from_str::<FileConfig>("[billing]\nenabeld = true\n").is_err(), "typos are named");
     }
 }

@@ -27,7 +27,7 @@ impl conformance::queue::Probe for LocalProbe {
         let deadline = std::time::Instant::now() + wait;
         loop {
             while let Some(d) = self.queue.pop_due() {
-                self.buffered.lock().unwrap().entry(d.queue).or_default().push(d.message);
+                self.buffered.lock().unwrap().entry(d.queue()).or_default().push(d.message);
             }
             let got = self.buffered.lock().unwrap().remove(&queue).unwrap_or_default();
             if !got.is_empty() || std::time::Instant::now() >= deadline {

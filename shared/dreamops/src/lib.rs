@@ -8,6 +8,7 @@ pub mod demo;
 pub mod eval;
 pub mod http;
 pub mod memstore;
+pub mod payments;
 pub mod queue;
 pub mod runtime;
 pub mod secrets;

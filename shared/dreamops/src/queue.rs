@@ -10,54 +10,84 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::Envelope;
-use domain::ports::{Clock, MAX_QUEUE_DELAY, Queue, QueueError, QueueName};
+use domain::billing::BillingMessage;
+use domain::ports::{BillingQueue, Clock, MAX_QUEUE_DELAY, Queue, QueueError, QueueName};
 use jiff::{SignedDuration, Timestamp};
 
 /// Deliveries after which a message is dead-lettered (SQS `maxReceiveCount`).
 pub const MAX_RECEIVES: u32 = 5;
 
+/// A message a local queue carries: what its log lines name it by.
+pub trait Message: Clone + std::fmt::Debug + Send + Sync + 'static {
+    fn subject(&self) -> String;
+}
+
+impl Message for Envelope {
+    fn subject(&self) -> String {
+        self.incident_id.to_string()
+    }
+}
+
+impl Message for BillingMessage {
+    fn subject(&self) -> String {
+        format!("order {}", self.order_id())
+    }
+}
+
 /// One received message.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    pub queue: QueueName,
-    pub message: Envelope,
+pub struct Delivery<M = Envelope> {
+    pub message: M,
     /// 1 on the first delivery.
     pub receive_count: u32,
 }
 
+impl Delivery<Envelope> {
+    /// The stage queue the message travelled on.
+    pub fn queue(&self) -> QueueName {
+        QueueName::for_message(&self.message)
+    }
+}
+
 /// A message that exhausted its deliveries or could not be processed at all.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeadLetter {
-    pub delivery: Delivery,
+pub struct DeadLetter<M = Envelope> {
+    pub delivery: Delivery<M>,
     pub error: String,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
+#[derive(Debug)]
+struct Inner<M> {
     heap: BinaryHeap<Reverse<(Timestamp, u64)>>,
-    items: BTreeMap<u64, Delivery>,
+    items: BTreeMap<u64, Delivery<M>>,
     seq: u64,
-    dead: Vec<DeadLetter>,
+    dead: Vec<DeadLetter<M>>,
 }
 
-/// The local queues.
+impl<M> Default for Inner<M> {
+    fn default() -> Self {
+        Self { heap: BinaryHeap::new(), items: BTreeMap::new(), seq: 0, dead: Vec::new() }
+    }
+}
+
+/// The local queues: the three stage queues share one (each message names its stage); `billing` has its own.
 #[derive(Debug)]
-pub struct LocalQueue {
-    inner: Mutex<Inner>,
+pub struct LocalQueue<M: Message = Envelope> {
+    inner: Mutex<Inner<M>>,
     clock: Arc<dyn Clock>,
     wake: tokio::sync::Notify,
 }
 
-impl LocalQueue {
+impl<M: Message> LocalQueue<M> {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self { inner: Mutex::new(Inner::default()), clock, wake: tokio::sync::Notify::new() }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<M>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, d: Delivery, delay: Duration) {
+    fn push(&self, d: Delivery<M>, delay: Duration) {
         let due = self.clock.now() + SignedDuration::try_from(delay).unwrap_or(SignedDuration::ZERO);
         let mut q = self.lock();
         q.seq += 1;
@@ -69,7 +99,7 @@ impl LocalQueue {
     }
 
     /// Takes the next message that is due, if any.
-    pub fn pop_due(&self) -> Option<Delivery> {
+    pub fn pop_due(&self) -> Option<Delivery<M>> {
         let now = self.clock.now();
         let mut q = self.lock();
         let Reverse((due, seq)) = *q.heap.peek()?;
@@ -94,9 +124,9 @@ impl LocalQueue {
     }
 
     /// Makes a failed delivery visible again after `delay`, or dead-letters it after `MAX_RECEIVES`.
-    pub fn retry(&self, mut d: Delivery, delay: Duration, error: String) {
+    pub fn retry(&self, mut d: Delivery<M>, delay: Duration, error: String) {
         if d.receive_count >= MAX_RECEIVES {
-            tracing::error!(incident_id = %d.message.incident_id, error = %error, "Message dead-lettered after {MAX_RECEIVES} deliveries.");
+            tracing::error!(subject = %d.message.subject(), error = %error, "Message dead-lettered after {MAX_RECEIVES} deliveries.");
             self.lock().dead.push(DeadLetter { delivery: d, error });
             return;
         }
@@ -105,12 +135,12 @@ impl LocalQueue {
     }
 
     /// Dead-letters a message that can never be processed.
-    pub fn dead_letter(&self, d: Delivery, error: String) {
-        tracing::error!(incident_id = %d.message.incident_id, error = %error, "Message dead-lettered.");
+    pub fn dead_letter(&self, d: Delivery<M>, error: String) {
+        tracing::error!(subject = %d.message.subject(), error = %error, "Message dead-lettered.");
         self.lock().dead.push(DeadLetter { delivery: d, error });
     }
 
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+    pub fn dead_letters(&self) -> Vec<DeadLetter<M>> {
         self.lock().dead.clone()
     }
 
@@ -118,16 +148,28 @@ impl LocalQueue {
     pub async fn wait(&self, max: Duration) {
         let _ = tokio::time::timeout(max, self.wake.notified()).await;
     }
-}
 
-#[async_trait]
-impl Queue for LocalQueue {
-    async fn send(&self, msg: &Envelope, delay: Duration) -> Result<(), QueueError> {
+    /// Enqueues a message, visible after `delay` (at most 15 minutes, as SQS).
+    pub fn enqueue(&self, msg: &M, delay: Duration) -> Result<(), QueueError> {
         if delay > MAX_QUEUE_DELAY {
             return Err(QueueError::DelayTooLong(delay));
         }
-        self.push(Delivery { queue: QueueName::for_message(msg), message: msg.clone(), receive_count: 1 }, delay);
+        self.push(Delivery { message: msg.clone(), receive_count: 1 }, delay);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Queue for LocalQueue<Envelope> {
+    async fn send(&self, msg: &Envelope, delay: Duration) -> Result<(), QueueError> {
+        self.enqueue(msg, delay)
+    }
+}
+
+#[async_trait]
+impl BillingQueue for LocalQueue<BillingMessage> {
+    async fn send_billing(&self, msg: &BillingMessage, delay: Duration) -> Result<(), QueueError> {
+        self.enqueue(msg, delay)
     }
 }
 
@@ -157,7 +199,7 @@ mod tests {
     async fn delays_order_and_redelivery() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let clock = Arc::new(Fixed(Mutex::new(t0)));
-        let q = LocalQueue::new(clock.clone());
+        let q: LocalQueue = LocalQueue::new(clock.clone());
         q.send(&msg("late"), Duration::from_secs(30)).await.unwrap();
         q.send(&msg("now"), Duration::ZERO).await.unwrap();
         assert_eq!(q.pop_due().unwrap().message.incident_id.as_str(), "now");

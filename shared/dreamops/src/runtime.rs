@@ -23,6 +23,15 @@ pub struct Runtime {
     pub sinks: Sinks,
     /// Stage runs by (stage, outcome): `ok`, `retry`, `dead_letter`.
     pub stage_runs: Arc<std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>>,
+    /// Payments, when billing is enabled: the service and its `billing` queue.
+    pub billing: Option<LocalBilling>,
+}
+
+/// The billing service and the local `billing` queue its confirmations travel on.
+#[derive(Debug, Clone)]
+pub struct LocalBilling {
+    pub service: billing::Billing,
+    pub queue: Arc<LocalQueue<domain::billing::BillingMessage>>,
 }
 
 /// Back-off before a failed delivery becomes visible again.
@@ -73,7 +82,7 @@ impl Runtime {
             metering: None,
             config,
         };
-        Self { intake: deps.intake(), deps, queue, sinks, stage_runs: Arc::default() }
+        Self { intake: deps.intake(), deps, queue, sinks, stage_runs: Arc::default(), billing: None }
     }
 
     fn count(&self, stage: &'static str, outcome: &'static str) {
@@ -117,6 +126,27 @@ impl Runtime {
         started.elapsed()
     }
 
+    /// Confirms one payment order: a transient failure (the provider or the store did not answer) becomes visible
+    /// again after a back-off; anything else is dead-lettered.
+    pub async fn process_billing(&self, b: &LocalBilling, d: Delivery<domain::billing::BillingMessage>) {
+        match b.service.confirm(&d.message).await {
+            Ok(outcome) => {
+                self.count("billing", "ok");
+                tracing::debug!(?outcome, order_id = d.message.order_id(), "Order confirmation done.");
+            }
+            Err(e) if e.is_retryable() && d.receive_count < crate::queue::MAX_RECEIVES => {
+                self.count("billing", "retry");
+                tracing::warn!(error = %e, receive_count = d.receive_count, "Order confirmation failed; will retry.");
+                let delay = backoff(d.receive_count);
+                b.queue.retry(d, delay, e.to_string());
+            }
+            Err(e) => {
+                self.count("billing", "dead_letter");
+                b.queue.dead_letter(d, e.to_string());
+            }
+        }
+    }
+
     /// Processes every message that is due now; returns how many and the time spent in the stages.
     pub async fn run_due(&self) -> (usize, Duration) {
         let mut n = 0;
@@ -125,7 +155,24 @@ impl Runtime {
             spent += self.process(d).await;
             n += 1;
         }
+        if let Some(b) = &self.billing {
+            while let Some(d) = b.queue.pop_due() {
+                let started = Instant::now();
+                self.process_billing(b, d).await;
+                spent += started.elapsed();
+                n += 1;
+            }
+        }
         (n, spent)
+    }
+
+    /// When the next message of any queue becomes due.
+    pub fn next_due(&self) -> Option<jiff::Timestamp> {
+        let billing = self.billing.as_ref().and_then(|b| b.queue.next_due());
+        match (self.queue.next_due(), billing) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Re-enqueues the pending work of every active incident, from the durable state alone. Run at start:
@@ -166,14 +213,22 @@ impl Runtime {
     pub async fn work_forever(self) {
         loop {
             self.run_due().await;
-            let wait = match self.queue.next_due() {
+            let wait = match self.next_due() {
                 Some(due) => {
                     let ms = due.duration_since(self.deps.clock.now()).as_millis().clamp(5, 1000);
                     Duration::from_millis(ms as u64)
                 }
                 None => Duration::from_secs(1),
             };
-            self.queue.wait(wait).await;
+            match &self.billing {
+                Some(b) => {
+                    tokio::select! {
+                        () = self.queue.wait(wait) => {}
+                        () = b.queue.wait(wait) => {}
+                    }
+                }
+                None => self.queue.wait(wait).await,
+            }
         }
     }
 }

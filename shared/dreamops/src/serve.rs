@@ -270,13 +270,33 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         labels.insert("alertname".into(), alert.alertname.clone());
         rt.sinks.pager.set_default_labels(labels);
     }
+    // Listening first: the address is the default public URL of the payment pages and callbacks.
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let http =
+        outbound::http_client(std::time::Duration::from_secs(10)).map_err(|e| ServeError::Http(e.to_string()))?;
+    let mut rt = rt;
+    let payments = match opts.config.billing.resolve(env, &format!("http://{addr}"))? {
+        Some(resolved) => {
+            let store = Arc::new(store.clone());
+            let metering = pipeline::quota::Metering::new(store.clone(), &resolved.timezone).map_err(ConfigError::Invalid)?;
+            let p = crate::payments::build(&resolved, store, clock.clone(), rt.deps.chat.clone(), http.clone())
+                .map_err(ConfigError::Invalid)?;
+            if p.mock.is_some() {
+                tracing::warn!("Billing uses the mock provider: payments are simulated on a local page. Never use it in production.");
+            }
+            tracing::info!(provider = resolved.gateway.provider.as_str(), timezone = %resolved.timezone, "Alerts are metered per team and plan.");
+            rt = rt.with_metering(Some(metering));
+            rt.billing = Some(p.billing.clone());
+            Some(p)
+        }
+        None => None,
+    };
     let recovered = rt.recover().await?;
     if recovered > 0 {
         tracing::info!(recovered, "Resumed pending work after a restart.");
     }
 
-    let http =
-        outbound::http_client(std::time::Duration::from_secs(10)).map_err(|e| ServeError::Http(e.to_string()))?;
     let oidc = opts.config.oidc.clone().map(|c| Arc::new(control::jwt::Oidc::new(c, http.clone())));
     let api = &opts.config.api;
     let counters: Arc<dyn domain::ports::RateCounter> = Arc::new(store.clone());
@@ -292,6 +312,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         clock: clock.clone(),
         auth: Authenticator::new(team_store, counters, clock, oidc, api.auth()?),
         http,
+        billing: payments.as_ref().map(|p| p.billing.service.clone()),
         config: ControlConfig {
             default_settings: fallback,
             max_body_bytes: api.max_body_bytes,
@@ -303,13 +324,22 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         on_team_change: Some(Arc::new(move |t: &TeamId| forget.forget(t))),
     });
 
-    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
-    let addr = listener.local_addr()?;
     let metrics_state = (control.clone(), rt.clone());
-    let app = crate::http::webhooks(Arc::new(rt.clone()))
+    let mut app = crate::http::webhooks(Arc::new(rt.clone()))
         .merge(control::router(control.clone()))
         .route("/metrics", axum::routing::get(move || metrics(metrics_state.clone())));
-    let worker = tokio::spawn(rt.clone().work_forever());
+    if let Some(p) = &payments {
+        app = app.merge(crate::payments::routes(p.clone()));
+    }
+    let worker = match payments {
+        Some(p) => {
+            let rt = rt.clone();
+            tokio::spawn(async move {
+                tokio::join!(rt.clone().work_forever(), daily(p.billing.service));
+            })
+        }
+        None => tokio::spawn(rt.clone().work_forever()),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
         let stopped = async {
@@ -331,6 +361,18 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         http: Some(http),
         worker: Some(worker),
     })
+}
+
+/// The daily billing run (reconcile open orders, renewal reminders): at start, then every 24 hours.
+async fn daily(billing: billing::Billing) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+    loop {
+        every.tick().await;
+        match billing.daily().await {
+            Ok(report) => tracing::info!(?report, "Daily billing run done."),
+            Err(e) => tracing::warn!(error = %e, "Daily billing run failed; next in 24 hours."),
+        }
+    }
 }
 
 /// `GET /metrics`: the control API's request metrics, the queues and the stage runs, in the Prometheus text
