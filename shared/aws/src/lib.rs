@@ -4,8 +4,8 @@
 
 mod billing;
 mod dynamo;
-pub mod payments;
 pub mod env;
+pub mod payments;
 mod queue;
 mod secrets;
 mod teams;

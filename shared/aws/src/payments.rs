@@ -88,8 +88,9 @@ impl PaymentsEnv {
         };
         let environment = match env.optional(PHONEPE_ENVIRONMENT) {
             None => Environment::Sandbox,
-            Some(v) => Environment::parse(&v)
-                .ok_or_else(|| ConfigError::Invalid(PHONEPE_ENVIRONMENT, format!("{v:?} is not sandbox or production")))?,
+            Some(v) => Environment::parse(&v).ok_or_else(|| {
+                ConfigError::Invalid(PHONEPE_ENVIRONMENT, format!("{v:?} is not sandbox or production"))
+            })?,
         };
         let (merchant_id, client_id, client_version) = match provider {
             Provider::PhonePeV1 => (env.required(PHONEPE_MERCHANT_ID)?, String::new(), String::new()),

@@ -6,11 +6,11 @@ use billing::CheckoutError;
 use domain::billing::{PLANS, PlanId, rupees};
 use serde_json::json;
 
+use crate::Control;
 use crate::error::ApiError;
 use crate::handlers::event;
 use crate::routes::{Call, Reply};
 use crate::views as v;
-use crate::Control;
 
 fn plan_view(p: &domain::billing::PlanSpec) -> v::PlanView {
     v::PlanView {
@@ -55,7 +55,10 @@ pub(crate) async fn checkout(c: &Control, call: Call) -> Result<Reply, ApiError>
     let body: v::CheckoutBody = call.json()?;
     let team = call.team()?.id.clone();
     let Some(b) = &c.billing else {
-        return Err(ApiError::conflict("billing_disabled", "billing is not enabled on this deployment: alerts are not metered"));
+        return Err(ApiError::conflict(
+            "billing_disabled",
+            "billing is not enabled on this deployment: alerts are not metered",
+        ));
     };
     let plan = PlanId::parse(body.plan.trim()).ok_or_else(|| {
         ApiError::new(

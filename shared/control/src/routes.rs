@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::billing as b;
+use crate::error::ApiError;
 use crate::handlers as h;
 use crate::views as v;
 use crate::{CORRELATION_HEADER, Control};

@@ -88,15 +88,20 @@ pub struct ResolvedBilling {
 }
 
 fn webhook_credentials_ok(username: &str, password: &str) -> Result<(), String> {
-    let user_ok = (5..=20).contains(&username.len()) && username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let user_ok =
+        (5..=20).contains(&username.len()) && username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     let pass_ok = (8..=20).contains(&password.len())
         && password.bytes().all(|b| b.is_ascii_alphanumeric())
         && password.bytes().any(|b| b.is_ascii_alphabetic())
         && password.bytes().any(|b| b.is_ascii_digit());
     match (user_ok, pass_ok) {
         (true, true) => Ok(()),
-        (false, _) => Err("DREAMOPS_PHONEPE_WEBHOOK_USERNAME must be 5-20 letters, digits or _ (PhonePe's rule)".into()),
-        (_, false) => Err("DREAMOPS_PHONEPE_WEBHOOK_PASSWORD must be 8-20 letters and digits, with both (PhonePe's rule)".into()),
+        (false, _) => {
+            Err("DREAMOPS_PHONEPE_WEBHOOK_USERNAME must be 5-20 letters, digits or _ (PhonePe's rule)".into())
+        }
+        (_, false) => {
+            Err("DREAMOPS_PHONEPE_WEBHOOK_PASSWORD must be 8-20 letters and digits, with both (PhonePe's rule)".into())
+        }
     }
 }
 
@@ -118,7 +123,9 @@ impl BillingConfig {
         let environment = billing::Environment::parse(&self.environment)
             .ok_or_else(|| bad(format!("environment {:?} is not sandbox or production", self.environment)))?;
         let field = |name: &str, v: &Option<String>| {
-            v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| bad(format!("provider {} needs {name}", self.provider)))
+            v.clone()
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| bad(format!("provider {} needs {name}", self.provider)))
         };
         let (merchant_id, client_id, client_version) = match provider {
             billing::Provider::PhonePe => (
@@ -146,7 +153,10 @@ impl BillingConfig {
             webhook_credentials_ok(u, p).map_err(bad)?;
         }
         let public = self.public_url.clone().unwrap_or_else(|| public_url.to_owned());
-        if provider != billing::Provider::Mock && environment == billing::Environment::Production && !public.starts_with("https://") {
+        if provider != billing::Provider::Mock
+            && environment == billing::Environment::Production
+            && !public.starts_with("https://")
+        {
             return Err(bad(format!("public_url {public:?} must be HTTPS: PhonePe calls back over HTTPS only")));
         }
         Ok(Some(ResolvedBilling {

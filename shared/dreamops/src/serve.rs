@@ -279,11 +279,14 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     let payments = match opts.config.billing.resolve(env, &format!("http://{addr}"))? {
         Some(resolved) => {
             let store = Arc::new(store.clone());
-            let metering = pipeline::quota::Metering::new(store.clone(), &resolved.timezone).map_err(ConfigError::Invalid)?;
+            let metering =
+                pipeline::quota::Metering::new(store.clone(), &resolved.timezone).map_err(ConfigError::Invalid)?;
             let p = crate::payments::build(&resolved, store, clock.clone(), rt.deps.chat.clone(), http.clone())
                 .map_err(ConfigError::Invalid)?;
             if p.mock.is_some() {
-                tracing::warn!("Billing uses the mock provider: payments are simulated on a local page. Never use it in production.");
+                tracing::warn!(
+                    "Billing uses the mock provider: payments are simulated on a local page. Never use it in production."
+                );
             }
             tracing::info!(provider = resolved.gateway.provider.as_str(), timezone = %resolved.timezone, "Alerts are metered per team and plan.");
             rt = rt.with_metering(Some(metering));
