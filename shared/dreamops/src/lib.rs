@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 mod conformance;
 pub mod demo;
+pub mod demo_billing;
 pub mod eval;
 pub mod http;
 pub mod memstore;

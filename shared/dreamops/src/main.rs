@@ -213,12 +213,24 @@ async fn main() -> ExitCode {
         Command::Demo { scenario } => {
             init_tracing("error");
             let names: Vec<String> = if scenario == "all" {
-                sandbox::scenario::BUILTIN.iter().map(|(n, _)| (*n).to_owned()).collect()
+                let mut all: Vec<String> = sandbox::scenario::BUILTIN.iter().map(|(n, _)| (*n).to_owned()).collect();
+                all.push("billing".into());
+                all
             } else {
                 vec![scenario]
             };
             let mut passed = 0;
             for name in &names {
+                if name == "billing" {
+                    match dreamops::demo_billing::run().await {
+                        Ok(run) => {
+                            println!("{}", dreamops::demo_billing::render(&run));
+                            passed += usize::from(run.passed());
+                        }
+                        Err(e) => return fail(format!("scenario billing: {e}")),
+                    }
+                    continue;
+                }
                 match dreamops::demo::run(name).await {
                     Ok(run) => {
                         println!("{}", dreamops::demo::render(&run));
