@@ -1,6 +1,6 @@
-# DreamOps on AWS: webhook intake and the control API behind one HTTP API, three SQS-chained stage functions, one
-# DynamoDB table, secrets declared without values, one customer-managed key, least-privilege roles, EKS access
-# entries, alarms.
+# DreamOps on AWS: webhook intake, the control API and the PhonePe callback behind one HTTP API, three SQS-chained
+# stage functions, the quota function on the billing queue and a daily schedule, one DynamoDB table, secrets
+# declared without values, one customer-managed key, least-privilege roles, EKS access entries, alarms.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -56,6 +56,26 @@ locals {
   ]
 
   consume = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+
+  public_url = aws_apigatewayv2_api.webhooks.api_endpoint
+
+  # Metering: the intake reserves each alert's count, the analyzer announces 80% and 100% (see shared/aws/src/env.rs).
+  metering_env = var.billing_enabled ? {
+    DREAMOPS_BILLING_ENABLED  = "true"
+    DREAMOPS_BILLING_TIMEZONE = var.billing_timezone
+  } : {}
+
+  # Checkout, callbacks and confirmation (see shared/aws/src/payments.rs). No secret value appears here.
+  payments_env = var.billing_enabled ? merge(local.metering_env, {
+    DREAMOPS_BILLING_PROVIDER       = var.billing_provider
+    DREAMOPS_BILLING_QUEUE_URL      = module.billing_queue[0].url
+    DREAMOPS_PUBLIC_URL             = local.public_url
+    DREAMOPS_BILLING_RETURN_URL     = var.billing_return_url
+    DREAMOPS_PHONEPE_MERCHANT_ID    = var.phonepe_merchant_id
+    DREAMOPS_PHONEPE_CLIENT_ID      = var.phonepe_client_id
+    DREAMOPS_PHONEPE_CLIENT_VERSION = var.phonepe_client_version
+    DREAMOPS_PHONEPE_ENVIRONMENT    = var.phonepe_environment
+  }) : {}
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -186,7 +206,7 @@ resource "aws_secretsmanager_secret" "team" {
 resource "aws_secretsmanager_secret" "deployment" {
   # checkov:skip=CKV2_AWS_57:Third-party API keys (PagerDuty, the model provider), rotated by their issuers; see the team secrets.
   name                    = "${local.secrets_prefix}/deployment"
-  description             = "DreamOps deployment: pagerduty_api_token, llm_api_key, slack_webhook_url defaults (JSON)."
+  description             = "DreamOps deployment: pagerduty_api_token, llm_api_key, slack_webhook_url defaults; with billing, phonepe_client_secret, phonepe_webhook_username, phonepe_webhook_password (v1: phonepe_salt_key, phonepe_salt_index) (JSON)."
   kms_key_id              = aws_kms_key.dreamops.arn
   recovery_window_in_days = 7
 }
@@ -221,6 +241,17 @@ module "verification_queue" {
   alarm_actions            = var.alarm_actions
 }
 
+# Payment confirmations: the callback (and checkout, and the daily run) → quota.
+module "billing_queue" {
+  count                    = var.billing_enabled ? 1 : 0
+  source                   = "./modules/queue"
+  name                     = "${var.name_prefix}-billing"
+  consumer_timeout_seconds = var.function_timeouts["quota"]
+  max_receive_count        = var.max_receive_count
+  kms_key_arn              = aws_kms_key.dreamops.arn
+  alarm_actions            = var.alarm_actions
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 # Functions.
 
@@ -235,16 +266,17 @@ module "webhook_intake" {
   log_retention_days   = var.log_retention_days
   alarm_actions        = var.alarm_actions
 
-  environment = {
+  environment = merge(local.metering_env, {
     DREAMOPS_TABLE                 = local.table
     DREAMOPS_ANALYSIS_QUEUE_URL    = module.analysis_queue.url
     DREAMOPS_SECRETS_PREFIX        = local.secrets_prefix
     DREAMOPS_PAGERDUTY_BOT_USER_ID = var.pagerduty_bot_user_id
-  }
+  })
 
   policy_statements = [
     {
-      # Conditional creates, delivery keys, reads by key; human updates commit incidents.
+      # Conditional creates (with the usage counter's update in the same transaction), delivery keys, the team's
+      # plan, reads by key; human updates commit incidents.
       sid       = "Incidents"
       actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
       resources = [aws_dynamodb_table.incidents.arn]
@@ -279,7 +311,7 @@ module "analyzer" {
   log_retention_days   = var.log_retention_days
   alarm_actions        = var.alarm_actions
 
-  environment = merge(local.stage_env, {
+  environment = merge(local.stage_env, local.metering_env, {
     DREAMOPS_DLQ_URL                = module.analysis_queue.dlq_url
     DREAMOPS_EXECUTION_QUEUE_URL    = module.execution_queue.url
     DREAMOPS_VERIFICATION_QUEUE_URL = module.verification_queue.url
@@ -375,7 +407,7 @@ module "api" {
   log_retention_days   = var.log_retention_days
   alarm_actions        = var.alarm_actions
 
-  environment = {
+  environment = merge(local.payments_env, {
     DREAMOPS_TABLE               = local.table
     DREAMOPS_SECRETS_PREFIX      = local.secrets_prefix
     DREAMOPS_SECRETS_KMS_KEY     = aws_kms_key.dreamops.arn
@@ -386,9 +418,9 @@ module "api" {
     DREAMOPS_OIDC_JWKS_URI       = var.oidc_jwks_uri
     DREAMOPS_OIDC_TEAM_CLAIM     = var.oidc_team_claim
     DREAMOPS_OIDC_ROLE_CLAIM     = var.oidc_role_claim
-  }
+  })
 
-  policy_statements = [
+  policy_statements = concat([
     {
       # Incidents, teams, keys, audit events, failed-authentication counters: items of the one table.
       sid       = "Items"
@@ -408,7 +440,58 @@ module "api" {
       resources = [local.team_secrets_arn]
     },
     {
-      # The deployment secret is read (never written) to show which outbound credentials a team inherits.
+      # The deployment secret is read (never written): which outbound credentials a team inherits, and PhonePe's
+      # client secret for checkout.
+      sid       = "DeploymentSecretRead"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [local.deployment_secret_arn]
+    },
+    {
+      sid       = "Key"
+      actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      resources = [aws_kms_key.dreamops.arn]
+    },
+    ], var.billing_enabled ? [
+    {
+      # Checkout schedules the new order's first status check.
+      sid       = "ScheduleConfirmation"
+      actions   = ["sqs:SendMessage"]
+      resources = [module.billing_queue[0].arn]
+    },
+  ] : [])
+}
+
+module "payments_callback" {
+  count                = var.billing_enabled ? 1 : 0
+  source               = "./modules/function"
+  name                 = "${var.name_prefix}-payments-callback"
+  zip_path             = "${path.module}/${var.artifacts_dir}/payments-callback/bootstrap.zip"
+  timeout              = var.function_timeouts["payments-callback"]
+  memory_mb            = var.function_memory_mb["payments-callback"]
+  reserved_concurrency = var.reserved_concurrency["payments-callback"]
+  kms_key_arn          = aws_kms_key.dreamops.arn
+  log_retention_days   = var.log_retention_days
+  alarm_actions        = var.alarm_actions
+
+  environment = merge(local.payments_env, {
+    DREAMOPS_TABLE          = local.table
+    DREAMOPS_SECRETS_PREFIX = local.secrets_prefix
+  })
+
+  policy_statements = [
+    {
+      # The order a callback names, and its dedupe key.
+      sid       = "Orders"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+      resources = [aws_dynamodb_table.incidents.arn]
+    },
+    {
+      sid       = "QueueConfirmation"
+      actions   = ["sqs:SendMessage"]
+      resources = [module.billing_queue[0].arn]
+    },
+    {
+      # PhonePe's webhook credentials (or v1 salt key) in the deployment secret; no team secret.
       sid       = "DeploymentSecretRead"
       actions   = ["secretsmanager:GetSecretValue"]
       resources = [local.deployment_secret_arn]
@@ -419,6 +502,108 @@ module "api" {
       resources = [aws_kms_key.dreamops.arn]
     },
   ]
+}
+
+module "quota" {
+  count                = var.billing_enabled ? 1 : 0
+  source               = "./modules/function"
+  name                 = "${var.name_prefix}-quota"
+  zip_path             = "${path.module}/${var.artifacts_dir}/quota/bootstrap.zip"
+  timeout              = var.function_timeouts["quota"]
+  memory_mb            = var.function_memory_mb["quota"]
+  reserved_concurrency = var.reserved_concurrency["quota"]
+  kms_key_arn          = aws_kms_key.dreamops.arn
+  log_retention_days   = var.log_retention_days
+  alarm_actions        = var.alarm_actions
+
+  environment = merge(local.payments_env, {
+    DREAMOPS_TABLE          = local.table
+    DREAMOPS_SECRETS_PREFIX = local.secrets_prefix
+  })
+
+  policy_statements = [
+    {
+      # Orders, accounts and notices; settling is one transaction over the order and the account; open orders and
+      # accounts are read through the indexes.
+      sid       = "Billing"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"]
+      resources = local.table_and_indexes_arns
+    },
+    {
+      sid       = "ConsumeBilling"
+      actions   = local.consume
+      resources = [module.billing_queue[0].arn]
+    },
+    {
+      # Re-checks of pending orders on PhonePe's schedule, and the daily reconciliation.
+      sid       = "ScheduleConfirmation"
+      actions   = ["sqs:SendMessage"]
+      resources = [module.billing_queue[0].arn]
+    },
+    {
+      # PhonePe's credentials (deployment secret) and each team's Slack webhook for payment and renewal notices.
+      sid       = "Secrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [local.deployment_secret_arn, local.team_secrets_arn]
+    },
+    {
+      sid       = "Key"
+      actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      resources = [aws_kms_key.dreamops.arn]
+    },
+  ]
+}
+
+resource "aws_lambda_event_source_mapping" "quota" {
+  count                   = var.billing_enabled ? 1 : 0
+  event_source_arn        = module.billing_queue[0].arn
+  function_name           = module.quota[0].arn
+  batch_size              = var.sqs_batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = 2
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "billing_daily" {
+  count               = var.billing_enabled ? 1 : 0
+  name                = "${var.name_prefix}-billing-daily"
+  description         = "DreamOps daily billing run: reconcile open orders, send renewal reminders."
+  schedule_expression = var.billing_schedule
+}
+
+resource "aws_cloudwatch_event_target" "billing_daily" {
+  count = var.billing_enabled ? 1 : 0
+  rule  = aws_cloudwatch_event_rule.billing_daily[0].name
+  arn   = module.quota[0].arn
+}
+
+resource "aws_lambda_permission" "billing_daily" {
+  count         = var.billing_enabled ? 1 : 0
+  statement_id  = "AllowDailyBillingRun"
+  action        = "lambda:InvokeFunction"
+  function_name = module.quota[0].name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.billing_daily[0].arn
+}
+
+# A payment that does not match its order is never applied; the quota function logs `billing_flagged` and counts it
+# as the EMF metric DreamOps/BillingFlagged, which alarms the operator.
+resource "aws_cloudwatch_metric_alarm" "billing_flagged" {
+  count               = var.billing_enabled ? 1 : 0
+  alarm_name          = "${var.name_prefix}-billing-flagged"
+  alarm_description   = "A payment did not match its order (amount) and was not applied: reconcile it by hand with the order in the table."
+  namespace           = "DreamOps"
+  metric_name         = "BillingFlagged"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -503,6 +688,32 @@ resource "aws_apigatewayv2_route" "control" {
   api_id    = aws_apigatewayv2_api.webhooks.id
   route_key = "ANY /v1/{proxy+}"
   target    = "integrations/${aws_apigatewayv2_integration.api.id}"
+}
+
+resource "aws_apigatewayv2_integration" "payments_callback" {
+  count                  = var.billing_enabled ? 1 : 0
+  api_id                 = aws_apigatewayv2_api.webhooks.id
+  integration_type       = "AWS_PROXY"
+  integration_uri        = module.payments_callback[0].invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = 5000
+}
+
+resource "aws_apigatewayv2_route" "payments_callback" {
+  # checkov:skip=CKV_AWS_309:PhonePe authenticates with its own header (v2 Authorization = SHA-256 of the configured username:password, v1 X-VERIFY with the salt key), checked by the function in constant time; an API Gateway authorizer cannot compute either, and the confirmation re-checks every payment with PhonePe's status API.
+  count     = var.billing_enabled ? 1 : 0
+  api_id    = aws_apigatewayv2_api.webhooks.id
+  route_key = "POST /webhooks/phonepe"
+  target    = "integrations/${aws_apigatewayv2_integration.payments_callback[0].id}"
+}
+
+resource "aws_lambda_permission" "payments_callback" {
+  count         = var.billing_enabled ? 1 : 0
+  statement_id  = "AllowPaymentsCallback"
+  action        = "lambda:InvokeFunction"
+  function_name = module.payments_callback[0].name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.webhooks.execution_arn}/*/*/webhooks/phonepe"
 }
 
 resource "aws_apigatewayv2_route" "webhooks" {
@@ -655,6 +866,24 @@ resource "null_resource" "sam_metadata_api" {
     resource_type        = "ZIP_LAMBDA_FUNCTION"
     original_source_code = "${path.module}/../functions/api"
     built_output_path    = "${path.module}/${var.artifacts_dir}/api/bootstrap.zip"
+  }
+}
+
+resource "null_resource" "sam_metadata_payments_callback" {
+  triggers = {
+    resource_name        = "module.payments_callback[0].aws_lambda_function.this"
+    resource_type        = "ZIP_LAMBDA_FUNCTION"
+    original_source_code = "${path.module}/../functions/payments-callback"
+    built_output_path    = "${path.module}/${var.artifacts_dir}/payments-callback/bootstrap.zip"
+  }
+}
+
+resource "null_resource" "sam_metadata_quota" {
+  triggers = {
+    resource_name        = "module.quota[0].aws_lambda_function.this"
+    resource_type        = "ZIP_LAMBDA_FUNCTION"
+    original_source_code = "${path.module}/../functions/quota"
+    built_output_path    = "${path.module}/${var.artifacts_dir}/quota/bootstrap.zip"
   }
 }
 

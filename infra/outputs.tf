@@ -18,13 +18,18 @@ output "alertmanager_webhook_urls" {
   value       = { for t in var.teams : t => "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/alertmanager/${t}" }
 }
 
+output "phonepe_webhook_url" {
+  description = "The URL to register in PhonePe's Business Dashboard (Developer Settings → Webhook), with the username and password put in the deployment secret; empty when billing is off."
+  value       = var.billing_enabled ? "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/phonepe" : ""
+}
+
 output "team_secret_ids" {
   description = "Per team: the Secrets Manager secret to put the team's JSON document into."
   value       = { for t, s in aws_secretsmanager_secret.team : t => s.name }
 }
 
 output "deployment_secret_id" {
-  description = "The Secrets Manager secret holding the deployment's JSON document (pagerduty_api_token, llm_api_key)."
+  description = "The Secrets Manager secret holding the deployment's JSON document (pagerduty_api_token, llm_api_key; with billing, phonepe_client_secret, phonepe_webhook_username, phonepe_webhook_password or phonepe_salt_key, phonepe_salt_index)."
   value       = aws_secretsmanager_secret.deployment.name
 }
 
@@ -39,6 +44,7 @@ output "dead_letter_queue_urls" {
     analysis     = module.analysis_queue.dlq_url
     execution    = module.execution_queue.dlq_url
     verification = module.verification_queue.dlq_url
+    billing      = var.billing_enabled ? module.billing_queue[0].dlq_url : ""
   }
 }
 

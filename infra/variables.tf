@@ -153,16 +153,18 @@ variable "function_timeouts" {
   description = "Timeout in seconds per function. Each SQS queue's visibility timeout is set to 6x its consumer's timeout."
   type        = map(number)
   default = {
-    "webhook-intake" = 10
-    "analyzer"       = 120
-    "executor"       = 60
-    "verifier"       = 60
-    "api"            = 15
+    "webhook-intake"    = 10
+    "analyzer"          = 120
+    "executor"          = 60
+    "verifier"          = 60
+    "api"               = 15
+    "payments-callback" = 5
+    "quota"             = 60
   }
 
   validation {
-    condition     = alltrue([for f in ["webhook-intake", "analyzer", "executor", "verifier", "api"] : contains(keys(var.function_timeouts), f)]) && alltrue([for t in values(var.function_timeouts) : t >= 3 && t <= 900])
-    error_message = "function_timeouts needs webhook-intake, analyzer, executor, verifier and api, each 3-900 seconds (the intake should stay well under PagerDuty's 5-second budget in practice; API Gateway gives the api at most 30)."
+    condition     = alltrue([for f in ["webhook-intake", "analyzer", "executor", "verifier", "api", "payments-callback", "quota"] : contains(keys(var.function_timeouts), f)]) && alltrue([for t in values(var.function_timeouts) : t >= 3 && t <= 900])
+    error_message = "function_timeouts needs webhook-intake, analyzer, executor, verifier, api, payments-callback and quota, each 3-900 seconds (the intake should stay well under PagerDuty's 5-second budget and the payments callback under PhonePe's 3-5 s; API Gateway gives the api at most 30)."
   }
 }
 
@@ -170,11 +172,13 @@ variable "function_memory_mb" {
   description = "Memory in MB per function (CPU scales with it)."
   type        = map(number)
   default = {
-    "webhook-intake" = 256
-    "analyzer"       = 512
-    "executor"       = 256
-    "verifier"       = 256
-    "api"            = 256
+    "webhook-intake"    = 256
+    "analyzer"          = 512
+    "executor"          = 256
+    "verifier"          = 256
+    "api"               = 256
+    "payments-callback" = 128
+    "quota"             = 128
   }
 }
 
@@ -182,11 +186,13 @@ variable "reserved_concurrency" {
   description = "Reserved concurrent executions per function: a ceiling that keeps a flood of alerts from starving the account, and a floor for the intake."
   type        = map(number)
   default = {
-    "webhook-intake" = 20
-    "analyzer"       = 10
-    "executor"       = 5
-    "verifier"       = 5
-    "api"            = 10
+    "webhook-intake"    = 20
+    "analyzer"          = 10
+    "executor"          = 5
+    "verifier"          = 5
+    "api"               = 10
+    "payments-callback" = 5
+    "quota"             = 2
   }
 }
 
@@ -240,4 +246,71 @@ variable "alarm_actions" {
   description = "ARNs (e.g. an SNS topic) notified when a dead-letter queue holds messages or a function errors. Empty: alarms only change state."
   type        = list(string)
   default     = []
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Billing: alerts metered per team and plan, payments through PhonePe.
+
+variable "billing_enabled" {
+  description = "Meter every team's alerts against its plan (Free: 3 a month) and take payments through PhonePe. Off: every team is unlimited and the payments functions are not deployed."
+  type        = bool
+  default     = true
+}
+
+variable "billing_timezone" {
+  description = "IANA time zone whose calendar months are the Free plan's periods."
+  type        = string
+  default     = "Asia/Kolkata"
+}
+
+variable "billing_provider" {
+  description = "Payment gateway: phonepe (PG v2: OAuth client credentials) or phonepe-v1 (salt key and X-VERIFY, for merchants holding v1 credentials). Its secrets are keys of the deployment secret: phonepe_client_secret, phonepe_webhook_username, phonepe_webhook_password (v1: phonepe_salt_key, phonepe_salt_index)."
+  type        = string
+  default     = "phonepe"
+
+  validation {
+    condition     = contains(["phonepe", "phonepe-v1"], var.billing_provider)
+    error_message = "billing_provider is phonepe or phonepe-v1 (the mock provider runs only in `dreamops serve`)."
+  }
+}
+
+variable "phonepe_environment" {
+  description = "PhonePe environment: sandbox (UAT) or production."
+  type        = string
+  default     = "sandbox"
+
+  validation {
+    condition     = contains(["sandbox", "production"], var.phonepe_environment)
+    error_message = "phonepe_environment is sandbox or production."
+  }
+}
+
+variable "phonepe_merchant_id" {
+  description = "PhonePe merchant id (required for phonepe-v1)."
+  type        = string
+  default     = ""
+}
+
+variable "phonepe_client_id" {
+  description = "PhonePe PG v2 client id (required for phonepe). Its client secret is the deployment secret's phonepe_client_secret."
+  type        = string
+  default     = ""
+}
+
+variable "phonepe_client_version" {
+  description = "PhonePe PG v2 client version (1 in UAT)."
+  type        = string
+  default     = "1"
+}
+
+variable "billing_return_url" {
+  description = "Where customers land after paying (empty: the API's /billing/return page)."
+  type        = string
+  default     = ""
+}
+
+variable "billing_schedule" {
+  description = "When the daily billing run reconciles orders left open and sends renewal reminders (EventBridge schedule expression, UTC)."
+  type        = string
+  default     = "cron(30 0 * * ? *)"
 }

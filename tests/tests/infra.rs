@@ -59,6 +59,12 @@ fn object_keys(e: &Expression, locals: &BTreeMap<String, Expression>) -> BTreeSe
         Expression::FuncCall(f) if f.name.name.as_str() == "merge" => {
             f.args.iter().flat_map(|a| object_keys(a, locals)).collect()
         }
+        // `var.billing_enabled ? {…} : {}`: whatever either branch may set.
+        Expression::Conditional(c) => {
+            let mut keys = object_keys(&c.true_expr, locals);
+            keys.extend(object_keys(&c.false_expr, locals));
+            keys
+        }
         Expression::Traversal(_) => {
             let t = text(e);
             let name = t.strip_prefix("local.").unwrap_or_else(|| panic!("cannot follow {t}"));
@@ -102,12 +108,15 @@ fn function_module<'a>(root: &'a Body, name: &str) -> &'a Block {
 fn every_function_directory_is_deployed_from_its_zip() {
     let root = load(&infra());
     let fns = function_dirs();
-    assert_eq!(fns, ["analyzer", "api", "executor", "verifier", "webhook-intake"]);
+    assert_eq!(fns, ["analyzer", "api", "executor", "payments-callback", "quota", "verifier", "webhook-intake"]);
     for name in &fns {
         let m = function_module(&root, name);
         let sam = blocks(&root, "resource")
             .filter(|r| label(r, 0) == "null_resource" && label(r, 1).starts_with("sam_metadata_"))
-            .find(|r| text(attr(r.body(), "triggers").unwrap()).contains(&format!("module.{}.", label(m, 0))))
+            .find(|r| {
+                let t = text(attr(r.body(), "triggers").unwrap());
+                t.contains(&format!("module.{}.", label(m, 0))) || t.contains(&format!("module.{}[0].", label(m, 0)))
+            })
             .unwrap_or_else(|| panic!("no sam_metadata resource for module.{}", label(m, 0)));
         let triggers = text(attr(sam.body(), "triggers").unwrap());
         assert!(triggers.contains(&format!("../functions/{name}")), "{triggers}");
@@ -148,18 +157,24 @@ fn queues_have_dead_letter_queues_and_visibility_of_six_consumer_timeouts() {
 
     // Each queue's consumer timeout is the timeout of the function its event source mapping triggers.
     let queues: Vec<&Block> = modules(&root, "modules/queue").collect();
-    assert_eq!(queues.len(), 3);
+    assert_eq!(queues.len(), 4);
     let mappings: Vec<&Block> =
         blocks(&root, "resource").filter(|r| label(r, 0) == "aws_lambda_event_source_mapping").collect();
-    assert_eq!(mappings.len(), 3, "analyzer, executor, verifier");
+    assert_eq!(mappings.len(), 4, "analyzer, executor, verifier, quota");
+    // `module.x.arn`, or `module.x[0].arn` for what billing_enabled deploys.
+    let module_of = |t: &str| -> String {
+        let inner = t.strip_prefix("module.").and_then(|t| t.strip_suffix(".arn")).unwrap_or_default();
+        inner.strip_suffix("[0]").unwrap_or(inner).to_owned()
+    };
     for q in queues {
         let qname = label(q, 0);
         let esm = mappings
             .iter()
-            .find(|m| text(attr(m.body(), "event_source_arn").unwrap()) == format!("module.{qname}.arn"))
+            .find(|m| module_of(&text(attr(m.body(), "event_source_arn").unwrap())) == qname)
             .unwrap_or_else(|| panic!("queue {qname} triggers nothing"));
         let f = text(attr(esm.body(), "function_name").unwrap());
-        let fname = f.strip_prefix("module.").and_then(|f| f.strip_suffix(".arn")).unwrap();
+        let fname = module_of(&f);
+        let fname = fname.as_str();
         let function = modules(&root, "modules/function").find(|m| label(m, 0) == fname).unwrap();
         assert_eq!(
             text(attr(q.body(), "consumer_timeout_seconds").unwrap()),
@@ -237,6 +252,16 @@ fn every_environment_variable_a_function_requires_is_set() {
     for var in api::REQUIRED_ENV {
         assert!(api.contains(*var), "api needs {var}");
     }
+    for (name, required) in [("payments-callback", payments_callback::REQUIRED_ENV), ("quota", quota::REQUIRED_ENV)] {
+        let env = env_of(name);
+        for var in required {
+            assert!(env.contains(*var), "{name} needs {var}");
+        }
+    }
+    // Metering reaches the intake (which counts) and the analyzer (which announces); checkout reaches the api.
+    for name in ["webhook-intake", "analyzer", "api", "payments-callback", "quota"] {
+        assert!(env_of(name).contains(aws::env::BILLING_ENABLED), "{name} needs {}", aws::env::BILLING_ENABLED);
+    }
     for stage in stage_lambda::Stage::ALL {
         let env = env_of(stage.function_name());
         for var in stage.required_env() {
@@ -271,6 +296,16 @@ fn every_environment_variable_a_function_requires_is_set() {
         "DREAMOPS_LLM_PROVIDER",
         "DREAMOPS_LLM_MODEL",
         "DREAMOPS_LLM_ENDPOINT",
+        aws::env::BILLING_ENABLED,
+        aws::env::BILLING_TIMEZONE,
+        aws::payments::BILLING_PROVIDER,
+        aws::payments::BILLING_QUEUE_URL,
+        aws::payments::PUBLIC_URL,
+        aws::payments::BILLING_RETURN_URL,
+        aws::payments::PHONEPE_MERCHANT_ID,
+        aws::payments::PHONEPE_CLIENT_ID,
+        aws::payments::PHONEPE_CLIENT_VERSION,
+        aws::payments::PHONEPE_ENVIRONMENT,
     ]
     .into();
     for f in function_dirs() {
@@ -336,4 +371,57 @@ fn the_control_api_is_routed_throttled_and_reaches_no_cluster() {
         .map(|r| label(r, 1))
         .collect();
     assert!(alarms.contains(&"control_api_5xx") && alarms.contains(&"control_api_throttles"), "{alarms:?}");
+}
+
+#[test]
+fn billing_is_wired_callback_to_queue_to_quota_with_a_daily_run() {
+    let root = load(&infra());
+    let resource = |kind: &str, name: &str| {
+        blocks(&root, "resource")
+            .find(|r| label(r, 0) == kind && label(r, 1) == name)
+            .unwrap_or_else(|| panic!("no {kind}.{name}"))
+    };
+    // Everything billing deploys is conditional on the variable (off: unmetered, nothing deployed).
+    for (kind, name) in [
+        ("aws_apigatewayv2_route", "payments_callback"),
+        ("aws_apigatewayv2_integration", "payments_callback"),
+        ("aws_lambda_permission", "payments_callback"),
+        ("aws_lambda_event_source_mapping", "quota"),
+        ("aws_cloudwatch_event_rule", "billing_daily"),
+        ("aws_cloudwatch_event_target", "billing_daily"),
+        ("aws_lambda_permission", "billing_daily"),
+        ("aws_cloudwatch_metric_alarm", "billing_flagged"),
+    ] {
+        let count = text(attr(resource(kind, name).body(), "count").unwrap_or_else(|| panic!("{kind}.{name} count")));
+        assert!(count.contains("var.billing_enabled"), "{kind}.{name}: {count}");
+    }
+    for m in ["billing_queue", "payments_callback", "quota"] {
+        let b = modules(&root, "modules/").find(|b| label(b, 0) == m).unwrap();
+        assert!(text(attr(b.body(), "count").unwrap()).contains("var.billing_enabled"), "module.{m}");
+    }
+    let route = resource("aws_apigatewayv2_route", "payments_callback");
+    assert_eq!(text(attr(route.body(), "route_key").unwrap()), "\"POST /webhooks/phonepe\"");
+    assert!(text(attr(route.body(), "target").unwrap()).contains("aws_apigatewayv2_integration.payments_callback"));
+    let integration = resource("aws_apigatewayv2_integration", "payments_callback");
+    assert!(text(attr(integration.body(), "integration_uri").unwrap()).contains("module.payments_callback[0]"));
+    let timeout: u64 = text(attr(integration.body(), "timeout_milliseconds").unwrap()).parse().unwrap();
+    assert!(timeout <= 5000, "PhonePe waits 3-5 s; the integration gives up after {timeout} ms");
+    let target = resource("aws_cloudwatch_event_target", "billing_daily");
+    assert_eq!(text(attr(target.body(), "arn").unwrap()), "module.quota[0].arn");
+    let esm = resource("aws_lambda_event_source_mapping", "quota");
+    assert_eq!(text(attr(esm.body(), "event_source_arn").unwrap()), "module.billing_queue[0].arn");
+
+    // The callback reads orders, writes dedupe keys, queues and reads the deployment secret: nothing else.
+    let mut found = Vec::new();
+    statements(function_module(&root, "payments-callback").body(), &mut found, "payments-callback");
+    let actions: BTreeSet<String> = found.iter().flat_map(|(_, a, _)| a.split(',').map(|s| s.trim().to_owned())).collect();
+    for a in &actions {
+        assert!(!a.contains("eks:") && !a.contains("UpdateItem") && !a.contains("Query"), "payments-callback may not {a}");
+    }
+    assert!(found.iter().all(|(_, _, r)| !r.contains("team_secrets_arn")), "payments-callback reads no team secret");
+    // No PhonePe secret value is ever in the configuration (only ids and names).
+    let main = std::fs::read_to_string(infra().join("main.tf")).unwrap();
+    for key in ["DREAMOPS_PHONEPE_CLIENT_SECRET", "DREAMOPS_PHONEPE_WEBHOOK_PASSWORD", "DREAMOPS_PHONEPE_SALT_KEY"] {
+        assert!(!main.contains(key), "{key} must come from the deployment secret, not the environment");
+    }
 }
