@@ -414,9 +414,13 @@ fn billing_is_wired_callback_to_queue_to_quota_with_a_daily_run() {
     // The callback reads orders, writes dedupe keys, queues and reads the deployment secret: nothing else.
     let mut found = Vec::new();
     statements(function_module(&root, "payments-callback").body(), &mut found, "payments-callback");
-    let actions: BTreeSet<String> = found.iter().flat_map(|(_, a, _)| a.split(',').map(|s| s.trim().to_owned())).collect();
+    let actions: BTreeSet<String> =
+        found.iter().flat_map(|(_, a, _)| a.split(',').map(|s| s.trim().to_owned())).collect();
     for a in &actions {
-        assert!(!a.contains("eks:") && !a.contains("UpdateItem") && !a.contains("Query"), "payments-callback may not {a}");
+        assert!(
+            !a.contains("eks:") && !a.contains("UpdateItem") && !a.contains("Query"),
+            "payments-callback may not {a}"
+        );
     }
     assert!(found.iter().all(|(_, _, r)| !r.contains("team_secrets_arn")), "payments-callback reads no team secret");
     // No PhonePe secret value is ever in the configuration (only ids and names).
