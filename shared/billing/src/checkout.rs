@@ -161,10 +161,9 @@ impl Billing {
                 && o.plan == plan
                 && payable
                 && o.provider == self.gateway.provider().as_str()
+                && let Some(url) = o.redirect_url.clone()
             {
-                if let Some(url) = o.redirect_url.clone() {
-                    return Ok(CheckoutResult { order: o, redirect_url: url, note });
-                }
+                return Ok(CheckoutResult { order: o, redirect_url: url, note });
             }
         }
         let ttl = SignedDuration::try_from(self.settings.order_ttl).unwrap_or(SignedDuration::from_secs(1200));

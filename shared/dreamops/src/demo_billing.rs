@@ -147,8 +147,10 @@ pub async fn run() -> Result<BillingRun, BillingDemoError> {
     let started = Instant::now();
     let dir = std::env::temp_dir().join(format!("dreamops-billing-demo-{}", uuid::Uuid::new_v4().simple()));
     let secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
-    let mut config = FileConfig::default();
-    config.billing = BillingConfig { enabled: true, provider: "mock".into(), ..BillingConfig::default() };
+    let mut config = FileConfig {
+        billing: BillingConfig { enabled: true, provider: "mock".into(), ..BillingConfig::default() },
+        ..FileConfig::default()
+    };
     config.teams.insert(
         TeamId::DEFAULT.to_owned(),
         TeamConfig { pagerduty_webhook_secrets: vec![secret.clone()], ..TeamConfig::default() },

@@ -162,15 +162,12 @@ impl FakePhonePe {
         self.lock().tokens.get(token).is_some_and(|exp| *exp > now)
     }
 
-    fn create(&self, id: &str, amount: u64, redirect: &str, callback: Option<&str>) -> Result<Duration, Response> {
+    /// Creates the order; `None` when its id was used before (PhonePe answers 417, see [`reused`]).
+    fn create(&self, id: &str, amount: u64, redirect: &str, callback: Option<&str>) -> Option<Duration> {
         let mut inner = self.lock();
         if let Some(o) = inner.orders.get_mut(id) {
             o.creates += 1;
-            return Err((
-                StatusCode::EXPECTATION_FAILED,
-                axum::Json(json!({"success": false, "code": "INVALID_TRANSACTION_ID", "message": "Order ID has already been used"})),
-            )
-                .into_response());
+            return None;
         }
         inner.orders.insert(
             id.to_owned(),
@@ -183,7 +180,7 @@ impl FakePhonePe {
                 creates: 1,
             },
         );
-        Ok(inner.slow_pay.take().unwrap_or_default())
+        Some(inner.slow_pay.take().unwrap_or_default())
     }
 
     /// Sends a v2 webhook as PhonePe does: `Authorization` = hex sha256(`username:password`); returns the status.
@@ -243,6 +240,15 @@ impl FakePhonePe {
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// PhonePe's answer to a reused `merchantOrderId`: not idempotent, a 417.
+fn reused() -> Response {
+    (
+        StatusCode::EXPECTATION_FAILED,
+        axum::Json(json!({"success": false, "code": "INVALID_TRANSACTION_ID", "message": "Order ID has already been used"})),
+    )
+        .into_response()
 }
 
 fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -305,9 +311,8 @@ async fn pay(State(f): State<FakePhonePe>, headers: HeaderMap, body: Bytes) -> R
             "invalid merchantOrderId, amount, expireAfter or paymentFlow",
         );
     }
-    let delay = match f.create(id, amount, redirect, None) {
-        Ok(d) => d,
-        Err(r) => return r,
+    let Some(delay) = f.create(id, amount, redirect, None) else {
+        return reused();
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -367,8 +372,8 @@ async fn pay_v1(State(f): State<FakePhonePe>, headers: HeaderMap, body: Bytes) -
         return api_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "invalid payload");
     }
     let redirect = payload["redirectUrl"].as_str().unwrap_or("");
-    if let Err(r) = f.create(id, amount, redirect, payload["callbackUrl"].as_str()) {
-        return r;
+    if f.create(id, amount, redirect, payload["callbackUrl"].as_str()).is_none() {
+        return reused();
     }
     axum::Json(json!({"success": true, "code": "PAYMENT_INITIATED", "message": "Payment initiated",
         "data": {"merchantId": MERCHANT_ID, "merchantTransactionId": id,
