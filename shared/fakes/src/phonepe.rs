@@ -246,7 +246,9 @@ fn now() -> i64 {
 fn reused() -> Response {
     (
         StatusCode::EXPECTATION_FAILED,
-        axum::Json(json!({"success": false, "code": "INVALID_TRANSACTION_ID", "message": "Order ID has already been used"})),
+        axum::Json(
+            json!({"success": false, "code": "INVALID_TRANSACTION_ID", "message": "Order ID has already been used"}),
+        ),
     )
         .into_response()
 }
