@@ -175,6 +175,8 @@ fn request_for(verb: Verb, template: &str, team: &str, w: &World) -> (String, Op
         (Verb::Delete, t) if t.ends_with("/api-keys/{id}") => (None, 200),
         (Verb::Post, t) if t.ends_with("/approve") => (Some(json!({"proposal": "0".repeat(64)})), 409),
         (Verb::Post, t) if t.ends_with("/reject") => (Some(json!({"reason": ""})), 400),
+        // These hosts do not meter alerts.
+        (Verb::Post, t) if t.ends_with("/billing/checkout") => (Some(json!({"plan": "pro"})), 409),
         other => panic!("the tenancy table has no request for {other:?}: add one"),
     };
     (path, body, ok)
