@@ -638,13 +638,13 @@ impl Aws {
             ("DREAMOPS_SECRETS_PREFIX", PREFIX.to_owned()),
             ("DREAMOPS_SECRETS_TTL_SECS", "0".to_owned()),
             (aws::env::BILLING_ENABLED, "true".to_owned()),
-            (aws::payments::BILLING_PROVIDER, "phonepe".to_owned()),
-            (aws::payments::BILLING_QUEUE_URL, self.billing_queue.clone()),
-            (aws::payments::PUBLIC_URL, "https://abc123.execute-api.us-east-1.amazonaws.com".to_owned()),
-            (aws::payments::PHONEPE_CLIENT_ID, pp::CLIENT_ID.to_owned()),
-            (aws::payments::PHONEPE_CLIENT_VERSION, pp::CLIENT_VERSION.to_owned()),
-            (aws::payments::PHONEPE_PG_URL, self.fake.url.clone()),
-            (aws::payments::PHONEPE_TOKEN_URL, self.fake.token_url()),
+            (billing::aws::BILLING_PROVIDER, "phonepe".to_owned()),
+            (billing::aws::BILLING_QUEUE_URL, self.billing_queue.clone()),
+            (billing::aws::PUBLIC_URL, "https://abc123.execute-api.us-east-1.amazonaws.com".to_owned()),
+            (billing::aws::PHONEPE_CLIENT_ID, pp::CLIENT_ID.to_owned()),
+            (billing::aws::PHONEPE_CLIENT_VERSION, pp::CLIENT_VERSION.to_owned()),
+            (billing::aws::PHONEPE_PG_URL, self.fake.url.clone()),
+            (billing::aws::PHONEPE_TOKEN_URL, self.fake.token_url()),
         ];
         env.extend(extra.iter().cloned());
         env

@@ -298,14 +298,14 @@ fn every_environment_variable_a_function_requires_is_set() {
         "DREAMOPS_LLM_ENDPOINT",
         aws::env::BILLING_ENABLED,
         aws::env::BILLING_TIMEZONE,
-        aws::payments::BILLING_PROVIDER,
-        aws::payments::BILLING_QUEUE_URL,
-        aws::payments::PUBLIC_URL,
-        aws::payments::BILLING_RETURN_URL,
-        aws::payments::PHONEPE_MERCHANT_ID,
-        aws::payments::PHONEPE_CLIENT_ID,
-        aws::payments::PHONEPE_CLIENT_VERSION,
-        aws::payments::PHONEPE_ENVIRONMENT,
+        billing::aws::BILLING_PROVIDER,
+        billing::aws::BILLING_QUEUE_URL,
+        billing::aws::PUBLIC_URL,
+        billing::aws::BILLING_RETURN_URL,
+        billing::aws::PHONEPE_MERCHANT_ID,
+        billing::aws::PHONEPE_CLIENT_ID,
+        billing::aws::PHONEPE_CLIENT_VERSION,
+        billing::aws::PHONEPE_ENVIRONMENT,
     ]
     .into();
     for f in function_dirs() {

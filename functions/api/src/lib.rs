@@ -58,7 +58,7 @@ pub struct Config {
     pub pagerduty_api_url: String,
     pub github_api_url: String,
     /// Plans and checkout, when billing is enabled.
-    pub payments: Option<aws::payments::PaymentsEnv>,
+    pub payments: Option<billing::aws::PaymentsEnv>,
 }
 
 fn float<F: Fn(&str) -> Option<String>>(
@@ -117,7 +117,7 @@ impl Config {
             auth,
             max_body_bytes: usize::try_from(env.number(MAX_BODY_BYTES, control.max_body_bytes as u64)?)
                 .map_err(|e| ConfigError::Invalid(MAX_BODY_BYTES, e.to_string()))?,
-            payments: aws::payments::PaymentsEnv::from_env(env)?,
+            payments: billing::aws::PaymentsEnv::from_env(env)?,
             pagerduty_api_url: env.optional(PAGERDUTY_API_URL).unwrap_or(control.pagerduty_api_url),
             github_api_url: env.optional(GITHUB_API_URL).unwrap_or(control.github_api_url),
         })

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws::env::{ConfigError, Env};
-use aws::payments::PaymentsEnv;
 use aws::{DynamoStore, SecretsManagerSecrets};
+use billing::aws::PaymentsEnv;
 use billing::{Billing, CallbackRequest};
 use domain::ports::SystemClock;
 use lambda_http::http::{Method, StatusCode};
@@ -24,9 +24,9 @@ pub const REQUIRED_ENV: &[&str] = &[
     TABLE,
     SECRETS_PREFIX,
     aws::env::BILLING_ENABLED,
-    aws::payments::BILLING_PROVIDER,
-    aws::payments::BILLING_QUEUE_URL,
-    aws::payments::PUBLIC_URL,
+    billing::aws::BILLING_PROVIDER,
+    billing::aws::BILLING_QUEUE_URL,
+    billing::aws::PUBLIC_URL,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,11 +115,11 @@ mod tests {
         assert!(matches!(Config::from_env(&table(&[])), Err(ConfigError::Invalid(aws::env::BILLING_ENABLED, _))));
         let mut env = vec![
             (aws::env::BILLING_ENABLED, "true"),
-            (aws::payments::BILLING_PROVIDER, "phonepe"),
-            (aws::payments::PHONEPE_CLIENT_ID, "C"),
-            (aws::payments::PHONEPE_CLIENT_VERSION, "1"),
-            (aws::payments::PUBLIC_URL, "https://api.example.com"),
-            (aws::payments::BILLING_QUEUE_URL, "https://sqs/billing"),
+            (billing::aws::BILLING_PROVIDER, "phonepe"),
+            (billing::aws::PHONEPE_CLIENT_ID, "C"),
+            (billing::aws::PHONEPE_CLIENT_VERSION, "1"),
+            (billing::aws::PUBLIC_URL, "https://api.example.com"),
+            (billing::aws::BILLING_QUEUE_URL, "https://sqs/billing"),
             (SECRETS_PREFIX, "dreamops/prod"),
         ];
         assert_eq!(Config::from_env(&table(&env)), Err(ConfigError::Missing(TABLE)));

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws::env::{ConfigError, Env};
-use aws::payments::PaymentsEnv;
 use aws::{DynamoStore, SecretsManagerSecrets};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use billing::Billing;
+use billing::aws::PaymentsEnv;
 use domain::billing::BillingMessage;
 use domain::ports::SystemClock;
 use serde_json::{Value, json};
@@ -26,9 +26,9 @@ pub const REQUIRED_ENV: &[&str] = &[
     TABLE,
     SECRETS_PREFIX,
     aws::env::BILLING_ENABLED,
-    aws::payments::BILLING_PROVIDER,
-    aws::payments::BILLING_QUEUE_URL,
-    aws::payments::PUBLIC_URL,
+    billing::aws::BILLING_PROVIDER,
+    billing::aws::BILLING_QUEUE_URL,
+    billing::aws::PUBLIC_URL,
 ];
 
 /// Slack calls: per attempt, and retries after the first.

@@ -5,7 +5,6 @@
 mod billing;
 mod dynamo;
 pub mod env;
-pub mod payments;
 mod queue;
 mod secrets;
 mod teams;

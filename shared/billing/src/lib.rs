@@ -10,6 +10,7 @@
 //!    `COMPLETED` whose amount matches, with a conditional write keyed by the order; pending orders are re-checked
 //!    on PhonePe's schedule until they expire, and a daily reconciliation catches anything left open.
 
+pub mod aws;
 pub mod callback;
 pub mod checkout;
 pub mod confirm;

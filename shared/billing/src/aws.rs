@@ -1,4 +1,4 @@
-//! Billing on AWS: the `billing` SQS queue, and the billing service of the functions that need it (`api` for
+//! Billing on AWS (kept here, not in `aws`, so the webhook intake links no HTTP client): the `billing` SQS queue, and the billing service of the functions that need it (`api` for
 //! checkout, `payments-callback`, `quota`) built from their environment. PhonePe's secrets are keys of the
 //! deployment secret (`phonepe_client_secret`, `phonepe_webhook_username`, `phonepe_webhook_password`; v1:
 //! `phonepe_salt_key`, `phonepe_salt_index`), read on first use.
@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::Client;
-use billing::checkout::{BillingSettings, ORDER_TTL};
-use billing::{Billing, Environment, GatewayConfig, Provider};
+use aws::DynamoStore;
+use aws::env::{ConfigError, Env};
+use aws::sqs::Client;
 use domain::billing::BillingMessage;
 use domain::ports::{BillingQueue, Chat, Clock, MAX_QUEUE_DELAY, QueueError, Secrets};
 
-use crate::DynamoStore;
-use crate::env::{ConfigError, Env};
+use crate::checkout::{BillingSettings, ORDER_TTL};
+use crate::{Billing, Environment, GatewayConfig, Provider};
 
 pub const BILLING_PROVIDER: &str = "DREAMOPS_BILLING_PROVIDER";
 pub const BILLING_QUEUE_URL: &str = "DREAMOPS_BILLING_QUEUE_URL";
@@ -57,7 +57,9 @@ impl BillingQueue for SqsBillingQueue {
             .delay_seconds(i32::try_from(delay.as_secs()).unwrap_or(900))
             .send()
             .await
-            .map_err(|e| QueueError::Unavailable(crate::describe("sqs send billing", e)))?;
+            .map_err(|e| {
+                QueueError::Unavailable(format!("sqs send billing: {}", aws::sqs::error::DisplayErrorContext(e)))
+            })?;
         Ok(())
     }
 }
@@ -122,14 +124,14 @@ impl PaymentsEnv {
     /// The billing service (no network call here).
     pub fn billing(
         &self,
-        sdk: &crate::SdkConfig,
+        sdk: &aws::SdkConfig,
         store: Arc<DynamoStore>,
         secrets: Arc<dyn Secrets>,
         clock: Arc<dyn Clock>,
         chat: Option<Arc<dyn Chat>>,
     ) -> Result<Billing, String> {
-        let http = billing::http_client()?;
-        let gateway = billing::gateway(&self.gateway, http, secrets)?;
+        let http = crate::http_client()?;
+        let gateway = crate::gateway(&self.gateway, http, secrets)?;
         let tz = jiff::tz::TimeZone::get(&self.timezone).map_err(|e| e.to_string())?;
         Ok(Billing {
             store: store.clone(),
@@ -151,7 +153,7 @@ impl PaymentsEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::{BILLING_ENABLED, table};
+    use aws::env::{BILLING_ENABLED, table};
 
     #[test]
     fn billing_env_is_off_by_default_and_names_what_is_missing() {
