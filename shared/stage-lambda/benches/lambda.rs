@@ -13,7 +13,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FUNCTIONS: [&str; 5] = ["webhook-intake", "analyzer", "executor", "verifier", "api"];
+const FUNCTIONS: [&str; 7] =
+    ["webhook-intake", "analyzer", "executor", "verifier", "api", "payments-callback", "quota"];
+/// The payments functions start only with billing configured (their PhonePe calls happen on first use).
+const BILLED: [&str; 2] = ["payments-callback", "quota"];
 const INIT_RUNS: usize = 15;
 const WARM_RUNS: usize = 300;
 
@@ -59,10 +62,22 @@ async fn main() {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let billing_queue = w.sqs.create_queue().queue_name("dreamops-billing").send().await.unwrap().queue_url.unwrap();
+    let billing_env = [
+        ("DREAMOPS_BILLING_ENABLED", "true".to_owned()),
+        ("DREAMOPS_BILLING_PROVIDER", "phonepe".to_owned()),
+        ("DREAMOPS_BILLING_QUEUE_URL", billing_queue),
+        ("DREAMOPS_PUBLIC_URL", "https://abc123.execute-api.us-east-1.amazonaws.com".to_owned()),
+        ("DREAMOPS_PHONEPE_CLIENT_ID", "DREAMOPSUAT".to_owned()),
+        ("DREAMOPS_PHONEPE_CLIENT_VERSION", "1".to_owned()),
+    ];
     let spawn = |name: &str| {
         let mut c = Command::new(bin_dir.join(name));
-        c.envs(w.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("AWS_ENDPOINT_URL", &w.moto.url)
+        c.envs(w.env.iter().map(|(k, v)| (*k, v.as_str())));
+        if BILLED.contains(&name) {
+            c.envs(billing_env.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        c.env("AWS_ENDPOINT_URL", &w.moto.url)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
