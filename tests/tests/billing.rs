@@ -368,7 +368,13 @@ async fn duplicate_and_out_of_order_callbacks_upgrade_once() {
     p.fake.set_state(&order, "COMPLETED");
     assert_eq!(p.callback(&order, "COMPLETED").await, (200, json!({"status": "accepted"})));
     assert_eq!(p.callback(&order, "COMPLETED").await, (200, json!({"status": "duplicate"})));
-    assert_eq!(p.run_due().await, [(ConfirmReason::Callback, Outcome::Upgraded)]);
+    // Two confirmations racing (two quota instances): one applies, the other re-reads and finds it settled.
+    let m = BillingMessage::Confirm { order_id: order.clone(), check: 0, reason: ConfirmReason::Callback };
+    let (x, y) = tokio::join!(p.billing.confirm(&m), p.billing.confirm(&m));
+    let mut outcomes = [x.unwrap(), y.unwrap()];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(outcomes, [Outcome::Unchanged, Outcome::Upgraded]);
+    assert_eq!(p.run_due().await, [(ConfirmReason::Callback, Outcome::Unchanged)]);
     // A FAILED arriving after the COMPLETED changes nothing.
     let (status, body) = p.callback(&order, "FAILED").await;
     assert_eq!((status, body["reason"].as_str()), (200, Some("order_settled")));

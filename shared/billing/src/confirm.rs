@@ -40,20 +40,22 @@ pub enum ConfirmError {
     Retryable(String),
     #[error("permanent: {0}")]
     Permanent(String),
+    /// The order or the account changed since it was read: read again.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl ConfirmError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable(_))
+        matches!(self, Self::Retryable(_) | Self::Conflict(_))
     }
 }
 
 impl From<StoreError> for ConfirmError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) | StoreError::Stale(_) | StoreError::Conflict(_) => {
-                Self::Retryable(e.to_string())
-            }
+            StoreError::Stale(_) | StoreError::Conflict(_) => Self::Conflict(e.to_string()),
+            StoreError::Unavailable(_) => Self::Retryable(e.to_string()),
             _ => Self::Permanent(e.to_string()),
         }
     }
@@ -97,7 +99,7 @@ impl Billing {
         let BillingMessage::Confirm { order_id, check, reason } = msg;
         for _ in 0..3 {
             match self.confirm_once(order_id, *check, *reason).await {
-                Err(ConfirmError::Retryable(m)) if m.contains("changed concurrently") => continue,
+                Err(ConfirmError::Conflict(_)) => continue,
                 other => return other,
             }
         }
