@@ -609,8 +609,10 @@ struct Aws {
 }
 
 impl Aws {
+    /// moto serialized: real DynamoDB isolates each transaction, moto's threaded server does not (see
+    /// `Moto::start_serialized`); nothing here long-polls.
     async fn start() -> Self {
-        let moto = Moto::start().await;
+        let moto = Moto::start_serialized().await;
         let sdk = aws::local_config(&moto.url).await;
         aws::create_table(&aws::dynamodb::Client::new(&sdk), TABLE).await.unwrap();
         let sqs = aws::sqs::Client::new(&sdk);

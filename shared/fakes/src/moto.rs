@@ -32,12 +32,37 @@ impl Drop for Moto {
     }
 }
 
+/// moto's own server, answering one request at a time (see [`Moto::start_serialized`]).
+const SERIALIZED: &str = "import sys\n\
+from werkzeug.serving import run_simple\n\
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n\
+run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app), threaded=False, \
+request_handler=MotoRequestHandler)\n";
+
 impl Moto {
     pub async fn start() -> Moto {
         let bin = moto_server();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        Self::launch(cmd, &bin, port).await
+    }
+
+    /// moto answering one request at a time. Real DynamoDB runs each `TransactWriteItems` atomically and in
+    /// isolation; moto's threaded server does not (a cancelled transaction restores a snapshot of the whole table,
+    /// undoing what concurrent transactions wrote meanwhile), so tests that race transactions use this one. Do not
+    /// long-poll it: a waiting receive holds every other request.
+    pub async fn start_serialized() -> Moto {
+        let bin = moto_server();
+        let python = bin.with_file_name("python");
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new(&python);
+        cmd.args(["-c", SERIALIZED, "127.0.0.1", &port.to_string()]);
+        Self::launch(cmd, &python, port).await
+    }
+
+    async fn launch(mut cmd: Command, bin: &std::path::Path, port: u16) -> Moto {
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
