@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{Kept, Moto, dynamo_store};
+use common::{Kept, Moto, serialized_dynamo_store};
 use domain::Envelope;
 use domain::ports::QueueName;
 
-conformance::store_suite!(dynamodb => dynamo_store().await);
-conformance::team_suite!(dynamodb_teams => dynamo_store().await);
-// Metered creates race transactions: moto's threaded server does not isolate them as DynamoDB does.
-conformance::billing_suite!(dynamodb_billing => common::serialized_dynamo_store().await);
+// The suites race conditional transactions (commits, team updates, metered creates, settling): moto's threaded
+// server does not isolate them as DynamoDB does, so they run on a serialized moto.
+conformance::store_suite!(dynamodb => serialized_dynamo_store().await);
+conformance::team_suite!(dynamodb_teams => serialized_dynamo_store().await);
+conformance::billing_suite!(dynamodb_billing => serialized_dynamo_store().await);
 
 /// Receives from the SQS queues (long-polling up to the wait), deleting what it received.
 struct SqsProbe {

@@ -83,17 +83,10 @@ impl<T: domain::ports::Secrets> domain::ports::Secrets for Kept<T> {
 }
 
 /// A DynamoDB store on a fresh table of a fresh moto server.
-pub async fn dynamo_store() -> Kept<aws::DynamoStore> {
-    store_on(Moto::start().await).await
-}
-
-/// A store on a moto that answers one request at a time, for suites that race transactions (see
-/// `Moto::start_serialized`).
+/// A store on a moto that answers one request at a time: the suites race transactions, which moto's threaded
+/// server does not isolate (see `Moto::start_serialized`).
 pub async fn serialized_dynamo_store() -> Kept<aws::DynamoStore> {
-    store_on(Moto::start_serialized().await).await
-}
-
-async fn store_on(moto: Moto) -> Kept<aws::DynamoStore> {
+    let moto = Moto::start_serialized().await;
     let client = aws::dynamodb::Client::new(&aws::local_config(&moto.url).await);
     aws::create_table(&client, "dreamops").await.unwrap();
     Kept { inner: aws::DynamoStore::new(client, "dreamops"), moto }
