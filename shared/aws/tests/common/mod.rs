@@ -82,8 +82,8 @@ impl<T: domain::ports::Secrets> domain::ports::Secrets for Kept<T> {
     }
 }
 
-/// A DynamoDB store on a fresh table of a fresh moto that answers one request at a time: the suites race transactions, which moto's threaded
-/// server does not isolate (see `Moto::start_serialized`).
+/// A DynamoDB store on a fresh table of a fresh moto that answers one request at a time: the suites race
+/// transactions, which moto's threaded server does not isolate (see `Moto::start_serialized`).
 pub async fn serialized_dynamo_store() -> Kept<aws::DynamoStore> {
     let moto = Moto::start_serialized().await;
     let client = aws::dynamodb::Client::new(&aws::local_config(&moto.url).await);
