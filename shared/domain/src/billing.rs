@@ -145,17 +145,20 @@ impl BillingAccount {
     }
 
     /// Adds the term a completed order buys and returns it. A plan equal to or below the last paid one is a
-    /// renewal and starts when that one ends; a higher plan is an upgrade that starts now, ending the lower terms
-    /// (without proration: the checkout says so before the customer pays).
+    /// renewal and starts when that one ends, as does anything bought while a renewal is already queued (a paid
+    /// term is never cut short by another purchase than an upgrade of the one in force); a higher plan than the
+    /// one in force, with nothing queued, is an upgrade that starts now and ends that term (without proration: the
+    /// checkout says so before the customer pays).
     pub fn add_term(&mut self, plan: PlanId, order_id: &str, now: Timestamp, tz: &TimeZone) -> Term {
-        let start = match self.last_paid(now).and_then(|t| Some((t.plan, t.span()?.1))) {
-            Some((last, end)) if last >= plan => end,
+        let start = match self.last_paid(now).and_then(|t| Some((t.plan, t.span()?))) {
+            Some((last, (s, e))) if last >= plan || s > now => e,
             Some(_) => {
                 for t in &mut self.terms {
                     if let Some((s, e)) = t.span()
+                        && s <= now
                         && e > now
                     {
-                        t.end = s.max(now).to_string();
+                        t.end = now.to_string();
                     }
                 }
                 now
@@ -458,13 +461,23 @@ mod tests {
         b.add_term(PlanId::Pro, "p1", ts("2026-12-01T00:00:00Z"), &tz);
         assert_eq!(b.add_term(PlanId::Starter, "s1", ts("2026-12-05T00:00:00Z"), &tz).start, "2027-01-01T00:00:00Z");
         // An upgrade starts at once and ends what it replaces.
-        let up = a.add_term(PlanId::Enterprise, "o3", ts("2026-12-15T00:00:00Z"), &tz);
-        assert_eq!(up.start, "2026-12-15T00:00:00Z");
+        let mut d = BillingAccount::new(TeamId::default_team());
+        d.add_term(PlanId::Starter, "d1", ts("2026-12-01T00:00:00Z"), &tz);
+        let up = d.add_term(PlanId::Enterprise, "d2", ts("2026-12-15T00:00:00Z"), &tz);
+        assert_eq!((up.start.as_str(), up.end.as_str()), ("2026-12-15T00:00:00Z", "2027-01-15T00:00:00Z"));
         let now = ts("2026-12-20T00:00:00Z");
-        assert_eq!(a.active(now).map(|t| t.plan), Some(PlanId::Enterprise));
-        assert_eq!(period_at(Some(&a), now, &tz).limit, None);
-        assert!(a.terms.iter().all(|t| t.order_id == "o3" || t.end.as_str() <= "2026-12-15T00:00:00Z"));
-        assert_eq!(a.version, 3);
+        assert_eq!(d.active(now).map(|t| t.plan), Some(PlanId::Enterprise));
+        assert_eq!(period_at(Some(&d), now, &tz).limit, None);
+        assert_eq!(d.terms[0].end, "2026-12-15T00:00:00Z", "the Starter month ends when Enterprise starts");
+        assert_eq!(d.version, 2);
+        // With a renewal already queued, even a higher plan waits for it: no paid term is lost.
+        let mut c = BillingAccount::new(TeamId::default_team());
+        c.add_term(PlanId::Starter, "c1", ts("2026-12-01T00:00:00Z"), &tz);
+        c.add_term(PlanId::Starter, "c2", ts("2026-12-20T00:00:00Z"), &tz);
+        let late = c.add_term(PlanId::Pro, "c3", ts("2026-12-21T00:00:00Z"), &tz);
+        assert_eq!(late.start, "2027-02-01T00:00:00Z");
+        assert_eq!(c.terms.len(), 3);
+        assert_eq!(a.terms.len(), 2);
     }
 
     #[test]
