@@ -4,52 +4,14 @@
 //! PhonePe: the `quota` function confirms with the status API.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws::env::{ConfigError, Env};
-use aws::{DynamoStore, SecretsManagerSecrets};
-use billing::aws::PaymentsEnv;
 use billing::{Billing, CallbackRequest};
 use domain::ports::SystemClock;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
-pub const TABLE: &str = "DREAMOPS_TABLE";
-pub const SECRETS_PREFIX: &str = "DREAMOPS_SECRETS_PREFIX";
-pub const SECRETS_TTL_SECS: &str = "DREAMOPS_SECRETS_TTL_SECS";
-
-/// Every variable the function requires (the infrastructure check reads this list).
-pub const REQUIRED_ENV: &[&str] = &[
-    TABLE,
-    SECRETS_PREFIX,
-    aws::env::BILLING_ENABLED,
-    billing::aws::BILLING_PROVIDER,
-    billing::aws::BILLING_QUEUE_URL,
-    billing::aws::PUBLIC_URL,
-];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub table: String,
-    pub secrets_prefix: String,
-    pub secrets_ttl: Duration,
-    pub payments: PaymentsEnv,
-}
-
-impl Config {
-    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let payments = PaymentsEnv::from_env(env)?.ok_or_else(|| {
-            ConfigError::Invalid(aws::env::BILLING_ENABLED, "must be true where this function is deployed".into())
-        })?;
-        Ok(Self {
-            table: env.required(TABLE)?,
-            secrets_prefix: env.required(SECRETS_PREFIX)?,
-            secrets_ttl: env.seconds(SECRETS_TTL_SECS, aws::SECRETS_TTL)?,
-            payments,
-        })
-    }
-}
+pub use billing::aws::{FUNCTION_REQUIRED_ENV as REQUIRED_ENV, FunctionConfig as Config};
 
 /// What the function holds across invocations.
 #[derive(Debug, Clone)]
@@ -60,12 +22,7 @@ pub struct App {
 impl App {
     /// Builds the clients (no network call happens here).
     pub fn new(config: &Config, sdk: &aws::SdkConfig) -> Result<Self, String> {
-        let store = Arc::new(DynamoStore::new(aws::dynamodb::Client::new(sdk), &config.table));
-        let secrets = Arc::new(SecretsManagerSecrets::new(
-            aws::secretsmanager::Client::new(sdk),
-            &config.secrets_prefix,
-            config.secrets_ttl,
-        ));
+        let (store, secrets) = config.clients(sdk);
         let billing = config.payments.billing(sdk, store, secrets, Arc::new(SystemClock), None)?;
         Ok(Self { billing })
     }
@@ -108,7 +65,7 @@ fn json_response(status: u16, body: serde_json::Value) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws::env::table;
+    use aws::env::{ConfigError, table};
 
     #[test]
     fn config_requires_billing_and_names_what_is_missing() {
@@ -120,10 +77,10 @@ mod tests {
             (billing::aws::PHONEPE_CLIENT_VERSION, "1"),
             (billing::aws::PUBLIC_URL, "https://api.example.com"),
             (billing::aws::BILLING_QUEUE_URL, "https://sqs/billing"),
-            (SECRETS_PREFIX, "dreamops/prod"),
+            (billing::aws::SECRETS_PREFIX, "dreamops/prod"),
         ];
-        assert_eq!(Config::from_env(&table(&env)), Err(ConfigError::Missing(TABLE)));
-        env.push((TABLE, "dreamops"));
+        assert_eq!(Config::from_env(&table(&env)), Err(ConfigError::Missing(billing::aws::TABLE)));
+        env.push((billing::aws::TABLE, "dreamops"));
         assert!(Config::from_env(&table(&env)).is_ok());
     }
 }

@@ -8,54 +8,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws::env::{ConfigError, Env};
-use aws::{DynamoStore, SecretsManagerSecrets};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use billing::Billing;
-use billing::aws::PaymentsEnv;
 use domain::billing::BillingMessage;
 use domain::ports::SystemClock;
 use serde_json::{Value, json};
 
-pub const TABLE: &str = "DREAMOPS_TABLE";
-pub const SECRETS_PREFIX: &str = "DREAMOPS_SECRETS_PREFIX";
-pub const SECRETS_TTL_SECS: &str = "DREAMOPS_SECRETS_TTL_SECS";
-
-/// Every variable the function requires (the infrastructure check reads this list).
-pub const REQUIRED_ENV: &[&str] = &[
-    TABLE,
-    SECRETS_PREFIX,
-    aws::env::BILLING_ENABLED,
-    billing::aws::BILLING_PROVIDER,
-    billing::aws::BILLING_QUEUE_URL,
-    billing::aws::PUBLIC_URL,
-];
+pub use billing::aws::{FUNCTION_REQUIRED_ENV as REQUIRED_ENV, FunctionConfig as Config};
 
 /// Slack calls: per attempt, and retries after the first.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 const NOTIFY_RETRIES: u32 = 2;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub table: String,
-    pub secrets_prefix: String,
-    pub secrets_ttl: Duration,
-    pub payments: PaymentsEnv,
-}
-
-impl Config {
-    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let payments = PaymentsEnv::from_env(env)?.ok_or_else(|| {
-            ConfigError::Invalid(aws::env::BILLING_ENABLED, "must be true where this function is deployed".into())
-        })?;
-        Ok(Self {
-            table: env.required(TABLE)?,
-            secrets_prefix: env.required(SECRETS_PREFIX)?,
-            secrets_ttl: env.seconds(SECRETS_TTL_SECS, aws::SECRETS_TTL)?,
-            payments,
-        })
-    }
-}
 
 /// What the function holds across invocations.
 #[derive(Debug, Clone)]
@@ -72,12 +35,7 @@ fn failure(id: &str) -> BatchItemFailure {
 impl App {
     /// Builds the clients (no network call happens here).
     pub fn new(config: &Config, sdk: &aws::SdkConfig) -> Result<Self, String> {
-        let store = Arc::new(DynamoStore::new(aws::dynamodb::Client::new(sdk), &config.table));
-        let secrets: Arc<dyn domain::ports::Secrets> = Arc::new(SecretsManagerSecrets::new(
-            aws::secretsmanager::Client::new(sdk),
-            &config.secrets_prefix,
-            config.secrets_ttl,
-        ));
+        let (store, secrets) = config.clients(sdk);
         let http = outbound::http_client(NOTIFY_TIMEOUT).map_err(|e| e.to_string())?;
         let chat = Arc::new(outbound::SlackWebhook::new(http, secrets.clone(), NOTIFY_RETRIES));
         let billing = config.payments.billing(sdk, store, secrets, Arc::new(SystemClock), Some(chat))?;
@@ -143,7 +101,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws::env::table;
+    use aws::env::{ConfigError, table};
 
     #[test]
     fn config_requires_billing() {

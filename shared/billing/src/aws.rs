@@ -13,7 +13,7 @@ use aws::sqs::Client;
 use domain::billing::BillingMessage;
 use domain::ports::{BillingQueue, Chat, Clock, MAX_QUEUE_DELAY, QueueError, Secrets};
 
-use crate::checkout::{BillingSettings, ORDER_TTL};
+use crate::checkout::BillingSettings;
 use crate::{Billing, Environment, GatewayConfig, Provider};
 
 pub const BILLING_PROVIDER: &str = "DREAMOPS_BILLING_PROVIDER";
@@ -30,6 +30,49 @@ pub const PHONEPE_ENVIRONMENT: &str = "DREAMOPS_PHONEPE_ENVIRONMENT";
 /// Overrides PhonePe's API base and token URLs (a stand-in for tests; never in a deployment).
 pub const PHONEPE_PG_URL: &str = "DREAMOPS_PHONEPE_PG_URL";
 pub const PHONEPE_TOKEN_URL: &str = "DREAMOPS_PHONEPE_TOKEN_URL";
+
+pub const TABLE: &str = "DREAMOPS_TABLE";
+pub const SECRETS_PREFIX: &str = "DREAMOPS_SECRETS_PREFIX";
+pub const SECRETS_TTL_SECS: &str = "DREAMOPS_SECRETS_TTL_SECS";
+
+/// Every variable the payments functions (`payments-callback`, `quota`) require (the infrastructure check reads
+/// this list).
+pub const FUNCTION_REQUIRED_ENV: &[&str] =
+    &[TABLE, SECRETS_PREFIX, aws::env::BILLING_ENABLED, BILLING_PROVIDER, BILLING_QUEUE_URL, PUBLIC_URL];
+
+/// The configuration of a payments function, read once at start: billing must be enabled where they run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionConfig {
+    pub table: String,
+    pub secrets_prefix: String,
+    pub secrets_ttl: Duration,
+    pub payments: PaymentsEnv,
+}
+
+impl FunctionConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let payments = PaymentsEnv::from_env(env)?.ok_or_else(|| {
+            ConfigError::Invalid(aws::env::BILLING_ENABLED, "must be true where this function is deployed".into())
+        })?;
+        Ok(Self {
+            table: env.required(TABLE)?,
+            secrets_prefix: env.required(SECRETS_PREFIX)?,
+            secrets_ttl: env.seconds(SECRETS_TTL_SECS, aws::SECRETS_TTL)?,
+            payments,
+        })
+    }
+
+    /// The table and the secrets the function reads (no network call here).
+    pub fn clients(&self, sdk: &aws::SdkConfig) -> (Arc<DynamoStore>, Arc<dyn Secrets>) {
+        let store = Arc::new(DynamoStore::new(aws::dynamodb::Client::new(sdk), &self.table));
+        let secrets = Arc::new(aws::SecretsManagerSecrets::new(
+            aws::secretsmanager::Client::new(sdk),
+            &self.secrets_prefix,
+            self.secrets_ttl,
+        ));
+        (store, secrets)
+    }
+}
 
 /// The `billing` queue on SQS.
 #[derive(Debug, Clone)]
@@ -141,11 +184,7 @@ impl PaymentsEnv {
             clock,
             chat,
             tz,
-            settings: BillingSettings {
-                redirect_url: self.return_url.clone().unwrap_or_else(|| format!("{}/billing/return", self.public_url)),
-                callback_url: format!("{}/webhooks/phonepe", self.public_url),
-                order_ttl: ORDER_TTL,
-            },
+            settings: BillingSettings::at(&self.public_url, self.return_url.as_deref()),
         })
     }
 }

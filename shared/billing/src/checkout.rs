@@ -18,6 +18,11 @@ pub const ORDER_TTL: Duration = Duration::from_secs(1200);
 /// Orders kept in a summary.
 const SUMMARY_ORDERS: usize = 20;
 
+/// The path PhonePe calls back on, under a deployment's public URL.
+pub const CALLBACK_PATH: &str = "/webhooks/phonepe";
+/// Where customers land after paying, unless a return URL is configured.
+pub const RETURN_PATH: &str = "/billing/return";
+
 /// What the billing service needs to know about its deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BillingSettings {
@@ -26,6 +31,19 @@ pub struct BillingSettings {
     /// This deployment's `POST /webhooks/phonepe` URL.
     pub callback_url: String,
     pub order_ttl: Duration,
+}
+
+impl BillingSettings {
+    /// The settings of a deployment reached at `public_url`: the callback under it, customers returned to
+    /// `return_url` or the return page under it.
+    pub fn at(public_url: &str, return_url: Option<&str>) -> Self {
+        let public = public_url.trim_end_matches('/');
+        Self {
+            redirect_url: return_url.map_or_else(|| format!("{public}{RETURN_PATH}"), str::to_owned),
+            callback_url: format!("{public}{CALLBACK_PATH}"),
+            order_ttl: ORDER_TTL,
+        }
+    }
 }
 
 /// Checkout, callbacks, confirmation and reconciliation for one deployment.

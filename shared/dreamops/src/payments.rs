@@ -19,10 +19,7 @@ use crate::config::ResolvedBilling;
 use crate::queue::LocalQueue;
 use crate::runtime::LocalBilling;
 
-/// The path PhonePe calls back on.
-pub const CALLBACK_PATH: &str = "/webhooks/phonepe";
-/// Where customers land after paying, unless `[billing] return_url` says otherwise.
-pub const RETURN_PATH: &str = "/billing/return";
+pub use billing::checkout::{CALLBACK_PATH, RETURN_PATH};
 
 /// Pages carry no script and may not be framed.
 const PAGE_CSP: &str = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -54,7 +51,6 @@ where
     };
     let tz = jiff::tz::TimeZone::get(&resolved.timezone).map_err(|e| e.to_string())?;
     let queue = Arc::new(LocalQueue::<BillingMessage>::new(clock.clone()));
-    let public = &resolved.gateway.public_url;
     let service = Billing {
         store: store.clone(),
         deliveries: store,
@@ -63,11 +59,7 @@ where
         clock,
         chat: Some(chat),
         tz,
-        settings: billing::checkout::BillingSettings {
-            redirect_url: resolved.return_url.clone().unwrap_or_else(|| format!("{public}{RETURN_PATH}")),
-            callback_url: format!("{public}{CALLBACK_PATH}"),
-            order_ttl: billing::checkout::ORDER_TTL,
-        },
+        settings: billing::checkout::BillingSettings::at(&resolved.gateway.public_url, resolved.return_url.as_deref()),
     };
     Ok(LocalPayments { billing: LocalBilling { service, queue }, mock })
 }
