@@ -5,18 +5,18 @@
 //! correlation ids; rate limits; the OpenAPI document and deep health.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod hosts;
+use crate::hosts;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::hosts::{Host, Options};
 use control::routes::{Access, ROUTES, Verb};
 use domain::ports::{IncidentStore, SystemClock, TeamStore};
 use domain::{
     Action, ActionKind, AlertSource, Category, CorrelationId, DecidedBy, Decision, DecisionRecord, Diagnosis,
     FieldChange, Incident, IncidentId, Plan, ProposedAction, Risk, Role, State, TeamId, TeamSettings, WorkloadRef,
 };
-use hosts::{Host, Options};
 use serde_json::{Value, json};
 
 struct TeamKeys {

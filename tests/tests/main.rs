@@ -1,0 +1,16 @@
+//! The end-to-end suites, one module each, linked into one test binary (`cargo test -p integration-tests`;
+//! one suite: `cargo test -p integration-tests -- billing::`).
+
+#[macro_use]
+mod hosts;
+
+mod approval;
+mod billing;
+mod control;
+mod eval;
+mod failures;
+mod infra;
+mod llm;
+mod restart;
+mod scenarios;
+mod webhooks;
