@@ -32,6 +32,8 @@ pub const OIDC_AUDIENCE: &str = "DREAMOPS_OIDC_AUDIENCE";
 pub const OIDC_JWKS_URI: &str = "DREAMOPS_OIDC_JWKS_URI";
 pub const OIDC_TEAM_CLAIM: &str = "DREAMOPS_OIDC_TEAM_CLAIM";
 pub const OIDC_ROLE_CLAIM: &str = "DREAMOPS_OIDC_ROLE_CLAIM";
+/// The dashboard's (public) client id at the issuer, for OIDC sign-in with authorization code + PKCE.
+pub const OIDC_CLIENT_ID: &str = "DREAMOPS_OIDC_CLIENT_ID";
 pub const KEY_CACHE_SECS: &str = "DREAMOPS_KEY_CACHE_SECS";
 pub const RATE_PER_SEC: &str = "DREAMOPS_API_RATE_PER_SEC";
 pub const BURST: &str = "DREAMOPS_API_BURST";
@@ -96,6 +98,7 @@ impl Config {
                 if let Some(r) = env.optional(OIDC_ROLE_CLAIM) {
                     c.role_claim = r;
                 }
+                c.client_id = env.optional(OIDC_CLIENT_ID);
                 Some(c)
             }
         };
@@ -203,17 +206,23 @@ impl App {
             auth: Authenticator::new(store.clone(), store, clock, oidc, config.auth.clone()),
             http,
             billing,
+            sign_in: None,
             config: ControlConfig {
                 default_settings: domain::TeamSettings::default(),
                 max_body_bytes: config.max_body_bytes,
                 pagerduty_api_url: config.pagerduty_api_url.clone(),
                 github_api_url: config.github_api_url.clone(),
+                oidc_issuer: config.oidc.as_ref().map(|o| o.issuer.clone()),
+                oidc_client_id: config.oidc.as_ref().and_then(|o| o.client_id.clone()),
+                // API Gateway (HTTP API) buffers every answer: the dashboard polls with If-None-Match.
+                stream_interval: None,
             },
             probes: vec![Arc::new(SqsProbe { client: sqs, url: config.execution_queue_url.clone() })],
             metrics: Default::default(),
             on_team_change: None,
         });
-        Ok(Self { router: control::router(control.clone()), control })
+        let ui = dashboard::DashboardConfig::with_issuer(config.oidc.as_ref().map(|o| o.issuer.as_str()));
+        Ok(Self { router: control::router(control.clone()).merge(dashboard::router(ui)), control })
     }
 
     /// Answers one request. Never an `Err`: every outcome is an HTTP answer with a JSON body.

@@ -218,6 +218,11 @@ impl Authenticator {
         )
     }
 
+    /// Counts a failed sign-in (a refused one-time code) like a failed authentication.
+    pub(crate) async fn count_failure(&self, client: &str, e: ApiError) -> ApiError {
+        self.failed(client, e).await
+    }
+
     /// Counts a failed authentication for the client address, across every process sharing the counter store;
     /// past the limit the address gets 429 until the window ends.
     async fn failed(&self, client: &str, e: ApiError) -> ApiError {

@@ -40,6 +40,10 @@ pub struct OidcConfig {
     /// member list decides.
     #[serde(default = "default_role_claim")]
     pub role_claim: String,
+    /// The dashboard's client id at the issuer (a public client: authorization code + PKCE, redirect URI the
+    /// dashboard's own address). Unset: the dashboard offers API-key sign-in only.
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 fn default_team_claim() -> String {
@@ -58,6 +62,7 @@ impl OidcConfig {
             jwks_uri: None,
             team_claim: default_team_claim(),
             role_claim: default_role_claim(),
+            client_id: None,
         }
     }
 }

@@ -12,9 +12,11 @@ pub mod error;
 mod handlers;
 mod integrations;
 pub mod jwt;
+mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod session;
 pub mod views;
 
 use std::sync::Arc;
@@ -56,6 +58,12 @@ pub struct ControlConfig {
     /// Where credential checks reach PagerDuty and GitHub (the public APIs unless overridden).
     pub pagerduty_api_url: String,
     pub github_api_url: String,
+    /// The OIDC issuer and the dashboard's client id there (public client, authorization code + PKCE); both set:
+    /// the dashboard offers OIDC sign-in.
+    pub oidc_issuer: Option<String>,
+    pub oidc_client_id: Option<String>,
+    /// How often the incident stream looks for changes; `None` where answers cannot stream (API Gateway).
+    pub stream_interval: Option<std::time::Duration>,
 }
 
 impl Default for ControlConfig {
@@ -65,6 +73,9 @@ impl Default for ControlConfig {
             max_body_bytes: 64 * 1024,
             pagerduty_api_url: outbound::pagerduty::DEFAULT_BASE_URL.into(),
             github_api_url: outbound::checks::GITHUB_API.into(),
+            oidc_issuer: None,
+            oidc_client_id: None,
+            stream_interval: None,
         }
     }
 }
@@ -85,6 +96,8 @@ pub struct Control {
     pub config: ControlConfig,
     /// Plans, usage and checkout; `None` when the deployment does not meter alerts.
     pub billing: Option<::billing::Billing>,
+    /// One-time sign-in codes this process printed (`dreamops serve --sandbox`); `None`: codes are refused.
+    pub sign_in: Option<Arc<session::SignInCodes>>,
     pub probes: Vec<Arc<dyn Probe>>,
     pub metrics: metrics::HttpMetrics,
     /// Called after a team changes through the API (a local host drops its cached settings at once).

@@ -86,6 +86,8 @@ pub struct Reply {
     /// A strong ETag for the resource (settings, services, members); others get one computed from the body.
     pub etag: Option<String>,
     pub headers: Vec<(header::HeaderName, String)>,
+    /// An answer that is not one JSON document (an event stream): sent as it is, without an ETag.
+    pub raw: Option<Response>,
 }
 
 impl Reply {
@@ -95,7 +97,7 @@ impl Reply {
 
     pub fn with<T: Serialize>(status: StatusCode, body: &T) -> Result<Self, ApiError> {
         let body = serde_json::to_value(body).map_err(|e| ApiError::unavailable("encode the answer", e))?;
-        Ok(Self { status, body, etag: None, headers: Vec::new() })
+        Ok(Self { status, body, etag: None, headers: Vec::new(), raw: None })
     }
 
     pub fn etag(mut self, tag: String) -> Self {
@@ -115,6 +117,8 @@ pub struct Call {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub correlation_id: CorrelationId,
+    /// The client's address, as the transport saw it (failed sign-ins are counted per address).
+    pub client: String,
 }
 
 impl Call {
@@ -219,6 +223,30 @@ pub static ROUTES: &[Route] = &[
         query: &[],
         errors: &[],
         handler: handler!(h::openapi),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/auth/config",
+        access: Access::Public,
+        summary: "How a browser signs in here (OIDC issuer and client, one-time codes) and how it stays live",
+        request: None,
+        response: schema::<crate::session::AuthConfigView>,
+        status: 200,
+        query: &[],
+        errors: &[],
+        handler: handler!(crate::session::auth_config),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/sessions",
+        access: Access::Public,
+        summary: "Exchange a one-time sign-in code (printed by `dreamops serve --sandbox`) for a 12-hour session key",
+        request: Some(schema::<crate::session::SessionBody>),
+        response: schema::<crate::session::SessionView>,
+        status: 201,
+        query: &[],
+        errors: &[(401, "invalid_code"), (429, "too_many_failures")],
+        handler: handler!(crate::session::create_session),
     },
     Route {
         verb: Verb::Get,
@@ -450,6 +478,30 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         verb: Verb::Get,
+        path: "/v1/teams/{team}/incidents/stream",
+        access: Access::Team(Role::Viewer),
+        summary: "Server-Sent Events: `incident` (a summary) whenever one of the team's incidents is opened or changes",
+        request: None,
+        response: schema::<v::IncidentSummary>,
+        status: 200,
+        query: &[],
+        errors: &[(501, "streaming_unavailable")],
+        handler: handler!(crate::live::stream),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/teams/{team}/insight",
+        access: Access::Team(Role::Viewer),
+        summary: "Per week: incidents by outcome and the time to resolve them (median and mean)",
+        request: None,
+        response: schema::<crate::live::Insight>,
+        status: 200,
+        query: &[("weeks", "1-52, default 12")],
+        errors: &[],
+        handler: handler!(crate::live::insight),
+    },
+    Route {
+        verb: Verb::Get,
         path: "/v1/teams/{team}/incidents/{id}",
         access: Access::Team(Role::Viewer),
         summary: "One incident: timeline, diagnosis and evidence, the proposal and its dry-run diff",
@@ -676,9 +728,20 @@ async fn run(
     }
 
     let if_none_match = parts.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let call =
-        Call { principal, team, params, query, headers: parts.headers, body, correlation_id: correlation.clone() };
-    let reply = (route.handler)(control, call).await?;
+    let call = Call {
+        principal,
+        team,
+        params,
+        query,
+        headers: parts.headers,
+        body,
+        correlation_id: correlation.clone(),
+        client,
+    };
+    let mut reply = (route.handler)(control, call).await?;
+    if let Some(raw) = reply.raw.take() {
+        return Ok(raw);
+    }
     let bytes = serde_json::to_vec(&reply.body).map_err(|e| ApiError::unavailable("encode the answer", e))?;
     let etag = (route.verb == Verb::Get && reply.status == StatusCode::OK)
         .then(|| reply.etag.clone().unwrap_or_else(|| format!("W/\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32])));

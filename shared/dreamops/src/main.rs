@@ -367,6 +367,14 @@ async fn main() -> ExitCode {
                 );
             }
             println!("dreamops serve listening on {}", server.url());
+            if let Some(link) = server.sign_in_url() {
+                println!(
+                    "dashboard: open {link} to sign in as the default team's admin (single use, {} minutes)",
+                    dreamops::serve::SIGN_IN_TTL.as_secs() / 60
+                );
+            } else {
+                println!("dashboard: {}/ (sign in with an API key)", server.url());
+            }
             shutdown_signal().await;
             server.stop().await;
             ExitCode::SUCCESS

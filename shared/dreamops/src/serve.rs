@@ -66,6 +66,9 @@ pub enum ServeError {
     Bootstrap(String),
 }
 
+/// How long a printed sign-in link works.
+pub const SIGN_IN_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// A running server; dropping it stops the HTTP server, the workers and any in-process sandbox.
 #[derive(Debug)]
 pub struct Server {
@@ -83,6 +86,26 @@ pub struct Server {
 impl Server {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A one-click dashboard sign-in for the `default` team's admin, when this server runs a sandbox: the URL
+    /// carries a new single-use code (valid [`SIGN_IN_TTL`]) in its fragment, which the browser never sends.
+    pub fn sign_in_url(&self) -> Option<String> {
+        let codes = self.control.sign_in.as_ref()?;
+        match codes.issue(&TeamId::default_team(), Role::Admin, SIGN_IN_TTL) {
+            Ok(code) => {
+                let host = if self.addr.ip().is_unspecified() {
+                    format!("127.0.0.1:{}", self.addr.port())
+                } else {
+                    self.addr.to_string()
+                };
+                Some(format!("http://{host}/#sign-in={code}"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not make a sign-in code.");
+                None
+            }
+        }
     }
 
     /// Stops accepting requests, lets open connections finish (up to a few seconds), stops the workers and
@@ -301,6 +324,9 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     }
 
     let oidc = opts.config.oidc.clone().map(|c| Arc::new(control::jwt::Oidc::new(c, http.clone())));
+    // A sandbox is one person's local playground: it may print a one-click sign-in link for its admin.
+    let sign_in =
+        matches!(opts.kube, KubeTarget::Sandbox(_)).then(|| Arc::new(control::session::SignInCodes::default()));
     let api = &opts.config.api;
     let counters: Arc<dyn domain::ports::RateCounter> = Arc::new(store.clone());
     let defaults = ControlConfig::default();
@@ -316,11 +342,15 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         auth: Authenticator::new(team_store, counters, clock, oidc, api.auth()?),
         http,
         billing: payments.as_ref().map(|p| p.billing.service.clone()),
+        sign_in: sign_in.clone(),
         config: ControlConfig {
             default_settings: fallback,
             max_body_bytes: api.max_body_bytes,
             pagerduty_api_url: api.pagerduty_api_url.clone().unwrap_or(defaults.pagerduty_api_url),
             github_api_url: api.github_api_url.clone().unwrap_or(defaults.github_api_url),
+            oidc_issuer: opts.config.oidc.as_ref().map(|o| o.issuer.clone()),
+            oidc_client_id: opts.config.oidc.as_ref().and_then(|o| o.client_id.clone()),
+            stream_interval: Some(std::time::Duration::from_millis(500)),
         },
         probes: vec![Arc::new(QueueProbe(rt.queue.clone()))],
         metrics: Default::default(),
@@ -328,8 +358,10 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     });
 
     let metrics_state = (control.clone(), rt.clone());
+    let ui = dashboard::DashboardConfig::with_issuer(opts.config.oidc.as_ref().map(|o| o.issuer.as_str()));
     let mut app = crate::http::webhooks(Arc::new(rt.clone()))
         .merge(control::router(control.clone()))
+        .merge(dashboard::router(ui))
         .route("/metrics", axum::routing::get(move || metrics(metrics_state.clone())));
     if let Some(p) = &payments {
         app = app.merge(crate::payments::routes(p.clone()));
