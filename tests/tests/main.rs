@@ -7,6 +7,7 @@ mod hosts;
 mod approval;
 mod billing;
 mod control;
+mod dashboard;
 mod eval;
 mod failures;
 mod infra;

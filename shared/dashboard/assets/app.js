@@ -12,7 +12,7 @@ const ROLES = ["viewer", "responder", "admin", "operator"];
 const STATES = ["received", "analyzing", "awaiting_approval", "executing", "verifying", "resolved", "escalated",
   "rolled_back", "failed", "ignored"];
 const OPEN = ["received", "analyzing", "awaiting_approval", "executing", "verifying"];
-const ACTIONS = ["restart", "scale_up", "rollback", "raise_memory_limit", "delete_pod"];
+const ACTIONS = ["RESTART", "SCALE_UP", "ROLLBACK", "RAISE_MEMORY_LIMIT", "DELETE_POD"];
 const ENUMS = { autonomy: ["off", "approval", "auto"], max_risk: ["low", "medium", "high"] };
 
 // ------------------------------------------------------------------------------------------------ text and nodes
@@ -375,7 +375,8 @@ function stopPage() {
 }
 
 function show(...nodes) {
-  $("#main").replaceChildren(...nodes);
+  // replaceChildren would turn a left-out part (null) into the text "null".
+  $("#main").replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 async function route() {
@@ -461,7 +462,7 @@ async function incidentsPage() {
       h("td", { "data-label": "Incident" }, h("a", { href: `#/incidents/${encodeURIComponent(i.id)}` }, i.title || i.id)),
       h("td", { "data-label": "Service" }, i.service),
       h("td", { "data-label": "State" }, badge(i.state)),
-      h("td", { "data-label": "Action" }, i.action ? i.action.replace(/_/g, " ") : "—"),
+      h("td", { "data-label": "Action" }, i.action ? actionName(i.action) : "—"),
       h("td", { "data-label": "Opened" }, when(i.created_at))));
     list.replaceChildren(h("div", { class: "scroll" }, h("table", { class: "cards" },
       h("thead", {}, h("tr", {}, ...["Incident", "Service", "State", "Action", "Opened"].map((c) => h("th", { scope: "col" }, c)))),
@@ -566,6 +567,13 @@ function diffTable(changes) {
       h("td", { class: "after" }, c.after ?? "(none)"))))));
 }
 
+// An action kind as the API spells it (`RAISE_MEMORY_LIMIT`), for reading: "raise memory limit". An action
+// object carries its kind in `action`.
+function actionName(a) {
+  const kind = typeof a === "string" ? a : a && typeof a === "object" ? a.action : null;
+  return String(kind || "action").toLowerCase().replace(/_/g, " ");
+}
+
 function actorText(a) {
   if (!a) return "";
   return a.name ? `${a.type}: ${a.name}` : a.type;
@@ -577,11 +585,25 @@ async function incidentPage(id) {
   let message = null; // kept across reloads: the answer to the last approve or reject
   stopCurrent = () => { stopped = true; };
 
-  async function draw() {
-    const r = await api("GET", teamPath(`/incidents/${encodeURIComponent(id)}`), { ifNoneMatch: etag });
+  let shownHash = null; // the diff on screen: what an approval approves
+  const changed = h("div", { id: "proposal-changed" });
+
+  async function draw(force = false) {
+    const r = await api("GET", teamPath(`/incidents/${encodeURIComponent(id)}`), { ifNoneMatch: force ? null : etag });
     if (r.status === 304) return false;
     etag = r.etag;
     const { incident: inc, timeline, proposal, pagerduty_url: pd } = r.body;
+    const hash = proposal && proposal.plan ? proposal.plan.hash : null;
+    // A diff is never swapped under the reader's eyes: approving approves what is on screen. A new one is
+    // announced, and shown when asked for (or when an approval of the old one is refused).
+    if (!force && shownHash && hash && hash !== shownHash && stateName(inc.state) === "awaiting_approval") {
+      changed.replaceChildren(notice("warn", h("strong", {}, "The proposed diff changed since it was shown. "),
+        "Approving now approves the diff on screen, which the agent would refuse. ",
+        h("button", { type: "button", id: "show-new-diff", on: { click: () => { message = null; draw(true); } } }, "Show the new diff")));
+      return false;
+    }
+    changed.replaceChildren();
+    shownHash = hash;
     const d = inc.diagnosis;
     const st = stateName(inc.state);
     const created = Date.parse(inc.created_at);
@@ -591,6 +613,7 @@ async function incidentPage(id) {
       h("div", { class: "row" }, badge(inc.state), h("span", { class: "muted" }, inc.id),
         pd ? h("a", { href: pd, rel: "noreferrer noopener", target: "_blank", id: "pagerduty-link" }, "PagerDuty incident") : null),
       message,
+      changed,
       h("div", { class: "card" }, h("div", { class: "grid" },
         h("div", {}, h("div", { class: "muted" }, "Service"), inc.alert.service),
         h("div", {}, h("div", { class: "muted" }, "Workload"), inc.workload ? `${inc.workload.namespace}/${inc.workload.name}` : "—"),
@@ -637,8 +660,7 @@ async function incidentPage(id) {
                 message = notice("bad", h("strong", {}, e.code === "stale_proposal" ? "Not approved: the diff changed. " : "Not approved. "),
                   e.message, e.code === "stale_proposal" ? " The current diff is shown below; review it before approving again." : "");
               }
-              etag = null;
-              await draw();
+              await draw(true);
             },
           },
         }, "Approve this diff");
@@ -657,8 +679,7 @@ async function incidentPage(id) {
               } catch (e) {
                 message = notice("bad", `Not rejected: ${e.message}`);
               }
-              etag = null;
-              await draw();
+              await draw(true);
             },
           },
         }, "Reject");
@@ -671,7 +692,7 @@ async function incidentPage(id) {
     }
     if (inc.actions && inc.actions.length) {
       parts.push(h("h2", {}, "Actions"), h("div", { class: "card", id: "actions" }, ...inc.actions.map((a) => h("div", {},
-        h("p", {}, h("strong", {}, a.action.kind ? a.action.kind.replace(/_/g, " ") : "action"), ` · ${a.status}`,
+        h("p", {}, h("strong", {}, actionName(a.action)), ` · ${a.status}`,
           a.applied_at ? ` · applied ${local(a.applied_at)}` : "", a.error ? h("span", { class: "error" }, ` · ${a.error}`) : null),
         a.after ? h("p", { class: "muted" }, a.after) : null,
         a.before ? h("p", {}, h("strong", {}, a.status === "undone" ? "Undone, restored: " : "Undo restores: "),
@@ -688,7 +709,7 @@ async function incidentPage(id) {
       h("thead", {}, h("tr", {}, ...["When", "+", "Stage", "Actor", "What", "Why"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, ...timeline.map((e) => h("tr", {},
         h("td", { "data-label": "When" }, local(e.at)),
-        h("td", { "data-label": "Elapsed" }, duration((Date.parse(e.at) - created) / 1000)),
+        h("td", { "data-label": "Elapsed", class: "nowrap" }, duration((Date.parse(e.at) - created) / 1000)),
         h("td", { "data-label": "Stage" }, e.stage, e.to ? [" → ", stateName(e.to)] : ""),
         h("td", { "data-label": "Actor" }, actorText(e.actor)),
         h("td", { "data-label": "What" }, e.what),
@@ -713,14 +734,15 @@ async function incidentPage(id) {
 
 // ------------------------------------------------------------------------------------------------ insight
 
-function barChart(id, label, weeks, series, yFmt) {
+function barChart(id, label, weeks, series, yFmt, integer = false) {
   const W = 720, H = 240, L = 48, B = 28, T = 12;
   const totals = weeks.map((w) => series.reduce((n, sr) => n + (sr.value(w) || 0), 0));
   const max = Math.max(1, ...totals);
   const bw = (W - L - 8) / weeks.length;
   const y = (v) => H - B - ((H - B - T) * v) / max;
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": label, id });
-  for (const f of [0, 0.5, 1]) {
+  // Counts get whole-number ticks only (a "0.5 incidents" line helps nobody).
+  for (const f of [0, 0.5, 1].filter((f) => !integer || Number.isInteger(max * f))) {
     svg.append(s("line", { x1: L, x2: W - 4, y1: y(max * f), y2: y(max * f), stroke: "#d9dde3" }),
       s("text", { x: L - 6, y: y(max * f) + 4, "text-anchor": "end" }, yFmt(max * f)));
   }
@@ -762,7 +784,7 @@ async function insightPage() {
     h("h2", {}, "Outcomes per week"),
     h("div", { class: "legend" }, h("span", { class: "k-resolved" }, "resolved by the agent"), h("span", { class: "k-escalated" }, "escalated"),
       h("span", { class: "k-rolled_back" }, "rolled back"), h("span", { class: "k-other" }, "failed or still open")),
-    barChart("outcome-chart", "Incidents per week by outcome", weeks, outcome, (v) => String(Math.round(v))),
+    barChart("outcome-chart", "Incidents per week by outcome", weeks, outcome, (v) => String(Math.round(v)), true),
     h("details", {}, h("summary", {}, "The numbers"), h("div", { class: "scroll" }, h("table", { id: "insight-table" },
       h("thead", {}, h("tr", {}, ...["Week", "Opened", "Resolved", "Escalated", "Rolled back", "Failed", "Ignored", "Median", "Mean"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, ...weeks.map((w) => h("tr", {}, h("td", {}, w.start), h("td", {}, String(w.opened)), h("td", {}, String(w.resolved)),
@@ -869,7 +891,7 @@ async function settingsPage() {
         const sel = h("select", { id: sid, disabled: !admin }, h("option", { value: "" }, "team default"), ...ENUMS.autonomy.map((x) => h("option", { value: x }, x)));
         sel.value = value[a] || "";
         selects[a] = sel;
-        group.append(h("div", { class: "field" }, h("label", { for: sid }, a.replace(/_/g, " ")), sel));
+        group.append(h("div", { class: "field" }, h("label", { for: sid }, a.toLowerCase().replace(/_/g, " ")), sel));
       }
       group.append(error);
       fields.set(path, { box: group, error, read: () => Object.fromEntries(ACTIONS.filter((a) => selects[a].value).map((a) => [a, selects[a].value])) });

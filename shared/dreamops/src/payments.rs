@@ -135,11 +135,12 @@ async fn mock_fail(State(p): State<LocalPayments>, Path(id): Path<String>) -> Re
 async fn returned() -> Response {
     html(
         StatusCode::OK,
-        message_page(
-            "Payment submitted",
-            "Thank you. The plan changes as soon as the payment provider confirms the payment, usually within a \
-             minute; GET /v1/teams/{team}/billing shows it.",
-        ),
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width, initial-scale=1\"><title>Payment submitted</title></head>\n<body><main>\
+         <h1>Payment submitted</h1><p>Thank you. The plan changes as soon as the payment provider confirms the \
+         payment, usually within a minute; GET /v1/teams/{team}/billing shows it.</p>\
+         <p><a id=\"back\" href=\"/#/usage\">Back to the dashboard</a></p></main></body></html>\n"
+            .to_owned(),
     )
 }
 
