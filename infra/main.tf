@@ -70,7 +70,7 @@ locals {
     DREAMOPS_BILLING_PROVIDER       = var.billing_provider
     DREAMOPS_BILLING_QUEUE_URL      = module.billing_queue[0].url
     DREAMOPS_PUBLIC_URL             = local.public_url
-    DREAMOPS_BILLING_RETURN_URL     = var.billing_return_url
+    DREAMOPS_BILLING_RETURN_URL     = var.billing_return_url != "" ? var.billing_return_url : "${local.public_url}/#/usage"
     DREAMOPS_PHONEPE_MERCHANT_ID    = var.phonepe_merchant_id
     DREAMOPS_PHONEPE_CLIENT_ID      = var.phonepe_client_id
     DREAMOPS_PHONEPE_CLIENT_VERSION = var.phonepe_client_version
@@ -418,6 +418,7 @@ module "api" {
     DREAMOPS_OIDC_JWKS_URI       = var.oidc_jwks_uri
     DREAMOPS_OIDC_TEAM_CLAIM     = var.oidc_team_claim
     DREAMOPS_OIDC_ROLE_CLAIM     = var.oidc_role_claim
+    DREAMOPS_OIDC_CLIENT_ID      = var.oidc_client_id
   })
 
   policy_statements = concat([
@@ -690,6 +691,14 @@ resource "aws_apigatewayv2_route" "control" {
   target    = "integrations/${aws_apigatewayv2_integration.api.id}"
 }
 
+resource "aws_apigatewayv2_route" "dashboard" {
+  # checkov:skip=CKV_AWS_309:The dashboard's static files (its page, script, style and icon) hold no data and must load before anyone signs in; everything the page shows comes from /v1, which authenticates and authorizes every request.
+  for_each  = toset(["GET /", "GET /ui/{file}"])
+  api_id    = aws_apigatewayv2_api.webhooks.id
+  route_key = each.key
+  target    = "integrations/${aws_apigatewayv2_integration.api.id}"
+}
+
 resource "aws_apigatewayv2_integration" "payments_callback" {
   count                  = var.billing_enabled ? 1 : 0
   api_id                 = aws_apigatewayv2_api.webhooks.id
@@ -771,6 +780,15 @@ resource "aws_lambda_permission" "control" {
   function_name = module.api.name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.webhooks.execution_arn}/*/*/v1/*"
+}
+
+resource "aws_lambda_permission" "dashboard" {
+  for_each      = { page = "/*/GET/", assets = "/*/GET/ui/*" }
+  statement_id  = "AllowDashboard-${each.key}"
+  action        = "lambda:InvokeFunction"
+  function_name = module.api.name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.webhooks.execution_arn}${each.value}"
 }
 
 resource "aws_cloudwatch_metric_alarm" "control_api_5xx" {

@@ -8,6 +8,11 @@ output "control_api_url" {
   value       = trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")
 }
 
+output "dashboard_url" {
+  description = "The dashboard (sign in with a team API key, or OIDC when oidc_client_id is set); it calls only the control API."
+  value       = "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/"
+}
+
 output "pagerduty_webhook_urls" {
   description = "Per team: the URL to register as a PagerDuty Generic Webhook (v3) subscription."
   value       = { for t in var.teams : t => "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/pagerduty/${t}" }

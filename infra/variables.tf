@@ -74,6 +74,12 @@ variable "oidc_role_claim" {
   default     = "dreamops_role"
 }
 
+variable "oidc_client_id" {
+  description = "The dashboard's client id at the OIDC issuer: a public client (authorization code + PKCE, no secret) whose redirect URI is the dashboard_url output; the issuer must allow that origin (CORS) on its token endpoint. Empty: the dashboard signs in with API keys only."
+  type        = string
+  default     = ""
+}
+
 variable "api_key_cache_secs" {
   description = "How long each control-API execution environment reuses a verified API key: a revocation made elsewhere takes effect within this time (the environment that revoked it sees it at once)."
   type        = number
@@ -304,7 +310,7 @@ variable "phonepe_client_version" {
 }
 
 variable "billing_return_url" {
-  description = "Where customers land after paying (empty: the API's /billing/return page)."
+  description = "Where customers land after paying (empty: the dashboard's Usage & plan page, which shows the plan once PhonePe confirmed the payment)."
   type        = string
   default     = ""
 }

@@ -293,6 +293,7 @@ fn every_environment_variable_a_function_requires_is_set() {
         api::OIDC_JWKS_URI,
         api::OIDC_TEAM_CLAIM,
         api::OIDC_ROLE_CLAIM,
+        api::OIDC_CLIENT_ID,
         "DREAMOPS_LLM_PROVIDER",
         "DREAMOPS_LLM_MODEL",
         "DREAMOPS_LLM_ENDPOINT",
@@ -428,4 +429,26 @@ fn billing_is_wired_callback_to_queue_to_quota_with_a_daily_run() {
     for key in ["DREAMOPS_PHONEPE_CLIENT_SECRET", "DREAMOPS_PHONEPE_WEBHOOK_PASSWORD", "DREAMOPS_PHONEPE_SALT_KEY"] {
         assert!(!main.contains(key), "{key} must come from the deployment secret, not the environment");
     }
+}
+
+#[test]
+fn the_dashboard_is_served_by_the_api_function_and_payments_return_to_it() {
+    let root = load(&infra());
+    let resource = |kind: &str, name: &str| {
+        blocks(&root, "resource")
+            .find(|r| label(r, 0) == kind && label(r, 1) == name)
+            .unwrap_or_else(|| panic!("no {kind}.{name}"))
+    };
+    let route = resource("aws_apigatewayv2_route", "dashboard");
+    let keys = text(attr(route.body(), "for_each").unwrap());
+    assert!(keys.contains("\"GET /\"") && keys.contains("\"GET /ui/{file}\""), "{keys}");
+    assert!(text(attr(route.body(), "target").unwrap()).contains("aws_apigatewayv2_integration.api.id"));
+    let permission = resource("aws_lambda_permission", "dashboard");
+    assert_eq!(text(attr(permission.body(), "function_name").unwrap()), "module.api.name");
+    let arns = text(attr(permission.body(), "for_each").unwrap());
+    assert!(arns.contains("/*/GET/") && arns.contains("/*/GET/ui/*"), "only GET of the page and its files: {arns}");
+    // Without a configured return URL, customers come back to the dashboard's plan page (AWS has no other page).
+    let locals = locals(&root);
+    let env = text(&locals["payments_env"]);
+    assert!(env.contains("/#/usage"), "{env}");
 }

@@ -62,6 +62,11 @@ pub trait Host: Send + Sync {
     /// whose store one process holds.
     async fn sibling(&self, opts: &Options) -> Option<Box<dyn Host>>;
 
+    /// A one-time dashboard sign-in code for the `default` team's admin, where the host prints them.
+    fn sign_in_code(&self) -> Option<String> {
+        None
+    }
+
     async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
         self.call_from(method, path, headers, body, "198.51.100.7").await
     }
@@ -150,11 +155,22 @@ impl Host for Serve {
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b.to_owned());
         }
-        let r = req.send().await.unwrap();
+        let mut r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let h = r.headers().clone();
+        if h.get("content-type").is_some_and(|v| v == "text/event-stream") {
+            // An event stream does not end: its first chunk (the `ready` event) is the answer.
+            let first = tokio::time::timeout(std::time::Duration::from_secs(10), r.chunk()).await.unwrap().unwrap();
+            let text = String::from_utf8_lossy(&first.unwrap_or_default()).into_owned();
+            return Resp { status, headers: resp(status, &h, b"").headers, body: Value::String(text) };
+        }
         let bytes = r.bytes().await.unwrap();
         resp(status, &h, &bytes)
+    }
+
+    fn sign_in_code(&self) -> Option<String> {
+        let link = self.server.sign_in_url()?;
+        link.split("#sign-in=").nth(1).map(str::to_owned)
     }
 
     fn teams(&self) -> Arc<dyn TeamStore> {
