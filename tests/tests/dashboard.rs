@@ -468,3 +468,47 @@ async fn the_quota_banner_and_the_mock_upgrade() {
     no_problems(&page, "usage and checkout");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn single_sign_on_with_the_authorization_code_and_pkce() {
+    let issuer = fakes::oidc::FakeIssuer::start().await.unwrap();
+    issuer.sign_in_as(fakes::oidc::Login {
+        client_id: "dreamops-dashboard".into(),
+        audience: "dreamops".into(),
+        subject: "asha@example.com".into(),
+        claims: json!({"dreamops_team": "default", "dreamops_role": "responder", "email": "asha@example.com"}),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = FileConfig::default();
+    let mut oidc = control::jwt::OidcConfig::new(issuer.issuer(), "dreamops");
+    oidc.client_id = Some("dreamops-dashboard".into());
+    config.oidc = Some(oidc);
+    let s = start(ServeOptions::on_port(0, KubeTarget::Sandbox("hung-pod".into()), config, dir.path().to_owned()))
+        .await
+        .unwrap();
+    let b = Browser::launch().await.unwrap();
+    let page = open(&b, 1280, 900).await;
+
+    // An answer that does not belong to a sign-in this tab started is refused.
+    page.goto(&format!("{}/?code=stolen&state=guessed", s.url())).await.unwrap();
+    page.wait_for("(document.querySelector('#signin-error') || {}).textContent?.includes('state mismatch')", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(issuer.exchanges().0, 0, "no code was exchanged");
+
+    page.click("#oidc").await.unwrap();
+    page.wait_for("(document.querySelector('#principal') || {}).textContent?.includes('responder')", WAIT)
+        .await
+        .unwrap();
+    let who = page.text("#principal").await.unwrap();
+    assert!(who.contains("asha@example.com") && who.contains("team default"), "{who}");
+    let (exchanged, refused) = issuer.exchanges();
+    assert_eq!((exchanged, refused), (1, Vec::<String>::new()), "one code, exchanged with its verifier");
+    let url = page.eval("location.href").await.unwrap();
+    assert!(!url.as_str().unwrap().contains("code="), "the code leaves the address bar: {url}");
+    assert_eq!(page.eval("sessionStorage.getItem('dreamops.pkce')").await.unwrap(), Value::Null, "verifier dropped");
+    assert_eq!(page.eval("localStorage.length").await.unwrap(), json!(0));
+    page.screenshot(&shot("signed-in-oidc-1280")).await.unwrap();
+    no_problems(&page, "single sign-on");
+    s.stop().await;
+}

@@ -1,6 +1,8 @@
 //! An OIDC issuer on loopback: its discovery document (`/.well-known/openid-configuration`) and its JWKS
 //! (`/jwks`, RSA keys with `kid`s), and tokens it signs with RS256 — plus the forgeries a verifier must refuse
-//! (`alg: none`, HS256 keyed with the public key, a key the issuer never published).
+//! (`alg: none`, HS256 keyed with the public key, a key the issuer never published). It also signs people in
+//! for a public client with the authorization code flow and PKCE (S256): `/authorize` redirects back at once as
+//! the configured user, `/token` checks the code (single use), the redirect URI, the client and the verifier.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
@@ -50,11 +52,35 @@ impl SigningKey {
     }
 }
 
+/// An authorization code handed out and not yet redeemed.
+#[derive(Debug, Clone)]
+struct Grant {
+    code: String,
+    challenge: String,
+    redirect_uri: String,
+    client_id: String,
+}
+
+/// Who `/authorize` signs in, for which client, with which access-token audience.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub client_id: String,
+    pub audience: String,
+    pub subject: String,
+    /// Extra claims of both tokens (team and role claims).
+    pub claims: Value,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     published: Vec<Arc<SigningKey>>,
     jwks_fetches: usize,
     base: String,
+    login: Option<Login>,
+    grants: Vec<Grant>,
+    /// Token requests refused, with why.
+    refusals: Vec<String>,
+    redeemed: usize,
 }
 
 /// The issuer.
@@ -71,6 +97,8 @@ impl FakeIssuer {
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", axum::routing::get(discovery))
             .route("/jwks", axum::routing::get(jwks))
+            .route("/authorize", axum::routing::get(authorize))
+            .route("/token", axum::routing::post(token))
             .with_state(fake.clone());
         let base = crate::serve(app).await?;
         fake.lock().base = base;
@@ -95,6 +123,17 @@ impl FakeIssuer {
 
     pub fn key(&self, kid: &str) -> Arc<SigningKey> {
         self.lock().published.iter().find(|k| k.kid == kid).cloned().unwrap_or_else(|| panic!("no key {kid}"))
+    }
+
+    /// Signs `login` in at `/authorize` from now on.
+    pub fn sign_in_as(&self, login: Login) {
+        self.lock().login = Some(login);
+    }
+
+    /// How many authorization codes were exchanged for tokens, and the token requests refused (with why).
+    pub fn exchanges(&self) -> (usize, Vec<String>) {
+        let inner = self.lock();
+        (inner.redeemed, inner.refusals.clone())
     }
 
     /// How many times the JWKS was fetched.
@@ -136,11 +175,100 @@ impl FakeIssuer {
     }
 }
 
-async fn discovery(State(f): State<FakeIssuer>) -> Json<Value> {
+/// Browsers read the discovery document and call the token endpoint from the dashboard's origin.
+const CORS: (axum::http::HeaderName, &str) = (axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+
+async fn discovery(State(f): State<FakeIssuer>) -> impl axum::response::IntoResponse {
     let base = f.issuer();
-    Json(
-        json!({"issuer": base, "jwks_uri": format!("{base}/jwks"), "id_token_signing_alg_values_supported": ["RS256"]}),
+    (
+        [CORS],
+        Json(json!({
+            "issuer": base,
+            "jwks_uri": format!("{base}/jwks"),
+            "authorization_endpoint": format!("{base}/authorize"),
+            "token_endpoint": format!("{base}/token"),
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        })),
     )
+}
+
+type Query = axum::extract::Query<std::collections::BTreeMap<String, String>>;
+
+async fn authorize(State(f): State<FakeIssuer>, axum::extract::Query(q): Query) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let login = f.lock().login.clone();
+    let Some(login) = login else {
+        return (axum::http::StatusCode::FORBIDDEN, "nobody to sign in").into_response();
+    };
+    if get("response_type") != "code"
+        || get("code_challenge_method") != "S256"
+        || get("code_challenge").len() < 43
+        || get("client_id") != login.client_id
+    {
+        return (axum::http::StatusCode::BAD_REQUEST, "invalid_request").into_response();
+    }
+    let code = b64(&rand_bytes());
+    f.lock().grants.push(Grant {
+        code: code.clone(),
+        challenge: get("code_challenge"),
+        redirect_uri: get("redirect_uri"),
+        client_id: get("client_id"),
+    });
+    let mut to = reqwest::Url::parse(&get("redirect_uri")).unwrap();
+    to.query_pairs_mut().append_pair("code", &code).append_pair("state", &get("state"));
+    (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, to.to_string())]).into_response()
+}
+
+fn rand_bytes() -> [u8; 24] {
+    let mut b = [0u8; 24];
+    aws_lc_rs::rand::SecureRandom::fill(&SystemRandom::new(), &mut b).unwrap();
+    b
+}
+
+async fn token(
+    State(f): State<FakeIssuer>,
+    axum::extract::Form(form): axum::extract::Form<std::collections::BTreeMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use sha2::Digest;
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let refuse = |why: &str| {
+        f.lock().refusals.push(why.to_owned());
+        (axum::http::StatusCode::BAD_REQUEST, [CORS], Json(json!({"error": "invalid_grant", "error_description": why})))
+            .into_response()
+    };
+    if get("grant_type") != "authorization_code" {
+        return refuse("grant_type");
+    }
+    let grant = {
+        let mut inner = f.lock();
+        let at = inner.grants.iter().position(|g| g.code == get("code"));
+        at.map(|i| inner.grants.remove(i))
+    };
+    let Some(grant) = grant else { return refuse("unknown or used code") };
+    if grant.redirect_uri != get("redirect_uri") || grant.client_id != get("client_id") {
+        return refuse("redirect_uri or client_id differs from the authorization request");
+    }
+    if b64(&sha2::Sha256::digest(get("code_verifier").as_bytes())) != grant.challenge {
+        return refuse("code_verifier does not match the code_challenge");
+    }
+    let Some(login) = f.lock().login.clone() else { return refuse("nobody signed in") };
+    let access = f.claims(&login.subject, &login.audience, 3600, -5, login.claims.clone());
+    let id = f.claims(&login.subject, &login.client_id, 3600, -5, login.claims.clone());
+    f.lock().redeemed += 1;
+    (
+        [CORS],
+        Json(json!({
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "access_token": f.token("kid-1", &access),
+            "id_token": f.token("kid-1", &id),
+        })),
+    )
+        .into_response()
 }
 
 async fn jwks(State(f): State<FakeIssuer>) -> Json<Value> {
