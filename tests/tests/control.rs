@@ -41,7 +41,7 @@ async fn key(teams: &dyn TeamStore, team: Option<&TeamId>, role: Role, name: &st
 }
 
 /// An incident of `team` awaiting approval of a memory-limit raise, with its diff; `approvals` approvals needed.
-async fn awaiting(store: &dyn IncidentStore, team: &TeamId, approvals: u32) -> (IncidentId, String) {
+pub(crate) async fn awaiting(store: &dyn IncidentStore, team: &TeamId, approvals: u32) -> (IncidentId, String) {
     let id = IncidentId::generate();
     let now = jiff::Timestamp::now().to_string();
     let workload = WorkloadRef { namespace: "shop".into(), name: "web".into() };

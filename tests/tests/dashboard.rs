@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use browser::{Browser, Page};
@@ -12,6 +13,8 @@ use domain::{Actor, AuditEvent, CorrelationId, IncidentId};
 use dreamops::config::FileConfig;
 use dreamops::serve::{KubeTarget, ServeOptions, Server, start};
 use dreamops::webhook::{IncidentEvent, incident_payload, sign};
+
+use crate::hosts::Host;
 use serde_json::{Value, json};
 
 const SECRET: &str = "whsec-dashboard-0123456789";
@@ -511,4 +514,85 @@ async fn single_sign_on_with_the_authorization_code_and_pkce() {
     page.screenshot(&shot("signed-in-oidc-1280")).await.unwrap();
     no_problems(&page, "single sign-on");
     s.stop().await;
+}
+
+/// API Gateway in front of the `api` function, for a browser: each HTTP request becomes the payload-v2 event the
+/// function receives, and its answer goes back as it is (buffered, as API Gateway's HTTP API does). Counts the
+/// statuses of the incident list polls.
+async fn api_gateway(host: Arc<crate::hosts::Lambda>, polls: Arc<Mutex<Vec<u16>>>) -> String {
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (host, polls) = (host.clone(), polls.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                .collect();
+            let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            let text = (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned());
+            let event = fakes::apigw::control_event(parts.method.as_str(), &path, &pairs, text.as_deref(), "127.0.0.1");
+            let r = host.app.handle(lambda_http::request::from_str(&event.to_string()).unwrap()).await;
+            let status = r.status().as_u16();
+            if parts.method == "GET" && path.contains("/incidents?") {
+                polls.lock().unwrap().push(status);
+            }
+            let (head, body) = r.into_parts();
+            let bytes = match body {
+                lambda_http::Body::Text(t) => t.into_bytes(),
+                lambda_http::Body::Binary(b) => b,
+                _ => Vec::new(),
+            };
+            axum::response::Response::from_parts(head, axum::body::Body::from(bytes))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_api_gateway_the_list_is_polled_with_etags_and_approvals_reach_the_queue() {
+    let host = Arc::new(crate::hosts::Lambda::start(&crate::hosts::Options::default()).await);
+    let created = control::admin::create_team(
+        host.app.control.teams.as_ref(),
+        &domain::ports::SystemClock,
+        "night",
+        None,
+        domain::TeamSettings::default(),
+        "test",
+        "t",
+    )
+    .await
+    .unwrap();
+    let polls = Arc::new(Mutex::new(Vec::new()));
+    let url = api_gateway(host.clone(), polls.clone()).await;
+    let b = Browser::launch().await.unwrap();
+    let page = open(&b, 1280, 900).await;
+    page.goto(&url).await.unwrap();
+    page.fill("#api-key", &created.secret).await.unwrap();
+    page.press("Enter").await.unwrap();
+    page.wait_visible("#empty", WAIT).await.unwrap();
+    page.wait_for("(document.querySelector('#live') || {}).textContent?.startsWith('updating every')", WAIT)
+        .await
+        .unwrap();
+    // Nothing changed: the polls cost a 304 each.
+    page.wait_for("new Promise(r => setTimeout(() => r(true), 5500))", WAIT).await.unwrap();
+    assert!(polls.lock().unwrap().contains(&304), "{:?}", polls.lock().unwrap());
+
+    let team = domain::TeamId::parse("night").unwrap();
+    let (id, _) = crate::control::awaiting(host.incidents().as_ref(), &team, 1).await;
+    page.wait_for(&format!("!!document.querySelector('tr[data-id=\"{id}\"]')"), WAIT).await.unwrap();
+    page.click(&format!("tr[data-id=\"{id}\"] a")).await.unwrap();
+    page.click("#approve").await.unwrap();
+    page.wait_for("(document.querySelector('.notice.ok') || {}).textContent?.includes('Approved')", WAIT)
+        .await
+        .unwrap();
+    let queued = host.executions(&id, Duration::from_secs(10)).await;
+    assert_eq!(queued.len(), 1, "the approval queued one execution");
+    page.screenshot(&shot("incident-approved-on-aws-1280")).await.unwrap();
+    no_problems(&page, "behind API Gateway");
 }
