@@ -373,6 +373,28 @@ async fn text_renders_inert_a_viewer_cannot_approve_settings_validate_and_phones
     // Integrations: credentials are write-only.
     page.goto(&format!("{}/#/integrations", s.url())).await.unwrap();
     page.wait_visible("#integration-pagerduty", WAIT).await.unwrap();
+    let token = "am-token-0123456789abcdef";
+    page.fill("#i-alertmanager-bearer_tokens", token).await.unwrap();
+    page.click("#integration-alertmanager button[type=submit]").await.unwrap();
+    page.wait_for(
+        "(document.querySelector('#integration-alertmanager h2 .badge') || {}).textContent === 'configured'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let placeholder = page.eval("document.querySelector('#i-alertmanager-bearer_tokens').placeholder").await.unwrap();
+    assert!(placeholder.as_str().unwrap().contains("cdef"), "{placeholder}");
+    assert_eq!(page.eval("document.querySelector('#i-alertmanager-bearer_tokens').value").await.unwrap(), json!(""));
+    assert!(!page.text("main").await.unwrap().contains(token), "a credential is never shown back");
+    page.click("#test-button-alertmanager").await.unwrap();
+    page.wait_for("(document.querySelector('#test-alertmanager') || {}).textContent?.includes('Working')", WAIT)
+        .await
+        .unwrap();
+    page.fill("#i-slack-webhook_url", "not-a-url").await.unwrap();
+    page.click("#integration-slack button[type=submit]").await.unwrap();
+    page.wait_for("(document.querySelector('#test-slack') || {}).textContent?.includes('Not saved')", WAIT)
+        .await
+        .unwrap();
     page.screenshot(&shot("integrations-1280")).await.unwrap();
 
     // Every control has a label, and the keyboard reaches the navigation first.

@@ -183,6 +183,11 @@ const teamPath = (rest = "") => `/v1/teams/${encodeURIComponent(team)}${rest}`;
 const role = () => (me ? ROLES.indexOf(me.role) : -1);
 const can = (r) => role() >= ROLES.indexOf(r);
 
+// The field-by-field reasons of a 422, one line each.
+function problems(e) {
+  return Array.isArray(e.details) ? e.details.map((d) => h("div", {}, `${d.field}: ${d.message}`)) : [];
+}
+
 // ------------------------------------------------------------------------------------------------ banner
 
 function notice(kind, ...text) {
@@ -714,7 +719,15 @@ async function incidentPage(id) {
         h("td", { "data-label": "Actor" }, actorText(e.actor)),
         h("td", { "data-label": "What" }, e.what),
         h("td", { "data-label": "Why" }, e.why)))))));
+    // A redraw keeps what the reader was typing (the reason to reject) and where.
+    const typed = document.querySelector("#reject-reason");
+    const keep = typed ? { value: typed.value, focused: document.activeElement === typed } : null;
     show(...parts);
+    const again = document.querySelector("#reject-reason");
+    if (keep && again) {
+      again.value = keep.value;
+      if (keep.focused) again.focus();
+    }
     return true;
   }
 
@@ -981,10 +994,11 @@ async function integrationsPage() {
     const inputs = {};
     const rows = i.fields.map((f) => {
       const id = `i-${i.name}-${f.name}`;
-      const input = h("input", { id, type: "password", autocomplete: "off", disabled: !admin || f.source === "config",
-        placeholder: f.configured ? `set (…${f.last4.join(", …")})` : "not set" });
+      const placeholder = f.source === "deployment" ? "the deployment's (set one to override)"
+        : f.configured ? `set (…${f.last4.join(", …")})` : "not set";
+      const input = h("input", { id, type: "password", autocomplete: "off", disabled: !admin, placeholder });
       inputs[f.name] = input;
-      const remove = f.configured && admin && f.source !== "config"
+      const remove = f.source === "team" && admin
         ? h("button", { type: "button", on: { click: async () => {
           try {
             await api("PUT", teamPath(`/integrations/${i.name}`), { body: { [f.name]: null } });
@@ -995,7 +1009,8 @@ async function integrationsPage() {
         } } }, "Remove") : null;
       return h("div", { class: "field" }, h("label", { for: id }, f.name.replace(/_/g, " ")),
         h("div", { class: "row" }, h("div", { class: "grow" }, input), remove),
-        h("div", { class: "hint" }, f.configured ? `set${f.changed_at ? ` ${ago(f.changed_at)}` : ""}${f.source ? ` (from ${f.source})` : ""}` : "not set"));
+        h("div", { class: "hint" }, f.source === "team" ? `set for this team${f.changed_at ? ` ${ago(f.changed_at)}` : ""}`
+          : f.source === "deployment" ? "using the deployment's default" : "not set"));
     });
     const save = h("button", { type: "submit", class: "primary", disabled: !admin }, "Save");
     const test = h("button", { type: "button", disabled: !admin || !i.configured, id: `test-button-${i.name}` }, "Test");
@@ -1020,7 +1035,7 @@ async function integrationsPage() {
         await api("PUT", teamPath(`/integrations/${i.name}`), { body });
         route();
       } catch (e) {
-        result.replaceChildren(notice("bad", `Not saved: ${e.message}`));
+        result.replaceChildren(notice("bad", `Not saved: ${e.message}`, ...problems(e)));
       }
     } } }, ...rows, h("div", { class: "row" }, save, test));
     return h("section", { class: "card", id: `integration-${i.name}`, "aria-labelledby": `h-${i.name}` },
