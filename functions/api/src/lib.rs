@@ -220,6 +220,7 @@ impl App {
             probes: vec![Arc::new(SqsProbe { client: sqs, url: config.execution_queue_url.clone() })],
             metrics: Default::default(),
             on_team_change: None,
+            closing: Default::default(),
         });
         let ui = dashboard::DashboardConfig::with_issuer(config.oidc.as_ref().map(|o| o.issuer.as_str()));
         Ok(Self { router: control::router(control.clone()).merge(dashboard::router(ui)), control })

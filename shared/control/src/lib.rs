@@ -102,6 +102,8 @@ pub struct Control {
     pub metrics: metrics::HttpMetrics,
     /// Called after a team changes through the API (a local host drops its cached settings at once).
     pub on_team_change: Option<TeamChanged>,
+    /// Set when the host shuts down: open event streams end, so a graceful shutdown does not wait on them.
+    pub closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Control {

@@ -35,6 +35,7 @@ struct Watch {
     started: Instant,
     last_sent: Instant,
     first: bool,
+    closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn event(name: &str, id: Option<&str>, data: &str) -> String {
@@ -79,7 +80,7 @@ impl Watch {
             return Some(Bytes::from(format!("retry: 2000\n\n{}", event("ready", None, "{}"))));
         }
         loop {
-            if self.started.elapsed() >= MAX_STREAM {
+            if self.started.elapsed() >= MAX_STREAM || self.closing.load(std::sync::atomic::Ordering::Relaxed) {
                 return None;
             }
             tokio::time::sleep(self.interval).await;
@@ -126,6 +127,7 @@ pub(crate) async fn stream(c: &Control, call: Call) -> Result<Reply, ApiError> {
         started: Instant::now(),
         last_sent: Instant::now(),
         first: true,
+        closing: c.closing.clone(),
     };
     let chunks = futures_util::stream::unfold(watch, |mut w| async move {
         w.next().await.map(|b| (Ok::<Bytes, std::convert::Infallible>(b), w))

@@ -111,6 +111,7 @@ impl Server {
     /// Stops accepting requests, lets open connections finish (up to a few seconds), stops the workers and
     /// waits for all of it, so the store is closed when this returns.
     pub async fn stop(mut self) {
+        self.control.closing.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -355,6 +356,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         probes: vec![Arc::new(QueueProbe(rt.queue.clone()))],
         metrics: Default::default(),
         on_team_change: Some(Arc::new(move |t: &TeamId| forget.forget(t))),
+        closing: Default::default(),
     });
 
     let metrics_state = (control.clone(), rt.clone());
