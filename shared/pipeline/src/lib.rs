@@ -10,6 +10,7 @@ pub mod decide;
 pub mod diagnose;
 pub mod execute;
 pub mod intake;
+pub mod intent;
 pub mod llm;
 pub mod notify;
 pub mod quota;
