@@ -16,6 +16,7 @@ pub mod notify;
 pub mod quota;
 mod record;
 pub mod runbook;
+pub mod slack;
 pub mod teams;
 pub mod verify;
 
