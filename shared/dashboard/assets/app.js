@@ -732,9 +732,11 @@ async function incidentPage(id) {
   }
 
   await draw();
+  // Locally a look is cheap; behind API Gateway each is a function invocation, so it follows the poll interval.
+  const every = authConfig.live === "stream" ? 1500 : authConfig.poll_secs * 1000;
   (async () => {
     while (!stopped) {
-      await sleep(1500);
+      await sleep(every);
       if (stopped) return;
       try {
         await draw();
