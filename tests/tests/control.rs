@@ -887,6 +887,9 @@ async fn limits_correlation_health_and_openapi(host: &dyn Host, opts: &Options) 
     assert_eq!((r.status, r.code()), (429, "too_many_failures"), "{}", r.body);
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=61).contains(&retry), "{retry}");
+    // A blocked address cannot try sign-in codes either.
+    let r = host.call_from("POST", "/v1/sessions", &[], Some(r#"{"code": "guess"}"#), guesser).await;
+    assert_eq!((r.status, r.code()), (429, "too_many_failures"), "{}", r.body);
     if host.name() == "lambda" {
         // The counter is in the table: another execution environment refuses the address at its next failure.
         let s = host.sibling(opts).await.unwrap();

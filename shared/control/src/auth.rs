@@ -178,14 +178,20 @@ impl Authenticator {
         self.clock.now().as_second().max(0) as u64
     }
 
-    /// Authenticates a request from `client` (its address, as the transport saw it).
-    pub async fn authenticate(&self, headers: &HeaderMap, client: &str) -> Result<Principal, ApiError> {
+    /// 429 while `client` is blocked after repeated failed authentications.
+    pub(crate) fn check_blocked(&self, client: &str) -> Result<(), ApiError> {
         if let Some(until) = lock(&self.blocked).get(client).copied() {
             let now = Instant::now();
             if now < until {
                 return Err(self.blocked_error(until.duration_since(now)));
             }
         }
+        Ok(())
+    }
+
+    /// Authenticates a request from `client` (its address, as the transport saw it).
+    pub async fn authenticate(&self, headers: &HeaderMap, client: &str) -> Result<Principal, ApiError> {
+        self.check_blocked(client)?;
         // No credential is not a guess: it is answered, not counted.
         let Some(cred) = credential(headers) else {
             return Err(ApiError::unauthenticated(

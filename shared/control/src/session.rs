@@ -110,6 +110,8 @@ pub struct SessionView {
 }
 
 pub(crate) async fn create_session(c: &Control, call: Call) -> Result<Reply, ApiError> {
+    // An address past the failed-authentication limit gets 429 here too, before any code is looked at.
+    c.auth.check_blocked(&call.client)?;
     let body: SessionBody = call.json()?;
     let refused = || ApiError::unauthenticated("invalid_code", "the sign-in code is unknown, used or expired");
     let code = body.code.trim();
