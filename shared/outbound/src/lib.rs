@@ -3,6 +3,7 @@
 //! incoming webhooks. The language-model clients (`llm`) use the same client setup and retry timing.
 
 pub mod checks;
+pub mod github;
 pub mod pagerduty;
 pub mod retry;
 pub mod slack;

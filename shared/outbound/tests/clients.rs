@@ -171,3 +171,63 @@ async fn slack_refuses_a_plain_http_url_and_a_dead_endpoint_never_leaks_it() {
     let err = chat.post(&team("ops"), &message("x")).await.unwrap_err();
     assert!(matches!(&err, NotifyError::Unavailable(m) if !m.contains("SECRETPART")), "{err}");
 }
+
+mod github {
+    use super::*;
+    use fakes::github::{FakeGitHub, REPOSITORY, TOKEN};
+    use outbound::github::{GitHub, GitHubError, Reported};
+
+    async fn client() -> (FakeGitHub, GitHub) {
+        let (fake, url) = FakeGitHub::start().await.unwrap();
+        let http = outbound::http_client(Duration::from_secs(5)).unwrap();
+        (fake, GitHub::new(http, &url, TOKEN, REPOSITORY))
+    }
+
+    #[tokio::test]
+    async fn an_escalation_opens_one_issue_recurrences_comment_and_a_resolution_closes_it() {
+        let (fake, gh) = client().await;
+        let fp = "default/shop/checkout-api/OOM_LIMIT_TOO_LOW";
+        let first = gh.report(fp, "checkout-api: OOM, limit too low", "diagnosis…").await.unwrap();
+        let Reported::Opened(issue) = first else { panic!("{first:?}") };
+        assert_eq!(issue.number, 1);
+        assert!(issue.html_url.ends_with("/issues/1"));
+        let again = gh.report(fp, "checkout-api: OOM, limit too low", "second time").await.unwrap();
+        assert_eq!(again, Reported::Commented(issue.clone()), "a recurrence comments on the open issue");
+        let other = gh.report("default/shop/web/CRASHLOOP", "web crashes", "…").await.unwrap();
+        assert!(matches!(other, Reported::Opened(ref i) if i.number == 2), "{other:?}");
+        gh.close(issue.number, "Resolved: the fix verified.").await.unwrap();
+        let issues = fake.issues();
+        assert_eq!(issues.len(), 2);
+        let closed = &issues[0];
+        assert_eq!((closed.state.as_str(), closed.state_reason.as_deref()), ("closed", Some("completed")));
+        assert_eq!(closed.comments.len(), 2, "{:?}", closed.comments);
+        assert!(closed.labels.contains(&"dreamops".to_owned()) && closed.labels.iter().any(|l| l.starts_with("fp-")));
+        // Closed: the next recurrence opens a new issue.
+        let after = gh.report(fp, "checkout-api: OOM, limit too low", "third").await.unwrap();
+        assert!(matches!(after, Reported::Opened(ref i) if i.number == 3), "{after:?}");
+        for h in fake.requests() {
+            assert_eq!(h["x-github-api-version"], "2022-11-28");
+            assert_eq!(h["accept"], "application/vnd.github+json");
+            assert!(h.contains_key("user-agent"));
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limits_are_waited_out_when_short_and_handed_back_when_long() {
+        let (fake, gh) = client().await;
+        fake.rate_limit_next(0, Some(1));
+        let started = Instant::now();
+        gh.report("fp1", "t", "b").await.unwrap();
+        assert!(started.elapsed() >= Duration::from_secs(1), "retry-after was honoured");
+        fake.rate_limit_next(3600, None);
+        let started = Instant::now();
+        let err = gh.report("fp2", "t", "b").await.unwrap_err();
+        assert!(matches!(err, GitHubError::RateLimited(d) if d > Duration::from_secs(3000)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "an hour is not waited inside one call");
+        let (_, url) = FakeGitHub::start().await.unwrap();
+        let bad = GitHub::new(outbound::http_client(Duration::from_secs(5)).unwrap(), &url, "wrong", REPOSITORY);
+        let err = bad.report("fp", "t", "b").await.unwrap_err();
+        assert!(matches!(err, GitHubError::Refused { status: 401, .. }), "{err:?}");
+        assert!(!err.to_string().contains("wrong"), "the token is never in an error");
+    }
+}
