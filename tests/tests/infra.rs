@@ -78,6 +78,13 @@ fn locals(root: &Body) -> BTreeMap<String, Expression> {
     blocks(root, "locals").flat_map(|b| b.body().attributes().map(|a| (a.key().to_owned(), a.expr().clone()))).collect()
 }
 
+/// The `resource "kind" "name"` block.
+fn resource<'a>(root: &'a Body, kind: &str, name: &str) -> &'a Block {
+    blocks(root, "resource")
+        .find(|r| label(r, 0) == kind && label(r, 1) == name)
+        .unwrap_or_else(|| panic!("no {kind}.{name}"))
+}
+
 fn modules<'a>(root: &'a Body, source: &'a str) -> impl Iterator<Item = &'a Block> + 'a {
     blocks(root, "module").filter(move |m| attr(m.body(), "source").is_some_and(|s| text(s).contains(source)))
 }
@@ -377,11 +384,6 @@ fn the_control_api_is_routed_throttled_and_reaches_no_cluster() {
 #[test]
 fn billing_is_wired_callback_to_queue_to_quota_with_a_daily_run() {
     let root = load(&infra());
-    let resource = |kind: &str, name: &str| {
-        blocks(&root, "resource")
-            .find(|r| label(r, 0) == kind && label(r, 1) == name)
-            .unwrap_or_else(|| panic!("no {kind}.{name}"))
-    };
     // Everything billing deploys is conditional on the variable (off: unmetered, nothing deployed).
     for (kind, name) in [
         ("aws_apigatewayv2_route", "payments_callback"),
@@ -393,23 +395,24 @@ fn billing_is_wired_callback_to_queue_to_quota_with_a_daily_run() {
         ("aws_lambda_permission", "billing_daily"),
         ("aws_cloudwatch_metric_alarm", "billing_flagged"),
     ] {
-        let count = text(attr(resource(kind, name).body(), "count").unwrap_or_else(|| panic!("{kind}.{name} count")));
+        let count =
+            text(attr(resource(&root, kind, name).body(), "count").unwrap_or_else(|| panic!("{kind}.{name} count")));
         assert!(count.contains("var.billing_enabled"), "{kind}.{name}: {count}");
     }
     for m in ["billing_queue", "payments_callback", "quota"] {
         let b = modules(&root, "modules/").find(|b| label(b, 0) == m).unwrap();
         assert!(text(attr(b.body(), "count").unwrap()).contains("var.billing_enabled"), "module.{m}");
     }
-    let route = resource("aws_apigatewayv2_route", "payments_callback");
+    let route = resource(&root, "aws_apigatewayv2_route", "payments_callback");
     assert_eq!(text(attr(route.body(), "route_key").unwrap()), "\"POST /webhooks/phonepe\"");
     assert!(text(attr(route.body(), "target").unwrap()).contains("aws_apigatewayv2_integration.payments_callback"));
-    let integration = resource("aws_apigatewayv2_integration", "payments_callback");
+    let integration = resource(&root, "aws_apigatewayv2_integration", "payments_callback");
     assert!(text(attr(integration.body(), "integration_uri").unwrap()).contains("module.payments_callback[0]"));
     let timeout: u64 = text(attr(integration.body(), "timeout_milliseconds").unwrap()).parse().unwrap();
     assert!(timeout <= 5000, "PhonePe waits 3-5 s; the integration gives up after {timeout} ms");
-    let target = resource("aws_cloudwatch_event_target", "billing_daily");
+    let target = resource(&root, "aws_cloudwatch_event_target", "billing_daily");
     assert_eq!(text(attr(target.body(), "arn").unwrap()), "module.quota[0].arn");
-    let esm = resource("aws_lambda_event_source_mapping", "quota");
+    let esm = resource(&root, "aws_lambda_event_source_mapping", "quota");
     assert_eq!(text(attr(esm.body(), "event_source_arn").unwrap()), "module.billing_queue[0].arn");
 
     // The callback reads orders, writes dedupe keys, queues and reads the deployment secret: nothing else.
@@ -434,16 +437,11 @@ fn billing_is_wired_callback_to_queue_to_quota_with_a_daily_run() {
 #[test]
 fn the_dashboard_is_served_by_the_api_function_and_payments_return_to_it() {
     let root = load(&infra());
-    let resource = |kind: &str, name: &str| {
-        blocks(&root, "resource")
-            .find(|r| label(r, 0) == kind && label(r, 1) == name)
-            .unwrap_or_else(|| panic!("no {kind}.{name}"))
-    };
-    let route = resource("aws_apigatewayv2_route", "dashboard");
+    let route = resource(&root, "aws_apigatewayv2_route", "dashboard");
     let keys = text(attr(route.body(), "for_each").unwrap());
     assert!(keys.contains("\"GET /\"") && keys.contains("\"GET /ui/{file}\""), "{keys}");
     assert!(text(attr(route.body(), "target").unwrap()).contains("aws_apigatewayv2_integration.api.id"));
-    let permission = resource("aws_lambda_permission", "dashboard");
+    let permission = resource(&root, "aws_lambda_permission", "dashboard");
     assert_eq!(text(attr(permission.body(), "function_name").unwrap()), "module.api.name");
     let arns = text(attr(permission.body(), "for_each").unwrap());
     assert!(arns.contains("/*/GET/") && arns.contains("/*/GET/ui/*"), "only GET of the page and its files: {arns}");

@@ -187,12 +187,10 @@ async fn comment(
     if let Some(r) = refused(&f, &owner, &name, &headers) {
         return r;
     }
-    let mut st = f.store.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(i) = st.issues.iter_mut().find(|i| i.number == number) else {
-        return error(StatusCode::NOT_FOUND, "Not Found");
-    };
-    i.comments.push(body["body"].as_str().unwrap_or_default().to_owned());
-    (StatusCode::CREATED, Json(json!({"id": i.comments.len(), "body": body["body"]}))).into_response()
+    with_issue(&f, number, |i| {
+        i.comments.push(body["body"].as_str().unwrap_or_default().to_owned());
+        (StatusCode::CREATED, Json(json!({"id": i.comments.len(), "body": body["body"]}))).into_response()
+    })
 }
 
 async fn update_issue(
@@ -204,15 +202,22 @@ async fn update_issue(
     if let Some(r) = refused(&f, &owner, &name, &headers) {
         return r;
     }
+    with_issue(&f, number, |i| {
+        if let Some(s) = body["state"].as_str() {
+            i.state = s.to_owned();
+        }
+        i.state_reason = body["state_reason"].as_str().map(str::to_owned);
+        Json(issue_json(i)).into_response()
+    })
+}
+
+/// Runs `change` on issue `number`, or answers 404 as GitHub does.
+fn with_issue(f: &FakeGitHub, number: u64, change: impl FnOnce(&mut Issue) -> Response) -> Response {
     let mut st = f.store.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(i) = st.issues.iter_mut().find(|i| i.number == number) else {
-        return error(StatusCode::NOT_FOUND, "Not Found");
-    };
-    if let Some(s) = body["state"].as_str() {
-        i.state = s.to_owned();
+    match st.issues.iter_mut().find(|i| i.number == number) {
+        Some(i) => change(i),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
     }
-    i.state_reason = body["state_reason"].as_str().map(str::to_owned);
-    Json(issue_json(i)).into_response()
 }
 
 async fn repo(

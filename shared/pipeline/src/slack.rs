@@ -32,12 +32,18 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// `v0=<hex>` for `body` sent at `timestamp` (what Slack computes; the protocol fake signs with it).
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return String::new() };
+/// HMAC-SHA256 of `v0:<timestamp>:<body>` under `secret`.
+fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so construction cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return Vec::new() };
     mac.update(format!("v0:{timestamp}:").as_bytes());
     mac.update(body);
-    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// `v0=<hex>` for `body` sent at `timestamp` (what Slack computes; the protocol fake signs with it).
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    format!("v0={}", hex::encode(mac(secret, timestamp, body)))
 }
 
 /// Checks a request's signature against each of `secrets`, at `now` (Unix seconds).
@@ -53,15 +59,12 @@ pub fn verify(
     if (now - ts).abs() > WINDOW_SECS {
         return Err(SignatureError::Stale);
     }
-    let Some(given) = sig.trim().strip_prefix("v0=").and_then(|h| hex::decode(h).ok()) else {
+    let Some(given) = sig.trim().strip_prefix("v0=").and_then(|h| hex::decode(h).ok()).filter(|g| g.len() == 32) else {
         return Err(SignatureError::Mismatch);
     };
     let mut ok = false;
     for secret in secrets {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { continue };
-        mac.update(format!("v0:{ts}:").as_bytes());
-        mac.update(body);
-        ok |= bool::from(mac.finalize().into_bytes().as_slice().ct_eq(given.as_slice()));
+        ok |= bool::from(mac(secret, ts, body).as_slice().ct_eq(given.as_slice()));
     }
     if ok { Ok(()) } else { Err(SignatureError::Mismatch) }
 }
