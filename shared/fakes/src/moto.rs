@@ -1,12 +1,12 @@
 //! moto's AWS-API server on loopback, one per test: installed on first use into `target/moto-venv` (the pinned
-//! version `.ci/setup` installs) unless `MOTO_SERVER` names a `moto_server` executable; started on a free port;
+//! version `.ci/setup` installs) unless `MOTO_SERVER` names a `moto_server` executable; started on a port the kernel picks (and reports);
 //! killed when dropped.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::net::TcpListener;
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The moto release the tests are written against.
 pub const MOTO_VERSION: &str = "5.2.5";
@@ -32,20 +32,21 @@ impl Drop for Moto {
     }
 }
 
-/// moto's own server, answering one request at a time (see [`Moto::start_serialized`]).
-const SERIALIZED: &str = "import sys\n\
-from werkzeug.serving import run_simple\n\
+/// moto's own WSGI app on a port the kernel picks, printed once listening. Choosing a free port first and handing
+/// it to `moto_server` races: a parallel test can take the port in between, and this test then talks to (or waits
+/// for) someone else's moto. `argv[1]` is `threaded` or `serial` (see [`Moto::start_serialized`]).
+const SERVER: &str = "import os, sys\n\
+from werkzeug.serving import make_server\n\
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n\
-run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app), threaded=False, \
-request_handler=MotoRequestHandler)\n";
+srv = make_server('127.0.0.1', 0, DomainDispatcherApplication(create_backend_app), threaded=sys.argv[1] == 'threaded', \
+request_handler=MotoRequestHandler)\n\
+os.environ['MOTO_PORT'] = str(srv.port)\n\
+print(srv.port, flush=True)\n\
+srv.serve_forever()\n";
 
 impl Moto {
     pub async fn start() -> Moto {
-        let bin = moto_server();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut cmd = Command::new(&bin);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        Self::launch(cmd, &bin, port).await
+        Self::launch("threaded").await
     }
 
     /// moto answering one request at a time. Real DynamoDB runs each `TransactWriteItems` atomically and in
@@ -53,26 +54,37 @@ impl Moto {
     /// undoing what concurrent transactions wrote meanwhile), so tests that race transactions use this one. Do not
     /// long-poll it: a waiting receive holds every other request.
     pub async fn start_serialized() -> Moto {
-        let bin = moto_server();
-        let python = bin.with_file_name("python");
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut cmd = Command::new(&python);
-        cmd.args(["-c", SERIALIZED, "127.0.0.1", &port.to_string()]);
-        Self::launch(cmd, &python, port).await
+        Self::launch("serial").await
     }
 
-    async fn launch(mut cmd: Command, bin: &std::path::Path, port: u16) -> Moto {
-        let child = cmd
-            .stdout(Stdio::null())
+    async fn launch(mode: &'static str) -> Moto {
+        let python = moto_server().with_file_name("python");
+        let mut child = Command::new(&python)
+            .args(["-c", SERVER, mode])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start on port {port}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
+        let stdout = child.stdout.take().unwrap();
+        let mut moto = Moto { child, url: String::new() };
+        // The child prints its port once the socket listens; a blocking read on its own thread, bounded.
+        let line = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("moto did not start within 60 s"))
+        .unwrap()
+        .unwrap();
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+            let status = moto.child.try_wait().ok().flatten();
+            panic!("moto did not report its port (printed {line:?}, exit {status:?})")
+        });
+        moto.url = format!("http://127.0.0.1:{port}");
         moto
     }
 }
