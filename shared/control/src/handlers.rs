@@ -636,7 +636,7 @@ pub(crate) async fn get_incident(c: &Control, call: Call) -> Result<Reply, ApiEr
         });
     let pagerduty_url = match &incident.source {
         AlertSource::PagerDuty { html_url, .. } => html_url.clone(),
-        AlertSource::Alertmanager { .. } => None,
+        AlertSource::Alertmanager { .. } | AlertSource::Manual { .. } => None,
     };
     Reply::ok(&v::IncidentDetail { incident, timeline, proposal, pagerduty_url })
 }

@@ -12,7 +12,7 @@ use crate::state::State;
 pub type Alert = crate::observation::AlertView;
 
 /// Where the alert came from, with the ids needed to talk back to the source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AlertSource {
     PagerDuty {
@@ -38,6 +38,21 @@ pub enum AlertSource {
         /// Alerts Alertmanager left out of the notification (`max_alerts`).
         truncated_alerts: u64,
     },
+    /// An operation a person asked for in words (`/dreamops …` in Slack, `POST …/operations`). It takes an
+    /// alert's path: policy and budgets, the dry-run diff, approval, execution, verification, undo.
+    Manual {
+        /// `op_` + 32 hex characters: the operation's own id (its external id).
+        operation_id: String,
+        /// The requester's stable id (as on approvals): under the two-person rule they cannot also approve.
+        principal_id: String,
+        /// How the requester is shown.
+        requested_by: String,
+        /// The words as given.
+        intent: String,
+        /// The action asked for, checked against the team's bounds; `None` for a read-only request (status,
+        /// explain): analysis runs, nothing is executed.
+        requested: Option<crate::diagnosis::ProposedAction>,
+    },
 }
 
 impl AlertSource {
@@ -46,6 +61,20 @@ impl AlertSource {
         match self {
             Self::PagerDuty { incident_id, .. } => incident_id,
             Self::Alertmanager { group_id, .. } => group_id,
+            Self::Manual { operation_id, .. } => operation_id,
+        }
+    }
+
+    /// Whether the incident is an operation a person asked for.
+    pub fn is_manual(&self) -> bool {
+        matches!(self, Self::Manual { .. })
+    }
+
+    /// For an operation: the requester's stable id.
+    pub fn requester(&self) -> Option<&str> {
+        match self {
+            Self::Manual { principal_id, .. } => Some(principal_id),
+            _ => None,
         }
     }
 

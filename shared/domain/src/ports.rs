@@ -309,6 +309,10 @@ pub enum SecretName {
     PagerDutyApiToken,
     /// Slack incoming-webhook URL (outbound).
     SlackWebhookUrl,
+    /// A Slack app's bot token (`xoxb-…`; outbound: `chat.postMessage`, `chat.update`).
+    SlackBotToken,
+    /// The Slack app's signing secrets (inbound: interactions and slash commands; several during a rotation).
+    SlackSigningSecrets,
     /// The language model provider's API key (outbound; per deployment).
     LlmApiKey,
     /// A GitHub token that may open issues in the team's repository (outbound).
@@ -324,11 +328,13 @@ pub enum SecretName {
 }
 
 impl SecretName {
-    pub const ALL: [SecretName; 11] = [
+    pub const ALL: [SecretName; 13] = [
         Self::PagerDutyWebhookSecrets,
         Self::AlertmanagerBearerTokens,
         Self::PagerDutyApiToken,
         Self::SlackWebhookUrl,
+        Self::SlackBotToken,
+        Self::SlackSigningSecrets,
         Self::LlmApiKey,
         Self::GitHubToken,
         Self::PhonePeClientSecret,
@@ -345,6 +351,8 @@ impl SecretName {
             Self::AlertmanagerBearerTokens => "alertmanager_bearer_tokens",
             Self::PagerDutyApiToken => "pagerduty_api_token",
             Self::SlackWebhookUrl => "slack_webhook_url",
+            Self::SlackBotToken => "slack_bot_token",
+            Self::SlackSigningSecrets => "slack_signing_secrets",
             Self::LlmApiKey => "llm_api_key",
             Self::GitHubToken => "github_token",
             Self::PhonePeClientSecret => "phonepe_client_secret",
@@ -358,7 +366,7 @@ impl SecretName {
     /// Inbound credentials authenticate one team's webhooks and never fall back to the deployment's, so one
     /// team's token can never open another team's route.
     pub const fn is_inbound(self) -> bool {
-        matches!(self, Self::PagerDutyWebhookSecrets | Self::AlertmanagerBearerTokens)
+        matches!(self, Self::PagerDutyWebhookSecrets | Self::AlertmanagerBearerTokens | Self::SlackSigningSecrets)
     }
 }
 
@@ -509,6 +517,10 @@ pub trait Pager: Send + Sync {
     async fn add_note(&self, team: &TeamId, external_id: &str, content: &str) -> Result<(), NotifyError>;
     /// Resolves the source incident with a resolution text.
     async fn resolve(&self, team: &TeamId, external_id: &str, resolution: &str) -> Result<(), NotifyError>;
+    /// Acknowledges the source incident: the agent is working on it, so it stops re-notifying responders.
+    async fn acknowledge(&self, team: &TeamId, external_id: &str) -> Result<(), NotifyError>;
+    /// Escalates the source incident to the next level of its escalation policy.
+    async fn escalate(&self, team: &TeamId, external_id: &str) -> Result<(), NotifyError>;
 }
 
 /// A message for humans in the team's chat (Slack incoming webhook).
@@ -519,9 +531,38 @@ pub struct ChatMessage {
     pub body: String,
 }
 
+/// One incident's message, posted once and then updated in place as the incident moves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentCard {
+    pub message: ChatMessage,
+    /// The incident's state, as one word (`awaiting_approval`).
+    pub state: String,
+    /// The channel of the team's Slack app (an integration option); `None`: incoming webhook only.
+    pub channel: Option<String>,
+    /// For a proposal awaiting approval: the diff hash the Approve button is bound to.
+    pub approve_plan: Option<String>,
+    /// Where the incident is seen in full (the dashboard), when known.
+    pub link: Option<String>,
+}
+
 #[async_trait]
 pub trait Chat: Send + Sync {
     async fn post(&self, team: &TeamId, message: &ChatMessage) -> Result<(), NotifyError>;
+
+    /// Shows an incident: an incoming webhook can only post, so by default this posts the message; a Slack app
+    /// posts once and updates that message from then on.
+    async fn card(&self, team: &TeamId, card: &IncidentCard) -> Result<(), NotifyError> {
+        self.post(team, &card.message).await
+    }
+}
+
+/// Which chat message shows which incident (Slack: channel and `ts`), so later changes update it in place.
+#[async_trait]
+pub trait ChatThreads: Send + Sync {
+    /// The message recorded for `key` (an incident id) of a team.
+    async fn thread(&self, team: &TeamId, key: &str) -> Result<Option<String>, StoreError>;
+    /// Records the message if none is; `Ok(false)` when another was recorded first (that one stays).
+    async fn claim_thread(&self, team: &TeamId, key: &str, value: &str) -> Result<bool, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -54,6 +54,24 @@ pub struct TeamSettings {
     pub approval_timeout_secs: u64,
     /// Distinct approvers a `High`-risk proposal needs (1 or 2; 2 is the two-person rule).
     pub high_risk_approvals: u32,
+    /// What the agent tells the PagerDuty incident it works on.
+    pub pagerduty: PagerDutySettings,
+}
+
+/// How the agent treats the PagerDuty incident it works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagerDutySettings {
+    /// Acknowledge the page when the agent starts acting on it, so responders are not re-notified meanwhile.
+    pub acknowledge: bool,
+    /// On escalation, also escalate the page to the next level of its escalation policy.
+    pub escalate: bool,
+}
+
+impl Default for PagerDutySettings {
+    fn default() -> Self {
+        Self { acknowledge: true, escalate: false }
+    }
 }
 
 /// How verification waits for a fix to hold.
@@ -90,6 +108,7 @@ impl Default for TeamSettings {
             verify: VerifySettings::default(),
             approval_timeout_secs: 3600,
             high_risk_approvals: 1,
+            pagerduty: PagerDutySettings::default(),
         }
     }
 }

@@ -56,6 +56,11 @@ impl fmt::Display for Role {
 pub struct ServiceTarget {
     pub namespace: String,
     pub deployment: String,
+    /// An HTTP health check polled as part of verification: a cluster-internal service name
+    /// (`http://checkout.shop.svc:8080/healthz`) or a host on the deployment's allow-list; never loopback,
+    /// link-local, metadata or private addresses reached by a public name, and redirects are not followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_url: Option<String>,
 }
 
 /// Which fields of an integration are set, and when they changed. Never the values.

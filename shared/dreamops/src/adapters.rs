@@ -90,6 +90,8 @@ impl Secrets for ConfigSecrets {
 pub enum PagerCall {
     Note { team: String, incident: String, content: String },
     Resolve { team: String, incident: String, resolution: String },
+    Acknowledge { team: String, incident: String },
+    Escalate { team: String, incident: String },
 }
 
 /// Records PagerDuty calls instead of sending them, and serves the alert labels PagerDuty would hold for an
@@ -140,6 +142,16 @@ impl Pager for RecordingPager {
             incident: external_id.into(),
             resolution: resolution.into(),
         });
+        Ok(())
+    }
+
+    async fn acknowledge(&self, team: &TeamId, external_id: &str) -> Result<(), NotifyError> {
+        self.record(PagerCall::Acknowledge { team: team.to_string(), incident: external_id.into() });
+        Ok(())
+    }
+
+    async fn escalate(&self, team: &TeamId, external_id: &str) -> Result<(), NotifyError> {
+        self.record(PagerCall::Escalate { team: team.to_string(), incident: external_id.into() });
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! The PagerDuty REST API v2 on loopback, as far as DreamOps uses it: `GET /incidents/{id}/alerts`,
-//! `POST /incidents/{id}/notes`, `PUT /incidents/{id}`, `GET /abilities` (the credential check). Requests are checked as PagerDuty documents them:
+//! `POST /incidents/{id}/notes`, `GET|PUT /incidents/{id}` (status and escalation level, on a 3-level policy), `GET /abilities` (the credential check). Requests are checked as PagerDuty documents them:
 //! `Authorization: Token token=<key>`, the v2 `Accept` header, a `From` email on writes, the body shapes; errors
 //! come back as `{"error": {"message", "code"}}`. Failures can be scripted ahead of the real answers.
 
@@ -31,7 +31,12 @@ struct Inner {
     incidents: BTreeMap<String, (String, Vec<Value>, Vec<String>)>,
     failures: VecDeque<(u16, Vec<(&'static str, String)>)>,
     seen: Vec<Seen>,
+    /// incident id → escalation level (1 when opened).
+    levels: BTreeMap<String, u64>,
 }
+
+/// Levels of the fake's escalation policy.
+pub const POLICY_LEVELS: u64 = 3;
 
 #[derive(Debug, Clone, Default)]
 pub struct FakePagerDuty {
@@ -43,7 +48,7 @@ impl FakePagerDuty {
     pub async fn start() -> std::io::Result<(Self, String)> {
         let fake = Self::default();
         let app = axum::Router::new()
-            .route("/incidents/{id}", axum::routing::put(update))
+            .route("/incidents/{id}", axum::routing::put(update).get(incident))
             .route("/incidents/{id}/alerts", axum::routing::get(alerts))
             .route("/incidents/{id}/notes", axum::routing::post(note))
             .route("/abilities", axum::routing::get(abilities))
@@ -57,7 +62,14 @@ impl FakePagerDuty {
 
     /// Opens a triggered incident whose one alert carries `details` (its custom details).
     pub fn open_incident(&self, id: &str, details: Value) {
-        self.lock().incidents.insert(id.to_owned(), ("triggered".into(), vec![details], Vec::new()));
+        let mut inner = self.lock();
+        inner.incidents.insert(id.to_owned(), ("triggered".into(), vec![details], Vec::new()));
+        inner.levels.insert(id.to_owned(), 1);
+    }
+
+    /// The incident's escalation level.
+    pub fn level(&self, id: &str) -> Option<u64> {
+        self.lock().levels.get(id).copied()
     }
 
     /// The next request is answered with `status` (and `headers`) instead of its real answer.
@@ -164,13 +176,39 @@ async fn update(
         return r;
     }
     let status = body["incident"]["status"].as_str().unwrap_or_default().to_owned();
-    if body["incident"]["type"] != "incident_reference" || !matches!(status.as_str(), "acknowledged" | "resolved") {
+    let level = body["incident"]["escalation_level"].as_u64();
+    let status_ok = matches!(status.as_str(), "acknowledged" | "resolved") || (status.is_empty() && level.is_some());
+    if body["incident"]["type"] != "incident_reference" || !status_ok {
         return error(StatusCode::BAD_REQUEST, 2001, "Invalid Input Provided: incident");
     }
     let mut inner = f.lock();
     let Some(inc) = inner.incidents.get_mut(&id) else { return error(StatusCode::NOT_FOUND, 2100, "Not Found") };
-    inc.0 = status.clone();
-    Json(json!({"incident": {"id": id, "type": "incident", "status": status}})).into_response()
+    if let Some(level) = level {
+        if !(1..=POLICY_LEVELS).contains(&level) {
+            return error(StatusCode::BAD_REQUEST, 2001, "Invalid Input Provided: escalation_level");
+        }
+        // Escalating re-triggers the incident for the next level's responders, as PagerDuty does.
+        inc.0 = "triggered".into();
+        inner.levels.insert(id.clone(), level);
+    } else {
+        inc.0 = status;
+    }
+    let (status, level) = (inner.incidents[&id].0.clone(), inner.levels.get(&id).copied().unwrap_or(1));
+    Json(json!({"incident": {"id": id, "type": "incident", "status": status, "escalation_level": level}}))
+        .into_response()
+}
+
+async fn incident(State(f): State<FakePagerDuty>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(r) = check(&f, Method::GET, format!("/incidents/{id}"), &headers, &Value::Null) {
+        return r;
+    }
+    let inner = f.lock();
+    let Some((status, _, _)) = inner.incidents.get(&id) else {
+        return error(StatusCode::NOT_FOUND, 2100, "Not Found");
+    };
+    let level = inner.levels.get(&id).copied().unwrap_or(1);
+    Json(json!({"incident": {"id": id, "type": "incident", "status": status, "escalation_level": level}}))
+        .into_response()
 }
 
 async fn abilities(State(f): State<FakePagerDuty>, headers: HeaderMap) -> Response {

@@ -1,5 +1,5 @@
 //! The PagerDuty REST API v2 behind the `Pager` port: the alert details of an incident (the structured labels the
-//! analyzer resolves its target from), notes, and resolves.
+//! analyzer resolves its target from), notes, acknowledge, escalate to the next level, and resolve.
 //!
 //! Every request carries `Authorization: Token token=<key>` (the team's key, else the deployment's, from the
 //! secret store), `Accept: application/vnd.pagerduty+json;version=2` and, on writes, `From: <bot user email>`,
@@ -148,6 +148,25 @@ impl Pager for PagerDutyRest {
         let url = self.url(external_id, "")?;
         let body = json!({"incident": {"type": "incident_reference", "status": "resolved", "resolution": resolution}});
         self.call(team, reqwest::Method::PUT, &url, Some(&body), "PagerDuty resolve").await.map(drop)
+    }
+
+    async fn acknowledge(&self, team: &TeamId, external_id: &str) -> Result<(), NotifyError> {
+        let url = self.url(external_id, "")?;
+        let body = json!({"incident": {"type": "incident_reference", "status": "acknowledged"}});
+        self.call(team, reqwest::Method::PUT, &url, Some(&body), "PagerDuty acknowledge").await.map(drop)
+    }
+
+    /// Reads the incident's escalation level and asks for the next one. A page already at the policy's last
+    /// level is refused by PagerDuty (400); that is reported, not retried.
+    async fn escalate(&self, team: &TeamId, external_id: &str) -> Result<(), NotifyError> {
+        let url = self.url(external_id, "")?;
+        let current = self.call(team, reqwest::Method::GET, &url, None, "PagerDuty read incident").await?;
+        if current["incident"]["status"] == "resolved" {
+            return Err(NotifyError::Rejected(format!("PagerDuty incident {external_id} is already resolved")));
+        }
+        let level = current["incident"]["escalation_level"].as_u64().unwrap_or(1);
+        let body = json!({"incident": {"type": "incident_reference", "escalation_level": level + 1}});
+        self.call(team, reqwest::Method::PUT, &url, Some(&body), "PagerDuty escalate").await.map(drop)
     }
 }
 

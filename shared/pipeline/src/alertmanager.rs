@@ -272,7 +272,7 @@ async fn update_group(
     }
     let known: Vec<String> = match &inc.source {
         AlertSource::Alertmanager { fingerprints, .. } => fingerprints.clone(),
-        AlertSource::PagerDuty { .. } => Vec::new(),
+        AlertSource::PagerDuty { .. } | AlertSource::Manual { .. } => Vec::new(),
     };
     let new = firing.iter().filter(|a| !known.contains(&a.fingerprint)).count();
     let what = format!("Alertmanager: the group now has {} firing alerts ({new} new)", firing.len());

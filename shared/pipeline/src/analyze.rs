@@ -53,7 +53,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     }
     let service_id = match &inc.source {
         domain::AlertSource::PagerDuty { service_id, .. } => service_id.clone(),
-        domain::AlertSource::Alertmanager { .. } => None,
+        domain::AlertSource::Alertmanager { .. } | domain::AlertSource::Manual { .. } => None,
     };
     let lookup = |key: String| {
         let team = inc.team_id.clone();
