@@ -23,6 +23,8 @@ pub use aws::env::ConfigError;
 pub const TABLE: &str = "DREAMOPS_TABLE";
 pub const SECRETS_PREFIX: &str = "DREAMOPS_SECRETS_PREFIX";
 pub const EXECUTION_QUEUE_URL: &str = "DREAMOPS_EXECUTION_QUEUE_URL";
+/// Operations asked for in words are queued for analysis like alerts.
+pub const ANALYSIS_QUEUE_URL: &str = "DREAMOPS_ANALYSIS_QUEUE_URL";
 /// The KMS key new team secrets are created with.
 pub const SECRETS_KMS_KEY: &str = "DREAMOPS_SECRETS_KMS_KEY";
 pub const SECRETS_TTL_SECS: &str = "DREAMOPS_SECRETS_TTL_SECS";
@@ -42,9 +44,12 @@ pub const AUTH_FAILURE_WINDOW_SECS: &str = "DREAMOPS_AUTH_FAILURE_WINDOW_SECS";
 pub const MAX_BODY_BYTES: &str = "DREAMOPS_MAX_BODY_BYTES";
 pub const PAGERDUTY_API_URL: &str = "DREAMOPS_PAGERDUTY_API_URL";
 pub const GITHUB_API_URL: &str = "DREAMOPS_GITHUB_API_URL";
+pub const SLACK_API_URL: &str = "DREAMOPS_SLACK_API_URL";
+/// This API's public URL: chat messages link to incidents on its dashboard.
+pub const DASHBOARD_URL: &str = "DREAMOPS_DASHBOARD_URL";
 
 /// Every variable the function requires (the infrastructure check reads this list).
-pub const REQUIRED_ENV: &[&str] = &[TABLE, SECRETS_PREFIX, EXECUTION_QUEUE_URL];
+pub const REQUIRED_ENV: &[&str] = &[TABLE, SECRETS_PREFIX, EXECUTION_QUEUE_URL, ANALYSIS_QUEUE_URL];
 
 /// The function's configuration, read once at start.
 #[derive(Debug, Clone)]
@@ -52,6 +57,7 @@ pub struct Config {
     pub table: String,
     pub secrets_prefix: String,
     pub execution_queue_url: String,
+    pub analysis_queue_url: String,
     pub secrets_kms_key: Option<String>,
     pub secrets_ttl: Duration,
     pub oidc: Option<control::jwt::OidcConfig>,
@@ -59,6 +65,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub pagerduty_api_url: String,
     pub github_api_url: String,
+    pub slack_api_url: String,
+    pub dashboard_url: Option<String>,
     /// Plans and checkout, when billing is enabled.
     pub payments: Option<billing::aws::PaymentsEnv>,
 }
@@ -114,6 +122,7 @@ impl Config {
             table: env.required(TABLE)?,
             secrets_prefix: env.required(SECRETS_PREFIX)?,
             execution_queue_url: env.required(EXECUTION_QUEUE_URL)?,
+            analysis_queue_url: env.required(ANALYSIS_QUEUE_URL)?,
             secrets_kms_key: env.optional(SECRETS_KMS_KEY),
             secrets_ttl: env.seconds(SECRETS_TTL_SECS, Duration::from_secs(30))?,
             oidc,
@@ -123,6 +132,8 @@ impl Config {
             payments: billing::aws::PaymentsEnv::from_env(env)?,
             pagerduty_api_url: env.optional(PAGERDUTY_API_URL).unwrap_or(control.pagerduty_api_url),
             github_api_url: env.optional(GITHUB_API_URL).unwrap_or(control.github_api_url),
+            slack_api_url: env.optional(SLACK_API_URL).unwrap_or(control.slack_api_url),
+            dashboard_url: env.optional(DASHBOARD_URL),
         })
     }
 }
@@ -178,8 +189,12 @@ impl App {
     pub fn new(config: &Config, sdk: &aws::SdkConfig) -> Result<Self, BuildError> {
         let store = Arc::new(DynamoStore::new(aws::dynamodb::Client::new(sdk), &config.table));
         let sqs = aws::sqs::Client::new(sdk);
-        let queue =
-            SqsQueue::new(sqs.clone(), QueueUrls::default().with(QueueName::Execution, &config.execution_queue_url));
+        let queue = SqsQueue::new(
+            sqs.clone(),
+            QueueUrls::default()
+                .with(QueueName::Execution, &config.execution_queue_url)
+                .with(QueueName::Analysis, &config.analysis_queue_url),
+        );
         let secrets = Arc::new(
             SecretsManagerSecrets::new(
                 aws::secretsmanager::Client::new(sdk),
@@ -195,7 +210,18 @@ impl App {
             Some(p) => Some(p.billing(sdk, store.clone(), secrets.clone(), clock.clone(), None).map_err(BuildError)?),
             None => None,
         };
+        let chat = outbound::SlackChat::new(
+            http.clone(),
+            Some(&config.slack_api_url),
+            secrets.clone(),
+            store.clone(),
+            1,
+        )
+        .map_err(BuildError)?;
         let control = Arc::new(Control {
+            chat: Arc::new(chat),
+            // The model reads operations in the analyzer's account; here the grammar alone.
+            llm: None,
             incidents: store.clone(),
             runbook: store.clone(),
             teams: store.clone(),
@@ -216,6 +242,8 @@ impl App {
                 oidc_client_id: config.oidc.as_ref().and_then(|o| o.client_id.clone()),
                 // API Gateway (HTTP API) buffers every answer: the dashboard polls with If-None-Match.
                 stream_interval: None,
+                slack_api_url: config.slack_api_url.clone(),
+                dashboard_url: config.dashboard_url.clone(),
             },
             probes: vec![Arc::new(SqsProbe { client: sqs, url: config.execution_queue_url.clone() })],
             metrics: Default::default(),

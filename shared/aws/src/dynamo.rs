@@ -425,3 +425,37 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
         .map_err(|e| describe("enable ttl", e))?;
     Ok(())
 }
+
+/// How long a chat message reference is kept: long after any incident could still change.
+const CHAT_THREAD_TTL_SECS: i64 = 90 * 24 * 3600;
+
+#[async_trait]
+impl domain::ports::ChatThreads for DynamoStore {
+    async fn thread(&self, team: &TeamId, key: &str) -> Result<Option<String>, StoreError> {
+        let item = self.get_item(format!("CHAT#{team}#{key}"), "CHAT").await?;
+        Ok(item.and_then(|i| i.get("value").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn claim_thread(&self, team: &TeamId, key: &str, value: &str) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        let expires = jiff::Timestamp::now().as_second() + CHAT_THREAD_TTL_SECS;
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("CHAT#{team}#{key}")))
+            .item("sk", s("CHAT"))
+            .item("value", s(value))
+            .item("expires_at", n(expires))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("dynamodb put chat thread", e)),
+        }
+    }
+}

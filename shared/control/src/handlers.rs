@@ -641,7 +641,7 @@ pub(crate) async fn get_incident(c: &Control, call: Call) -> Result<Reply, ApiEr
     Reply::ok(&v::IncidentDetail { incident, timeline, proposal, pagerduty_url })
 }
 
-fn approval_error(e: ApprovalError) -> ApiError {
+pub(crate) fn approval_error(e: ApprovalError) -> ApiError {
     match e {
         ApprovalError::NotFound(id) => ApiError::not_found(format!("incident {id} not found")),
         e @ ApprovalError::NotAwaiting(_) => ApiError::conflict("not_awaiting_approval", e.to_string()),
@@ -652,6 +652,9 @@ fn approval_error(e: ApprovalError) -> ApiError {
         )
         .with_details(json!({"current": current, "given": given})),
         e @ ApprovalError::AlreadyApproved(_) => ApiError::conflict("already_approved", e.to_string()),
+        e @ ApprovalError::OwnRequest(_) => {
+            ApiError::new(axum::http::StatusCode::FORBIDDEN, "own_request", e.to_string())
+        }
         e @ ApprovalError::InvalidReason => ApiError::bad_request("invalid_reason", e.to_string()),
         ApprovalError::Stage(e) => ApiError::unavailable("record the decision", e),
     }
@@ -676,6 +679,7 @@ pub(crate) async fn approve(c: &Control, call: Call) -> Result<Reply, ApiError> 
     if let Err(e) = c.teams.record(&ev).await {
         tracing::error!(error = %e, "Could not record the approval in the team's audit trail (the incident's timeline has it).");
     }
+    crate::chatops::refresh_card(c, call.team()?, inc).await;
     Reply::ok(&v::DecisionResult { id: inc.id.to_string(), state: inc.state, remaining_approvals: remaining })
 }
 
@@ -692,6 +696,7 @@ pub(crate) async fn reject(c: &Control, call: Call) -> Result<Reply, ApiError> {
     if let Err(e) = c.teams.record(&ev).await {
         tracing::error!(error = %e, "Could not record the rejection in the team's audit trail (the incident's timeline has it).");
     }
+    crate::chatops::refresh_card(c, call.team()?, &inc).await;
     Reply::ok(&v::DecisionResult { id: inc.id.to_string(), state: inc.state, remaining_approvals: 0 })
 }
 

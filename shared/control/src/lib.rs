@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod billing;
+mod chatops;
 pub mod error;
 mod handlers;
 mod integrations;
@@ -64,6 +65,10 @@ pub struct ControlConfig {
     pub oidc_client_id: Option<String>,
     /// How often the incident stream looks for changes; `None` where answers cannot stream (API Gateway).
     pub stream_interval: Option<std::time::Duration>,
+    /// The Slack Web API (Slack's unless overridden: tests).
+    pub slack_api_url: String,
+    /// Where the dashboard is, for links in chat messages.
+    pub dashboard_url: Option<String>,
 }
 
 impl Default for ControlConfig {
@@ -76,6 +81,8 @@ impl Default for ControlConfig {
             oidc_issuer: None,
             oidc_client_id: None,
             stream_interval: None,
+            slack_api_url: outbound::slack_app::DEFAULT_API_URL.into(),
+            dashboard_url: None,
         }
     }
 }
@@ -99,6 +106,10 @@ pub struct Control {
     /// One-time sign-in codes this process printed (`dreamops serve --sandbox`); `None`: codes are refused.
     pub sign_in: Option<Arc<session::SignInCodes>>,
     pub probes: Vec<Arc<dyn Probe>>,
+    /// Incident messages in chat, refreshed when a decision is taken here (Slack app or incoming webhook).
+    pub chat: Arc<dyn domain::ports::Chat>,
+    /// Reads operations the grammar does not understand; `None`: the grammar alone.
+    pub llm: Option<Arc<dyn domain::ports::LanguageModel>>,
     pub metrics: metrics::HttpMetrics,
     /// Called after a team changes through the API (a local host drops its cached settings at once).
     pub on_team_change: Option<TeamChanged>,

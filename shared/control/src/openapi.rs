@@ -46,6 +46,12 @@ pub fn document() -> Value {
                 "requestBody".into(),
                 json!({"required": true, "content": {"application/json": {"schema": schema}}}),
             );
+        } else if r.access == Access::Slack {
+            op.insert(
+                "requestBody".into(),
+                json!({"required": true, "description": "as Slack sends it: a `payload` field of JSON (interactions) or the slash command's fields",
+                       "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}}),
+            );
         }
         let mut responses = Map::new();
         let body = (r.response)(&mut generator);
@@ -58,7 +64,9 @@ pub fn document() -> Value {
         }
         responses.insert("400".into(), error_response("malformed request (body, query, correlation id)"));
         responses.insert("413".into(), error_response("body too large"));
-        if r.access != Access::Public {
+        if r.access == Access::Slack {
+            responses.insert("401".into(), error_response("not signed by the team's Slack app, or too old"));
+        } else if r.access != Access::Public {
             responses.insert("401".into(), error_response("no, unknown, revoked or expired credential"));
             responses.insert("403".into(), error_response("the principal's role is not enough"));
             responses.insert("429".into(), error_response("rate limited (Retry-After says when to retry)"));
@@ -71,7 +79,9 @@ pub fn document() -> Value {
         }
         responses.insert("503".into(), error_response("our transient fault; retry"));
         op.insert("responses".into(), Value::Object(responses));
-        if r.access != Access::Public {
+        if r.access == Access::Slack {
+            op.insert("security".into(), json!([{"slackSignature": []}]));
+        } else if r.access != Access::Public {
             op.insert("security".into(), json!([{"apiKey": []}, {"bearer": []}, {"oidc": []}]));
         } else {
             op.insert("security".into(), json!([]));
@@ -96,6 +106,7 @@ pub fn document() -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key (dok_…) or an OIDC token"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "slackSignature": {"type": "apiKey", "in": "header", "name": "X-Slack-Signature", "description": "v0 HMAC-SHA256 of `v0:<X-Slack-Request-Timestamp>:<raw body>` under the team's Slack signing secret; at most 5 minutes old"},
                 "oidc": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "RS256, from the configured issuer"}
             }
         }

@@ -37,6 +37,9 @@ pub enum Access {
     Operator,
     /// Principals of the route's `{team}` with at least this role (and operators).
     Team(Role),
+    /// The team's own Slack app: a request signed with one of the team's Slack signing secrets. The Slack user
+    /// is then mapped to a member of the team, whose role decides what the request may do.
+    Slack,
 }
 
 impl Access {
@@ -46,6 +49,7 @@ impl Access {
             Self::Principal => "any authenticated principal".into(),
             Self::Operator => "operator".into(),
             Self::Team(r) => format!("{r} of the team (or an operator)"),
+            Self::Slack => "the team's Slack app (signed requests), then the Slack user's role in the team".into(),
         }
     }
 }
@@ -580,6 +584,42 @@ pub static ROUTES: &[Route] = &[
         handler: handler!(b::checkout),
     },
     Route {
+        verb: Verb::Post,
+        path: "/v1/teams/{team}/operations",
+        access: Access::Team(Role::Responder),
+        summary: "Ask for an operation in words (`restart checkout-api in shop`): it becomes a `manual` incident and takes an alert's path (policy, dry-run diff, approval, execution, verification)",
+        request: Some(schema::<crate::chatops::OperationBody>),
+        response: schema::<crate::chatops::OperationView>,
+        status: 202,
+        query: &[],
+        errors: &[(422, "invalid_intent")],
+        handler: handler!(crate::chatops::operations),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/webhooks/slack/{team}/interactions",
+        access: Access::Slack,
+        summary: "The team's Slack app's interactivity Request URL: Approve and Reject clicks, the Reject reason",
+        request: None,
+        response: schema::<serde_json::Value>,
+        status: 200,
+        query: &[],
+        errors: &[(401, "invalid_signature")],
+        handler: handler!(crate::chatops::interactions),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/webhooks/slack/{team}/commands",
+        access: Access::Slack,
+        summary: "The team's Slack app's slash command Request URL (`/dreamops restart checkout-api in shop`)",
+        request: None,
+        response: schema::<serde_json::Value>,
+        status: 200,
+        query: &[],
+        errors: &[(401, "invalid_signature")],
+        handler: handler!(crate::chatops::commands),
+    },
+    Route {
         verb: Verb::Get,
         path: "/v1/teams/{team}/runbook",
         access: Access::Team(Role::Viewer),
@@ -696,13 +736,18 @@ async fn run(
             return Err(ApiError::bad_request("invalid_query", format!("unknown query parameter {name:?}")));
         }
     }
-    let limit = control.config.max_body_bytes;
+    // Slack's interaction payloads repeat the whole message they came from.
+    let limit = if route.access == Access::Slack {
+        control.config.max_body_bytes.max(crate::chatops::SLACK_MAX_BODY)
+    } else {
+        control.config.max_body_bytes
+    };
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body exceeds {limit} bytes"))
     })?;
 
     let principal = match route.access {
-        Access::Public => None,
+        Access::Public | Access::Slack => None,
         _ => Some(control.auth.authenticate(&parts.headers, &client).await?),
     };
     let mut team = None;
@@ -725,6 +770,10 @@ async fn run(
             team = Some(t.ok_or_else(not_found)?);
         }
         (Access::Team(_), None) => return Err(ApiError::unauthenticated("unauthenticated", "authentication required")),
+        (Access::Slack, _) => {
+            let raw = params.get("team").map_or("", String::as_str);
+            team = Some(crate::chatops::verify_slack(control, raw, &parts.headers, &body, &client).await?);
+        }
     }
 
     let if_none_match = parts.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -817,9 +866,13 @@ mod tests {
     fn every_route_is_unique_and_versioned() {
         let mut seen = std::collections::BTreeSet::new();
         for r in ROUTES {
-            assert!(r.path.starts_with("/v1/"), "{r:?}");
             assert!(seen.insert((r.verb.as_str(), r.path)), "declared twice: {r:?}");
-            assert_eq!(r.path.contains("{team}"), matches!(r.access, Access::Team(_)), "{r:?}");
+            assert_eq!(r.path.contains("{team}"), matches!(r.access, Access::Team(_) | Access::Slack), "{r:?}");
+            if r.access == Access::Slack {
+                assert!(r.path.starts_with("/webhooks/slack/{team}/"), "{r:?}");
+                continue;
+            }
+            assert!(r.path.starts_with("/v1/"), "{r:?}");
             assert_eq!(
                 r.request.is_some(),
                 matches!(r.verb, Verb::Put)

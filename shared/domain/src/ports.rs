@@ -556,6 +556,29 @@ pub trait Chat: Send + Sync {
     }
 }
 
+/// Where escalations are filed for the team's engineers (GitHub issues). One open issue per fingerprint.
+#[async_trait]
+pub trait IssueTracker: Send + Sync {
+    /// An escalation: opens an issue for `fingerprint` in `repository` (`owner/name`), or comments on the one
+    /// already open for it. Returns the issue's URL.
+    async fn report(
+        &self,
+        team: &TeamId,
+        repository: &str,
+        fingerprint: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<String, NotifyError>;
+    /// The fault was fixed: closes the fingerprint's open issue with `comment`. `Ok(None)` when none is open.
+    async fn resolve(
+        &self,
+        team: &TeamId,
+        repository: &str,
+        fingerprint: &str,
+        comment: &str,
+    ) -> Result<Option<String>, NotifyError>;
+}
+
 /// Which chat message shows which incident (Slack: channel and `ts`), so later changes update it in place.
 #[async_trait]
 pub trait ChatThreads: Send + Sync {

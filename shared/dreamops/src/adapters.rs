@@ -177,9 +177,79 @@ impl Chat for RecordingChat {
     }
 }
 
+/// Records escalation issues instead of filing them: (team, repository, fingerprint, title or comment, closed).
+#[derive(Debug, Default)]
+pub struct RecordingIssues {
+    calls: Mutex<Vec<(String, String, String, String, bool)>>,
+}
+
+impl RecordingIssues {
+    pub fn calls(&self) -> Vec<(String, String, String, String, bool)> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl domain::ports::IssueTracker for RecordingIssues {
+    async fn report(
+        &self,
+        team: &TeamId,
+        repository: &str,
+        fingerprint: &str,
+        title: &str,
+        _body: &str,
+    ) -> Result<String, NotifyError> {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls.push((team.to_string(), repository.into(), fingerprint.into(), title.into(), false));
+        Ok(format!("recorded://{repository}/issues/{}", calls.len()))
+    }
+
+    async fn resolve(
+        &self,
+        team: &TeamId,
+        repository: &str,
+        fingerprint: &str,
+        comment: &str,
+    ) -> Result<Option<String>, NotifyError> {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let open = calls.iter().any(|c| c.0 == team.as_str() && c.2 == fingerprint && !c.4);
+        if !open {
+            return Ok(None);
+        }
+        calls.push((team.to_string(), repository.into(), fingerprint.into(), comment.into(), true));
+        Ok(Some(format!("recorded://{repository}")))
+    }
+}
+
+/// Posts to both: the recording (printed by the demo, read by tests) and the real chat (a team's Slack).
+pub struct TeeChat {
+    pub record: Arc<RecordingChat>,
+    pub real: Arc<dyn Chat>,
+}
+
+impl std::fmt::Debug for TeeChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeeChat").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Chat for TeeChat {
+    async fn post(&self, team: &TeamId, message: &ChatMessage) -> Result<(), NotifyError> {
+        self.record.post(team, message).await?;
+        self.real.post(team, message).await
+    }
+
+    async fn card(&self, team: &TeamId, card: &domain::ports::IncidentCard) -> Result<(), NotifyError> {
+        self.record.post(team, &card.message).await?;
+        self.real.card(team, card).await
+    }
+}
+
 /// Shared handles to the recording sinks, for printing and tests.
 #[derive(Debug, Clone, Default)]
 pub struct Sinks {
     pub pager: Arc<RecordingPager>,
     pub chat: Arc<RecordingChat>,
+    pub issues: Arc<RecordingIssues>,
 }

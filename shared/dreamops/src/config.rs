@@ -193,6 +193,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     pub pagerduty_api_url: Option<String>,
     pub github_api_url: Option<String>,
+    /// The Slack Web API (Slack's unless set).
+    pub slack_api_url: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -207,6 +209,7 @@ impl Default for ApiConfig {
             max_body_bytes: control::ControlConfig::default().max_body_bytes,
             pagerduty_api_url: None,
             github_api_url: None,
+            slack_api_url: None,
         }
     }
 }

@@ -32,6 +32,8 @@ struct State {
     usage: BTreeMap<(TeamId, String), u64>,
     notices: std::collections::BTreeSet<(TeamId, String, Notice)>,
     orders: BTreeMap<String, Order>,
+    /// (team, key) → chat message.
+    threads: BTreeMap<(TeamId, String), String>,
 }
 
 impl State {
@@ -360,5 +362,22 @@ impl BillingStore for MemoryStore {
         s.orders.insert(order.id.clone(), order.clone());
         s.accounts.insert(account.team_id.clone(), account.clone());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl domain::ports::ChatThreads for MemoryStore {
+    async fn thread(&self, team: &TeamId, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().threads.get(&(team.clone(), key.to_owned())).cloned())
+    }
+
+    async fn claim_thread(&self, team: &TeamId, key: &str, value: &str) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let k = (team.clone(), key.to_owned());
+        if s.threads.contains_key(&k) {
+            return Ok(false);
+        }
+        s.threads.insert(k, value.to_owned());
+        Ok(true)
     }
 }

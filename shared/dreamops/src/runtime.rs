@@ -75,6 +75,7 @@ impl Runtime {
             cluster,
             pager: sinks.pager.clone(),
             chat: sinks.chat.clone(),
+            issues: sinks.issues.clone(),
             clock,
             teams,
             runbook: store,

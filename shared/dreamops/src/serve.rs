@@ -300,6 +300,21 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     let http =
         outbound::http_client(std::time::Duration::from_secs(10)).map_err(|e| ServeError::Http(e.to_string()))?;
     let mut rt = rt;
+    let api = &opts.config.api;
+    // Chat and issues go to the team's own Slack app / webhook and GitHub repository once their credentials are
+    // set through the integrations API; the recording keeps what the demo prints.
+    let threads: Arc<dyn domain::ports::ChatThreads> = Arc::new(store.clone());
+    let slack = outbound::SlackChat::new(http.clone(), api.slack_api_url.as_deref(), secrets.clone(), threads, 2)
+        .map_err(ConfigError::Invalid)?;
+    let chat: Arc<dyn domain::ports::Chat> =
+        Arc::new(crate::adapters::TeeChat { record: rt.sinks.chat.clone(), real: Arc::new(slack) });
+    rt.deps.chat = chat.clone();
+    rt.deps.issues = Arc::new(
+        outbound::github::GitHubIssues::new(http.clone(), api.github_api_url.as_deref(), secrets.clone())
+            .map_err(ConfigError::Invalid)?,
+    );
+    let dashboard_url = format!("http://{addr}");
+    rt.deps.config.dashboard_url.get_or_insert(dashboard_url.clone());
     let payments = match opts.config.billing.resolve(env, &format!("http://{addr}"))? {
         Some(resolved) => {
             let store = Arc::new(store.clone());
@@ -328,7 +343,6 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     // A sandbox is one person's local playground: it may print a one-click sign-in link for its admin.
     let sign_in =
         matches!(opts.kube, KubeTarget::Sandbox(_)).then(|| Arc::new(control::session::SignInCodes::default()));
-    let api = &opts.config.api;
     let counters: Arc<dyn domain::ports::RateCounter> = Arc::new(store.clone());
     let defaults = ControlConfig::default();
     let forget = directory.clone();
@@ -352,7 +366,11 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
             oidc_issuer: opts.config.oidc.as_ref().map(|o| o.issuer.clone()),
             oidc_client_id: opts.config.oidc.as_ref().and_then(|o| o.client_id.clone()),
             stream_interval: Some(std::time::Duration::from_millis(500)),
+            slack_api_url: api.slack_api_url.clone().unwrap_or(defaults.slack_api_url),
+            dashboard_url: rt.deps.config.dashboard_url.clone(),
         },
+        chat,
+        llm: rt.deps.llm.clone(),
         probes: vec![Arc::new(QueueProbe(rt.queue.clone()))],
         metrics: Default::default(),
         on_team_change: Some(Arc::new(move |t: &TeamId| forget.forget(t))),

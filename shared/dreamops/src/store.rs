@@ -38,6 +38,8 @@ const NOTICES: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("n
 /// merchant order id → order (JSON).
 const ORDERS: TableDefinition<&str, &str> = TableDefinition::new("orders");
 /// (team, created ms, order id) → (): a team's orders in time order.
+/// (team, key) → the chat message showing it (Slack `channel:ts`).
+const THREADS: TableDefinition<(&str, &str), &str> = TableDefinition::new("chat_threads");
 const ORDERS_BY_TEAM: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("orders_by_team");
 
 /// Delivery keys are kept this long: PagerDuty retries for up to 48 hours.
@@ -128,6 +130,7 @@ impl RedbStore {
             txn.open_table(NOTICES).map_err(err)?;
             txn.open_table(ORDERS).map_err(err)?;
             txn.open_table(ORDERS_BY_TEAM).map_err(err)?;
+            txn.open_table(THREADS).map_err(err)?;
             txn.open_table(COUNTERS).map_err(err)?.retain(|_, _| false).map_err(err)?;
             let mut d = txn.open_table(DELIVERIES).map_err(err)?;
             let cutoff = jiff::Timestamp::now().as_second().max(0) as u64 - DELIVERY_TTL.as_secs();
@@ -852,6 +855,39 @@ impl BillingStore for RedbStore {
             }
             txn.commit().map_err(err)?;
             Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl domain::ports::ChatThreads for RedbStore {
+    async fn thread(&self, team: &TeamId, key: &str) -> Result<Option<String>, StoreError> {
+        let (team, key) = (team.to_string(), key.to_owned());
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(THREADS).map_err(err)?;
+            Ok(t.get((team.as_str(), key.as_str())).map_err(err)?.map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn claim_thread(&self, team: &TeamId, key: &str, value: &str) -> Result<bool, StoreError> {
+        let (team, key, value) = (team.to_string(), key.to_owned(), value.to_owned());
+        let durable = !self.inline;
+        self.run(move |db| {
+            let txn = begin_write(db, durable)?;
+            let fresh = {
+                let mut t = txn.open_table(THREADS).map_err(err)?;
+                if t.get((team.as_str(), key.as_str())).map_err(err)?.is_some() {
+                    false
+                } else {
+                    t.insert((team.as_str(), key.as_str()), value.as_str()).map_err(err)?;
+                    true
+                }
+            };
+            txn.commit().map_err(err)?;
+            Ok(fresh)
         })
         .await
     }

@@ -191,6 +191,82 @@ impl GitHub {
     }
 }
 
+/// GitHub behind the `IssueTracker` port: each team's token (else the deployment's) from the secret store.
+pub struct GitHubIssues {
+    http: reqwest::Client,
+    base: String,
+    secrets: std::sync::Arc<dyn domain::ports::Secrets>,
+}
+
+impl std::fmt::Debug for GitHubIssues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubIssues").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl GitHubIssues {
+    /// `base`: the API (`None`: api.github.com).
+    pub fn new(
+        http: reqwest::Client,
+        base: Option<&str>,
+        secrets: std::sync::Arc<dyn domain::ports::Secrets>,
+    ) -> Result<Self, String> {
+        let base = base.unwrap_or(crate::checks::GITHUB_API).trim_end_matches('/').to_owned();
+        if !crate::is_safe_target(&base) {
+            return Err(format!("GitHub API URL {base:?} must be https"));
+        }
+        Ok(Self { http, base, secrets })
+    }
+
+    async fn client(&self, team: &domain::TeamId, repository: &str) -> Result<GitHub, domain::ports::NotifyError> {
+        use domain::ports::{NotifyError, Retryable, SecretName};
+        match self.secrets.credential(team, SecretName::GitHubToken).await {
+            Ok(t) => Ok(GitHub::new(self.http.clone(), &self.base, t.expose(), repository)),
+            Err(e) if e.is_retryable() => Err(NotifyError::Unavailable(e.to_string())),
+            Err(e) => Err(NotifyError::Rejected(e.to_string())),
+        }
+    }
+}
+
+fn to_notify(e: GitHubError) -> domain::ports::NotifyError {
+    match e {
+        GitHubError::Refused { .. } => domain::ports::NotifyError::Rejected(e.to_string()),
+        GitHubError::RateLimited(_) | GitHubError::Unavailable(_) => {
+            domain::ports::NotifyError::Unavailable(e.to_string())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl domain::ports::IssueTracker for GitHubIssues {
+    async fn report(
+        &self,
+        team: &domain::TeamId,
+        repository: &str,
+        fingerprint: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<String, domain::ports::NotifyError> {
+        let gh = self.client(team, repository).await?;
+        match gh.report(fingerprint, title, body).await.map_err(to_notify)? {
+            Reported::Opened(i) | Reported::Commented(i) => Ok(i.html_url),
+        }
+    }
+
+    async fn resolve(
+        &self,
+        team: &domain::TeamId,
+        repository: &str,
+        fingerprint: &str,
+        comment: &str,
+    ) -> Result<Option<String>, domain::ports::NotifyError> {
+        let gh = self.client(team, repository).await?;
+        let Some(open) = gh.find_open(fingerprint).await.map_err(to_notify)? else { return Ok(None) };
+        gh.close(open.number, comment).await.map_err(to_notify)?;
+        Ok(Some(open.html_url))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,13 @@ pub mod github;
 pub mod pagerduty;
 pub mod retry;
 pub mod slack;
+pub mod slack_app;
 
 use std::time::Duration;
 
 pub use pagerduty::PagerDutyRest;
 pub use slack::SlackWebhook;
+pub use slack_app::{SlackApi, SlackChat};
 
 /// The HTTP client every outbound call uses: rustls with the ring provider, bounded connect and total time.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {

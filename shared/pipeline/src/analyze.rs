@@ -90,6 +90,22 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     {
         diagnosis = crate::llm::consult(model, &snapshot, diagnosis).await;
     }
+    // An operation a person asked for: their action replaces the analyzer's proposal (the diagnosis stays, as
+    // context and evidence), and a read-only request (status, explain) proposes nothing.
+    let mut read_only = false;
+    if let domain::AlertSource::Manual { requested, requested_by, intent, .. } = &inc.source {
+        diagnosis.summary = format!("Requested by {requested_by}: “{intent}”. {}", diagnosis.summary);
+        match requested {
+            Some(p) => {
+                diagnosis.proposal = p.clone();
+                // The confidence floor is for the agent's own guesses; a person chose this action.
+                diagnosis.confidence = 1.0;
+                diagnosis.rule = format!("operation requested by {requested_by}");
+                diagnosis.risk = diagnosis.risk.max(p.action.inherent_risk());
+            }
+            None => read_only = true,
+        }
+    }
     let fp = fingerprint(&inc.team_id, workload.as_ref(), diagnosis.category);
     let history: Vec<Incident> = deps
         .store
@@ -113,6 +129,9 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         agent_namespace: deps.config.agent_namespace.as_deref(),
     });
 
+    if read_only {
+        (decision, reason) = (Decision::NoOp, "a read-only request: the diagnosis is the answer".into());
+    }
     // Validate the action against bounds and the cluster as it is now.
     let mut action = Action::Escalate;
     if matches!(decision, Decision::Auto | Decision::NeedsApproval) {

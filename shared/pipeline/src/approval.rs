@@ -59,6 +59,9 @@ pub enum ApprovalError {
     StalePlan { current: String, given: String },
     #[error("{0} has already approved this proposal; a second approval must come from someone else")]
     AlreadyApproved(String),
+    /// Under the two-person rule the person who asked for an operation cannot also approve it.
+    #[error("{0} requested this operation; under the team's two-person rule someone else must approve it")]
+    OwnRequest(String),
     #[error("a rejection needs a reason of 1-500 characters")]
     InvalidReason,
     #[error(transparent)]
@@ -114,6 +117,9 @@ pub async fn approve(
     }
     if decision.approvals.iter().any(|a| a.principal_id == by.id) {
         return Err(ApprovalError::AlreadyApproved(by.display.to_owned()));
+    }
+    if decision.approvals_required >= 2 && inc.source.requester() == Some(by.id) {
+        return Err(ApprovalError::OwnRequest(by.display.to_owned()));
     }
     let now = ctx.clock.now().to_string();
     let approval = Approval {

@@ -54,6 +54,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
             }
         }
     }
+    notify::acting(deps, &inc, &planned.action.describe()).await;
     match deps.cluster.execute(&planned.action, action_id.as_str()).await {
         Ok(applied) => {
             let now = deps.clock.now();
@@ -85,7 +86,9 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId) -> Result
                 format!("applied: {}", planned.action.describe())
             };
             rec.transition(State::Verifying, what, format!("dry run passed; {}", applied.after))?;
-            rec.commit(deps).await?;
+            if let Some(next) = rec.commit(deps).await? {
+                notify::verifying(deps, &next).await;
+            }
             Ok(())
         }
         Err(e) if e.is_retryable() => Err(StageError::from_port("execute", e)),

@@ -13,6 +13,7 @@ pub mod intake;
 pub mod intent;
 pub mod llm;
 pub mod notify;
+pub mod operations;
 pub mod quota;
 mod record;
 pub mod runbook;
@@ -64,6 +65,10 @@ pub trait TeamDirectory: Send + Sync {
     async fn settings(&self, team: &TeamId) -> Result<TeamSettings, StoreError>;
     /// The team's service → workload map (keyed by PagerDuty service id or name).
     async fn service_target(&self, team: &TeamId, service: &str) -> Result<Option<ServiceTarget>, StoreError>;
+    /// The team's whole service map.
+    async fn services(&self, team: &TeamId) -> Result<BTreeMap<String, ServiceTarget>, StoreError>;
+    /// The options of one of the team's integrations (`slack` → `channel`, `github` → `repository`).
+    async fn integration_options(&self, team: &TeamId, name: &str) -> Result<BTreeMap<String, String>, StoreError>;
 }
 
 /// A fixed directory, read from configuration.
@@ -72,6 +77,8 @@ pub struct StaticTeams {
     pub default: TeamSettings,
     pub teams: BTreeMap<TeamId, TeamSettings>,
     pub services: BTreeMap<TeamId, BTreeMap<String, ServiceTarget>>,
+    /// Team → integration → options.
+    pub integrations: BTreeMap<TeamId, BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 #[async_trait]
@@ -81,6 +88,12 @@ impl TeamDirectory for StaticTeams {
     }
     async fn service_target(&self, team: &TeamId, service: &str) -> Result<Option<ServiceTarget>, StoreError> {
         Ok(self.services.get(team).and_then(|s| s.get(service)).cloned())
+    }
+    async fn services(&self, team: &TeamId) -> Result<BTreeMap<String, ServiceTarget>, StoreError> {
+        Ok(self.services.get(team).cloned().unwrap_or_default())
+    }
+    async fn integration_options(&self, team: &TeamId, name: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(self.integrations.get(team).and_then(|i| i.get(name)).cloned().unwrap_or_default())
     }
 }
 
@@ -93,11 +106,18 @@ pub struct PipelineConfig {
     pub max_body_bytes: usize,
     /// The namespace the agent itself runs in: never changed.
     pub agent_namespace: Option<String>,
+    /// Where the dashboard is (chat messages and issues link to the incident there).
+    pub dashboard_url: Option<String>,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { pagerduty_bot_user_id: None, max_body_bytes: intake::MAX_BODY_BYTES, agent_namespace: None }
+        Self {
+            pagerduty_bot_user_id: None,
+            max_body_bytes: intake::MAX_BODY_BYTES,
+            agent_namespace: None,
+            dashboard_url: None,
+        }
     }
 }
 
@@ -110,6 +130,8 @@ pub struct Deps {
     pub cluster: Arc<dyn Cluster>,
     pub pager: Arc<dyn Pager>,
     pub chat: Arc<dyn Chat>,
+    /// Escalations filed as issues (GitHub), for teams with a repository configured.
+    pub issues: Arc<dyn domain::ports::IssueTracker>,
     pub clock: Arc<dyn Clock>,
     pub teams: Arc<dyn TeamDirectory>,
     pub runbook: Arc<dyn runbook::RunbookStore>,

@@ -94,6 +94,8 @@ pub struct Click {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interaction {
     pub user_id: String,
+    /// The user's Slack username, for the audit trail (not an identity: `user_id` is).
+    pub user_name: Option<String>,
     pub slack_team: Option<String>,
     pub trigger_id: String,
     pub response_url: Option<String>,
@@ -113,7 +115,7 @@ impl Interaction {
 struct RawInteraction {
     #[serde(rename = "type")]
     kind: String,
-    user: RawId,
+    user: RawUser,
     #[serde(default)]
     team: Option<RawId>,
     #[serde(default)]
@@ -133,6 +135,15 @@ struct RawInteraction {
 #[derive(Deserialize)]
 struct RawId {
     id: String,
+}
+
+#[derive(Deserialize)]
+struct RawUser {
+    id: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +182,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, String> {
         return Err("no trigger_id or no action".into());
     }
     Ok(Interaction {
+        user_name: raw.user.username.or(raw.user.name),
         user_id: raw.user.id,
         slack_team: raw.team.map(|t| t.id),
         trigger_id: raw.trigger_id,
@@ -190,10 +202,54 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, String> {
     })
 }
 
+/// The reason typed into the Reject modal (`view_submission` of `dreamops_reject_reason`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectReason {
+    pub user_id: String,
+    /// The modal's id: a retried submission carries the same one.
+    pub view_id: String,
+    pub incident: String,
+    pub reason: String,
+}
+
+/// An interaction the app handles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    Actions(Interaction),
+    Reject(RejectReason),
+}
+
+/// The callback id of the Reject modal.
+pub const REJECT_VIEW: &str = "dreamops_reject_reason";
+
+/// Reads an interaction request: button clicks, or the Reject modal's submission.
+pub fn parse_payload(body: &[u8]) -> Result<Payload, String> {
+    let fields = form(body);
+    let payload = fields.get("payload").ok_or("no payload field")?;
+    let v: serde_json::Value = serde_json::from_str(payload).map_err(|e| format!("payload: {e}"))?;
+    if v["type"] != "view_submission" {
+        return parse_interaction(body).map(Payload::Actions);
+    }
+    let view = &v["view"];
+    if view["callback_id"] != REJECT_VIEW {
+        return Err(format!("view {:?} is not handled", view["callback_id"]));
+    }
+    let user_id = v["user"]["id"].as_str().filter(|u| !u.is_empty()).ok_or("no user")?.to_owned();
+    let view_id = view["id"].as_str().filter(|u| !u.is_empty()).ok_or("no view id")?.to_owned();
+    let incident = view["private_metadata"].as_str().unwrap_or_default().to_owned();
+    if incident.is_empty() || incident.len() > 128 || !incident.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err("the modal names no incident".into());
+    }
+    let reason = view["state"]["values"]["reason"]["reason"]["value"].as_str().unwrap_or_default().trim().to_owned();
+    Ok(Payload::Reject(RejectReason { user_id, view_id, incident, reason }))
+}
+
 /// A slash command (`/dreamops restart checkout-api in shop`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
     pub user_id: String,
+    /// Deprecated by Slack but still sent; for the audit trail only.
+    pub user_name: Option<String>,
     pub slack_team: Option<String>,
     pub channel_id: Option<String>,
     pub command: String,
@@ -209,6 +265,7 @@ pub fn parse_command(body: &[u8]) -> Result<Command, String> {
     let command = f.remove("command").ok_or("no command")?;
     Ok(Command {
         user_id,
+        user_name: f.remove("user_name").filter(|n| !n.is_empty()),
         slack_team: f.remove("team_id"),
         channel_id: f.remove("channel_id"),
         command,

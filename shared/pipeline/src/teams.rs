@@ -62,4 +62,16 @@ impl TeamDirectory for StoreTeams {
     async fn service_target(&self, team: &TeamId, service: &str) -> Result<Option<ServiceTarget>, StoreError> {
         Ok(self.team(team).await?.and_then(|t| t.services.get(service).cloned()))
     }
+
+    async fn services(&self, team: &TeamId) -> Result<std::collections::BTreeMap<String, ServiceTarget>, StoreError> {
+        Ok(self.team(team).await?.map(|t| t.services).unwrap_or_default())
+    }
+
+    async fn integration_options(
+        &self,
+        team: &TeamId,
+        name: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        Ok(self.team(team).await?.and_then(|t| t.integrations.get(name).map(|m| m.options.clone())).unwrap_or_default())
+    }
 }

@@ -22,6 +22,11 @@ pub const KUBE_API_URL: &str = "DREAMOPS_KUBE_API_URL";
 /// The email of the PagerDuty user the agent acts as (the `From` header PagerDuty requires on writes).
 pub const PAGERDUTY_FROM: &str = "DREAMOPS_PAGERDUTY_FROM";
 pub const PAGERDUTY_API_URL: &str = "DREAMOPS_PAGERDUTY_API_URL";
+/// The Slack Web API and the GitHub API (their public endpoints unless set: tests, GitHub Enterprise).
+pub const SLACK_API_URL: &str = "DREAMOPS_SLACK_API_URL";
+pub const GITHUB_API_URL: &str = "DREAMOPS_GITHUB_API_URL";
+/// The dashboard (the control API's URL): chat messages and issues link to incidents there.
+pub const DASHBOARD_URL: &str = "DREAMOPS_DASHBOARD_URL";
 pub const BOT_USER_ID: &str = "DREAMOPS_PAGERDUTY_BOT_USER_ID";
 /// The namespace the agent runs in, never changed by it.
 pub const AGENT_NAMESPACE: &str = "DREAMOPS_AGENT_NAMESPACE";
@@ -100,6 +105,9 @@ pub struct StageConfig {
     pub cluster: ClusterTarget,
     pub pagerduty_from: String,
     pub pagerduty_api_url: Option<String>,
+    pub slack_api_url: Option<String>,
+    pub github_api_url: Option<String>,
+    pub dashboard_url: Option<String>,
     pub bot_user_id: Option<String>,
     pub agent_namespace: Option<String>,
     pub settings_ttl: Duration,
@@ -153,6 +161,9 @@ impl StageConfig {
             cluster,
             pagerduty_from,
             pagerduty_api_url: env.optional(PAGERDUTY_API_URL),
+            slack_api_url: env.optional(SLACK_API_URL),
+            github_api_url: env.optional(GITHUB_API_URL),
+            dashboard_url: env.optional(DASHBOARD_URL),
             bot_user_id: env.optional(BOT_USER_ID),
             agent_namespace: env.optional(AGENT_NAMESPACE),
             settings_ttl: env.seconds(SETTINGS_TTL_SECS, pipeline::teams::SETTINGS_TTL)?,

@@ -12,7 +12,7 @@ use domain::ports::{
     Applied, Clock, Cluster, ClusterError, HealthVerdict, LanguageModel, LlmError, LlmRequest, Retryable, SecretName,
     Secrets, SystemClock,
 };
-use outbound::{PagerDutyRest, SlackWebhook};
+use outbound::{PagerDutyRest, SlackChat};
 use pipeline::{Deps, PipelineConfig};
 use tokio::sync::OnceCell;
 
@@ -119,7 +119,7 @@ impl LanguageModel for LazyModel {
 pub enum BuildError {
     #[error("cluster: {0}")]
     Cluster(String),
-    #[error("PagerDuty client: {0}")]
+    #[error("outbound client: {0}")]
     Pager(String),
     #[error("HTTP client: {0}")]
     Http(String),
@@ -158,7 +158,16 @@ impl StageFunction {
             NOTIFY_RETRIES,
         )
         .map_err(BuildError::Pager)?;
-        let chat = SlackWebhook::new(http, secrets.clone(), NOTIFY_RETRIES);
+        let chat = SlackChat::new(
+            http.clone(),
+            config.slack_api_url.as_deref(),
+            secrets.clone(),
+            store.clone(),
+            NOTIFY_RETRIES,
+        )
+        .map_err(BuildError::Pager)?;
+        let issues = outbound::github::GitHubIssues::new(http, config.github_api_url.as_deref(), secrets.clone())
+            .map_err(BuildError::Pager)?;
         let llm = config.llm.clone().map(|c| Arc::new(LazyModel::new(c, secrets.clone())) as Arc<dyn LanguageModel>);
         let deps = Deps {
             store: store.clone(),
@@ -167,6 +176,7 @@ impl StageFunction {
             cluster,
             pager: Arc::new(pager),
             chat: Arc::new(chat),
+            issues: Arc::new(issues),
             clock,
             teams: Arc::new(pipeline::teams::StoreTeams::new(
                 team_store,
@@ -182,6 +192,7 @@ impl StageFunction {
             config: PipelineConfig {
                 pagerduty_bot_user_id: config.bot_user_id.clone(),
                 agent_namespace: config.agent_namespace.clone(),
+                dashboard_url: config.dashboard_url.clone(),
                 ..PipelineConfig::default()
             },
         };
