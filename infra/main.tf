@@ -29,6 +29,8 @@ locals {
     DREAMOPS_PAGERDUTY_BOT_USER_ID = var.pagerduty_bot_user_id
     DREAMOPS_AGENT_NAMESPACE       = var.agent_namespace
     DREAMOPS_MAX_RECEIVES          = tostring(var.max_receive_count)
+    # Chat messages and GitHub issues link to the incident on the dashboard.
+    DREAMOPS_DASHBOARD_URL = local.public_url
   }
 
   # Statements every stage function needs besides its own queues.
@@ -412,6 +414,8 @@ module "api" {
     DREAMOPS_SECRETS_PREFIX      = local.secrets_prefix
     DREAMOPS_SECRETS_KMS_KEY     = aws_kms_key.dreamops.arn
     DREAMOPS_EXECUTION_QUEUE_URL = module.execution_queue.url
+    DREAMOPS_ANALYSIS_QUEUE_URL  = module.analysis_queue.url
+    DREAMOPS_DASHBOARD_URL       = local.public_url
     DREAMOPS_KEY_CACHE_SECS      = tostring(var.api_key_cache_secs)
     DREAMOPS_OIDC_ISSUER         = var.oidc_issuer
     DREAMOPS_OIDC_AUDIENCE       = var.oidc_audience
@@ -433,6 +437,12 @@ module "api" {
       sid       = "Execution"
       actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
       resources = [module.execution_queue.arn]
+    },
+    {
+      # Operations asked for in words (the API, /dreamops in Slack) are analysed like alerts.
+      sid       = "Analysis"
+      actions   = ["sqs:SendMessage"]
+      resources = [module.analysis_queue.arn]
     },
     {
       # Integration credentials are written through the API: team secrets only, never the deployment's.
@@ -731,6 +741,22 @@ resource "aws_apigatewayv2_route" "webhooks" {
   api_id    = aws_apigatewayv2_api.webhooks.id
   route_key = each.key
   target    = "integrations/${aws_apigatewayv2_integration.intake.id}"
+}
+
+resource "aws_apigatewayv2_route" "slack" {
+  # checkov:skip=CKV_AWS_309:Slack signs every request (v0: HMAC-SHA256 of the raw body under the team's signing secret, at most five minutes old), checked by the api function in constant time before anything is read; an authorizer cannot verify a body signature. The Slack user is then mapped to a team member and role.
+  for_each  = toset(["POST /webhooks/slack/{team}/interactions", "POST /webhooks/slack/{team}/commands"])
+  api_id    = aws_apigatewayv2_api.webhooks.id
+  route_key = each.key
+  target    = "integrations/${aws_apigatewayv2_integration.api.id}"
+}
+
+resource "aws_lambda_permission" "slack" {
+  statement_id  = "AllowSlackApp"
+  action        = "lambda:InvokeFunction"
+  function_name = module.api.name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.webhooks.execution_arn}/*/POST/webhooks/slack/*"
 }
 
 resource "aws_apigatewayv2_stage" "default" {

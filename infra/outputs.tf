@@ -23,6 +23,14 @@ output "alertmanager_webhook_urls" {
   value       = { for t in var.teams : t => "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/alertmanager/${t}" }
 }
 
+output "slack_request_urls" {
+  description = "Per team: the Request URLs of the team's own Slack app: Interactivity (`interactions`, for the Approve and Reject buttons) and the `/dreamops` slash command (`commands`)."
+  value = { for t in var.teams : t => {
+    interactions = "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/slack/${t}/interactions"
+    commands     = "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/slack/${t}/commands"
+  } }
+}
+
 output "phonepe_webhook_url" {
   description = "The URL to register in PhonePe's Business Dashboard (Developer Settings → Webhook), with the username and password put in the deployment secret; empty when billing is off."
   value       = var.billing_enabled ? "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/webhooks/phonepe" : ""

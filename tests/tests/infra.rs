@@ -294,6 +294,8 @@ fn every_environment_variable_a_function_requires_is_set() {
         "DREAMOPS_AGENT_NAMESPACE",
         "DREAMOPS_SETTINGS_TTL_SECS",
         api::SECRETS_KMS_KEY,
+        api::DASHBOARD_URL,
+        stage_lambda::config::DASHBOARD_URL,
         api::KEY_CACHE_SECS,
         api::OIDC_ISSUER,
         api::OIDC_AUDIENCE,
@@ -449,4 +451,29 @@ fn the_dashboard_is_served_by_the_api_function_and_payments_return_to_it() {
     let locals = locals(&root);
     let env = text(&locals["payments_env"]);
     assert!(env.contains("/#/usage"), "{env}");
+}
+
+#[test]
+fn slack_requests_reach_the_api_function_and_operations_can_be_analysed() {
+    let root = load(&infra());
+    let route = resource(&root, "aws_apigatewayv2_route", "slack");
+    let keys = text(attr(route.body(), "for_each").unwrap());
+    for path in ["/webhooks/slack/{team}/interactions", "/webhooks/slack/{team}/commands"] {
+        assert!(keys.contains(&format!("POST {path}")), "{keys}");
+        assert!(
+            control::routes::ROUTES.iter().any(|r| r.path == path && r.verb == control::routes::Verb::Post),
+            "{path} is routed to a route the API declares"
+        );
+    }
+    assert!(text(attr(route.body(), "target").unwrap()).contains("aws_apigatewayv2_integration.api.id"));
+    let permission = resource(&root, "aws_lambda_permission", "slack");
+    assert_eq!(text(attr(permission.body(), "function_name").unwrap()), "module.api.name");
+    assert!(text(attr(permission.body(), "source_arn").unwrap()).ends_with("/*/POST/webhooks/slack/*\""));
+    // The api function may queue analysis (operations) besides execution (approvals), and nothing else.
+    let api = function_module(&root, "api");
+    let mut found = Vec::new();
+    statements(api.body(), &mut found, "api");
+    let sends: Vec<&(String, String, String)> = found.iter().filter(|(_, a, _)| a.contains("sqs:SendMessage")).collect();
+    assert!(sends.iter().any(|(_, _, r)| r.contains("module.analysis_queue.arn")), "{sends:?}");
+    assert!(!sends.iter().any(|(_, _, r)| r.contains("verification_queue")), "{sends:?}");
 }

@@ -67,16 +67,28 @@ const INTEGRATIONS: &[Integration] = &[
         }],
         options: &[],
     },
+    // An incoming webhook, or a Slack app (bot token + signing secrets + channel) for messages updated in place,
+    // approval buttons and `/dreamops`; either makes Slack configured.
     Integration {
         name: "slack",
-        fields: &[Field {
-            name: "webhook_url",
-            secret: SecretName::SlackWebhookUrl,
-            list: false,
-            min_len: 12,
-            required: true,
-        }],
-        options: &[],
+        fields: &[
+            Field {
+                name: "webhook_url",
+                secret: SecretName::SlackWebhookUrl,
+                list: false,
+                min_len: 12,
+                required: false,
+            },
+            Field { name: "bot_token", secret: SecretName::SlackBotToken, list: false, min_len: 16, required: false },
+            Field {
+                name: "signing_secrets",
+                secret: SecretName::SlackSigningSecrets,
+                list: true,
+                min_len: 16,
+                required: false,
+            },
+        ],
+        options: &["channel"],
     },
     Integration {
         name: "github",
@@ -113,6 +125,7 @@ async fn view(c: &Control, team: &Team, def: &Integration) -> Result<v::Integrat
     let meta = team.integrations.get(def.name);
     let mut fields = Vec::new();
     let mut configured = true;
+    let mut set_fields: Vec<&str> = Vec::new();
     for f in def.fields {
         let values = own(c, &team.id, f.secret).await?;
         let (source, last4s) = if !values.is_empty() {
@@ -129,6 +142,9 @@ async fn view(c: &Control, team: &Team, def: &Integration) -> Result<v::Integrat
         };
         let is_set = source.is_some();
         configured &= is_set || !f.required;
+        if is_set {
+            set_fields.push(f.name);
+        }
         fields.push(v::FieldView {
             name: f.name.to_owned(),
             configured: is_set,
@@ -136,6 +152,10 @@ async fn view(c: &Control, team: &Team, def: &Integration) -> Result<v::Integrat
             source,
             changed_at: meta.and_then(|m| m.fields.get(f.name).cloned()),
         });
+    }
+    if def.name == "slack" {
+        let has_channel = meta.is_some_and(|m| m.options.contains_key("channel"));
+        configured = set_fields.contains(&"webhook_url") || (set_fields.contains(&"bot_token") && has_channel);
     }
     Ok(v::IntegrationView {
         name: def.name.to_owned(),
@@ -176,8 +196,11 @@ fn check_value(def: &Integration, f: &Field, value: &str) -> Option<String> {
     }
     let slack_host = ["https://hooks.slack.com/", "https://hooks.slack-gov.com/"].iter().any(|p| value.starts_with(p));
     let loopback = value.starts_with("http://") && outbound::is_safe_target(value);
-    if def.name == "slack" && !(slack_host || loopback) {
+    if def.name == "slack" && f.name == "webhook_url" && !(slack_host || loopback) {
         return Some("must be a Slack incoming-webhook URL (https://hooks.slack.com/services/…)".into());
+    }
+    if f.secret == SecretName::SlackBotToken && !value.starts_with("xoxb-") {
+        return Some("must be the app's bot token (xoxb-…), from OAuth & Permissions".into());
     }
     None
 }
@@ -286,6 +309,12 @@ pub(crate) async fn put(c: &Control, call: Call) -> Result<Reply, ApiError> {
                 Value::String(s) if key == "repository" && valid_repository(s) => {
                     options.insert(key.clone(), Some(s.clone()));
                 }
+                Value::String(s) if key == "channel" && valid_channel(s) => {
+                    options.insert(key.clone(), Some(s.clone()));
+                }
+                _ if key == "channel" => errors.push(
+                    json!({"field": key, "message": "a Slack channel id (C…, G… or D…, from the channel's details)"}),
+                ),
                 _ => errors.push(json!({"field": key, "message": "owner/name of a GitHub repository"})),
             }
         } else {
@@ -299,6 +328,13 @@ pub(crate) async fn put(c: &Control, call: Call) -> Result<Reply, ApiError> {
         return Err(invalid(errors));
     }
     Reply::ok(&write(c, &call, def, changes, options, "integration.put").await?)
+}
+
+/// A channel id, not a name: names change, and `chat.update` needs the id.
+fn valid_channel(s: &str) -> bool {
+    (9..=24).contains(&s.len())
+        && matches!(s.as_bytes()[0], b'C' | b'G' | b'D')
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn valid_repository(s: &str) -> bool {
@@ -354,8 +390,9 @@ pub(crate) async fn test(c: &Control, call: Call) -> Result<Reply, ApiError> {
                 format!("{} token(s) accepted on POST /webhooks/alertmanager/{}", tokens.len(), team.id),
             );
         }
-        "slack" => match value(SecretName::SlackWebhookUrl).await? {
-            Some(_) => {
+        "slack" => {
+            let webhook = value(SecretName::SlackWebhookUrl).await?;
+            if webhook.is_some() {
                 use domain::ports::Chat;
                 let chat = outbound::SlackWebhook::new(c.http.clone(), c.secrets.clone(), 1);
                 let msg = domain::ports::ChatMessage {
@@ -368,8 +405,33 @@ pub(crate) async fn test(c: &Control, call: Call) -> Result<Reply, ApiError> {
                     Err(e) => push("webhook_url", false, format!("Slack refused the test message: {e}")),
                 }
             }
-            None => push("webhook_url", false, "no webhook URL".into()),
-        },
+            let channel = team.integrations.get("slack").and_then(|m| m.options.get("channel")).cloned();
+            match (value(SecretName::SlackBotToken).await?, channel) {
+                (Some(token), Some(channel)) => {
+                    let api = outbound::SlackApi::new(c.http.clone(), &c.config.slack_api_url, &token, 1);
+                    let text = format!("DreamOps: a test message for team {} (incidents will appear here).", team.id);
+                    match api.post_message(&channel, &json!({"text": text})).await {
+                        Ok(_) => push("bot_token", true, format!("the app posted a test message in {channel}")),
+                        Err(e) => push("bot_token", false, format!("Slack refused the app's test message: {e}")),
+                    }
+                    let n = own(c, &team.id, SecretName::SlackSigningSecrets).await?.len();
+                    push(
+                        "signing_secrets",
+                        n > 0,
+                        if n > 0 {
+                            format!("{n} signing secret(s) accept interactions on /webhooks/slack/{}/…", team.id)
+                        } else {
+                            "no signing secret: buttons and /dreamops are refused (401)".into()
+                        },
+                    );
+                }
+                (Some(_), None) => push("channel", false, "a bot token but no channel: set `channel`".into()),
+                (None, _) if webhook.is_none() => {
+                    push("webhook_url", false, "neither a webhook URL nor a bot token and channel".into())
+                }
+                (None, _) => {}
+            }
+        }
         "github" => {
             let repo = team.integrations.get("github").and_then(|m| m.options.get("repository")).cloned();
             match (value(SecretName::GitHubToken).await?, repo) {

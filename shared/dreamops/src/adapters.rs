@@ -177,14 +177,17 @@ impl Chat for RecordingChat {
     }
 }
 
-/// Records escalation issues instead of filing them: (team, repository, fingerprint, title or comment, closed).
+/// One recorded issue call: (team, repository, fingerprint, title or closing comment, whether it closed).
+pub type IssueCall = (String, String, String, String, bool);
+
+/// Records escalation issues instead of filing them.
 #[derive(Debug, Default)]
 pub struct RecordingIssues {
-    calls: Mutex<Vec<(String, String, String, String, bool)>>,
+    calls: Mutex<Vec<IssueCall>>,
 }
 
 impl RecordingIssues {
-    pub fn calls(&self) -> Vec<(String, String, String, String, bool)> {
+    pub fn calls(&self) -> Vec<IssueCall> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
