@@ -6,6 +6,7 @@ mod hosts;
 
 mod approval;
 mod billing;
+mod chatops;
 mod control;
 mod dashboard;
 mod eval;

@@ -370,7 +370,7 @@ pub(crate) async fn interactions(c: &Control, call: Call) -> Result<Reply, ApiEr
             ack()
         }
         Payload::Reject(r) => {
-            let who = slack_principal(team, &r.user_id, None);
+            let who = slack_principal(team, &r.user_id, r.user_name.as_deref());
             if let Some(why) = not_allowed(team, &who) {
                 return Reply::ok(&json!({"response_action": "errors", "errors": {"reason": why}}));
             }

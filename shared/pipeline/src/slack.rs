@@ -206,6 +206,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectReason {
     pub user_id: String,
+    pub user_name: Option<String>,
     /// The modal's id: a retried submission carries the same one.
     pub view_id: String,
     pub incident: String,
@@ -241,7 +242,8 @@ pub fn parse_payload(body: &[u8]) -> Result<Payload, String> {
         return Err("the modal names no incident".into());
     }
     let reason = view["state"]["values"]["reason"]["reason"]["value"].as_str().unwrap_or_default().trim().to_owned();
-    Ok(Payload::Reject(RejectReason { user_id, view_id, incident, reason }))
+    let user_name = v["user"]["username"].as_str().or(v["user"]["name"].as_str()).map(str::to_owned);
+    Ok(Payload::Reject(RejectReason { user_id, user_name, view_id, incident, reason }))
 }
 
 /// A slash command (`/dreamops restart checkout-api in shop`).

@@ -1,0 +1,340 @@
+//! ChatOps end to end, against `dreamops serve` with an in-process sandbox: the team's Slack app (a protocol fake
+//! of Slack's Web API and `response_url`s, with requests signed as Slack signs them), operations asked for in
+//! words, GitHub issues for escalations and PagerDuty acknowledgements.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::time::Duration;
+
+use dreamops::config::FileConfig;
+use dreamops::serve::{KubeTarget, ServeOptions, Server, start};
+use dreamops::webhook::{IncidentEvent, incident_payload, sign};
+use fakes::slack::{BOT_TOKEN, CHANNEL, FakeSlack};
+use serde_json::{Value, json};
+
+const PD_SECRET: &str = "whsec-chatops-0123456789";
+const SIGNING: &str = "slack-signing-secret-0123456789abcdef";
+
+struct Env {
+    s: Server,
+    _dir: tempfile::TempDir,
+    slack: FakeSlack,
+    slack_url: String,
+    admin: String,
+}
+
+async fn env(scenario: &str, defaults: &str, github: Option<&str>) -> Env {
+    let (slack, slack_url) = FakeSlack::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let github = github.map(|g| format!("github_api_url = \"{g}\"")).unwrap_or_default();
+    let config: FileConfig = toml::from_str(&format!(
+        r#"
+        [api]
+        slack_api_url = "{slack_url}/api"
+        {github}
+        [defaults]
+        verify = {{ initial_delay_secs = 1, max_delay_secs = 1, deadline_secs = 60, stable_secs = 2 }}
+        {defaults}
+        [teams.default]
+        pagerduty_webhook_secrets = ["{PD_SECRET}"]
+        "#
+    ))
+    .unwrap();
+    let s = start(ServeOptions::on_port(0, KubeTarget::Sandbox(scenario.into()), config, dir.path().to_owned()))
+        .await
+        .unwrap();
+    let admin = s.bootstrap_key.clone().unwrap();
+    Env { s, _dir: dir, slack, slack_url, admin }
+}
+
+impl Env {
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(&self.admin.clone(), method, path, body, None).await
+    }
+
+    async fn api_as(&self, key: &str, method: &str, path: &str, body: Option<Value>, if_match: Option<&str>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.s.url())).bearer_auth(key);
+        if let Some(m) = if_match {
+            req = req.header("if-match", m);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Replaces a part of the team read with its ETag (members, settings).
+    async fn replace(&self, part: &str, change: impl Fn(&mut Value)) {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/v1/teams/default/{part}", self.s.url()))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap();
+        let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+        let mut v: Value = resp.json().await.unwrap();
+        change(&mut v);
+        let (status, body) = self.api_as(&self.admin.clone(), "PUT", &format!("/v1/teams/default/{part}"), Some(v), Some(&etag)).await;
+        assert_eq!(status, 200, "{part}: {body}");
+    }
+
+    /// The team's Slack app: bot token, signing secret, channel; three Slack users as members.
+    async fn connect_slack(&self) {
+        let body = json!({"bot_token": BOT_TOKEN, "signing_secrets": [SIGNING], "channel": CHANNEL});
+        let (status, v) = self.api("PUT", "/v1/teams/default/integrations/slack", Some(body)).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["configured"], true, "{v}");
+        assert!(!v.to_string().contains(BOT_TOKEN) && !v.to_string().contains(SIGNING), "never shown back: {v}");
+        self.replace("members", |m| {
+            m["members"]["slack:U0ALICE"] = json!("responder");
+            m["members"]["slack:U0BOB"] = json!("responder");
+            m["members"]["slack:U0CAROL"] = json!("admin");
+            m["members"]["slack:U0VIEWER"] = json!("viewer");
+        })
+        .await;
+    }
+
+    async fn trigger(&self, pd_id: &str) -> String {
+        let body = incident_payload(&IncidentEvent {
+            event_type: "incident.triggered",
+            incident_id: pd_id,
+            number: 7,
+            title: "Worker keeps restarting",
+            service: "worker",
+            urgency: "high",
+            occurred_at: "2026-12-01T10:00:00Z",
+            agent: None,
+        });
+        let w = sign(&body, PD_SECRET);
+        let resp = reqwest::Client::new()
+            .post(format!("{}/webhooks/pagerduty", self.s.url()))
+            .header("content-type", "application/json")
+            .header("X-PagerDuty-Signature", &w.signature)
+            .header("X-Webhook-Id", &w.webhook_id)
+            .body(w.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+        resp.json::<Value>().await.unwrap()["incident_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn incident(&self, id: &str) -> Value {
+        self.api("GET", &format!("/v1/teams/default/incidents/{id}"), None).await.1
+    }
+
+    async fn wait(&self, id: &str, state: &str) -> Value {
+        for _ in 0..600 {
+            let v = self.incident(id).await;
+            if v["incident"]["state"]["state"] == state {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("incident {id} never reached {state}: {}", self.incident(id).await);
+    }
+
+    /// A request signed as Slack signs it (`ts`: its timestamp), with the form `body`.
+    async fn slack(&self, route: &str, body: &str, secret: &str, ts: i64) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/webhooks/slack/default/{route}", self.s.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        for (k, v) in fakes::slack::sign(secret, ts, body.as_bytes()) {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    fn channel_messages(&self) -> Vec<fakes::slack::Message> {
+        self.slack.messages(CHANNEL).into_iter().filter(|m| m.ephemeral_for.is_none()).collect()
+    }
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    let mut f = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        f.append_pair(k, v);
+    }
+    f.finish()
+}
+
+/// A `block_actions` payload of one click, as Slack sends it.
+fn click(env: &Env, user: &str, trigger: &str, action_id: &str, value: &str, ts: &str) -> String {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": user.to_lowercase(), "team_id": "T0ACME"},
+        "team": {"id": "T0ACME", "domain": "acme"},
+        "api_app_id": "A0DREAMOPS",
+        "trigger_id": trigger,
+        "response_url": format!("{}/respond/{trigger}", env.slack_url),
+        "channel": {"id": CHANNEL, "name": "incidents"},
+        "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": CHANNEL},
+        "actions": [{"type": "button", "block_id": "dreamops_decide", "action_id": action_id, "value": value, "action_ts": ts}]
+    });
+    form(&[("payload", &payload.to_string())])
+}
+
+fn buttons(m: &fakes::slack::Message) -> Vec<Value> {
+    m.content["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap().clone())
+        .collect()
+}
+
+fn header(m: &fakes::slack::Message) -> String {
+    m.content["blocks"][0]["text"]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_per_incident_updated_in_place_and_a_click_approves_exactly_once() {
+    let e = env("oom-limit", r#"autonomy = "approval""#, None).await;
+    e.connect_slack().await;
+    let id = e.trigger("PCHAT01").await;
+    let detail = e.wait(&id, "awaiting_approval").await;
+    let plan = detail["proposal"]["plan"]["hash"].as_str().unwrap().to_owned();
+
+    // One message, in the team's channel, with Approve bound to the diff and Reject.
+    let msgs = e.channel_messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(header(&msgs[0]).starts_with("Approval needed"), "{:?}", msgs[0].content);
+    let b = buttons(&msgs[0]);
+    assert_eq!(b.len(), 2, "{b:?}");
+    assert_eq!(b[0]["action_id"], "dreamops_approve");
+    assert_eq!(b[0]["value"], format!("{id}:{plan}"));
+    assert_eq!(b[1]["action_id"], "dreamops_reject");
+    let approve = format!("{id}:{plan}");
+
+    // Forged, stale and unsigned requests are refused before anything is read.
+    let body = click(&e, "U0ALICE", "111.222.aaa", "dreamops_approve", &approve, "1700000001.000100");
+    assert_eq!(e.slack("interactions", &body, "not-the-secret-at-all-000000", now()).await.0, 401);
+    assert_eq!(e.slack("interactions", &body, SIGNING, now() - 301).await.0, 401, "older than five minutes");
+    assert_eq!(e.slack("interactions", &body, SIGNING, now() + 301).await.0, 401, "from the future");
+    let unsigned = reqwest::Client::new()
+        .post(format!("{}/webhooks/slack/default/interactions", e.s.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let mut tampered = body.replace("U0ALICE", "U0CAROL");
+    let sig = fakes::slack::sign(SIGNING, now(), body.as_bytes());
+    let resp = reqwest::Client::new()
+        .post(format!("{}/webhooks/slack/default/interactions", e.s.url()))
+        .header(sig[0].0, &sig[0].1)
+        .header(sig[1].0, &sig[1].1)
+        .body(std::mem::take(&mut tampered))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "a signature covers the body it was made for");
+    // Alice's click, signed: accepted (answered at once; the execution is queued).
+    assert_eq!(e.slack("interactions", &body, SIGNING, now()).await.0, 200);
+
+    // An unknown Slack user and a viewer: an ephemeral refusal each, nothing changes.
+    let stranger = click(&e, "U0STRANGER", "333.444.bbb", "dreamops_approve", &approve, "1700000002.000100");
+    assert_eq!(e.slack("interactions", &stranger, SIGNING, now()).await.0, 200);
+    let viewer = click(&e, "U0VIEWER", "555.666.ccc", "dreamops_approve", &approve, "1700000003.000100");
+    assert_eq!(e.slack("interactions", &viewer, SIGNING, now()).await.0, 200);
+    let told: Vec<(String, Value)> = e.slack.responses();
+    let to = |t: &str| told.iter().filter(|(id, _)| id == t).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    assert!(to("333.444.bbb")[0]["text"].as_str().unwrap().contains("not a member"), "{told:?}");
+    assert_eq!(to("333.444.bbb")[0]["response_type"], "ephemeral");
+    assert!(to("555.666.ccc")[0]["text"].as_str().unwrap().contains("viewer"), "{told:?}");
+
+    // Alice's click executed the fix, as her; Slack retrying the same delivery acts no more.
+    let resolved = e.wait(&id, "resolved").await;
+    let approvals = resolved["incident"]["decision"]["approvals"].as_array().unwrap().clone();
+    assert_eq!(approvals.len(), 1, "{approvals:?}");
+    assert_eq!(approvals[0]["principal_id"], "slack:U0ALICE");
+    assert!(approvals[0]["principal"].as_str().unwrap().contains("u0alice"), "{approvals:?}");
+    for _ in 0..2 {
+        assert_eq!(e.slack("interactions", &body, SIGNING, now()).await.0, 200);
+    }
+    assert!(to("111.222.aaa").is_empty(), "a retried click is acknowledged and does nothing: {told:?}");
+    assert!(e.slack.responses().iter().all(|(t, _)| t != "111.222.aaa"), "{:?}", e.slack.responses());
+    let (_, audit) = e.api("GET", "/v1/teams/default/audit", None).await;
+    let approves: Vec<&Value> =
+        audit["items"].as_array().unwrap().iter().filter(|a| a["action"] == "incident.approve").collect();
+    assert_eq!(approves.len(), 1, "{approves:?}");
+    assert!(approves[0]["principal"].as_str().unwrap().contains("U0ALICE"));
+
+    // Still one message: updated in place (executing, verifying, resolved), never posted again, buttons gone.
+    let msgs = e.channel_messages();
+    assert_eq!(msgs.len(), 1, "no new message per step: {msgs:?}");
+    assert!(msgs[0].updates >= 2, "{:?}", msgs[0]);
+    assert!(header(&msgs[0]).starts_with("Resolved"), "{:?}", msgs[0].content);
+    assert!(buttons(&msgs[0]).is_empty(), "{:?}", msgs[0].content);
+    let posts = e.slack.calls().iter().filter(|(m, _)| m == "chat.postMessage").count();
+    assert_eq!(posts, 1);
+
+    // The page was acknowledged when the agent started acting, and noted.
+    let calls = e.s.runtime.sinks.pager.calls();
+    assert!(
+        calls.iter().any(|c| matches!(c, dreamops::adapters::PagerCall::Acknowledge { incident, .. } if incident == "PCHAT01")),
+        "{calls:?}"
+    );
+    assert!(calls.iter().any(|c| matches!(c, dreamops::adapters::PagerCall::Note { content, .. } if content.contains("Acting:"))));
+    e.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_asks_for_a_reason_and_escalates_as_that_person() {
+    let e = env("oom-limit", "autonomy = \"approval\"\npagerduty = { acknowledge = false, escalate = true }", None).await;
+    e.connect_slack().await;
+    let id = e.trigger("PCHAT02").await;
+    e.wait(&id, "awaiting_approval").await;
+    let body = click(&e, "U0BOB", "777.888.ddd", "dreamops_reject", &id, "1700000010.000100");
+    assert_eq!(e.slack("interactions", &body, SIGNING, now()).await.0, 200);
+    let opened: Vec<Value> = e.slack.calls().into_iter().filter(|(m, _)| m == "views.open").map(|(_, v)| v).collect();
+    assert_eq!(opened.len(), 1, "the Reject button opens the reason modal");
+    assert_eq!(opened[0]["trigger_id"], "777.888.ddd");
+    assert_eq!(opened[0]["view"]["private_metadata"], id);
+    e.wait(&id, "awaiting_approval").await;
+
+    let submission = |reason: &str, view: &str| {
+        let payload = json!({
+            "type": "view_submission",
+            "user": {"id": "U0BOB", "username": "bob"},
+            "view": {"id": view, "callback_id": "dreamops_reject_reason", "private_metadata": id,
+                     "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}}}
+        });
+        form(&[("payload", &payload.to_string())])
+    };
+    let (status, v) = e.slack("interactions", &submission("   ", "V0EMPTY"), SIGNING, now()).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["response_action"], "errors", "a reason is required: {v}");
+    e.wait(&id, "awaiting_approval").await;
+    let stranger = submission("because", "V0STRANGER").replace("U0BOB", "U0NOBODY");
+    let (_, v) = e.slack("interactions", &stranger, SIGNING, now()).await;
+    assert_eq!(v["response_action"], "errors", "{v}");
+    e.wait(&id, "awaiting_approval").await;
+
+    let good = submission("the export window is closing; we will raise it after the run", "V0REASON");
+    let (status, v) = e.slack("interactions", &good, SIGNING, now()).await;
+    assert_eq!((status, v), (200, Value::Null), "accepted: the modal closes");
+    let inc = e.wait(&id, "escalated").await;
+    let outcome = inc["incident"]["outcome"].as_str().unwrap();
+    assert!(outcome.contains("slack bob (U0BOB)") && outcome.contains("export window"), "{outcome}");
+    // A retried submission changes nothing more.
+    assert_eq!(e.slack("interactions", &good, SIGNING, now()).await.0, 200);
+    let msgs = e.channel_messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(header(&msgs[0]).starts_with("Escalated"), "{:?}", msgs[0].content);
+    assert!(buttons(&msgs[0]).is_empty());
+    // No acknowledgement (the team turned it off); escalation was not the agent's, so the page was not escalated.
+    let calls = e.s.runtime.sinks.pager.calls();
+    assert!(!calls.iter().any(|c| matches!(c, dreamops::adapters::PagerCall::Acknowledge { .. })), "{calls:?}");
+    e.s.stop().await;
+}
