@@ -34,9 +34,9 @@ pub fn describe(request: &Request) -> String {
                     (_, Some(m), Some(c)) => format!(" container {c} to {}", m.as_str().unwrap_or("?")),
                     _ => String::new(),
                 };
-                format!("{} {}/{}{extra}", p.action.as_str().replace('_', " "), t.namespace, t.name)
+                format!("{} {}/{}{extra}", p.action.as_str().to_ascii_lowercase().replace('_', " "), t.namespace, t.name)
             }
-            None => p.action.as_str().replace('_', " "),
+            None => p.action.as_str().to_ascii_lowercase().replace('_', " "),
         },
         Request::Status { namespace, name } => format!("status of {}{name}", ns_prefix(namespace)),
         Request::Explain { namespace, name } => format!("explain {}{name}", ns_prefix(namespace)),
