@@ -470,3 +470,58 @@ async fn operations_from_words_take_the_alert_path_and_refuse_what_they_cannot_r
     assert_eq!(incident_count(&e).await, before + 1, "refusals open nothing");
     e.s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalations_file_one_github_issue_per_fault_and_a_verified_fix_closes_it() {
+    let (gh, gh_url) = fakes::github::FakeGitHub::start().await.unwrap();
+    let defaults = "autonomy = \"auto\"\nper_action = { RAISE_MEMORY_LIMIT = \"off\" }\npagerduty = { escalate = true }";
+    let e = env("oom-limit", defaults, Some(&gh_url)).await;
+    let body = json!({"token": fakes::github::TOKEN, "repository": fakes::github::REPOSITORY});
+    let (status, v) = e.api("PUT", "/v1/teams/default/integrations/github", Some(body)).await;
+    assert_eq!(status, 200, "{v}");
+
+    // Autonomy is off for the fix: escalated, with an issue holding what a human needs.
+    let first = e.trigger("PGH01").await;
+    let inc = e.wait(&first, "escalated").await;
+    let issues = gh.issues();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    let issue = &issues[0];
+    assert_eq!(issue.state, "open");
+    assert!(issue.title.starts_with("[DreamOps] "), "{}", issue.title);
+    assert!(issue.labels.iter().any(|l| l == "dreamops"), "{:?}", issue.labels);
+    let fp = inc["incident"]["fingerprint"].as_str().unwrap();
+    assert!(issue.labels.contains(&outbound::github::fingerprint_label(fp)), "{:?}", issue.labels);
+    for part in ["### Diagnosis", "### What was tried", "autonomy is off", &format!("/#/incidents/{first}")] {
+        assert!(issue.body.contains(part), "{part:?} missing from {}", issue.body);
+    }
+    assert!(issue.body.contains(inc["incident"]["diagnosis"]["evidence"][0].as_str().unwrap()), "{}", issue.body);
+    // The team asked for escalations to reach the next level of the page's policy.
+    let calls = e.s.runtime.sinks.pager.calls();
+    assert!(calls.iter().any(|c| matches!(c, dreamops::adapters::PagerCall::Escalate { incident, .. } if incident == "PGH01")), "{calls:?}");
+
+    // The same fault again: a comment on the open issue, not a second issue.
+    let second = e.trigger("PGH02").await;
+    e.wait(&second, "escalated").await;
+    let issues = gh.issues();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].comments.len(), 1);
+    assert!(issues[0].comments[0].starts_with("It happened again"), "{:?}", issues[0].comments);
+
+    // Let the agent fix it: the verified fix closes the fault's issue with a comment.
+    e.replace("settings", |s| s["per_action"] = json!({})).await;
+    let third = e.trigger("PGH03").await;
+    e.wait(&third, "resolved").await;
+    let mut closed = gh.issues();
+    for _ in 0..100 {
+        if closed[0].state == "closed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        closed = gh.issues();
+    }
+    assert_eq!(closed.len(), 1);
+    assert_eq!((closed[0].state.as_str(), closed[0].state_reason.as_deref()), ("closed", Some("completed")));
+    let last = closed[0].comments.last().unwrap();
+    assert!(last.starts_with("Fixed by the agent") && last.contains(&third), "{last}");
+    e.s.stop().await;
+}
