@@ -231,3 +231,130 @@ mod github {
         assert!(!err.to_string().contains("wrong"), "the token is never in an error");
     }
 }
+
+#[tokio::test]
+async fn pagerduty_acknowledges_and_escalates_one_level_at_a_time() {
+    let (fake, client) = pd(Held::default().deployment(SecretName::PagerDutyApiToken, pagerduty::TOKEN)).await;
+    fake.open_incident("PACK1", json!({}));
+    let t = team("default");
+    client.acknowledge(&t, "PACK1").await.unwrap();
+    assert_eq!(fake.status("PACK1").as_deref(), Some("acknowledged"));
+    let ack = fake.requests().into_iter().find(|r| r.method == "PUT").unwrap();
+    assert_eq!(ack.body, json!({"incident": {"type": "incident_reference", "status": "acknowledged"}}));
+    assert_eq!(ack.headers["from"], "dreamops-bot@example.com");
+    // Each escalation reads the level and asks for the next; escalating re-triggers for that level's responders.
+    client.escalate(&t, "PACK1").await.unwrap();
+    assert_eq!((fake.level("PACK1"), fake.status("PACK1").as_deref()), (Some(2), Some("triggered")));
+    client.escalate(&t, "PACK1").await.unwrap();
+    assert_eq!(fake.level("PACK1"), Some(pagerduty::POLICY_LEVELS));
+    // Past the policy's last level PagerDuty refuses; that is not retried.
+    let before = fake.requests().len();
+    assert!(matches!(client.escalate(&t, "PACK1").await, Err(NotifyError::Rejected(_))));
+    assert_eq!(fake.requests().len(), before + 2, "one read, one refused write, no retries");
+    client.resolve(&t, "PACK1", "fixed").await.unwrap();
+    assert!(matches!(client.escalate(&t, "PACK1").await, Err(NotifyError::Rejected(m)) if m.contains("resolved")));
+    assert!(matches!(client.acknowledge(&t, "not-an-id!").await, Err(NotifyError::Rejected(_))));
+}
+
+mod slack_app {
+    use std::sync::Mutex;
+
+    use domain::ports::{ChatThreads, IncidentCard, StoreError};
+    use fakes::slack::{BOT_TOKEN, CHANNEL};
+    use outbound::SlackChat;
+
+    use super::*;
+
+    /// Message references held in memory (the stores' contract: claim once).
+    #[derive(Default)]
+    struct Threads(Mutex<BTreeMap<(String, String), String>>);
+
+    #[async_trait]
+    impl ChatThreads for Threads {
+        async fn thread(&self, team: &TeamId, key: &str) -> Result<Option<String>, StoreError> {
+            Ok(self.0.lock().unwrap().get(&(team.to_string(), key.to_owned())).cloned())
+        }
+        async fn claim_thread(&self, team: &TeamId, key: &str, value: &str) -> Result<bool, StoreError> {
+            let mut m = self.0.lock().unwrap();
+            let k = (team.to_string(), key.to_owned());
+            if m.contains_key(&k) {
+                return Ok(false);
+            }
+            m.insert(k, value.to_owned());
+            Ok(true)
+        }
+    }
+
+    fn card(state: &str, headline: &str, plan: Option<&str>) -> IncidentCard {
+        IncidentCard {
+            message: ChatMessage {
+                incident_id: IncidentId::from_string("inc_0123456789abcdef"),
+                headline: headline.into(),
+                body: "Diagnosis: OOM_LIMIT_TOO_LOW".into(),
+            },
+            state: state.into(),
+            channel: Some(CHANNEL.into()),
+            approve_plan: plan.map(str::to_owned),
+            link: Some("https://dreamops.example.com/#/incidents/inc_0123456789abcdef".into()),
+        }
+    }
+
+    async fn chat(secrets: Held) -> (FakeSlack, SlackChat) {
+        let (fake, url) = FakeSlack::start().await.unwrap();
+        let chat = SlackChat::new(http(5), Some(&format!("{url}/api")), Arc::new(secrets), Arc::new(Threads::default()), 2)
+            .unwrap();
+        (fake, chat)
+    }
+
+    #[tokio::test]
+    async fn an_incident_is_one_message_posted_once_then_updated_with_buttons_only_while_it_waits() {
+        let (fake, chat) = chat(Held::default().team("default", SecretName::SlackBotToken, BOT_TOKEN)).await;
+        let t = team("default");
+        let plan = "a".repeat(64);
+        chat.card(&t, &card("awaiting_approval", "Approval needed: worker", Some(&plan))).await.unwrap();
+        let msgs = fake.messages(CHANNEL);
+        assert_eq!(msgs.len(), 1);
+        let blocks = msgs[0].content["blocks"].as_array().unwrap().clone();
+        let actions = blocks.iter().find(|b| b["type"] == "actions").unwrap();
+        assert_eq!(actions["elements"][0]["value"], format!("inc_0123456789abcdef:{plan}"));
+        assert_eq!(actions["elements"][0]["style"], "primary");
+        assert!(actions["elements"][0]["confirm"].is_object(), "Approve asks to confirm");
+        assert_eq!(actions["elements"][1]["action_id"], "dreamops_reject");
+        assert!(blocks[1]["elements"][0]["text"].as_str().unwrap().contains("Open in DreamOps"), "{blocks:?}");
+        // Rate limited once: waited for and retried. The wording changes; the message stays the same one.
+        fake.fail_next_api(429, json!({"ok": false, "error": "ratelimited"}));
+        chat.card(&t, &card("executing", "Executing: the worker's memory limit", None)).await.unwrap();
+        chat.card(&t, &card("resolved", "Resolved: worker", None)).await.unwrap();
+        let msgs = fake.messages(CHANNEL);
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert_eq!(msgs[0].updates, 2);
+        assert_eq!(msgs[0].content["blocks"][0]["text"]["text"], "Resolved: worker");
+        assert!(!msgs[0].content["blocks"].as_array().unwrap().iter().any(|b| b["type"] == "actions"));
+        let methods: Vec<String> = fake.calls().into_iter().map(|(m, _)| m).collect();
+        assert_eq!(methods, ["chat.postMessage", "chat.update", "chat.update", "chat.update"], "one retry of the 429");
+    }
+
+    #[tokio::test]
+    async fn slack_refusals_are_reported_and_a_team_without_an_app_keeps_its_webhook() {
+        let (fake, chat) = chat(Held::default().team("default", SecretName::SlackBotToken, "xoxb-revoked-token")).await;
+        let t = team("default");
+        let e = chat.card(&t, &card("escalated", "Escalated: worker", None)).await.unwrap_err();
+        assert!(matches!(&e, NotifyError::Rejected(m) if m.ends_with("invalid_auth")), "{e}");
+        assert!(!e.to_string().contains("xoxb-revoked-token"));
+        let mut wrong = card("escalated", "Escalated", None);
+        wrong.channel = Some("C0NOSUCHCHAN".into());
+        assert!(fake.messages(CHANNEL).is_empty());
+        let (fake2, chat2) = chat(Held::default().team("default", SecretName::SlackBotToken, BOT_TOKEN)).await;
+        let e = chat2.card(&t, &wrong).await.unwrap_err();
+        assert!(matches!(&e, NotifyError::Rejected(m) if m.ends_with("channel_not_found")), "{e}");
+        assert_eq!(fake2.calls().len(), 1, "a refusal is not retried");
+        // No bot token: the incoming webhook gets the message (no buttons, nothing to update).
+        let (hook, hook_url) = FakeSlack::start().await.unwrap();
+        let secrets =
+            Held::default().team("default", SecretName::SlackWebhookUrl, &format!("{hook_url}/services/T0/B0/x"));
+        let (fake3, chat3) = chat(secrets).await;
+        chat3.card(&t, &card("awaiting_approval", "Approval needed", Some(&"b".repeat(64)))).await.unwrap();
+        assert_eq!(hook.posts().len(), 1);
+        assert!(fake3.calls().is_empty(), "no Web API call without a bot token");
+    }
+}
