@@ -299,7 +299,7 @@ mod slack_app {
         }
     }
 
-    async fn chat(secrets: Held) -> (FakeSlack, SlackChat) {
+    async fn slack_chat(secrets: Held) -> (FakeSlack, SlackChat) {
         let (fake, url) = FakeSlack::start().await.unwrap();
         let chat = SlackChat::new(http(5), Some(&format!("{url}/api")), Arc::new(secrets), Arc::new(Threads::default()), 2)
             .unwrap();
@@ -308,7 +308,7 @@ mod slack_app {
 
     #[tokio::test]
     async fn an_incident_is_one_message_posted_once_then_updated_with_buttons_only_while_it_waits() {
-        let (fake, chat) = chat(Held::default().team("default", SecretName::SlackBotToken, BOT_TOKEN)).await;
+        let (fake, chat) = slack_chat(Held::default().team("default", SecretName::SlackBotToken, BOT_TOKEN)).await;
         let t = team("default");
         let plan = "a".repeat(64);
         chat.card(&t, &card("awaiting_approval", "Approval needed: worker", Some(&plan))).await.unwrap();
@@ -336,7 +336,7 @@ mod slack_app {
 
     #[tokio::test]
     async fn slack_refusals_are_reported_and_a_team_without_an_app_keeps_its_webhook() {
-        let (fake, chat) = chat(Held::default().team("default", SecretName::SlackBotToken, "xoxb-revoked-token")).await;
+        let (fake, chat) = slack_chat(Held::default().team("default", SecretName::SlackBotToken, "xoxb-revoked-token")).await;
         let t = team("default");
         let e = chat.card(&t, &card("escalated", "Escalated: worker", None)).await.unwrap_err();
         assert!(matches!(&e, NotifyError::Rejected(m) if m.ends_with("invalid_auth")), "{e}");
@@ -344,7 +344,7 @@ mod slack_app {
         let mut wrong = card("escalated", "Escalated", None);
         wrong.channel = Some("C0NOSUCHCHAN".into());
         assert!(fake.messages(CHANNEL).is_empty());
-        let (fake2, chat2) = chat(Held::default().team("default", SecretName::SlackBotToken, BOT_TOKEN)).await;
+        let (fake2, chat2) = slack_chat(Held::default().team("default", SecretName::SlackBotToken, BOT_TOKEN)).await;
         let e = chat2.card(&t, &wrong).await.unwrap_err();
         assert!(matches!(&e, NotifyError::Rejected(m) if m.ends_with("channel_not_found")), "{e}");
         assert_eq!(fake2.calls().len(), 1, "a refusal is not retried");
@@ -352,7 +352,7 @@ mod slack_app {
         let (hook, hook_url) = FakeSlack::start().await.unwrap();
         let secrets =
             Held::default().team("default", SecretName::SlackWebhookUrl, &format!("{hook_url}/services/T0/B0/x"));
-        let (fake3, chat3) = chat(secrets).await;
+        let (fake3, chat3) = slack_chat(secrets).await;
         chat3.card(&t, &card("awaiting_approval", "Approval needed", Some(&"b".repeat(64)))).await.unwrap();
         assert_eq!(hook.posts().len(), 1);
         assert!(fake3.calls().is_empty(), "no Web API call without a bot token");
