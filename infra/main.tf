@@ -31,6 +31,8 @@ locals {
     DREAMOPS_MAX_RECEIVES          = tostring(var.max_receive_count)
     # Chat messages and GitHub issues link to the incident on the dashboard.
     DREAMOPS_DASHBOARD_URL = local.public_url
+    # Hosts outside the cluster a service's health URL may name (verification polls them).
+    DREAMOPS_HEALTH_ALLOW_HOSTS = join(",", var.health_check_allow_hosts)
   }
 
   # Statements every stage function needs besides its own queues.
@@ -416,6 +418,7 @@ module "api" {
     DREAMOPS_EXECUTION_QUEUE_URL = module.execution_queue.url
     DREAMOPS_ANALYSIS_QUEUE_URL  = module.analysis_queue.url
     DREAMOPS_DASHBOARD_URL       = local.public_url
+    DREAMOPS_HEALTH_ALLOW_HOSTS  = join(",", var.health_check_allow_hosts)
     DREAMOPS_KEY_CACHE_SECS      = tostring(var.api_key_cache_secs)
     DREAMOPS_OIDC_ISSUER         = var.oidc_issuer
     DREAMOPS_OIDC_AUDIENCE       = var.oidc_audience

@@ -320,3 +320,14 @@ variable "billing_schedule" {
   type        = string
   default     = "cron(30 0 * * ? *)"
 }
+
+variable "health_check_allow_hosts" {
+  description = "Hosts outside the cluster that a team's per-service health URL may name (verification polls it). Cluster Services (NAME.NAMESPACE.svc) need no entry and are reached through the API server's service proxy; loopback, link-local and metadata addresses are refused whatever is listed."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for h in var.health_check_allow_hosts : can(regex("^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$", h))])
+    error_message = "Each entry is a host name (no scheme, port or path)."
+  }
+}

@@ -26,13 +26,18 @@ async fn env(scenario: &str, defaults: &str, github: Option<&str>) -> Env {
     let (slack, slack_url) = FakeSlack::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let github = github.map(|g| format!("github_api_url = \"{g}\"")).unwrap_or_default();
+    let verify = if defaults.contains("verify =") {
+        String::new()
+    } else {
+        "verify = { initial_delay_secs = 1, max_delay_secs = 1, deadline_secs = 60, stable_secs = 2 }".to_owned()
+    };
     let config: FileConfig = toml::from_str(&format!(
         r#"
         [api]
         slack_api_url = "{slack_url}/api"
         {github}
         [defaults]
-        verify = {{ initial_delay_secs = 1, max_delay_secs = 1, deadline_secs = 60, stable_secs = 2 }}
+        {verify}
         {defaults}
         [teams.default]
         pagerduty_webhook_secrets = ["{PD_SECRET}"]
@@ -51,7 +56,14 @@ impl Env {
         self.api_as(&self.admin.clone(), method, path, body, None).await
     }
 
-    async fn api_as(&self, key: &str, method: &str, path: &str, body: Option<Value>, if_match: Option<&str>) -> (u16, Value) {
+    async fn api_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        if_match: Option<&str>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.s.url())).bearer_auth(key);
         if let Some(m) = if_match {
@@ -75,7 +87,8 @@ impl Env {
         let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
         let mut v: Value = resp.json().await.unwrap();
         change(&mut v);
-        let (status, body) = self.api_as(&self.admin.clone(), "PUT", &format!("/v1/teams/default/{part}"), Some(v), Some(&etag)).await;
+        let (status, body) =
+            self.api_as(&self.admin.clone(), "PUT", &format!("/v1/teams/default/{part}"), Some(v), Some(&etag)).await;
         assert_eq!(status, 200, "{part}: {body}");
     }
 
@@ -282,16 +295,23 @@ async fn one_message_per_incident_updated_in_place_and_a_click_approves_exactly_
     // The page was acknowledged when the agent started acting, and noted.
     let calls = e.s.runtime.sinks.pager.calls();
     assert!(
-        calls.iter().any(|c| matches!(c, dreamops::adapters::PagerCall::Acknowledge { incident, .. } if incident == "PCHAT01")),
+        calls
+            .iter()
+            .any(|c| matches!(c, dreamops::adapters::PagerCall::Acknowledge { incident, .. } if incident == "PCHAT01")),
         "{calls:?}"
     );
-    assert!(calls.iter().any(|c| matches!(c, dreamops::adapters::PagerCall::Note { content, .. } if content.contains("Acting:"))));
+    assert!(
+        calls
+            .iter()
+            .any(|c| matches!(c, dreamops::adapters::PagerCall::Note { content, .. } if content.contains("Acting:")))
+    );
     e.s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reject_asks_for_a_reason_and_escalates_as_that_person() {
-    let e = env("oom-limit", "autonomy = \"approval\"\npagerduty = { acknowledge = false, escalate = true }", None).await;
+    let e =
+        env("oom-limit", "autonomy = \"approval\"\npagerduty = { acknowledge = false, escalate = true }", None).await;
     e.connect_slack().await;
     let id = e.trigger("PCHAT02").await;
     e.wait(&id, "awaiting_approval").await;
@@ -389,10 +409,15 @@ async fn operations_from_words_take_the_alert_path_and_refuse_what_they_cannot_r
         assert!(v["error"]["details"]["understood"].is_string() && v["error"]["details"]["problem"].is_string(), "{v}");
     }
     let (status, v) = e
-        .api("POST", "/v1/teams/default/operations", Some(json!({"intent": "restart orders/api", "target": {"namespace": "shop", "name": "checkout-api"}})))
+        .api(
+            "POST",
+            "/v1/teams/default/operations",
+            Some(json!({"intent": "restart orders/api", "target": {"namespace": "shop", "name": "checkout-api"}})),
+        )
         .await;
     assert_eq!(status, 422, "the words and the target disagree: {v}");
-    let (status, v) = e.api("POST", "/v1/teams/default/operations", Some(json!({"intent": "restart", "extra": 1}))).await;
+    let (status, v) =
+        e.api("POST", "/v1/teams/default/operations", Some(json!({"intent": "restart", "extra": 1}))).await;
     assert_eq!(status, 400, "unknown fields: {v}");
     assert_eq!(incident_count(&e).await, 0, "nothing was opened");
 
@@ -410,9 +435,8 @@ async fn operations_from_words_take_the_alert_path_and_refuse_what_they_cannot_r
     let plan = detail["proposal"]["plan"]["hash"].as_str().unwrap().to_owned();
 
     // The requester cannot be one of the two.
-    let (status, v) = e
-        .api("POST", &format!("/v1/teams/default/incidents/{id}/approve"), Some(json!({"proposal": plan})))
-        .await;
+    let (status, v) =
+        e.api("POST", &format!("/v1/teams/default/incidents/{id}/approve"), Some(json!({"proposal": plan}))).await;
     assert_eq!((status, v["error"]["code"].as_str()), (403, Some("own_request")), "{v}");
     // Two other people, in Slack.
     let approve = format!("{id}:{plan}");
@@ -474,7 +498,8 @@ async fn operations_from_words_take_the_alert_path_and_refuse_what_they_cannot_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalations_file_one_github_issue_per_fault_and_a_verified_fix_closes_it() {
     let (gh, gh_url) = fakes::github::FakeGitHub::start().await.unwrap();
-    let defaults = "autonomy = \"auto\"\nper_action = { RAISE_MEMORY_LIMIT = \"off\" }\npagerduty = { escalate = true }";
+    let defaults =
+        "autonomy = \"auto\"\nper_action = { RAISE_MEMORY_LIMIT = \"off\" }\npagerduty = { escalate = true }";
     let e = env("oom-limit", defaults, Some(&gh_url)).await;
     let body = json!({"token": fakes::github::TOKEN, "repository": fakes::github::REPOSITORY});
     let (status, v) = e.api("PUT", "/v1/teams/default/integrations/github", Some(body)).await;
@@ -497,7 +522,12 @@ async fn escalations_file_one_github_issue_per_fault_and_a_verified_fix_closes_i
     assert!(issue.body.contains(inc["incident"]["diagnosis"]["evidence"][0].as_str().unwrap()), "{}", issue.body);
     // The team asked for escalations to reach the next level of the page's policy.
     let calls = e.s.runtime.sinks.pager.calls();
-    assert!(calls.iter().any(|c| matches!(c, dreamops::adapters::PagerCall::Escalate { incident, .. } if incident == "PGH01")), "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|c| matches!(c, dreamops::adapters::PagerCall::Escalate { incident, .. } if incident == "PGH01")),
+        "{calls:?}"
+    );
 
     // The same fault again: a comment on the open issue, not a second issue.
     let second = e.trigger("PGH02").await;
@@ -524,4 +554,75 @@ async fn escalations_file_one_github_issue_per_fault_and_a_verified_fix_closes_i
     let last = closed[0].comments.last().unwrap();
     assert!(last.starts_with("Fixed by the agent") && last.contains(&third), "{last}");
     e.s.stop().await;
+}
+
+const HEALTH: &str = "http://ledger-export-worker.ledger-export.svc:8080/healthz";
+
+async fn set_health_url(e: &Env, url: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/teams/default/services", e.s.url()))
+        .bearer_auth(&e.admin)
+        .send()
+        .await
+        .unwrap();
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let body = json!({"services": {"worker": {"namespace": "ledger-export", "deployment": "ledger-export-worker", "health_url": url}}});
+    e.api_as(&e.admin.clone(), "PUT", "/v1/teams/default/services", Some(body), Some(&etag)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_health_url_is_part_of_verification_and_ssrf_targets_are_refused() {
+    let e = env("oom-limit", r#"autonomy = "auto""#, None).await;
+    for bad in [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://127.0.0.1:8080/healthz",
+        "http://[::ffff:127.0.0.1]/",
+        "http://2130706433/",
+        "http://localhost:8080/healthz",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://admin:hunter2@ledger-export-worker.ledger-export.svc/",
+        "file:///etc/passwd",
+        "http://kube-dns.kube-system.svc:53/",
+        "http://example.com/healthz",
+        "http://ledger-export-worker.ledger-export.svc.evil.example/",
+    ] {
+        let (status, v) = set_health_url(&e, bad).await;
+        assert_eq!(status, 422, "{bad}: {v}");
+        assert_eq!(v["error"]["details"][0]["field"], "services[worker].health_url", "{bad}: {v}");
+    }
+    let (status, v) = set_health_url(&e, HEALTH).await;
+    assert_eq!(status, 200, "{v}");
+
+    // The fix is verified by the cluster and by the Service's own health endpoint, through the API server.
+    let id = e.trigger("PHEALTH1").await;
+    let done = e.wait(&id, "resolved").await;
+    let verdict = done["incident"]["verification"]["last_verdict"].as_str().unwrap();
+    assert!(verdict.contains(&format!("GET {HEALTH} answered 200")), "{verdict}");
+    e.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_url_that_redirects_is_not_followed_and_the_fix_is_not_called_verified() {
+    let e = env("oom-limit", r#"autonomy = "auto""#, None).await;
+    let redirecting = "http://ledger-export-worker.ledger-export.svc:8080/redirect";
+    assert_eq!(set_health_url(&e, redirecting).await.0, 200);
+    let id = e.trigger("PHEALTH2").await;
+    let mut seen_at = None;
+    for i in 0..600 {
+        let v = e.incident(&id).await;
+        assert_ne!(v["incident"]["state"]["state"], "resolved", "a redirect is not a healthy answer: {v}");
+        let verdict = v["incident"]["verification"]["last_verdict"].as_str().unwrap_or_default().to_owned();
+        if verdict.contains("redirect (302), which is not followed") {
+            seen_at.get_or_insert(i);
+        }
+        // Well past the two seconds a healthy fix needs to settle: still verifying, not resolved.
+        if seen_at.is_some_and(|at| i >= at + 80) {
+            assert_eq!(v["incident"]["state"]["state"], "verifying", "{v}");
+            e.s.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the redirect was never reported: {}", e.incident(&id).await);
 }

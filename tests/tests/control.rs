@@ -1133,6 +1133,9 @@ async fn through_the_lambda_an_approval_bound_to_the_diff_reaches_the_executor()
         pager: sinks.pager.clone(),
         chat: sinks.chat.clone(),
         issues: sinks.issues.clone(),
+        health: Arc::new(outbound::health::GuardedProbe::new(Arc::new(
+            cluster::KubeCluster::for_url(&sb.url(), "sandbox", clock.clone()).unwrap(),
+        ))),
         clock,
         teams: Arc::new(pipeline::teams::StoreTeams::new(store.clone(), TeamSettings::default(), Duration::ZERO)),
         runbook: store.clone(),

@@ -295,6 +295,7 @@ fn every_environment_variable_a_function_requires_is_set() {
         "DREAMOPS_SETTINGS_TTL_SECS",
         api::SECRETS_KMS_KEY,
         api::DASHBOARD_URL,
+        api::HEALTH_ALLOW_HOSTS,
         stage_lambda::config::DASHBOARD_URL,
         api::KEY_CACHE_SECS,
         api::OIDC_ISSUER,
@@ -473,7 +474,8 @@ fn slack_requests_reach_the_api_function_and_operations_can_be_analysed() {
     let api = function_module(&root, "api");
     let mut found = Vec::new();
     statements(api.body(), &mut found, "api");
-    let sends: Vec<&(String, String, String)> = found.iter().filter(|(_, a, _)| a.contains("sqs:SendMessage")).collect();
+    let sends: Vec<&(String, String, String)> =
+        found.iter().filter(|(_, a, _)| a.contains("sqs:SendMessage")).collect();
     assert!(sends.iter().any(|(_, _, r)| r.contains("module.analysis_queue.arn")), "{sends:?}");
     assert!(!sends.iter().any(|(_, _, r)| r.contains("verification_queue")), "{sends:?}");
 }

@@ -117,7 +117,11 @@ async fn a_redelivered_execution_after_a_lost_commit_does_not_act_twice() {
         domain::TeamId::default_team(),
         [(
             "session-cache".to_owned(),
-            pipeline::ServiceTarget { namespace: "sessions".into(), deployment: "session-cache".into(), health_url: None },
+            pipeline::ServiceTarget {
+                namespace: "sessions".into(),
+                deployment: "session-cache".into(),
+                health_url: None,
+            },
         )]
         .into(),
     );

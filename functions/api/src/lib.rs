@@ -47,6 +47,8 @@ pub const GITHUB_API_URL: &str = "DREAMOPS_GITHUB_API_URL";
 pub const SLACK_API_URL: &str = "DREAMOPS_SLACK_API_URL";
 /// This API's public URL: chat messages link to incidents on its dashboard.
 pub const DASHBOARD_URL: &str = "DREAMOPS_DASHBOARD_URL";
+/// Comma-separated hosts outside the cluster a service's health URL may name.
+pub const HEALTH_ALLOW_HOSTS: &str = "DREAMOPS_HEALTH_ALLOW_HOSTS";
 
 /// Every variable the function requires (the infrastructure check reads this list).
 pub const REQUIRED_ENV: &[&str] = &[TABLE, SECRETS_PREFIX, EXECUTION_QUEUE_URL, ANALYSIS_QUEUE_URL];
@@ -67,6 +69,7 @@ pub struct Config {
     pub github_api_url: String,
     pub slack_api_url: String,
     pub dashboard_url: Option<String>,
+    pub health_allow_hosts: Vec<String>,
     /// Plans and checkout, when billing is enabled.
     pub payments: Option<billing::aws::PaymentsEnv>,
 }
@@ -134,6 +137,10 @@ impl Config {
             github_api_url: env.optional(GITHUB_API_URL).unwrap_or(control.github_api_url),
             slack_api_url: env.optional(SLACK_API_URL).unwrap_or(control.slack_api_url),
             dashboard_url: env.optional(DASHBOARD_URL),
+            health_allow_hosts: env
+                .optional(HEALTH_ALLOW_HOSTS)
+                .map(|v| v.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -210,14 +217,9 @@ impl App {
             Some(p) => Some(p.billing(sdk, store.clone(), secrets.clone(), clock.clone(), None).map_err(BuildError)?),
             None => None,
         };
-        let chat = outbound::SlackChat::new(
-            http.clone(),
-            Some(&config.slack_api_url),
-            secrets.clone(),
-            store.clone(),
-            1,
-        )
-        .map_err(BuildError)?;
+        let chat =
+            outbound::SlackChat::new(http.clone(), Some(&config.slack_api_url), secrets.clone(), store.clone(), 1)
+                .map_err(BuildError)?;
         let control = Arc::new(Control {
             chat: Arc::new(chat),
             // The model reads operations in the analyzer's account; here the grammar alone.
@@ -244,6 +246,7 @@ impl App {
                 stream_interval: None,
                 slack_api_url: config.slack_api_url.clone(),
                 dashboard_url: config.dashboard_url.clone(),
+                health_allow_hosts: config.health_allow_hosts.clone(),
             },
             probes: vec![Arc::new(SqsProbe { client: sqs, url: config.execution_queue_url.clone() })],
             metrics: Default::default(),

@@ -163,6 +163,23 @@ impl Cluster for KubeCluster {
         snapshot::resolve_workload(self, alert).await
     }
 
+    async fn proxy_get(&self, namespace: &str, service: &str, path: &str) -> Result<u16, ClusterError> {
+        let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b':');
+        if !domain::names::is_dns1123_label(namespace) || !ok(service) || !path.starts_with('/') {
+            return Err(ClusterError::Rejected(format!("not a service proxy path: {namespace}/{service}{path}")));
+        }
+        let uri = format!("/api/v1/namespaces/{namespace}/services/{service}/proxy{path}");
+        let req = http::Request::get(uri)
+            .body(kube::client::Body::empty())
+            .map_err(|e| ClusterError::Rejected(format!("service proxy request: {e}")))?;
+        let sent = tokio::time::timeout(std::time::Duration::from_secs(10), self.client.send(req)).await;
+        match sent {
+            Ok(Ok(resp)) => Ok(resp.status().as_u16()),
+            Ok(Err(e)) => Err(ClusterError::Unavailable(format!("service proxy: {e}"))),
+            Err(_) => Err(ClusterError::Unavailable("service proxy: no answer in 10 s".into())),
+        }
+    }
+
     async fn snapshot(&self, alert: &AlertView, workload: Option<&WorkloadRef>) -> Result<Snapshot, ClusterError> {
         snapshot::build(self, alert, workload).await
     }

@@ -98,20 +98,24 @@ async fn submit(
         text = format!("{text} {}/{}", t.namespace, t.name);
     }
     let bounds = &team.settings.bounds;
-    let mut request = operations::understand(&text, bounds, c.llm.as_deref(), model_budget)
-        .await
-        .map_err(NotOpened::Refused)?;
+    let mut request =
+        operations::understand(&text, bounds, c.llm.as_deref(), model_budget).await.map_err(NotOpened::Refused)?;
     let said = operations::describe(&request);
     // The workload the words name must be the one the target names.
     if let Some(t) = target {
         let (ns, name) = match &request {
-            Request::Act(p) => (p.target.as_ref().map(|x| x.namespace.clone()), p.target.as_ref().map(|x| x.name.clone())),
+            Request::Act(p) => {
+                (p.target.as_ref().map(|x| x.namespace.clone()), p.target.as_ref().map(|x| x.name.clone()))
+            }
             Request::Status { namespace, name } | Request::Explain { namespace, name } => {
                 (namespace.clone(), Some(name.clone()))
             }
         };
         if name.as_deref() != Some(t.name.as_str()) || ns.as_deref().is_some_and(|n| n != t.namespace) {
-            return Err(NotOpened::Refused(refusal(said, format!("the words and the target name different workloads (target {}/{})", t.namespace, t.name))));
+            return Err(NotOpened::Refused(refusal(
+                said,
+                format!("the words and the target name different workloads (target {}/{})", t.namespace, t.name),
+            )));
         }
     }
     // A read-only request may leave the namespace out when the team's service map knows the name.
@@ -124,7 +128,9 @@ async fn submit(
             [] => {
                 return Err(NotOpened::Refused(refusal(
                     said,
-                    format!("which namespace is {name} in? Say `{name} in NAMESPACE` (the service map does not list it)"),
+                    format!(
+                        "which namespace is {name} in? Say `{name} in NAMESPACE` (the service map does not list it)"
+                    ),
                 )));
             }
             _ => {
@@ -142,7 +148,10 @@ async fn submit(
         let s = &team.settings;
         let ns = t.namespace.as_str();
         if ALWAYS_DENIED_NAMESPACES.contains(&ns) || s.namespace_deny.iter().any(|d| d == ns) {
-            return Err(NotOpened::Refused(refusal(&said, format!("the team's settings deny the agent namespace {ns}"))));
+            return Err(NotOpened::Refused(refusal(
+                &said,
+                format!("the team's settings deny the agent namespace {ns}"),
+            )));
         }
         if !s.namespace_allow.is_empty() && !s.namespace_allow.iter().any(|a| a == ns) {
             return Err(NotOpened::Refused(refusal(&said, format!("namespace {ns} is not in the team's allow list"))));
@@ -305,12 +314,22 @@ pub(crate) async fn refresh_card(c: &Control, team: &Team, inc: &Incident) {
     let card = pipeline::notify::card(inc, headline, body, channel, link);
     match tokio::time::timeout(REFRESH_BUDGET, c.chat.card(&team.id, &card)).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, incident_id = %inc.id, "Could not refresh the incident's chat message."),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, incident_id = %inc.id, "Could not refresh the incident's chat message.")
+        }
         Err(_) => tracing::warn!(incident_id = %inc.id, "Refreshing the incident's chat message timed out."),
     }
 }
 
-fn record(c: &Control, call: &Call, team: &TeamId, who: &str, action: &str, target: &str, detail: Value) -> ControlEvent {
+fn record(
+    c: &Control,
+    call: &Call,
+    team: &TeamId,
+    who: &str,
+    action: &str,
+    target: &str,
+    detail: Value,
+) -> ControlEvent {
     let mut ev = event(c, call, team, action, target, detail);
     who.clone_into(&mut ev.principal);
     ev
@@ -348,7 +367,11 @@ pub(crate) async fn interactions(c: &Control, call: Call) -> Result<Reply, ApiEr
                     continue;
                 };
                 let key = i.dedupe_key(click);
-                let fresh = c.incidents.record_delivery(&team.id, &key).await.map_err(|e| ApiError::store("record the click", e))?;
+                let fresh = c
+                    .incidents
+                    .record_delivery(&team.id, &key)
+                    .await
+                    .map_err(|e| ApiError::store("record the click", e))?;
                 if !fresh {
                     tracing::info!(key, "A Slack click delivered again; it already acted.");
                     continue;
@@ -360,9 +383,15 @@ pub(crate) async fn interactions(c: &Control, call: Call) -> Result<Reply, ApiEr
                             tell(c, i.response_url.as_deref(), "This team's Slack app has no bot token, so the reason cannot be asked here: reject from the dashboard.").await;
                             continue;
                         };
-                        if let Err(e) = api.open_view(&i.trigger_id, &outbound::slack_app::reject_view(&incident)).await {
+                        if let Err(e) = api.open_view(&i.trigger_id, &outbound::slack_app::reject_view(&incident)).await
+                        {
                             tracing::warn!(error = %e, "Could not open the Reject modal.");
-                            tell(c, i.response_url.as_deref(), &format!("Could not ask for the reason ({e}); reject from the dashboard.")).await;
+                            tell(
+                                c,
+                                i.response_url.as_deref(),
+                                &format!("Could not ask for the reason ({e}); reject from the dashboard."),
+                            )
+                            .await;
                         }
                     }
                 }
@@ -375,10 +404,17 @@ pub(crate) async fn interactions(c: &Control, call: Call) -> Result<Reply, ApiEr
                 return Reply::ok(&json!({"response_action": "errors", "errors": {"reason": why}}));
             }
             if r.reason.is_empty() {
-                return Reply::ok(&json!({"response_action": "errors", "errors": {"reason": "Say why, in 1-500 characters."}}));
+                return Reply::ok(
+                    &json!({"response_action": "errors", "errors": {"reason": "Say why, in 1-500 characters."}}),
+                );
             }
             let key = format!("slack:view:{}", r.view_id);
-            if !c.incidents.record_delivery(&team.id, &key).await.map_err(|e| ApiError::store("record the submission", e))? {
+            if !c
+                .incidents
+                .record_delivery(&team.id, &key)
+                .await
+                .map_err(|e| ApiError::store("record the submission", e))?
+            {
                 return ack();
             }
             let id = IncidentId::from_string(&r.incident);
@@ -386,7 +422,15 @@ pub(crate) async fn interactions(c: &Control, call: Call) -> Result<Reply, ApiEr
             let by = Approver { id: &who.id, display: &who.display };
             match approval::reject(ctx, &team.id, &id, by, &r.reason, &call.correlation_id).await {
                 Ok(inc) => {
-                    let ev = record(c, &call, &team.id, &who.display, "incident.reject", id.as_str(), json!({"reason": r.reason, "via": "slack"}));
+                    let ev = record(
+                        c,
+                        &call,
+                        &team.id,
+                        &who.display,
+                        "incident.reject",
+                        id.as_str(),
+                        json!({"reason": r.reason, "via": "slack"}),
+                    );
                     audit(c, ev).await;
                     refresh_card(c, team, &inc).await;
                     ack()
@@ -418,11 +462,24 @@ async fn approve(
                 Approved::Executing(_) => 0,
                 Approved::Recorded { remaining, .. } => *remaining,
             };
-            let ev = record(c, call, &team.id, &who.display, "incident.approve", id.as_str(), json!({"plan": plan, "remaining": remaining, "via": "slack"}));
+            let ev = record(
+                c,
+                call,
+                &team.id,
+                &who.display,
+                "incident.approve",
+                id.as_str(),
+                json!({"plan": plan, "remaining": remaining, "via": "slack"}),
+            );
             audit(c, ev).await;
             refresh_card(c, team, result.incident()).await;
             if remaining > 0 {
-                tell(c, i.response_url.as_deref(), &format!("Your approval is recorded; {remaining} more from someone else is needed.")).await;
+                tell(
+                    c,
+                    i.response_url.as_deref(),
+                    &format!("Your approval is recorded; {remaining} more from someone else is needed."),
+                )
+                .await;
             }
         }
         Err(e) => {
@@ -462,9 +519,10 @@ pub(crate) async fn commands(c: &Control, call: Call) -> Result<Reply, ApiError>
             "Opened incident `{}`: {understood}. Its message in the team's channel shows the diagnosis and, if the policy asks for one, the diff to approve.",
             inc.id
         )),
-        Err(NotOpened::Refused(r)) => {
-            ephemeral(&format!("Nothing was done: {}. Understood: {}. `/dreamops help` lists what I can do.", r.problem, r.understood))
-        }
+        Err(NotOpened::Refused(r)) => ephemeral(&format!(
+            "Nothing was done: {}. Understood: {}. `/dreamops help` lists what I can do.",
+            r.problem, r.understood
+        )),
         Err(NotOpened::Failed(e)) => Err(e),
     }
 }

@@ -428,6 +428,11 @@ pub(crate) async fn put_services(c: &Control, call: Call) -> Result<Reply, ApiEr
         if !domain::names::is_dns1123_subdomain(&target.deployment) {
             errors.push(json!({"field": format!("services[{name}].deployment"), "message": format!("{:?} is not a Deployment name", target.deployment)}));
         }
+        if let Some(url) = &target.health_url
+            && let Err(why) = domain::health::parse_health_url(url, &c.config.health_allow_hosts)
+        {
+            errors.push(json!({"field": format!("services[{name}].health_url"), "message": why}));
+        }
     }
     if body.services.len() > 1000 {
         errors.push(json!({"field": "services", "message": "at most 1000 services"}));

@@ -69,6 +69,8 @@ pub struct ControlConfig {
     pub slack_api_url: String,
     /// Where the dashboard is, for links in chat messages.
     pub dashboard_url: Option<String>,
+    /// Hosts outside the cluster a service's health URL may name (besides cluster Services).
+    pub health_allow_hosts: Vec<String>,
 }
 
 impl Default for ControlConfig {
@@ -83,6 +85,7 @@ impl Default for ControlConfig {
             stream_interval: None,
             slack_api_url: outbound::slack_app::DEFAULT_API_URL.into(),
             dashboard_url: None,
+            health_allow_hosts: Vec::new(),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod action;
 pub mod billing;
 pub mod diagnosis;
+pub mod health;
 pub mod ids;
 pub mod incident;
 pub mod messages;

@@ -484,6 +484,18 @@ pub trait Cluster: Send + Sync {
     /// What the action would change, from a server-side dry run: the fields, before and after, and their hash.
     /// Changes nothing. An approval is bound to this hash; the executor plans again and acts only on the same one.
     async fn plan(&self, action: &Action) -> Result<Plan, ClusterError>;
+
+    /// One `GET` of a Service through the API server's service proxy (`service`: `[https:]NAME:PORT`), without
+    /// following redirects: the HTTP status the Service answered.
+    async fn proxy_get(&self, namespace: &str, service: &str, path: &str) -> Result<u16, ClusterError>;
+}
+
+/// The HTTP health checks of verification (a team's service map may name one per service).
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    /// One `GET` of the target, redirects not followed: `Ok` is the HTTP status, `Err` why nothing answered (or
+    /// why the request was not made: a name resolving to a forbidden address).
+    async fn probe(&self, target: &crate::health::HealthTarget) -> Result<u16, String>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

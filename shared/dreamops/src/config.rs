@@ -247,6 +247,9 @@ pub struct ServerConfig {
     pub data_dir: Option<PathBuf>,
     /// The namespace DreamOps runs in, never changed by it.
     pub agent_namespace: Option<String>,
+    /// Hosts outside the cluster a team's health URL may name; cluster Services (`NAME.NAMESPACE.svc`) need no
+    /// entry. Loopback, link-local and metadata addresses are refused whatever is listed.
+    pub health_allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -353,6 +356,7 @@ impl FileConfig {
         PipelineConfig {
             pagerduty_bot_user_id: self.pagerduty.bot_user_id.clone(),
             agent_namespace: self.server.agent_namespace.clone(),
+            health_allow_hosts: self.server.health_allow_hosts.clone(),
             ..PipelineConfig::default()
         }
     }

@@ -68,6 +68,7 @@ impl Runtime {
     {
         let queue = Arc::new(LocalQueue::new(clock.clone()));
         let sinks = Sinks::default();
+        let health = Arc::new(outbound::health::GuardedProbe::new(cluster.clone()));
         let deps = Deps {
             store: store.clone(),
             queue: queue.clone(),
@@ -76,6 +77,7 @@ impl Runtime {
             pager: sinks.pager.clone(),
             chat: sinks.chat.clone(),
             issues: sinks.issues.clone(),
+            health,
             clock,
             teams,
             runbook: store,

@@ -368,6 +368,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
             stream_interval: Some(std::time::Duration::from_millis(500)),
             slack_api_url: api.slack_api_url.clone().unwrap_or(defaults.slack_api_url),
             dashboard_url: rt.deps.config.dashboard_url.clone(),
+            health_allow_hosts: rt.deps.config.health_allow_hosts.clone(),
         },
         chat,
         llm: rt.deps.llm.clone(),

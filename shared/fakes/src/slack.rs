@@ -131,16 +131,18 @@ fn blocks_ok(payload: &Value) -> bool {
             Some("header") => b["text"]["type"] == "plain_text" && !too_long(b, 150),
             Some("section") => !too_long(b, 3000),
             Some("context" | "divider") => true,
-            Some("actions") => b["elements"].as_array().is_some_and(|e| {
-                !e.is_empty()
-                    && e.len() <= 25
-                    && e.iter().all(|x| {
-                        x["type"] == "button"
-                            && x["action_id"].as_str().is_some_and(|a| !a.is_empty() && a.len() <= 255)
-                            && x["value"].as_str().is_none_or(|v| v.len() <= 2000)
-                            && x["text"]["text"].as_str().is_some_and(|t| t.chars().count() <= 75)
-                    })
-            }) && b["block_id"].as_str().is_none_or(|id| id.len() <= 255),
+            Some("actions") => {
+                b["elements"].as_array().is_some_and(|e| {
+                    !e.is_empty()
+                        && e.len() <= 25
+                        && e.iter().all(|x| {
+                            x["type"] == "button"
+                                && x["action_id"].as_str().is_some_and(|a| !a.is_empty() && a.len() <= 255)
+                                && x["value"].as_str().is_none_or(|v| v.len() <= 2000)
+                                && x["text"]["text"].as_str().is_some_and(|t| t.chars().count() <= 75)
+                        })
+                }) && b["block_id"].as_str().is_none_or(|id| id.len() <= 255)
+            }
             _ => false,
         })
 }
@@ -174,7 +176,11 @@ async fn api(
     }
     if method == "views.open" {
         let ok = payload["trigger_id"].as_str().is_some_and(|t| !t.is_empty()) && payload["view"]["type"] == "modal";
-        return if ok { answer(json!({"ok": true, "view": {"id": "V0FAKE"}})) } else { slack_error("invalid_arguments") };
+        return if ok {
+            answer(json!({"ok": true, "view": {"id": "V0FAKE"}}))
+        } else {
+            slack_error("invalid_arguments")
+        };
     }
     let channel = payload["channel"].as_str().unwrap_or_default().to_owned();
     if channel != CHANNEL {
@@ -188,7 +194,8 @@ async fn api(
             if !payload["text"].is_string() && !payload["blocks"].is_array() {
                 return slack_error("no_text");
             }
-            let ephemeral_for = (method == "chat.postEphemeral").then(|| payload["user"].as_str().unwrap_or("").to_owned());
+            let ephemeral_for =
+                (method == "chat.postEphemeral").then(|| payload["user"].as_str().unwrap_or("").to_owned());
             if ephemeral_for.as_deref() == Some("") {
                 return slack_error("user_not_in_channel");
             }

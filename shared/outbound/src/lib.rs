@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod github;
+pub mod health;
 pub mod pagerduty;
 pub mod retry;
 pub mod slack;

@@ -301,8 +301,9 @@ mod slack_app {
 
     async fn slack_chat(secrets: Held) -> (FakeSlack, SlackChat) {
         let (fake, url) = FakeSlack::start().await.unwrap();
-        let chat = SlackChat::new(http(5), Some(&format!("{url}/api")), Arc::new(secrets), Arc::new(Threads::default()), 2)
-            .unwrap();
+        let chat =
+            SlackChat::new(http(5), Some(&format!("{url}/api")), Arc::new(secrets), Arc::new(Threads::default()), 2)
+                .unwrap();
         (fake, chat)
     }
 
@@ -336,7 +337,8 @@ mod slack_app {
 
     #[tokio::test]
     async fn slack_refusals_are_reported_and_a_team_without_an_app_keeps_its_webhook() {
-        let (fake, chat) = slack_chat(Held::default().team("default", SecretName::SlackBotToken, "xoxb-revoked-token")).await;
+        let (fake, chat) =
+            slack_chat(Held::default().team("default", SecretName::SlackBotToken, "xoxb-revoked-token")).await;
         let t = team("default");
         let e = chat.card(&t, &card("escalated", "Escalated: worker", None)).await.unwrap_err();
         assert!(matches!(&e, NotifyError::Rejected(m) if m.ends_with("invalid_auth")), "{e}");
@@ -357,4 +359,27 @@ mod slack_app {
         assert_eq!(hook.posts().len(), 1);
         assert!(fake3.calls().is_empty(), "no Web API call without a bot token");
     }
+}
+
+#[tokio::test]
+async fn a_health_check_host_that_resolves_to_a_forbidden_address_is_never_contacted() {
+    // A listener on loopback stands for the metadata service or a local admin port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    // Even allow-listed by an operator, `localhost` resolves to loopback: refused before any connection.
+    let target =
+        domain::health::parse_health_url(&format!("http://localhost:{port}/healthz"), &["localhost".into()]).unwrap();
+    let domain::health::HealthTarget::External { host, port: p, .. } = &target else { panic!("{target:?}") };
+    let e = outbound::health::checked_address(host, *p).await.unwrap_err();
+    assert!(e.contains("127.0.0.1") || e.contains("::1"), "{e}");
+    assert!(outbound::health::checked_address("no-such-host.invalid", 80).await.is_err());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing connected");
 }

@@ -108,6 +108,8 @@ pub struct PipelineConfig {
     pub agent_namespace: Option<String>,
     /// Where the dashboard is (chat messages and issues link to the incident there).
     pub dashboard_url: Option<String>,
+    /// Hosts outside the cluster a team's health URL may name (besides cluster Services).
+    pub health_allow_hosts: Vec<String>,
 }
 
 impl Default for PipelineConfig {
@@ -117,6 +119,7 @@ impl Default for PipelineConfig {
             max_body_bytes: intake::MAX_BODY_BYTES,
             agent_namespace: None,
             dashboard_url: None,
+            health_allow_hosts: Vec::new(),
         }
     }
 }
@@ -132,6 +135,8 @@ pub struct Deps {
     pub chat: Arc<dyn Chat>,
     /// Escalations filed as issues (GitHub), for teams with a repository configured.
     pub issues: Arc<dyn domain::ports::IssueTracker>,
+    /// The HTTP health checks a team's service map may name, polled during verification.
+    pub health: Arc<dyn domain::ports::HealthProbe>,
     pub clock: Arc<dyn Clock>,
     pub teams: Arc<dyn TeamDirectory>,
     pub runbook: Arc<dyn runbook::RunbookStore>,

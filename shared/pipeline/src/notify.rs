@@ -33,7 +33,13 @@ pub fn incident_link(deps: &Deps, inc: &Incident) -> Option<String> {
 }
 
 /// The incident's chat card: the message, its state, the Approve button's diff while a proposal waits.
-pub fn card(inc: &Incident, headline: String, body: String, channel: Option<String>, link: Option<String>) -> IncidentCard {
+pub fn card(
+    inc: &Incident,
+    headline: String,
+    body: String,
+    channel: Option<String>,
+    link: Option<String>,
+) -> IncidentCard {
     let approve_plan = (inc.state == State::AwaitingApproval)
         .then(|| inc.decision.as_ref().and_then(|d| d.plan.as_ref()).map(|p| p.hash.clone()))
         .flatten();
@@ -114,7 +120,10 @@ pub async fn verifying(deps: &Deps, inc: &Incident) {
         .as_ref()
         .filter(|d| !d.approvals.is_empty())
         .map(|d| {
-            format!(" (approved by {})", d.approvals.iter().map(|a| a.principal.as_str()).collect::<Vec<_>>().join(" and "))
+            format!(
+                " (approved by {})",
+                d.approvals.iter().map(|a| a.principal.as_str()).collect::<Vec<_>>().join(" and ")
+            )
         })
         .unwrap_or_default();
     let body = format!("Applied: {action}{by}. Verifying that the fix holds.\n{}", diagnosis_lines(inc));
@@ -254,7 +263,9 @@ pub fn proposal_text(inc: &Incident) -> String {
         format!("{diff}{needed} approval(s) needed).\n")
     };
     let requested = match &inc.source {
-        domain::AlertSource::Manual { requested_by, intent, .. } => format!("Requested by {requested_by}: “{intent}”.\n"),
+        domain::AlertSource::Manual { requested_by, intent, .. } => {
+            format!("Requested by {requested_by}: “{intent}”.\n")
+        }
         _ => String::new(),
     };
     format!("{requested}Proposed fix awaiting approval: {proposal}.\n{diff}{}", diagnosis_lines(inc))

@@ -34,7 +34,12 @@ pub fn describe(request: &Request) -> String {
                     (_, Some(m), Some(c)) => format!(" container {c} to {}", m.as_str().unwrap_or("?")),
                     _ => String::new(),
                 };
-                format!("{} {}/{}{extra}", p.action.as_str().to_ascii_lowercase().replace('_', " "), t.namespace, t.name)
+                format!(
+                    "{} {}/{}{extra}",
+                    p.action.as_str().to_ascii_lowercase().replace('_', " "),
+                    t.namespace,
+                    t.name
+                )
             }
             None => p.action.as_str().to_ascii_lowercase().replace('_', " "),
         },
@@ -65,12 +70,14 @@ pub async fn understand(
     if let Some(request) = crate::intent::parse(text, bounds)? {
         return Ok(request);
     }
-    let none = || Refusal {
+    let none = || {
+        Refusal {
         understood: "nothing".into(),
         problem: "these words match no operation: say e.g. `restart NAME in NAMESPACE`, `scale NAMESPACE/NAME to 4`, \
                   `roll back NAMESPACE/NAME`, `delete pod POD in NAMESPACE`, `raise memory of NAMESPACE/NAME container C \
                   to 512Mi`, `status of NAMESPACE/NAME` or `why is NAME failing`"
             .into(),
+    }
     };
     let Some(model) = model else { return Err(none()) };
     let request = LlmRequest {

@@ -238,7 +238,8 @@ pub fn parse_payload(body: &[u8]) -> Result<Payload, String> {
     let user_id = v["user"]["id"].as_str().filter(|u| !u.is_empty()).ok_or("no user")?.to_owned();
     let view_id = view["id"].as_str().filter(|u| !u.is_empty()).ok_or("no view id")?.to_owned();
     let incident = view["private_metadata"].as_str().unwrap_or_default().to_owned();
-    if incident.is_empty() || incident.len() > 128 || !incident.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if incident.is_empty() || incident.len() > 128 || !incident.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Err("the modal names no incident".into());
     }
     let reason = view["state"]["values"]["reason"]["reason"]["value"].as_str().unwrap_or_default().trim().to_owned();

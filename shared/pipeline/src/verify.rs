@@ -45,6 +45,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId, check: u3
             domain::ports::HealthVerdict { state: Health::Unhealthy, reasons: vec![format!("cannot verify: {e}")] }
         }
     };
+    let verdict = with_health_url(deps, &inc, verdict).await?;
     let now = deps.clock.now();
     let since_action = parse(Some(&applied_at)).map(|t| now.duration_since(t).as_secs()).unwrap_or(0);
     let past_deadline = parse(Some(&ver.deadline)).is_some_and(|d| now >= d);
@@ -84,6 +85,52 @@ pub async fn handle(deps: &Deps, msg: &Envelope, action_id: &ActionId, check: u3
             fail(deps, msg, inc, &why).await
         }
     }
+}
+
+/// The team's health URL for the incident's workload, when its service map names one.
+async fn health_url(deps: &Deps, inc: &domain::Incident) -> Result<Option<String>, StageError> {
+    let Some(w) = &inc.workload else { return Ok(None) };
+    let services =
+        deps.teams.services(&inc.team_id).await.map_err(|e| StageError::from_port("read the service map", e))?;
+    Ok(services.into_values().find(|s| s.namespace == w.namespace && s.deployment == w.name).and_then(|s| s.health_url))
+}
+
+/// A workload the cluster calls healthy must also pass its HTTP health check, when it has one: until it answers
+/// 2xx the fix is still settling (checked again with back-off until the deadline). A redirect is an answer, not
+/// followed.
+async fn with_health_url(
+    deps: &Deps,
+    inc: &domain::Incident,
+    mut verdict: domain::ports::HealthVerdict,
+) -> Result<domain::ports::HealthVerdict, StageError> {
+    if verdict.state != Health::Healthy {
+        return Ok(verdict);
+    }
+    let Some(url) = health_url(deps, inc).await? else { return Ok(verdict) };
+    let target = match domain::health::parse_health_url(&url, &deps.config.health_allow_hosts) {
+        Ok(t) => t,
+        Err(why) => {
+            verdict.reasons.push(format!("health URL not checked: {why}"));
+            return Ok(verdict);
+        }
+    };
+    let shown = target.describe();
+    match deps.health.probe(&target).await {
+        Ok(status) if (200..300).contains(&status) => verdict.reasons.push(format!("GET {shown} answered {status}")),
+        Ok(status) if (300..400).contains(&status) => {
+            verdict.state = Health::Progressing;
+            verdict.reasons.push(format!("GET {shown} answered a redirect ({status}), which is not followed"));
+        }
+        Ok(status) => {
+            verdict.state = Health::Progressing;
+            verdict.reasons.push(format!("GET {shown} answered {status}"));
+        }
+        Err(e) => {
+            verdict.state = Health::Progressing;
+            verdict.reasons.push(format!("GET {shown}: {e}"));
+        }
+    }
+    Ok(verdict)
 }
 
 async fn resolve(

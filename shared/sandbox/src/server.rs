@@ -627,6 +627,47 @@ async fn list_services(State(s): State<Shared>, Path(ns): Path<String>, Query(q)
     Ok(list(items, &rv, q.limit))
 }
 
+async fn service_proxy_root(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
+    proxy(&s, &ns, &name, "")
+}
+
+async fn service_proxy(State(s): State<Shared>, Path((ns, name, path)): Path<(String, String, String)>) -> ApiResult {
+    proxy(&s, &ns, &name, &path)
+}
+
+/// The API server's service proxy (`[https:]NAME[:PORT]`), in front of the simulated app: its health endpoint
+/// answers `200 ok` while a pod behind the Service is ready, and the API server's own `503` ("no endpoints
+/// available") when none is. `…/redirect` stands for an app that redirects (to the metadata address), so a
+/// client can show it does not follow.
+fn proxy(s: &Shared, ns: &str, name: &str, path: &str) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, ns)?;
+    let bare = name.strip_prefix("https:").or_else(|| name.strip_prefix("http:")).unwrap_or(name);
+    let svc_name = bare.split(':').next().unwrap_or_default();
+    let svc = w.services.get(svc_name).ok_or_else(|| ApiError::NotFound { kind: "services", name: svc_name.into() })?;
+    if path.trim_end_matches('/').ends_with("redirect") {
+        return Ok((StatusCode::FOUND, [("location", "http://169.254.169.254/latest/meta-data/")], "").into_response());
+    }
+    let selector = svc.spec.as_ref().and_then(|sp| sp.selector.clone()).unwrap_or_default();
+    let ready = w.pods.values().any(|p| {
+        let labels = p.pod.metadata.labels.clone().unwrap_or_default();
+        selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            && p.pod.status.as_ref().is_some_and(crate::world::pod_ready)
+    });
+    if !ready {
+        let status = Status {
+            status: Some("Failure".into()),
+            message: Some(format!("no endpoints available for service \"{svc_name}\"")),
+            reason: Some("ServiceUnavailable".into()),
+            code: Some(503),
+            details: None,
+            metadata: Default::default(),
+        };
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, axum::Json(status)).into_response());
+    }
+    Ok((StatusCode::OK, "ok").into_response())
+}
+
 async fn list_network_policies(
     State(s): State<Shared>,
     Path(ns): Path<String>,
@@ -711,6 +752,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/v1/namespaces/{ns}/configmaps/{name}", get(get_configmap))
         .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret))
         .route("/api/v1/namespaces/{ns}/services", get(list_services))
+        .route("/api/v1/namespaces/{ns}/services/{name}/proxy", get(service_proxy_root))
+        .route("/api/v1/namespaces/{ns}/services/{name}/proxy/{*path}", get(service_proxy))
         .route("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies", get(list_network_policies))
         .route("/apis/apps/v1/namespaces/{ns}/deployments", get(list_deployments))
         .route("/apis/apps/v1/namespaces/{ns}/deployments/{name}", get(get_deployment).patch(patch_deployment))

@@ -157,6 +157,25 @@ impl World {
             );
         }
         let d = &s.deployment;
+        // The Service in front of the Deployment (its health endpoint is reached through the API server's proxy).
+        let mut svc_meta = w.meta(&d.name, oldest);
+        svc_meta.labels = Some(d.labels.clone());
+        let port = k8s_openapi::api::core::v1::ServicePort {
+            name: Some("http".into()),
+            port: 8080,
+            target_port: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080)),
+            ..Default::default()
+        };
+        let spec = k8s_openapi::api::core::v1::ServiceSpec {
+            selector: Some(d.labels.clone()),
+            ports: Some(vec![port]),
+            type_: Some("ClusterIP".into()),
+            ..Default::default()
+        };
+        w.services.insert(
+            d.name.clone(),
+            k8s_openapi::api::core::v1::Service { metadata: svc_meta, spec: Some(spec), ..Default::default() },
+        );
         for (i, rev) in d.revisions.iter().enumerate() {
             let at = ago(t0, &rev.age).unwrap_or(t0);
             let containers: Vec<Container> =

@@ -27,6 +27,8 @@ pub const SLACK_API_URL: &str = "DREAMOPS_SLACK_API_URL";
 pub const GITHUB_API_URL: &str = "DREAMOPS_GITHUB_API_URL";
 /// The dashboard (the control API's URL): chat messages and issues link to incidents there.
 pub const DASHBOARD_URL: &str = "DREAMOPS_DASHBOARD_URL";
+/// Comma-separated hosts outside the cluster a team's health URL may name.
+pub const HEALTH_ALLOW_HOSTS: &str = "DREAMOPS_HEALTH_ALLOW_HOSTS";
 pub const BOT_USER_ID: &str = "DREAMOPS_PAGERDUTY_BOT_USER_ID";
 /// The namespace the agent runs in, never changed by it.
 pub const AGENT_NAMESPACE: &str = "DREAMOPS_AGENT_NAMESPACE";
@@ -108,6 +110,7 @@ pub struct StageConfig {
     pub slack_api_url: Option<String>,
     pub github_api_url: Option<String>,
     pub dashboard_url: Option<String>,
+    pub health_allow_hosts: Vec<String>,
     pub bot_user_id: Option<String>,
     pub agent_namespace: Option<String>,
     pub settings_ttl: Duration,
@@ -164,6 +167,10 @@ impl StageConfig {
             slack_api_url: env.optional(SLACK_API_URL),
             github_api_url: env.optional(GITHUB_API_URL),
             dashboard_url: env.optional(DASHBOARD_URL),
+            health_allow_hosts: env
+                .optional(HEALTH_ALLOW_HOSTS)
+                .map(|v| v.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
+                .unwrap_or_default(),
             bot_user_id: env.optional(BOT_USER_ID),
             agent_namespace: env.optional(AGENT_NAMESPACE),
             settings_ttl: env.seconds(SETTINGS_TTL_SECS, pipeline::teams::SETTINGS_TTL)?,

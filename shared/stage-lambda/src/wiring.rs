@@ -65,6 +65,9 @@ impl Cluster for EksCluster {
     async fn plan(&self, action: &Action) -> Result<domain::Plan, ClusterError> {
         self.kube().await?.plan(action).await
     }
+    async fn proxy_get(&self, namespace: &str, service: &str, path: &str) -> Result<u16, ClusterError> {
+        self.kube().await?.proxy_get(namespace, service, path).await
+    }
 }
 
 /// A model client built on its first question, with the deployment's `llm_api_key` read then (not at start).
@@ -169,6 +172,7 @@ impl StageFunction {
         let issues = outbound::github::GitHubIssues::new(http, config.github_api_url.as_deref(), secrets.clone())
             .map_err(BuildError::Pager)?;
         let llm = config.llm.clone().map(|c| Arc::new(LazyModel::new(c, secrets.clone())) as Arc<dyn LanguageModel>);
+        let health = Arc::new(outbound::health::GuardedProbe::new(cluster.clone()));
         let deps = Deps {
             store: store.clone(),
             queue: Arc::new(SqsQueue::new(sqs.clone(), urls)),
@@ -177,6 +181,7 @@ impl StageFunction {
             pager: Arc::new(pager),
             chat: Arc::new(chat),
             issues: Arc::new(issues),
+            health,
             clock,
             teams: Arc::new(pipeline::teams::StoreTeams::new(
                 team_store,
@@ -193,6 +198,7 @@ impl StageFunction {
                 pagerduty_bot_user_id: config.bot_user_id.clone(),
                 agent_namespace: config.agent_namespace.clone(),
                 dashboard_url: config.dashboard_url.clone(),
+                health_allow_hosts: config.health_allow_hosts.clone(),
                 ..PipelineConfig::default()
             },
         };
