@@ -758,7 +758,7 @@ async fn on_aws_checkout_callback_and_confirmation_upgrade_the_team() {
         .unwrap()
         .queue_url
         .unwrap();
-    let env = a.env(&[(api::EXECUTION_QUEUE_URL, execution)]);
+    let env = a.env(&[(api::EXECUTION_QUEUE_URL, execution.clone()), (api::ANALYSIS_QUEUE_URL, execution)]);
     let table = aws::env::table(&pairs(&env));
     let api = api::App::new(&api::Config::from_env(&table).unwrap(), &a.sdk).unwrap();
     let callback = payments_callback::App::new(&payments_callback::Config::from_env(&table).unwrap(), &a.sdk).unwrap();

@@ -1206,3 +1206,120 @@ async fn serve_exposes_prometheus_metrics_without_tenant_data() {
     assert!(text.contains("dreamops_queue_depth ") && text.contains("dreamops_dead_letters "));
     assert!(!text.contains("alpha") && !text.contains("beta") && !text.contains("inc_"), "no tenant data in labels");
 }
+
+/// The team's Slack app on both hosts: behind API Gateway Slack's form bodies arrive base64-encoded and are
+/// decoded before the signature is checked; a click approves once, as the Slack user; an operation asked for in
+/// words is queued for analysis.
+mod slack_app {
+    use super::*;
+    use fakes::slack::{BOT_TOKEN, CHANNEL, FakeSlack};
+
+    const SIGNING: &str = "slack-signing-secret-0123456789abcdef";
+
+    async fn opts() -> (Options, FakeSlack) {
+        let (slack, url) = FakeSlack::start().await.unwrap();
+        (Options { slack_api_url: Some(format!("{url}/api")), ..wide_open() }, slack)
+    }
+
+    fn signed(body: &str, secret: &str) -> Vec<(&'static str, String)> {
+        let mut h: Vec<(&'static str, String)> =
+            fakes::slack::sign(secret, jiff::Timestamp::now().as_second(), body.as_bytes()).into();
+        h.push(("content-type", "application/x-www-form-urlencoded".into()));
+        h
+    }
+
+    async fn slack_call(host: &dyn Host, body: &str, secret: &str) -> crate::hosts::Resp {
+        let h = signed(body, secret);
+        let headers: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        host.call("POST", "/webhooks/slack/alpha/interactions", &headers, Some(body)).await
+    }
+
+    async fn run(host: &dyn Host, slack: &FakeSlack) {
+        let w = world(host).await;
+        let body = json!({"bot_token": BOT_TOKEN, "signing_secrets": [SIGNING], "channel": CHANNEL});
+        let r = host.send("PUT", "/v1/teams/alpha/integrations/slack", &w.alpha.admin, &body).await;
+        assert_eq!(r.status, 200, "{}: {}", host.name(), r.body);
+        let members = host.get("/v1/teams/alpha/members", &w.alpha.admin).await;
+        let etag = members.header("etag").unwrap().to_owned();
+        let auth = format!("Bearer {}", w.alpha.admin);
+        let put = json!({"members": {"slack:U0ALICE": "responder"}}).to_string();
+        let r = host
+            .call("PUT", "/v1/teams/alpha/members", &[("authorization", &auth), ("if-match", &etag)], Some(&put))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let id = w.alpha.incident.as_str();
+        let detail = host.get(&format!("/v1/teams/alpha/incidents/{id}"), &w.alpha.admin).await;
+        let plan = detail.body["proposal"]["plan"]["hash"].as_str().unwrap().to_owned();
+        let payload = json!({
+            "type": "block_actions", "user": {"id": "U0ALICE", "username": "alice"}, "team": {"id": "T0ACME"},
+            "trigger_id": "1234.5678.abcd", "response_url": "https://hooks.slack.com/actions/T0ACME/1/x",
+            "channel": {"id": CHANNEL}, "container": {"message_ts": "1700000000.000001"},
+            "actions": [{"action_id": "dreamops_approve", "block_id": "b", "value": format!("{id}:{plan}"), "action_ts": "1700000001.1"}]
+        });
+        let form =
+            form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish();
+        assert_eq!(slack_call(host, &form, "a-forged-signing-secret-000000").await.status, 401, "{}", host.name());
+        // Another team's route with this team's signature: refused (each team's app signs its own route).
+        let h = signed(&form, SIGNING);
+        let headers: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = host.call("POST", "/webhooks/slack/beta/interactions", &headers, Some(&form)).await;
+        assert_eq!(r.status, 401, "{}: {}", host.name(), r.body);
+        let r = slack_call(host, &form, SIGNING).await;
+        assert_eq!(r.status, 200, "{}: {}", host.name(), r.body);
+        let runs = host.executions(&w.alpha.incident, Duration::from_secs(10)).await;
+        assert_eq!(runs.len(), 1, "{}: approved and handed to the executor", host.name());
+        let inc = host.incidents().get(&w.alpha.incident).await.unwrap().unwrap();
+        assert_eq!(inc.decision.unwrap().approvals[0].principal_id, "slack:U0ALICE");
+        // Slack retries: acknowledged, nothing more.
+        assert_eq!(slack_call(host, &form, SIGNING).await.status, 200);
+        assert!(host.executions(&w.alpha.incident, Duration::from_secs(2)).await.len() <= runs.len());
+        let card = slack.messages(CHANNEL);
+        assert_eq!(card.len(), 1, "{}: the incident's message, shown once: {card:?}", host.name());
+
+        // Words to an operation, on this host's queue.
+        let r = host
+            .send(
+                "POST",
+                "/v1/teams/alpha/operations",
+                &w.alpha.responder,
+                &json!({"intent": "restart shop/checkout-api"}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}: {}", host.name(), r.body);
+        let op = IncidentId::from_string(r.body["incident_id"].as_str().unwrap());
+        let stored = host.incidents().get(&op).await.unwrap().unwrap();
+        assert!(stored.source.is_manual());
+        let me = host.get("/v1/whoami", &w.alpha.responder).await.body["principal"].as_str().unwrap().to_owned();
+        assert_eq!(stored.source.requester(), Some(me.as_str()), "the requester is the authenticated principal");
+        let r = host
+            .send(
+                "POST",
+                "/v1/teams/beta/operations",
+                &w.alpha.responder,
+                &json!({"intent": "restart shop/checkout-api"}),
+            )
+            .await;
+        assert_eq!(r.status, 404, "another team's route: {}", r.body);
+        let r = host
+            .send(
+                "POST",
+                "/v1/teams/alpha/operations",
+                &w.alpha.viewer,
+                &json!({"intent": "restart shop/checkout-api"}),
+            )
+            .await;
+        assert_eq!(r.status, 403, "a viewer asks for nothing: {}", r.body);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serve() {
+        let (o, slack) = opts().await;
+        run(&hosts::Serve::start(&o).await, &slack).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lambda() {
+        let (o, slack) = opts().await;
+        run(&hosts::Lambda::start(&o).await, &slack).await;
+    }
+}

@@ -296,8 +296,12 @@ mod tests {
     use super::*;
     use aws::env::table;
 
-    const BASE: &[(&str, &str)] =
-        &[(TABLE, "t"), (SECRETS_PREFIX, "p"), (EXECUTION_QUEUE_URL, "https://sqs/execution")];
+    const BASE: &[(&str, &str)] = &[
+        (TABLE, "t"),
+        (SECRETS_PREFIX, "p"),
+        (EXECUTION_QUEUE_URL, "https://sqs/execution"),
+        (ANALYSIS_QUEUE_URL, "https://sqs/analysis"),
+    ];
 
     #[test]
     fn config_names_what_is_missing_or_invalid() {

@@ -211,6 +211,11 @@ pub(crate) async fn verify_slack(
 ) -> Result<Team, ApiError> {
     c.auth.check_blocked(client)?;
     let refuse = |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", why.to_owned());
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    // No signature is not a guess: answered, not counted (as a request without a credential).
+    if h(wire::SIGNATURE_HEADER).is_none() || h(wire::TIMESTAMP_HEADER).is_none() {
+        return Err(refuse("not signed: X-Slack-Signature and X-Slack-Request-Timestamp are required"));
+    }
     let Ok(id) = TeamId::parse(raw_team) else {
         return Err(c.auth.count_failure(client, refuse("not signed by this team's Slack app")).await);
     };
@@ -219,7 +224,6 @@ pub(crate) async fn verify_slack(
         Err(SecretsError::Missing(_)) => Vec::new(),
         Err(e) => return Err(ApiError::secrets("read the Slack signing secrets", e)),
     };
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let values: Vec<&str> = secrets.iter().map(|s| s.expose()).collect();
     let now = c.clock.now().as_second();
     let checked = if values.is_empty() {

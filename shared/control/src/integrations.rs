@@ -162,6 +162,7 @@ async fn view(c: &Control, team: &Team, def: &Integration) -> Result<v::Integrat
         configured,
         fields,
         options: meta.map(|m| m.options.clone()).unwrap_or_default(),
+        option_names: def.options.iter().map(|o| (*o).to_owned()).collect(),
         changed_at: meta.map(|m| m.changed_at.clone()),
         changed_by: meta.map(|m| m.changed_by.clone()),
     })

@@ -111,8 +111,10 @@ pub struct IntegrationView {
     /// Whether every required credential is set.
     pub configured: bool,
     pub fields: Vec<FieldView>,
-    /// Settings that are not secret (e.g. the GitHub repository).
+    /// Settings that are not secret (e.g. the GitHub repository), as set.
     pub options: BTreeMap<String, String>,
+    /// The options this integration takes (`repository`, `channel`).
+    pub option_names: Vec<String>,
     pub changed_at: Option<String>,
     pub changed_by: Option<String>,
 }

@@ -1014,6 +1014,16 @@ async function integrationsPage() {
         h("div", { class: "hint" }, f.source === "team" ? `set for this team${f.changed_at ? ` ${ago(f.changed_at)}` : ""}`
           : f.source === "deployment" ? "using the deployment's default" : "not set"));
     });
+    // Options are not secret: shown as they are and changed in place (an emptied one is removed).
+    const optionInputs = {};
+    const optionRows = (i.option_names || []).map((o) => {
+      const id = `i-${i.name}-${o}`;
+      const input = h("input", { id, type: "text", autocomplete: "off", disabled: !admin, value: i.options[o] || "",
+        placeholder: o === "channel" ? "C0123ABCD (the channel's id)" : o === "repository" ? "owner/name" : "" });
+      optionInputs[o] = input;
+      return h("div", { class: "field" }, h("label", { for: id }, o.replace(/_/g, " ")), input);
+    });
+    rows.push(...optionRows);
     const save = h("button", { type: "submit", class: "primary", disabled: !admin }, "Save");
     const test = h("button", { type: "button", disabled: !admin || !i.configured, id: `test-button-${i.name}` }, "Test");
     test.addEventListener("click", async () => {
@@ -1032,6 +1042,10 @@ async function integrationsPage() {
     const form = h("form", { on: { submit: async (ev) => {
       ev.preventDefault();
       const body = Object.fromEntries(Object.entries(inputs).filter(([, el]) => el.value.trim()).map(([k, el]) => [k, el.value.trim()]));
+      for (const [k, el] of Object.entries(optionInputs)) {
+        const v = el.value.trim();
+        if (v !== (i.options[k] || "")) body[k] = v || null;
+      }
       if (!Object.keys(body).length) return result.replaceChildren(notice("warn", "Type a new value in a field to set it."));
       try {
         await api("PUT", teamPath(`/integrations/${i.name}`), { body });
@@ -1042,7 +1056,6 @@ async function integrationsPage() {
     } } }, ...rows, h("div", { class: "row" }, save, test));
     return h("section", { class: "card", id: `integration-${i.name}`, "aria-labelledby": `h-${i.name}` },
       h("h2", { id: `h-${i.name}` }, i.name, " ", h("span", { class: `badge ${i.configured ? "s-resolved" : ""}` }, i.configured ? "configured" : "not configured")),
-      Object.keys(i.options).length ? h("p", { class: "muted" }, Object.entries(i.options).map(([k, v]) => `${k}: ${v}`).join(" · ")) : null,
       i.changed_by ? h("p", { class: "muted" }, `changed by ${i.changed_by} ${ago(i.changed_at)}`) : null,
       form, result);
   });

@@ -1,6 +1,7 @@
 //! API Gateway HTTP API (payload format 2.0) events, as API Gateway hands them to a Lambda function: what tests
 //! feed the webhook-intake handler directly or through `cargo lambda invoke --data-file`.
 
+use base64::Engine;
 use serde_json::{Map, Value, json};
 
 /// A `POST` to `path` matched by `route_key` (e.g. `POST /webhooks/pagerduty/{team}`), with `headers` (lower-case
@@ -41,7 +42,8 @@ pub fn http_api_event(route_key: &str, path: &str, headers: &[(&str, &str)], bod
 
 /// Any request to the control API's `ANY /v1/{proxy+}` route, as API Gateway hands it to the `api` function:
 /// `path_and_query` like `/v1/teams/a/incidents?state=resolved`, lower-case header names, an optional text body,
-/// the client's address as `requestContext.http.sourceIp`.
+/// the client's address as `requestContext.http.sourceIp`. A form body (`application/x-www-form-urlencoded`, as
+/// Slack sends) arrives base64-encoded with `isBase64Encoded: true`, as API Gateway's payload 2.0 delivers it.
 pub fn control_event(
     method: &str,
     path_and_query: &str,
@@ -54,6 +56,10 @@ pub fn control_event(
     if body.is_some() {
         h.entry("content-type").or_insert("application/json".into());
     }
+    let form = h
+        .get("content-type")
+        .and_then(Value::as_str)
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     h.insert("host".into(), "abc123.execute-api.us-east-1.amazonaws.com".into());
     h.insert("x-forwarded-proto".into(), "https".into());
     let mut qs = Map::new();
@@ -77,7 +83,7 @@ pub fn control_event(
             "time": "01/Dec/2026:10:00:00 +0000", "timeEpoch": 1796119200000u64
         },
         "pathParameters": {"proxy": proxy},
-        "body": body,
-        "isBase64Encoded": false
+        "body": if form { body.map(|b| base64::engine::general_purpose::STANDARD.encode(b)) } else { body.map(str::to_owned) },
+        "isBase64Encoded": form
     })
 }

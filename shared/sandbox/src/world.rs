@@ -158,7 +158,9 @@ impl World {
         }
         let d = &s.deployment;
         // The Service in front of the Deployment (its health endpoint is reached through the API server's proxy).
-        let mut svc_meta = w.meta(&d.name, oldest);
+        // It predates the scenario's history by far, so it is never mistaken for a recent change.
+        let long_ago = oldest.checked_sub(jiff::SignedDuration::from_hours(90 * 24)).unwrap_or(oldest);
+        let mut svc_meta = w.meta(&d.name, long_ago);
         svc_meta.labels = Some(d.labels.clone());
         let port = k8s_openapi::api::core::v1::ServicePort {
             name: Some("http".into()),

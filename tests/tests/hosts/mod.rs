@@ -37,6 +37,7 @@ pub struct Options {
     pub auth_failures: Option<u64>,
     pub pagerduty_api_url: Option<String>,
     pub github_api_url: Option<String>,
+    pub slack_api_url: Option<String>,
 }
 
 /// One host of the control API.
@@ -121,6 +122,7 @@ impl Serve {
         }
         config.api.pagerduty_api_url = opts.pagerduty_api_url.clone();
         config.api.github_api_url = opts.github_api_url.clone();
+        config.api.slack_api_url = opts.slack_api_url.clone();
         let server = dreamops::serve::start(dreamops::serve::ServeOptions::on_port(
             0,
             dreamops::serve::KubeTarget::Sandbox("hung-pod".into()),
@@ -153,7 +155,10 @@ impl Host for Serve {
             req = req.header(*k, *v);
         }
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_owned());
+            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                req = req.header("content-type", "application/json");
+            }
+            req = req.body(b.to_owned());
         }
         let mut r = req.send().await.unwrap();
         let status = r.status().as_u16();
@@ -213,17 +218,20 @@ pub struct Lambda {
     moto: Arc<Moto>,
     sdk: aws::SdkConfig,
     queue_url: String,
+    /// Operations asked for in words are queued here for analysis.
+    pub analysis_url: String,
     store: Arc<aws::DynamoStore>,
 }
 
 pub const TABLE: &str = "dreamops";
 pub const PREFIX: &str = "dreamops/test";
 
-fn env_of(queue_url: &str, opts: &Options) -> Vec<(String, String)> {
+fn env_of(queue_url: &str, analysis_url: &str, opts: &Options) -> Vec<(String, String)> {
     let mut env = vec![
         (api::TABLE.to_owned(), TABLE.to_owned()),
         (api::SECRETS_PREFIX.to_owned(), PREFIX.to_owned()),
         (api::EXECUTION_QUEUE_URL.to_owned(), queue_url.to_owned()),
+        (api::ANALYSIS_QUEUE_URL.to_owned(), analysis_url.to_owned()),
         (api::SECRETS_TTL_SECS.to_owned(), "0".to_owned()),
     ];
     if let Some((issuer, audience)) = &opts.oidc {
@@ -246,11 +254,14 @@ fn env_of(queue_url: &str, opts: &Options) -> Vec<(String, String)> {
     if let Some(u) = &opts.github_api_url {
         env.push((api::GITHUB_API_URL.to_owned(), u.clone()));
     }
+    if let Some(u) = &opts.slack_api_url {
+        env.push((api::SLACK_API_URL.to_owned(), u.clone()));
+    }
     env
 }
 
-fn build(sdk: &aws::SdkConfig, queue_url: &str, opts: &Options) -> api::App {
-    let env = env_of(queue_url, opts);
+fn build(sdk: &aws::SdkConfig, queue_url: &str, analysis_url: &str, opts: &Options) -> api::App {
+    let env = env_of(queue_url, analysis_url, opts);
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let config = api::Config::from_env(&aws::env::table(&pairs)).unwrap();
     api::App::new(&config, sdk).unwrap()
@@ -269,9 +280,17 @@ impl Lambda {
             .unwrap()
             .queue_url
             .unwrap();
-        let app = build(&sdk, &queue_url, opts);
+        let analysis_url = aws::sqs::Client::new(&sdk)
+            .create_queue()
+            .queue_name("dreamops-analysis")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let app = build(&sdk, &queue_url, &analysis_url, opts);
         let store = Arc::new(aws::DynamoStore::new(aws::dynamodb::Client::new(&sdk), TABLE));
-        Self { app, moto: Arc::new(moto), sdk, queue_url, store }
+        Self { app, moto: Arc::new(moto), sdk, queue_url, analysis_url, store }
     }
 
     pub fn sdk(&self) -> &aws::SdkConfig {
@@ -350,10 +369,11 @@ impl Host for Lambda {
 
     async fn sibling(&self, opts: &Options) -> Option<Box<dyn Host>> {
         Some(Box::new(Lambda {
-            app: build(&self.sdk, &self.queue_url, opts),
+            app: build(&self.sdk, &self.queue_url, &self.analysis_url, opts),
             moto: self.moto.clone(),
             sdk: self.sdk.clone(),
             queue_url: self.queue_url.clone(),
+            analysis_url: self.analysis_url.clone(),
             store: self.store.clone(),
         }))
     }
