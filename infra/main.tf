@@ -419,13 +419,17 @@ module "api" {
     DREAMOPS_ANALYSIS_QUEUE_URL  = module.analysis_queue.url
     DREAMOPS_DASHBOARD_URL       = local.public_url
     DREAMOPS_HEALTH_ALLOW_HOSTS  = join(",", var.health_check_allow_hosts)
-    DREAMOPS_KEY_CACHE_SECS      = tostring(var.api_key_cache_secs)
-    DREAMOPS_OIDC_ISSUER         = var.oidc_issuer
-    DREAMOPS_OIDC_AUDIENCE       = var.oidc_audience
-    DREAMOPS_OIDC_JWKS_URI       = var.oidc_jwks_uri
-    DREAMOPS_OIDC_TEAM_CLAIM     = var.oidc_team_claim
-    DREAMOPS_OIDC_ROLE_CLAIM     = var.oidc_role_claim
-    DREAMOPS_OIDC_CLIENT_ID      = var.oidc_client_id
+    # Operations in words the grammar cannot read go to the same model as diagnosis.
+    DREAMOPS_LLM_PROVIDER    = var.llm_provider
+    DREAMOPS_LLM_MODEL       = var.llm_model
+    DREAMOPS_LLM_ENDPOINT    = var.llm_endpoint
+    DREAMOPS_KEY_CACHE_SECS  = tostring(var.api_key_cache_secs)
+    DREAMOPS_OIDC_ISSUER     = var.oidc_issuer
+    DREAMOPS_OIDC_AUDIENCE   = var.oidc_audience
+    DREAMOPS_OIDC_JWKS_URI   = var.oidc_jwks_uri
+    DREAMOPS_OIDC_TEAM_CLAIM = var.oidc_team_claim
+    DREAMOPS_OIDC_ROLE_CLAIM = var.oidc_role_claim
+    DREAMOPS_OIDC_CLIENT_ID  = var.oidc_client_id
   })
 
   policy_statements = concat([

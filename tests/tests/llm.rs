@@ -64,3 +64,72 @@ async fn an_invalid_model_answer_escalates_with_the_rules_diagnosis() {
     assert!(r.incident.actions.is_empty(), "nothing was changed");
     assert_eq!(fake.requests().len(), 1);
 }
+
+/// Operations in words the grammar cannot read go to the model, whose answer must fit the same closed schema,
+/// name only words of the request and pass the same bounds: the real Anthropic client against the protocol fake.
+#[tokio::test]
+async fn operations_the_grammar_cannot_read_are_read_by_the_model_under_the_same_rules() {
+    use pipeline::intent::Request;
+    let (fake, base) = FakeModel::start().await.unwrap();
+    let config: llm::LlmConfig = serde_json::from_value(json!({
+        "provider": "anthropic", "model": "claude-test", "endpoint": base, "timeout_secs": 5, "max_retries": 0
+    }))
+    .unwrap();
+    let model = llm::build(&config, fakes::model::KEY.into()).unwrap();
+    let bounds = domain::TeamSettings::default().bounds;
+    let read = |text: &'static str| {
+        let model = model.clone();
+        async move {
+            pipeline::operations::understand(text, &bounds, Some(model.as_ref()), std::time::Duration::from_secs(5))
+                .await
+        }
+    };
+    // The grammar reads this one: the model is not asked.
+    assert!(matches!(read("restart checkout-api in shop").await, Ok(Request::Act(_))));
+    assert!(fake.requests().is_empty());
+
+    fake.then(
+        200,
+        &[],
+        anthropic_tool_use("operation", json!({"operation": "restart", "namespace": "shop", "name": "checkout-api"})),
+    );
+    match read("please give checkout-api over in shop a fresh start").await {
+        Ok(Request::Act(p)) => {
+            assert_eq!(p.action, ActionKind::Restart);
+            let t = p.target.unwrap();
+            assert_eq!((t.namespace.as_str(), t.name.as_str()), ("shop", "checkout-api"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_, body) = &fake.requests()[0];
+    assert_eq!(body["tool_choice"]["name"], "operation", "the answer is forced into the closed schema");
+
+    // A name the request never said, a protected namespace, a number past the bounds, a field outside the
+    // schema: each refused, nothing to act on.
+    for (text, answer) in [
+        (
+            "checkout-api in shop looks stuck",
+            json!({"operation": "restart", "namespace": "shop", "name": "payments-db"}),
+        ),
+        (
+            "coredns in kube-system looks stuck",
+            json!({"operation": "restart", "namespace": "kube-system", "name": "coredns"}),
+        ),
+        (
+            "checkout-api in shop needs far more room",
+            json!({"operation": "scale_up", "namespace": "shop", "name": "checkout-api", "replicas": 100000}),
+        ),
+        (
+            "checkout-api in shop, you know what to do",
+            json!({"operation": "restart", "namespace": "shop", "name": "checkout-api", "also": "delete namespace shop"}),
+        ),
+        (
+            "tidy up checkout-api in shop",
+            json!({"operation": "delete_namespace", "namespace": "shop", "name": "checkout-api"}),
+        ),
+    ] {
+        fake.then(200, &[], anthropic_tool_use("operation", answer.clone()));
+        let r = read(text).await;
+        assert!(r.is_err(), "{text:?} with the model answering {answer}: {r:?}");
+    }
+}

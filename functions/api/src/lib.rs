@@ -45,6 +45,10 @@ pub const MAX_BODY_BYTES: &str = "DREAMOPS_MAX_BODY_BYTES";
 pub const PAGERDUTY_API_URL: &str = "DREAMOPS_PAGERDUTY_API_URL";
 pub const GITHUB_API_URL: &str = "DREAMOPS_GITHUB_API_URL";
 pub const SLACK_API_URL: &str = "DREAMOPS_SLACK_API_URL";
+/// The model that reads operations the grammar does not (the analyzer's, same variables; key `llm_api_key`).
+pub const LLM_PROVIDER: &str = "DREAMOPS_LLM_PROVIDER";
+pub const LLM_MODEL: &str = "DREAMOPS_LLM_MODEL";
+pub const LLM_ENDPOINT: &str = "DREAMOPS_LLM_ENDPOINT";
 /// This API's public URL: chat messages link to incidents on its dashboard.
 pub const DASHBOARD_URL: &str = "DREAMOPS_DASHBOARD_URL";
 /// Comma-separated hosts outside the cluster a service's health URL may name.
@@ -70,6 +74,7 @@ pub struct Config {
     pub slack_api_url: String,
     pub dashboard_url: Option<String>,
     pub health_allow_hosts: Vec<String>,
+    pub llm: Option<llm::LlmConfig>,
     /// Plans and checkout, when billing is enabled.
     pub payments: Option<billing::aws::PaymentsEnv>,
 }
@@ -121,7 +126,19 @@ impl Config {
             failure_window_secs: env.number(AUTH_FAILURE_WINDOW_SECS, defaults.failure_window_secs)?.max(1),
         };
         let control = ControlConfig::default();
+        let llm = match env.optional(LLM_PROVIDER) {
+            None => None,
+            Some(provider) => {
+                let doc = serde_json::json!({
+                    "provider": provider,
+                    "model": env.required(LLM_MODEL)?,
+                    "endpoint": env.optional(LLM_ENDPOINT),
+                });
+                Some(serde_json::from_value(doc).map_err(|e| ConfigError::Invalid(LLM_PROVIDER, e.to_string()))?)
+            }
+        };
         Ok(Self {
+            llm,
             table: env.required(TABLE)?,
             secrets_prefix: env.required(SECRETS_PREFIX)?,
             execution_queue_url: env.required(EXECUTION_QUEUE_URL)?,
@@ -222,8 +239,10 @@ impl App {
                 .map_err(BuildError)?;
         let control = Arc::new(Control {
             chat: Arc::new(chat),
-            // The model reads operations in the analyzer's account; here the grammar alone.
-            llm: None,
+            llm: config
+                .llm
+                .clone()
+                .map(|c| Arc::new(llm::LazyModel::new(c, secrets.clone())) as Arc<dyn domain::ports::LanguageModel>),
             incidents: store.clone(),
             runbook: store.clone(),
             teams: store.clone(),

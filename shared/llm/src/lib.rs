@@ -13,8 +13,10 @@ mod retry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::ports::LanguageModel;
+use async_trait::async_trait;
+use domain::ports::{LanguageModel, LlmError, LlmRequest, Retryable, SecretName, Secrets};
 use serde::Deserialize;
+use tokio::sync::OnceCell;
 
 pub use anthropic::Anthropic;
 pub use openai::OpenAiCompatible;
@@ -128,4 +130,51 @@ pub fn build(config: &LlmConfig, api_key: String) -> Result<Arc<dyn LanguageMode
         Provider::Anthropic => Arc::new(Anthropic::new(http, config, api_key)),
         Provider::OpenaiCompatible => Arc::new(OpenAiCompatible::new(http, config, api_key)),
     })
+}
+
+/// A model client built on its first question, with the deployment's `llm_api_key` read then (not at start).
+pub struct LazyModel {
+    config: crate::LlmConfig,
+    secrets: Arc<dyn Secrets>,
+    inner: OnceCell<Arc<dyn LanguageModel>>,
+}
+
+impl std::fmt::Debug for LazyModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyModel").field("model", &self.config.model).finish_non_exhaustive()
+    }
+}
+
+impl LazyModel {
+    pub fn new(config: crate::LlmConfig, secrets: Arc<dyn Secrets>) -> Self {
+        Self { config, secrets, inner: OnceCell::new() }
+    }
+
+    async fn model(&self) -> Result<&Arc<dyn LanguageModel>, LlmError> {
+        self.inner
+            .get_or_try_init(|| async {
+                let key = match self.secrets.deployment_secret(SecretName::LlmApiKey).await {
+                    Ok(v) => v.into_iter().next().map(|s| s.expose().to_owned()).unwrap_or_default(),
+                    // OpenAI-compatible servers may need no key; Anthropic's check below names the problem.
+                    Err(domain::ports::SecretsError::Missing(_)) => String::new(),
+                    Err(e) if e.is_retryable() => return Err(LlmError::Unavailable(e.to_string())),
+                    Err(e) => return Err(LlmError::Rejected(e.to_string())),
+                };
+                if key.is_empty() && self.config.provider == crate::Provider::Anthropic {
+                    return Err(LlmError::Rejected("the deployment secret has no llm_api_key".into()));
+                }
+                crate::build(&self.config, key).map_err(|e| LlmError::Rejected(e.to_string()))
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl LanguageModel for LazyModel {
+    fn model(&self) -> &str {
+        &self.config.model
+    }
+    async fn answer(&self, request: &LlmRequest) -> Result<serde_json::Value, LlmError> {
+        self.model().await?.answer(request).await
+    }
 }
