@@ -109,15 +109,20 @@ impl Env {
     }
 
     async fn trigger(&self, pd_id: &str) -> String {
+        self.page("incident.triggered", pd_id, None).await
+    }
+
+    /// A signed PagerDuty webhook about page `pd_id`; the incident id it answers with.
+    async fn page(&self, event_type: &str, pd_id: &str, agent: Option<(&str, &str)>) -> String {
         let body = incident_payload(&IncidentEvent {
-            event_type: "incident.triggered",
+            event_type,
             incident_id: pd_id,
             number: 7,
             title: "Worker keeps restarting",
             service: "worker",
             urgency: "high",
             occurred_at: "2026-12-01T10:00:00Z",
-            agent: None,
+            agent,
         });
         let w = sign(&body, PD_SECRET);
         let resp = reqwest::Client::new()
@@ -130,7 +135,7 @@ impl Env {
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), 202);
-        resp.json::<Value>().await.unwrap()["incident_id"].as_str().unwrap().to_owned()
+        resp.json::<Value>().await.unwrap()["incident_id"].as_str().unwrap_or_default().to_owned()
     }
 
     async fn incident(&self, id: &str) -> Value {
@@ -625,4 +630,30 @@ async fn a_health_url_that_redirects_is_not_followed_and_the_fix_is_not_called_v
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the redirect was never reported: {}", e.incident(&id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_a_human_resolves_after_an_escalation_closes_its_issue() {
+    let (gh, gh_url) = fakes::github::FakeGitHub::start().await.unwrap();
+    let e = env("dependency-down", r#"autonomy = "auto""#, Some(&gh_url)).await;
+    let body = json!({"token": fakes::github::TOKEN, "repository": fakes::github::REPOSITORY});
+    assert_eq!(e.api("PUT", "/v1/teams/default/integrations/github", Some(body)).await.0, 200);
+    let id = e.trigger("PHUMAN1").await;
+    e.wait(&id, "escalated").await;
+    assert_eq!(gh.issues().len(), 1);
+    assert_eq!(gh.issues()[0].state, "open");
+    // The on-call engineer fixes the dependency and resolves the page in PagerDuty.
+    e.page("incident.resolved", "PHUMAN1", Some(("PUSER01", "Jane Doe"))).await;
+    let mut issue = gh.issues()[0].clone();
+    for _ in 0..200 {
+        if issue.state == "closed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        issue = gh.issues()[0].clone();
+    }
+    assert_eq!(issue.state, "closed", "{issue:?}");
+    assert!(issue.comments.last().unwrap().starts_with("Resolved by Jane Doe in PagerDuty"), "{issue:?}");
+    assert_eq!(e.incident(&id).await["incident"]["state"]["state"], "escalated", "the incident's own outcome stands");
+    e.s.stop().await;
 }

@@ -21,6 +21,9 @@ pub enum StageMessage {
     ExpireApproval { deadline: String },
     /// The incident was ignored because the team's alerts are used up: tell the team (once per period).
     QuotaExceeded,
+    /// A human resolved the source incident (the page) after the agent handed it over: close the fault's
+    /// escalation issue and bring the chat message up to date. `by` is who resolved it, as the source says.
+    ResolvedByHuman { by: String },
 }
 
 impl StageMessage {
@@ -31,6 +34,7 @@ impl StageMessage {
             Self::Verify { .. } => "verify",
             Self::ExpireApproval { .. } => "approval",
             Self::QuotaExceeded => "quota",
+            Self::ResolvedByHuman { .. } => "follow_up",
         }
     }
 }

@@ -225,7 +225,9 @@ impl QueueName {
 
     pub fn for_message(msg: &Envelope) -> Self {
         match msg.body {
-            crate::messages::StageMessage::Analyze | crate::messages::StageMessage::QuotaExceeded => Self::Analysis,
+            crate::messages::StageMessage::Analyze
+            | crate::messages::StageMessage::QuotaExceeded
+            | crate::messages::StageMessage::ResolvedByHuman { .. } => Self::Analysis,
             crate::messages::StageMessage::Execute { .. } => Self::Execution,
             crate::messages::StageMessage::Verify { .. } | crate::messages::StageMessage::ExpireApproval { .. } => {
                 Self::Verification

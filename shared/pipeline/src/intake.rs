@@ -369,6 +369,21 @@ async fn human_update(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) 
         Err(e) => return unavailable("find the incident", e),
     };
     let who = ev.agent.as_ref().and_then(|a| a.summary.clone()).unwrap_or_else(|| "someone".into());
+    // A page resolved after the agent handed it over: the follow-up (its issue, its chat message) is queued.
+    if ev.event_type == "incident.resolved"
+        && let Ok(Some(inc)) = deps.store.get(&id).await
+        && matches!(inc.state, State::Escalated | State::Failed | State::RolledBack)
+    {
+        let msg = Envelope::new(
+            id.clone(),
+            team.clone(),
+            inc.correlation_id.clone(),
+            StageMessage::ResolvedByHuman { by: who.clone() },
+        );
+        if let Err(e) = deps.queue.send(&msg, std::time::Duration::ZERO).await {
+            return unavailable("queue the follow-up", e);
+        }
+    }
     update_incident(deps, id, &Actor::Human(who.clone()), |rec| {
         let cancels = ev.event_type == "incident.resolved"
             && matches!(rec.next.state, State::Received | State::Analyzing | State::AwaitingApproval);

@@ -212,6 +212,7 @@ pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageErro
         domain::StageMessage::Verify { action_id, check } => verify::handle(deps, msg, action_id, *check).await,
         domain::StageMessage::ExpireApproval { deadline } => approval::expire(deps, msg, deadline).await,
         domain::StageMessage::QuotaExceeded => quota::exceeded(deps, msg).await,
+        domain::StageMessage::ResolvedByHuman { by } => notify::resolved_by_human(deps, msg, by).await,
     };
     let outcome = match &result {
         Ok(()) => "ok",

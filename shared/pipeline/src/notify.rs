@@ -309,3 +309,27 @@ pub fn summary(inc: &Incident) -> (String, String) {
         s => (format!("{}: {title}", s.to_string().replace('_', " ")), inc.outcome.clone().unwrap_or_default()),
     }
 }
+
+/// A human resolved the page of an incident the agent had handed over: the fault's issue is closed with a
+/// comment, and the chat message says so. Nothing else changes (the incident's own outcome stands).
+pub async fn resolved_by_human(deps: &Deps, msg: &domain::Envelope, by: &str) -> Result<(), crate::StageError> {
+    let inc = crate::load(deps, &msg.incident_id).await?;
+    if !matches!(inc.state, State::Escalated | State::Failed | State::RolledBack) {
+        return Ok(());
+    }
+    let comment = format!(
+        "Resolved by {by} in PagerDuty after the agent escalated incident `{}`.{}",
+        inc.id,
+        incident_link(deps, &inc).map(|l| format!("\n\n{l}")).unwrap_or_default()
+    );
+    close_issue(deps, &inc, &comment).await;
+    let (headline, body) = summary(&inc);
+    show(
+        deps,
+        &inc,
+        headline.replacen("Escalated", "Resolved by a human", 1),
+        format!("Resolved by {by} in PagerDuty.\n{body}"),
+    )
+    .await;
+    Ok(())
+}
