@@ -497,6 +497,27 @@ async fn operations_from_words_take_the_alert_path_and_refuse_what_they_cannot_r
     let forged = command("U0CAROL", "903.1.c", "restart shop/checkout-api", &e);
     assert_eq!(e.slack("commands", &forged, "wrong-secret-wrong-secret-0000", now()).await.0, 401);
     assert_eq!(incident_count(&e).await, before + 1, "refusals open nothing");
+
+    // Every phrase of the command gateway, through the API: read as the action table says.
+    e.replace("services", |s| s["services"] = json!({"checkout": {"namespace": "shop", "deployment": "checkout-api"}}))
+        .await;
+    for (text, understood) in [
+        ("restart checkout-api in shop", "restart shop/checkout-api"),
+        ("scale shop/checkout-api to 6", "scale up shop/checkout-api to 6 replicas"),
+        ("delete pod checkout-api-7d9f-x2 in shop", "delete pod shop/checkout-api-7d9f-x2"),
+        (
+            "raise memory of shop/checkout-api container api to 512Mi",
+            "raise memory limit shop/checkout-api container api to 512Mi",
+        ),
+        ("status of shop/checkout-api", "status of shop/checkout-api"),
+        ("why is checkout-api failing", "explain shop/checkout-api"),
+    ] {
+        let (status, v) = e.api("POST", "/v1/teams/default/operations", Some(json!({"intent": text}))).await;
+        assert_eq!((status, v["understood"].as_str()), (202, Some(understood)), "{text:?}: {v}");
+    }
+    let (status, v) =
+        e.api("POST", "/v1/teams/default/operations", Some(json!({"intent": "roll back payments/ledger"}))).await;
+    assert_eq!(status, 422, "payments is outside this team's allow list: {v}");
     e.s.stop().await;
 }
 
