@@ -134,3 +134,27 @@ fn analyze_reads_only_alert_and_observations() {
         ("Deployment", "ledger-export-worker", Some("exporter"))
     );
 }
+
+/// The blind cases (issue 13): written from public sources before any rule change, scored but never tuned on.
+/// They must parse and cite their source; their score is recorded in `tests/eval/BLIND.md`, not asserted.
+#[test]
+fn blind_cases_parse_and_cite_a_public_source() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval/blind");
+    let mut ids = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for f in std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+    {
+        let case = dreamops::eval::load_case(&f).unwrap();
+        assert!(ids.insert(case.id.clone()), "{}: id {} used twice", f.display(), case.id);
+        let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        assert!(raw["source"]["url"].as_str().unwrap().starts_with("https://"), "{}", f.display());
+        assert!(raw["source"]["derivation"].as_str().unwrap().len() > 80, "{}: derivation too thin", f.display());
+        n += 1;
+    }
+    assert!(n >= 15, "{n} blind cases");
+    let report = dreamops::eval::eval_dirs(&[dir]).unwrap();
+    assert_eq!(report.overall.harmful, 0, "{}", dreamops::eval::render(&report));
+}
