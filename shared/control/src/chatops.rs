@@ -312,6 +312,12 @@ async fn tell(c: &Control, response_url: Option<&str>, text: &str) {
 
 /// Brings the incident's chat message up to date after a decision taken here.
 pub(crate) async fn refresh_card(c: &Control, team: &Team, inc: &Incident) {
+    // A stage may have moved the incident on since this decision: show it as it is now, not as it was.
+    let latest = match c.incidents.get(&inc.id).await {
+        Ok(Some(l)) if l.version >= inc.version => l,
+        _ => inc.clone(),
+    };
+    let inc = &latest;
     let (headline, body) = pipeline::notify::summary(inc);
     let channel = team.integrations.get("slack").and_then(|m| m.options.get("channel").cloned());
     let link = c.config.dashboard_url.as_deref().map(|u| format!("{}/#/incidents/{}", u.trim_end_matches('/'), inc.id));
