@@ -136,7 +136,8 @@ fn analyze_reads_only_alert_and_observations() {
 }
 
 /// The blind cases (issue 13): written from public sources before any rule change, scored but never tuned on.
-/// They must parse and cite their source; their score is recorded in `tests/eval/BLIND.md`, not asserted.
+/// They must parse and cite their source; their score (harmful answers included) is recorded in
+/// `tests/eval/BLIND.md`, not asserted: a blind set that the engine must pass would no longer be blind.
 #[test]
 fn blind_cases_parse_and_cite_a_public_source() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval/blind");
@@ -155,6 +156,7 @@ fn blind_cases_parse_and_cite_a_public_source() {
         n += 1;
     }
     assert!(n >= 15, "{n} blind cases");
+    // Scoring them works (the numbers go to BLIND.md).
     let report = dreamops::eval::eval_dirs(&[dir]).unwrap();
-    assert_eq!(report.overall.harmful, 0, "{}", dreamops::eval::render(&report));
+    assert_eq!(report.overall.cases, n);
 }
