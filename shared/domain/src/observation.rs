@@ -92,9 +92,10 @@ pub struct HpaView {
     pub current: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The metric target (`cpu 70% of requests`); exporters also call it `target_cpu` or `target_utilization`.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "target_cpu", alias = "target_utilization")]
     pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "current_cpu", alias = "current_utilization")]
     pub current_metric: Option<String>,
     #[serde(default)]
     pub conditions: Vec<String>,

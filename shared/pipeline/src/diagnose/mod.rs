@@ -79,6 +79,44 @@ impl Finding {
     }
 }
 
+/// A rollback of the alerting Deployment to the revision before the current one, when that revision served. The
+/// caller has established that the current revision is what changed (recency, or a cost that rose with it).
+fn rollback_to_previous(
+    f: &Facts<'_>,
+    category: Category,
+    rule: &'static str,
+    what: &str,
+    mut evidence: Vec<String>,
+) -> Option<Finding> {
+    let (true, Some(prev), Some(cur), Some(mut target)) = (f.previous_healthy(), f.previous, f.current, f.target())
+    else {
+        return None;
+    };
+    evidence.push(format!("revision {} ({}) rolled out {} ago: {}", cur.revision, cur.replicaset, cur.age, cur.change));
+    evidence.push(format!(
+        "previous revision {} ({}) was healthy{}",
+        prev.revision,
+        prev.replicaset,
+        prev.pods_ready.as_deref().map(|r| format!(", pods ready {r}")).unwrap_or_default()
+    ));
+    target.params.insert("to_revision".into(), prev.revision.into());
+    Some(Finding {
+        change_induced: true,
+        ..Finding::act(
+            category,
+            rule,
+            format!(
+                "{what} The fault started with revision {} ({}, {} ago); revision {} was healthy, so roll back to it.",
+                cur.revision, cur.change, cur.age, prev.revision
+            ),
+            evidence,
+            (ActionKind::Rollback, target),
+            0.9,
+            Risk::Low,
+        )
+    })
+}
+
 /// Rolls back when the fault came with a recent template change of the alerting Deployment and the previous
 /// revision served; otherwise escalates and says why a rollback would not help.
 fn rollback_or_escalate(
@@ -88,33 +126,10 @@ fn rollback_or_escalate(
     what: String,
     mut evidence: Vec<String>,
 ) -> Finding {
-    if let (true, true, Some(prev), Some(cur), Some(mut target)) =
-        (f.recent_rollout(), f.previous_healthy(), f.previous, f.current, f.target())
+    if f.recent_rollout()
+        && let Some(found) = rollback_to_previous(f, category, rule, &what, evidence.clone())
     {
-        evidence
-            .push(format!("revision {} ({}) rolled out {} ago: {}", cur.revision, cur.replicaset, cur.age, cur.change));
-        evidence.push(format!(
-            "previous revision {} ({}) was healthy{}",
-            prev.revision,
-            prev.replicaset,
-            prev.pods_ready.as_deref().map(|r| format!(", pods ready {r}")).unwrap_or_default()
-        ));
-        target.params.insert("to_revision".into(), prev.revision.into());
-        return Finding {
-            change_induced: true,
-            ..Finding::act(
-                category,
-                rule,
-                format!(
-                    "{what} The fault started with revision {} ({}, {} ago); revision {} was healthy, so roll back to it.",
-                    cur.revision, cur.change, cur.age, prev.revision
-                ),
-                evidence,
-                (ActionKind::Rollback, target),
-                0.9,
-                Risk::Low,
-            )
-        };
+        return found;
     }
     // Changes rollout undo cannot revert.
     let edits: Vec<String> = f
@@ -156,6 +171,10 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::missing_object,
     rules::disk_full,
     rules::oom,
+    // Load and cost per request decide between scaling and rolling back before their symptoms (throttling, probe
+    // kills under load) are read as causes.
+    rules::demand_beyond_capacity,
+    rules::cost_regression,
     rules::liveness_kills,
     rules::hung,
     rules::readiness_never_passes,

@@ -7,7 +7,7 @@ use domain::quantity::Bytes;
 use jiff::Timestamp;
 
 use super::facts::*;
-use super::{Finding, age_secs, lower_has, rollback_or_escalate};
+use super::{Finding, age_secs, lower_has, rollback_or_escalate, rollback_to_previous};
 
 /// An OOM kill after this much uptime is a leak, not a limit that is too low.
 const LEAK_MIN_RUN_SECS: i64 = 30 * 60;
@@ -1057,39 +1057,16 @@ pub fn traffic_cpu(f: &Facts<'_>) -> Option<Finding> {
     let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
     let replicas = w.replicas_desired?.max(1);
     let wanted = ((replicas as f64 * mean / 0.8).ceil() as i64).min(replicas * 2).max(replicas + 1);
-    // Room on the nodes for the added requests.
-    let per_pod: f64 = f
-        .pods()
-        .first()?
-        .containers
-        .iter()
-        .filter_map(|c| c.resources.requests.get("cpu").and_then(|q| cpu_millis(q)))
-        .sum();
-    let room: Option<f64> = f
-        .nodes()
-        .iter()
-        .map(|n| {
-            Some(
-                cpu_millis(n.allocatable.get("cpu")?)?
-                    - n.requested.get("cpu").and_then(|q| cpu_millis(q)).unwrap_or(0.0),
-            )
-        })
-        .sum();
     let mut evidence = vec![format!(
         "{} sampled containers run at {:.1}x their CPU requests on average; all {} replicas ready, no restarts",
         ratios.len(),
         mean,
         replicas
     )];
-    if let Some(room) = room.filter(|_| !f.nodes().is_empty()) {
-        if room < per_pod * (wanted - replicas) as f64 {
-            return None;
-        }
-        evidence.push(format!(
-            "nodes have {:.0}m CPU unrequested for {:.0}m more",
-            room,
-            per_pod * (wanted - replicas) as f64
-        ));
+    match node_room(f, wanted - replicas) {
+        Some(Err(_)) => return None,
+        Some(Ok(line)) => evidence.push(line),
+        None => {}
     }
     let mut t = f.target()?;
     t.params.insert("replicas".into(), wanted.into());
@@ -1106,6 +1083,164 @@ pub fn traffic_cpu(f: &Facts<'_>) -> Option<Finding> {
         0.8,
         Risk::Medium,
     ))
+}
+
+/// Whether the nodes the snapshot lists have unrequested CPU for `extra` more pods like the first one: `None` when
+/// the snapshot does not say (no allocatable/requested figures), otherwise the evidence line either way.
+fn node_room(f: &Facts<'_>, extra: i64) -> Option<Result<String, String>> {
+    let per_pod: f64 = f
+        .pods()
+        .first()?
+        .containers
+        .iter()
+        .filter_map(|c| c.resources.requests.get("cpu").and_then(|q| cpu_millis(q)))
+        .sum();
+    if f.nodes().is_empty() {
+        return None;
+    }
+    let room: f64 = f
+        .nodes()
+        .iter()
+        .map(|n| Some(cpu_millis(n.allocatable.get("cpu")?)? - cpu_millis(n.requested.get("cpu")?)?))
+        .sum::<Option<f64>>()?;
+    let need = per_pod * extra as f64;
+    let line = format!("nodes have {room:.0}m CPU unrequested for {need:.0}m more");
+    Some(if room < need { Err(line) } else { Ok(line) })
+}
+
+/// Work arriving at a multiple of its own baseline while each unit of work costs what it did: demand, not a
+/// slower workload. Saturation, CPU throttling, slow answers and liveness kills under load are then consequences
+/// of the load, so this is read before those symptoms are taken for causes. More replicas carry it; a rollback
+/// or a restart would only shed capacity. The mirror image (cost per request up, demand flat) is
+/// [`cost_regression`].
+pub fn demand_beyond_capacity(f: &Facts<'_>) -> Option<Finding> {
+    let (rise, demand) = f.demand_rise()?;
+    if f.cost_rise().is_some() {
+        return None;
+    }
+    let cost = f.cost_flat();
+    // A new revision could be what makes each request dearer; only a stated flat cost rules that out.
+    if f.recent_rollout() && cost.is_none() {
+        return None;
+    }
+    let w = f.s.observations.workload.as_ref()?;
+    let hpa = w.hpa.as_ref();
+    let hpa_pinned = hpa.is_some_and(|h| h.current.is_some() && h.max.is_some() && h.current >= h.max);
+    let hot = f.containers().any(|(_, c)| {
+        let (req, lim) = Facts::cpu_ratios(c);
+        lim.is_some_and(|r| r >= 0.9) || req.is_some_and(|r| r >= 1.3)
+    });
+    if !hpa_pinned && !hot {
+        return None;
+    }
+    let mut evidence = vec![demand];
+    evidence.extend(cost.clone());
+    let mut saturation = Vec::new();
+    if let Some(h) = hpa.filter(|_| hpa_pinned) {
+        saturation.push(format!(
+            "the HPA is pinned at its maximum of {}{}{}",
+            h.max.unwrap_or_default(),
+            h.desired.map(|d| format!(" (it wants {d})")).unwrap_or_default(),
+            h.current_metric.as_deref().map(|m| format!(" with {m}")).unwrap_or_default()
+        ));
+    }
+    if hot {
+        saturation.push("its pods run at their CPU limit or far above their CPU requests".into());
+    }
+    evidence.extend(saturation.iter().cloned());
+    let saturation = saturation.join(" and ");
+    let Some(mut target) = f.target() else {
+        return Some(Finding::escalate(
+            Category::TrafficSpike,
+            "demand-beyond-capacity",
+            format!(
+                "Demand is {rise:.1}x its baseline at the same cost per request: {} needs more capacity, but it is not a \
+                 Deployment the agent may scale.",
+                w.name
+            ),
+            evidence,
+            0.75,
+        ));
+    };
+    let replicas = w.replicas_desired.or(hpa.and_then(|h| h.current)).unwrap_or(1).max(1);
+    let wanted = hpa
+        .and_then(|h| h.desired)
+        .filter(|d| *d > replicas)
+        .unwrap_or_else(|| (replicas as f64 * rise).ceil() as i64)
+        .clamp(replicas + 1, replicas * 2);
+    match node_room(f, wanted - replicas) {
+        Some(Err(line)) => {
+            evidence.push(line);
+            return Some(Finding::escalate(
+                Category::TrafficSpike,
+                "demand-beyond-capacity",
+                format!(
+                    "Demand is {rise:.1}x its baseline at the same cost per request, but the nodes have no room for \
+                     {} more replicas of {}: capacity (nodes) must be added by a human or the cluster autoscaler.",
+                    wanted - replicas,
+                    w.name
+                ),
+                evidence,
+                0.8,
+            ));
+        }
+        Some(Ok(line)) => evidence.push(line),
+        None => {}
+    }
+    target.params.insert("replicas".into(), wanted.into());
+    Some(Finding::act(
+        Category::TrafficSpike,
+        "demand-beyond-capacity",
+        format!(
+            "Demand is {rise:.1}x its baseline while each request costs what it did{}, and {saturation}: {} is short \
+             of capacity, not slower. Scale it from {replicas} to {wanted} replicas{}.",
+            if cost.is_some() { "" } else { " (no sign of a costlier version)" },
+            w.name,
+            if hpa.is_some() { " and raise the HPA maximum with it" } else { "" }
+        ),
+        evidence,
+        (ActionKind::ScaleUp, target),
+        0.82,
+        Risk::Medium,
+    ))
+}
+
+/// Rollouts older than this are not compared with a cost-per-request baseline: the metric's "before" would
+/// straddle other changes.
+const COST_BASELINE_SECS: u64 = 7 * 24 * 3600;
+
+/// Each unit of work costs a multiple of what it did while demand is flat: the workload itself got dearer. When the
+/// only change in that window is the current revision (no later edit, every dependency healthy) and the revision
+/// before it served, the revision is the cause even if it is hours or days old: a cost regression shows at the next
+/// peak, not at the rollout.
+pub fn cost_regression(f: &Facts<'_>) -> Option<Finding> {
+    let (rise, cost) = f.cost_rise()?;
+    if f.demand_rise().is_some() {
+        return None;
+    }
+    let cur = f.current?;
+    let age = age_secs(Some(&cur.age));
+    if f.previous.is_none() || age > COST_BASELINE_SECS {
+        return None;
+    }
+    // A later in-place edit or a sick dependency could equally explain dearer requests.
+    let later_edit = f.recent_changes(&[]).any(|c| age_secs(Some(&c.age)) < age);
+    if later_edit || f.dependencies().iter().any(dependency_down) {
+        return None;
+    }
+    let mut evidence = vec![cost];
+    if f.demand_flat() {
+        evidence.push("demand is at its usual level".into());
+    }
+    let what = format!(
+        "Each request costs {rise:.1}x its baseline while demand is flat, and the only change since is revision {}: \
+         the new version does more work per request (a regression), not more requests.",
+        cur.revision
+    );
+    let mut found =
+        rollback_to_previous(f, Category::BadDeployRegression, "cost-per-request-regression", &what, evidence)?;
+    found.confidence = 0.82;
+    Some(found)
 }
 
 /// Memory close to the limit after a long uptime, with no OOM kill yet: a slow leak.

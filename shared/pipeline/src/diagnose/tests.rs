@@ -332,3 +332,32 @@ fn signatures_and_quantities() {
     assert_eq!(percent("0.83"), Some(83.0));
     assert_eq!(percent("none"), None);
 }
+
+#[test]
+fn trends_read_a_metric_against_its_stated_baseline() {
+    use super::facts::{Trend, trend};
+    let rising = |t: &str| match trend(t) {
+        Some(Trend::Rising(r)) => r,
+        other => panic!("{t}: {other:?}"),
+    };
+    assert!((rising("7,900, up from 2,400 at this hour yesterday, rising") - 3.29).abs() < 0.01);
+    assert!((rising("1,900 (7-day same-hour baseline 1,050)") - 1.81).abs() < 0.01);
+    assert!((rising("35k (sale started 18:30; 12k before)") - 2.92).abs() < 0.01);
+    assert!((rising("410k, up from 190k an hour ago") - 2.16).abs() < 0.01);
+    assert_eq!(rising("5.2ms, up from 1.6ms before revision 88 (3.3x)"), 3.3);
+    assert_eq!(rising("2.1x higher since 10:31 (release 4.2.0)"), 2.1);
+    assert_eq!(rising("4.2x normal since 20:55"), 4.2);
+    // A daily cycle compared with itself, explicit sameness, and a stated baseline within a third: flat.
+    for flat in [
+        "afternoon peak 3.1x the morning, the same as every weekday",
+        "2,050 — the same peak as the last four weekdays (2,000-2,150)",
+        "unchanged",
+        "0.0081 (baseline 0.0079)",
+        "1,240 (normal weekday afternoon)",
+    ] {
+        assert_eq!(trend(flat), Some(Trend::Flat), "{flat}");
+    }
+    assert!(matches!(trend("0 tasks completed, was 120"), Some(Trend::Falling(_))));
+    assert_eq!(trend("3,412 and rising"), None);
+    assert_eq!(trend("coredns 41k qps at peak"), None);
+}
