@@ -196,6 +196,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::traffic_hpa,
     rules::traffic_cpu,
     rules::cleared,
+    rules::subject_gone,
     rules::crash_unexplained,
 ];
 

@@ -1284,6 +1284,15 @@ pub fn memory_near_limit(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// Planned, finite disruptions whose end explains restarts or missing replicas.
+const TRANSIENT_DISRUPTIONS: &[&str] =
+    &["upgrade", "drain", "reboot", "maintenance", "patching", "failover", "failed over", "rotation", "restarted"];
+/// Words that say such a disruption is over.
+const FINISHED: &[&str] =
+    &["completed", "complete", "finished", "done", "updated=true", "returned ready", "ready again", "back online"];
+/// A fault younger than this may still be going on.
+const QUIET_SECS: i64 = 10 * 60;
+
 /// The condition has cleared and the transient cause is over.
 pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
     if !f.all_serving() || f.failing_now().is_some() {
@@ -1299,12 +1308,31 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
     let recovered = f.dependencies().iter().find(|d| {
         lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, &["completed", "recovered", "resolved"])
     });
-    let cause = match (drained, recovered) {
-        (Some(c), _) => {
+    // A disruption that is planned and finite (an upgrade, a drain, node reboots, a failover) and says it is over.
+    // It explains restarts and missing replicas only if nothing has failed since: every termination is older than
+    // the quiet window below.
+    let finished = f.recent_changes(&[]).find(|c| {
+        lower_has(&c.summary, TRANSIENT_DISRUPTIONS) && lower_has(&c.summary, FINISHED)
+    });
+    let quiet = f.containers().all(|(_, c)| {
+        c.last_termination.as_ref().is_none_or(|t| {
+            secs_between(&t.finished_at, &f.s.observations.observed_at).is_some_and(|s| s >= QUIET_SECS)
+        })
+    });
+    let cause = match (drained, recovered, finished.filter(|_| quiet)) {
+        (Some(c), _, _) => {
             format!("{} {} {} ago ({}); the rescheduled pod is ready again", c.kind, c.object, c.age, c.summary)
         }
-        (None, Some(d)) => format!("dependency {} is healthy again ({})", d.name, quote(&d.evidence)),
-        (None, None) => return None,
+        (None, Some(d), _) => format!("dependency {} is healthy again ({})", d.name, quote(&d.evidence)),
+        (None, None, Some(c)) => format!(
+            "{} {} changed {} ago and has finished ({}); no container has failed in the {} minutes since",
+            c.kind,
+            c.object,
+            c.age,
+            quote(&c.summary),
+            QUIET_SECS / 60
+        ),
+        (None, None, None) => return None,
     };
     Some(Finding::noop(
         Category::BenignOrSelfResolved,
@@ -1315,6 +1343,39 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
         ),
         vec![cause, format!("{} pods ready; no warning events in the last 10 minutes", f.pods().len())],
         0.8,
+    ))
+}
+
+/// The alert is about a node that no longer exists: a recent change deleted or replaced it, every node left is
+/// Ready and no pod is waiting. The series behind the alert outlived its subject (an exporter keeps the last value
+/// for a deleted object); nothing in the cluster is left to fix.
+pub fn subject_gone(f: &Facts<'_>) -> Option<Finding> {
+    let node = f.s.alert.labels.get("node").filter(|n| !n.is_empty())?;
+    if f.nodes().is_empty() || f.node(node).is_some() || f.nodes().iter().any(|n| n.conditions.get("Ready").map(String::as_str) != Some("True")) {
+        return None;
+    }
+    let gone = f.recent_changes(&[]).find(|c| {
+        c.summary.contains(node.as_str()) && lower_has(&c.summary, &["deleted", "removed", "replaced", "terminated"])
+    })?;
+    if f.pods().iter().any(|p| !p.ready) {
+        return None;
+    }
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "alert-subject-gone",
+        format!(
+            "The alert names node {node}, which no longer exists: {} {} {} ago ({}). Every remaining node is Ready, so \
+             the metric series behind the alert is stale; nothing to fix in the cluster (resolve the alert).",
+            gone.kind,
+            gone.object,
+            gone.age,
+            quote(&gone.summary)
+        ),
+        vec![
+            format!("node {node} is not among the {} nodes observed", f.nodes().len()),
+            format!("{} {} changed {} ago: {}", gone.kind, gone.object, gone.age, quote(&gone.summary)),
+        ],
+        0.78,
     ))
 }
 
