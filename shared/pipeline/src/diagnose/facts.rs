@@ -82,8 +82,23 @@ pub const ERROR_MARKERS: &[&str] =
     &["error", "fatal", "exception", "panic", "traceback", " 500", " 502", " 503", " 504", "failed", "refused"];
 pub const CRASH_MARKERS: &[&str] = &["panic", "exception", "traceback", "fatal", "segmentation", "error:"];
 /// Dependency states that mean it is not serving.
-pub const DEPENDENCY_BAD: &[&str] =
-    &["down", "stopped", "unreachable", "unavailable", "degraded", "failing", "error", "outage", "saturated"];
+pub const DEPENDENCY_BAD: &[&str] = &[
+    "down",
+    "stopped",
+    "unreachable",
+    "unavailable",
+    "degraded",
+    "failing",
+    "error",
+    "outage",
+    "saturated",
+    // Up but not answering: lock queues, exhausted pools.
+    "blocked",
+    "locked",
+    "overloaded",
+    "exhausted",
+    "timing out",
+];
 pub const DEPENDENCY_RECOVERED: &[&str] = &["failed over", "recovered", "restored"];
 /// A mount whose server came back with new file handles: a fresh mount (new pod) fixes it.
 pub const STALE_MOUNT: &[&str] = &["stale file handle", "stale nfs file handle", "estale"];
@@ -294,6 +309,24 @@ impl<'a> Facts<'a> {
         self.s.observations.recent_changes.iter().filter(move |c| {
             (kinds.is_empty() || kinds.iter().any(|k| c.kind.eq_ignore_ascii_case(k)))
                 && parse_age(&c.age).is_none_or(|a| a < RECENT_CHANGE_SECS)
+        })
+    }
+
+    /// Changes of the given kinds (empty = any) made after the oldest pod started, however long ago: what a
+    /// process that reads its configuration once at start has not seen.
+    pub fn changes_after_pods_started(&self, kinds: &'static [&'static str]) -> impl Iterator<Item = &'a RecentChange> {
+        let oldest = self.pods().iter().filter_map(|p| p.age.as_deref().and_then(parse_age)).max();
+        self.s.observations.recent_changes.iter().filter(move |c| {
+            (kinds.is_empty() || kinds.iter().any(|k| c.kind.eq_ignore_ascii_case(k)))
+                && oldest.zip(parse_age(&c.age)).is_some_and(|(pod, change)| change < pod)
+        })
+    }
+
+    /// A metric whose text carries one of the signatures (metrics are observations like logs, and as untrusted).
+    pub fn find_metric(&self, signatures: &[&str]) -> Option<(&'a str, &'a str)> {
+        self.s.observations.metrics.iter().find_map(|(k, v)| {
+            let text = v.as_str()?;
+            contains_any(&text.to_ascii_lowercase(), signatures).then_some((k.as_str(), text))
         })
     }
 

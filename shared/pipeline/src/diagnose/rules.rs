@@ -548,6 +548,41 @@ pub fn readiness_never_passes(f: &Facts<'_>) -> Option<Finding> {
 pub fn auth(f: &Facts<'_>) -> Option<Finding> {
     let (p, line) = f.find_log(AUTH_FAILURES)?;
     let mut evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+    // The credential was rewritten after the pods started and the system it is for accepts what the Secret holds
+    // now: the pods still present the one they read at start (env vars and files read once). A rolling restart
+    // reads the current one; while new pods fail their readiness the old ones keep serving, so it cannot make
+    // things worse. Without the dependency's word that the new credential works, it stays a human's call.
+    let rotated = f.changes_after_pods_started(&["Secret"]).find(|c| !lower_has(&c.summary, &["created", "deleted"]));
+    let accepted = f.dependencies().iter().find(|d| {
+        lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, &["succeeds", "succeeded", "auth_ok", "works"])
+    });
+    if let (Some(c), Some(d), Some(target)) = (rotated, accepted, f.target()) {
+        evidence.push(format!(
+            "{} {} changed {} ago, after the pods started: {}",
+            c.kind,
+            c.object,
+            c.age,
+            quote(&c.summary)
+        ));
+        evidence.push(format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)));
+        return Some(Finding::act(
+            Category::AuthOrPermission,
+            "credential-rotated-not-loaded",
+            format!(
+                "Credentials are rejected ('{}'), but {} was rewritten {} ago, after the pods started, and {} accepts \
+                 the credential it holds now: the pods still present the old one. A rolling restart loads the new \
+                 credential.",
+                quote(line),
+                c.object,
+                c.age,
+                d.name
+            ),
+            evidence,
+            (ActionKind::Restart, target),
+            0.8,
+            Risk::Medium,
+        ));
+    }
     for c in f.recent_changes(&[]).filter(|c| {
         lower_has(&c.summary, &["password", "polic", "role", "rotat", "key", "token"])
             || lower_has(&c.kind, &["iam", "role"])
@@ -573,22 +608,24 @@ pub fn auth(f: &Facts<'_>) -> Option<Finding> {
 /// Expired certificates: renewed but not loaded (restart), or not renewed (escalate).
 pub fn certificate(f: &Facts<'_>) -> Option<Finding> {
     let log = f.find_log(CERT_EXPIRED);
+    let metric = f.find_metric(CERT_EXPIRED);
     let alert = f.alertname.contains("cert") && f.alertname.contains("expir");
-    if log.is_none() && !alert {
+    if log.is_none() && metric.is_none() && !alert {
         return None;
     }
     let mut evidence = Vec::new();
     if let Some((p, l)) = log {
         evidence.push(format!("log of {}: {}", p.name, quote(l)));
     }
+    if let Some((k, v)) = metric {
+        evidence.push(format!("{k}: {}", quote(v)));
+    }
     if alert {
         evidence.push(format!("alert {}", f.s.alert.alertname.as_deref().unwrap_or_default()));
     }
-    let oldest_pod = f.pods().iter().map(|p| age_secs(p.age.as_deref())).filter(|a| *a != u64::MAX).max();
-    // A Secret written after the pods started (cert-manager's renewal, a manual re-issue) holds the new certificate.
-    let renewed = f
-        .recent_changes(&["Secret"])
-        .find(|c| !lower_has(&c.summary, &["created"]) && oldest_pod.is_some_and(|pod| age_secs(Some(&c.age)) < pod));
+    // A Secret written after the pods started (cert-manager's renewal, a manual re-issue) holds the new certificate,
+    // however long ago: a process that reads its certificate once at start serves the old one until it restarts.
+    let renewed = f.changes_after_pods_started(&["Secret"]).find(|c| !lower_has(&c.summary, &["created"]));
     if let (Some(c), Some(target)) = (renewed, f.target()) {
         evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, c.summary));
         evidence.push("the pods started before the renewal and still serve the old certificate".into());
@@ -788,7 +825,45 @@ pub fn stale_connections(f: &Facts<'_>) -> Option<Finding> {
     let d = f.dependencies().iter().find(|d| {
         lower_has(&d.status, DEPENDENCY_RECOVERED)
             || lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, &["failover completed", "failed over"])
-    })?;
+    });
+    // The failover may be recorded as a change (an operator promoting a replica) rather than in the dependency's
+    // status: it counts when it came after the pods opened their connections and every dependency is healthy now.
+    let failover = f
+        .changes_after_pods_started(&[])
+        .find(|c| lower_has(&c.summary, &["failover", "failed over", "promoted", "switchover"]));
+    let all_healthy =
+        !f.dependencies().is_empty() && f.dependencies().iter().all(|d| lower_has(&d.status, &["healthy"]));
+    let d = match (d, failover.filter(|_| all_healthy)) {
+        (Some(d), _) => d,
+        (None, Some(c)) => {
+            let (p, line) = f.failing_now()?;
+            let dep = &f.dependencies()[0];
+            return Some(Finding::act(
+                Category::DependencyFailure,
+                "stale-connections-after-failover",
+                format!(
+                    "{} {} failed over {} ago ({}) and {} is healthy, but the pods, older than the failover, still \
+                     fail ('{}'): their pooled connections point at the old primary. A rolling restart opens fresh \
+                     connections through the Service.",
+                    c.kind,
+                    c.object,
+                    c.age,
+                    quote(&c.summary),
+                    dep.name,
+                    quote(line)
+                ),
+                vec![
+                    format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)),
+                    format!("dependency {}: {} ({})", dep.name, dep.status, quote(&dep.evidence)),
+                    format!("log of {} now: {}", p.name, quote(line)),
+                ],
+                (ActionKind::Restart, target),
+                0.8,
+                Risk::Low,
+            ));
+        }
+        (None, None) => return None,
+    };
     let (p, line) = f.failing_now()?;
     Some(Finding::act(
         Category::DependencyFailure,
@@ -1311,9 +1386,8 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
     // A disruption that is planned and finite (an upgrade, a drain, node reboots, a failover) and says it is over.
     // It explains restarts and missing replicas only if nothing has failed since: every termination is older than
     // the quiet window below.
-    let finished = f.recent_changes(&[]).find(|c| {
-        lower_has(&c.summary, TRANSIENT_DISRUPTIONS) && lower_has(&c.summary, FINISHED)
-    });
+    let finished =
+        f.recent_changes(&[]).find(|c| lower_has(&c.summary, TRANSIENT_DISRUPTIONS) && lower_has(&c.summary, FINISHED));
     let quiet = f.containers().all(|(_, c)| {
         c.last_termination.as_ref().is_none_or(|t| {
             secs_between(&t.finished_at, &f.s.observations.observed_at).is_some_and(|s| s >= QUIET_SECS)
@@ -1351,7 +1425,10 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
 /// for a deleted object); nothing in the cluster is left to fix.
 pub fn subject_gone(f: &Facts<'_>) -> Option<Finding> {
     let node = f.s.alert.labels.get("node").filter(|n| !n.is_empty())?;
-    if f.nodes().is_empty() || f.node(node).is_some() || f.nodes().iter().any(|n| n.conditions.get("Ready").map(String::as_str) != Some("True")) {
+    if f.nodes().is_empty()
+        || f.node(node).is_some()
+        || f.nodes().iter().any(|n| n.conditions.get("Ready").map(String::as_str) != Some("True"))
+    {
         return None;
     }
     let gone = f.recent_changes(&[]).find(|c| {
