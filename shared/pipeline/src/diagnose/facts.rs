@@ -536,3 +536,51 @@ impl Facts<'_> {
             .then(|| trends.first().map(|(k, v, _)| format!("{k}: {}", quote(v))).unwrap_or_default())
     }
 }
+
+/// How a container's memory moves with uptime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryShape {
+    /// Grows with time since start (a leak, or a cache without a bound).
+    Grows,
+    /// A flat baseline with peaks that follow the work (requests, a replay, a batch), not the uptime.
+    Bounded,
+}
+
+/// Words that say memory does not follow uptime. Checked first: "no growth" contains "growth".
+const BOUNDED_MEMORY: &[&str] = &[
+    "no growth",
+    "does not grow",
+    "not growing",
+    "flat",
+    "same baseline",
+    "back to baseline",
+    "bounded",
+    "per request",
+    "per concurrent",
+    "spikes",
+];
+/// Words that say memory climbs with uptime.
+const GROWING_MEMORY: &[&str] =
+    &["climbs", "grows", "growing", "growth", "rose", "rising", "increases", "linear", "steadily", "creeps", "leak"];
+
+impl Facts<'_> {
+    /// The shape of a container's memory over its uptime, from its usage trend and note and from memory metrics,
+    /// with the text that says so. `None` when nothing describes it.
+    pub fn memory_shape(&self, c: &ContainerView) -> Option<(MemoryShape, String)> {
+        let usage = c.usage.as_ref();
+        let own = ["trend", "note"].into_iter().filter_map(|k| usage.and_then(|u| u.get(k)).map(|v| (k, v.as_str())));
+        let metrics = self.s.observations.metrics.iter().filter_map(|(k, v)| {
+            let k_l = k.to_ascii_lowercase();
+            (k_l.contains("memory") && ["uptime", "trend", "growth", "working_set"].iter().any(|w| k_l.contains(w)))
+                .then_some(())
+                .and_then(|()| v.as_str().map(|v| (k.as_str(), v)))
+        });
+        let texts: Vec<(&str, &str)> = own.chain(metrics).collect();
+        for (shape, words) in [(MemoryShape::Bounded, BOUNDED_MEMORY), (MemoryShape::Grows, GROWING_MEMORY)] {
+            if let Some((k, v)) = texts.iter().find(|(_, v)| contains_any(&v.to_ascii_lowercase(), words)) {
+                return Some((shape, format!("{k}: {}", quote(v))));
+            }
+        }
+        None
+    }
+}

@@ -11,6 +11,8 @@ use super::{Finding, age_secs, lower_has, rollback_or_escalate, rollback_to_prev
 
 /// An OOM kill after this much uptime is a leak, not a limit that is too low.
 const LEAK_MIN_RUN_SECS: i64 = 30 * 60;
+/// Memory described as growing counts as a leak only when the killed run lasted this long.
+const LEAK_SHAPE_MIN_RUN_SECS: i64 = 5 * 60;
 
 fn secs_between(a: &str, b: &str) -> Option<i64> {
     let a: Timestamp = a.parse().ok()?;
@@ -293,18 +295,50 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
     if let Some(r) = run {
         evidence.push(format!("the killed run lasted {}", format_age(r.max(0) as u64)));
     }
-    if let Some(trend) = c.usage.as_ref().and_then(|u| u.get("trend")) {
-        evidence.push(format!("usage trend: {}", quote(trend)));
+    // The shape of memory over uptime decides leak vs limit when the observations describe it; the uptime of the
+    // killed run is only the fallback (a leak can kill in minutes, a bounded peak can come after days).
+    let shape = f.memory_shape(c);
+    if let Some((_, text)) = &shape {
+        evidence.push(format!("memory over uptime: {text}"));
     }
-    if run.is_some_and(|r| r >= LEAK_MIN_RUN_SECS) {
+    let leak = match shape.as_ref().map(|s| s.0) {
+        // A climb that reaches the limit within minutes of start is loading a working set, not uptime growth.
+        Some(MemoryShape::Grows) => run.is_none_or(|r| r >= LEAK_SHAPE_MIN_RUN_SECS),
+        Some(MemoryShape::Bounded) => false,
+        None => run.is_some_and(|r| r >= LEAK_MIN_RUN_SECS),
+    };
+    if let Some(found) = raise_did_not_hold(f, c, &evidence) {
+        return Some(found);
+    }
+    if leak {
         let what = format!(
             "Container {} leaks memory: it was OOMKilled at its {} limit after {} of uptime.",
             c.name,
             limit.as_deref().unwrap_or("memory"),
-            format_age(run.unwrap_or(0).max(0) as u64)
+            run.map(|r| format_age(r.max(0) as u64)).unwrap_or_else(|| "some".into())
         );
         if f.recent_rollout() && f.previous_healthy() {
             return Some(rollback_or_escalate(f, Category::MemoryLeak, "oom-leak-after-rollout", what, evidence));
+        }
+        // Memory that grows with uptime on a revision younger than the baseline window, whose predecessor ran
+        // without it and with nothing edited since: the leak came with the revision, however many hours ago it was
+        // rolled out (a leak shows when it reaches the limit, not at the rollout).
+        if shape.is_some_and(|s| s.0 == MemoryShape::Grows)
+            && f.current.is_some_and(|cur| age_secs(Some(&cur.age)) <= CHANGE_BASELINE_SECS)
+            && !f
+                .recent_changes(&[])
+                .any(|ch| f.current.is_some_and(|cur| age_secs(Some(&ch.age)) < age_secs(Some(&cur.age))))
+            && let Some(mut found) = rollback_to_previous(
+                f,
+                Category::MemoryLeak,
+                "oom-leak-since-revision",
+                &format!("{what} Memory grows with uptime only since the current revision."),
+                evidence.clone(),
+            )
+        {
+            found.confidence = 0.78;
+            found.risk = Risk::Medium;
+            return Some(found);
         }
         // Replicas close to the limit again will be killed next: a rolling restart resets them all first.
         let near = f.pods().iter().find_map(|q| {
@@ -391,14 +425,56 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
         Category::OomLimitTooLow,
         "oom-limit-too-low",
         format!(
-            "{what} Nothing was rolled out recently and the need is bounded (OOM kill shortly after start), so raise \
-             the {} limit from {limit} to {new}.",
+            "{what} Nothing was rolled out recently and the need is bounded ({}), so raise the {} limit from {limit} \
+             to {new}.",
+            if shape.is_some() {
+                "memory does not grow with uptime; the peaks follow the work"
+            } else {
+                "OOM kill shortly after start"
+            },
             c.name
         ),
         evidence,
         (ActionKind::RaiseMemoryLimit, target),
         0.88,
         Risk::Medium,
+    ))
+}
+
+/// A memory limit the rollout history shows was already raised, with the OOM kills continuing at the new limit:
+/// the need follows the limit (a heap or cache sized from it) or is not bounded, so raising it again would not hold.
+fn raise_did_not_hold(f: &Facts<'_>, c: &domain::observation::ContainerView, evidence: &[String]) -> Option<Finding> {
+    let cur = f.current?;
+    // "memory 6Gi -> 8.5Gi": a raise, not a cut (a cut that OOMs is a rollback's business).
+    let after_word = &cur.change[cur.change.to_ascii_lowercase().find("memory")? + "memory".len()..];
+    let (from, to) = after_word.split_once("->")?;
+    let quantity = |t: &str| Bytes::parse(t.trim_matches(|ch: char| !ch.is_ascii_alphanumeric() && ch != '.')).ok();
+    let (from, to) = (quantity(from.split_whitespace().last()?)?, quantity(to.split_whitespace().next()?)?);
+    if to.0 <= from.0 {
+        return None;
+    }
+    let limit = c.resources.limits.get("memory")?;
+    let mut evidence = evidence.to_vec();
+    evidence.push(format!(
+        "revision {} ({} ago) already changed memory: {}",
+        cur.revision,
+        cur.age,
+        quote(&cur.change)
+    ));
+    Some(Finding::escalate(
+        Category::OomLimitTooLow,
+        "oom-raise-did-not-hold",
+        format!(
+            "Container {} is still OOMKilled at its {limit} limit although revision {} raised memory {} ago ({}): the \
+             need grows with the limit or without bound, so another raise would not hold. A human must size the \
+             process (heap flags, caches) or find the leak.",
+            c.name,
+            cur.revision,
+            cur.age,
+            quote(&cur.change)
+        ),
+        evidence,
+        0.8,
     ))
 }
 
@@ -1280,9 +1356,9 @@ pub fn demand_beyond_capacity(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
-/// Rollouts older than this are not compared with a cost-per-request baseline: the metric's "before" would
-/// straddle other changes.
-const COST_BASELINE_SECS: u64 = 7 * 24 * 3600;
+/// Rollouts older than this are not blamed for a fault that shows later (a cost per request, a leak): the baseline
+/// before them would straddle other changes.
+pub(crate) const CHANGE_BASELINE_SECS: u64 = 7 * 24 * 3600;
 
 /// Each unit of work costs a multiple of what it did while demand is flat: the workload itself got dearer. When the
 /// only change in that window is the current revision (no later edit, every dependency healthy) and the revision
@@ -1295,7 +1371,7 @@ pub fn cost_regression(f: &Facts<'_>) -> Option<Finding> {
     }
     let cur = f.current?;
     let age = age_secs(Some(&cur.age));
-    if f.previous.is_none() || age > COST_BASELINE_SECS {
+    if f.previous.is_none() || age > CHANGE_BASELINE_SECS {
         return None;
     }
     // A later in-place edit or a sick dependency could equally explain dearer requests.
