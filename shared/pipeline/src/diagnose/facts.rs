@@ -584,3 +584,40 @@ impl Facts<'_> {
         None
     }
 }
+
+/// Words that date a fault relative to something, and the nouns that make that something the current revision:
+/// "since revision 12", "since the upgrade", "began about 40 minutes after the rollout", "up from 1.6ms before
+/// revision 88".
+const ONSET_MARKERS: &[&str] = &["since ", "after ", "before ", "began with", "started with"];
+const ROLLOUT_NOUNS: &[&str] = &["revision", "release", "upgrade", "rollout", "deploy", "the update", "new version"];
+/// A rollout older than this is not blamed even when the text dates the fault from it.
+pub const ROLLOUT_BLAME_SECS: u64 = 7 * 24 * 3600;
+
+impl Facts<'_> {
+    /// The observations date the fault from a rollout: a metric or note says it began since, after, or (for a
+    /// baseline) before a revision, release or upgrade.
+    pub fn onset_tied_to_rollout(&self) -> bool {
+        let o = &self.s.observations;
+        let texts = o.metrics.values().filter_map(|v| v.as_str()).chain(o.other.as_deref());
+        texts.map(str::to_ascii_lowercase).any(|t| {
+            ONSET_MARKERS.iter().any(|m| {
+                t.match_indices(m).any(|(at, _)| {
+                    let rest: String = t[at + m.len()..].chars().take(40).collect();
+                    contains_any(&rest, ROLLOUT_NOUNS)
+                })
+            })
+        })
+    }
+
+    /// The current revision is what changed before the fault: rolled out within [`RECENT_ROLLOUT_SECS`], or
+    /// within a week when the observations date the fault from it and nothing was edited since. A fault that shows
+    /// at the next peak, or when a leak reaches the limit, still came with the revision.
+    pub fn rollout_precedes_fault(&self) -> bool {
+        if self.recent_rollout() {
+            return true;
+        }
+        let Some(age) = self.current.and_then(|c| parse_age(&c.age)) else { return false };
+        let edited_since = self.recent_changes(&[]).any(|c| parse_age(&c.age).is_none_or(|a| a < age));
+        self.previous.is_some() && age <= ROLLOUT_BLAME_SECS && !edited_since && self.onset_tied_to_rollout()
+    }
+}

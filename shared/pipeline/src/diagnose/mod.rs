@@ -126,7 +126,7 @@ fn rollback_or_escalate(
     what: String,
     mut evidence: Vec<String>,
 ) -> Finding {
-    if f.recent_rollout()
+    if f.rollout_precedes_fault()
         && let Some(found) = rollback_to_previous(f, category, rule, &what, evidence.clone())
     {
         return found;
@@ -149,12 +149,14 @@ fn rollback_or_escalate(
             edits.first().map(String::as_str).unwrap_or_default()
         ),
         (None, Some(c)) => format!(" Revision {} is the first revision: there is nothing to roll back to.", c.revision),
-        (Some(_), _) if !f.recent_rollout() => " No recent rollout explains it, so a rollback would not help.".into(),
+        (Some(_), _) if !f.rollout_precedes_fault() => {
+            " No recent rollout explains it, so a rollback would not help.".into()
+        }
         (Some(_), _) => " The previous revision was not healthy either.".into(),
         (None, None) => " There is no rollout history to roll back to.".into(),
     };
     evidence.extend(edits);
-    let change_induced = f.recent_changes(&[]).next().is_some() || f.recent_rollout();
+    let change_induced = f.recent_changes(&[]).next().is_some() || f.rollout_precedes_fault();
     Finding {
         change_induced,
         ..Finding::escalate(category, rule, format!("{what}{why} A human must fix the spec."), evidence, 0.85)
@@ -186,6 +188,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::unresolvable_host,
     rules::stale_connections,
     rules::dependency,
+    rules::dead_connection,
     rules::crash_after_rollout,
     rules::cpu_throttling,
     rules::scaled_down,

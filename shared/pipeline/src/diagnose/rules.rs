@@ -2,7 +2,7 @@
 
 use domain::action::ActionKind;
 use domain::diagnosis::{Category, Risk};
-use domain::observation::{ContainerState, PodView, format_age};
+use domain::observation::{ContainerState, PodView, format_age, parse_age};
 use domain::quantity::Bytes;
 use jiff::Timestamp;
 
@@ -76,6 +76,45 @@ pub fn node_failure(f: &Facts<'_>) -> Option<Finding> {
         return None;
     }
     evidence.dedup();
+    // A node is not failing if a pod it started after the stuck one is running and ready: the sandbox failure is
+    // tied to that one pod object (a stale sandbox or name left by a runtime restart). A new pod object gets a new
+    // sandbox; delete the stuck pod when siblings carry the load.
+    let stuck: Vec<&PodView> =
+        f.pods().iter().filter(|p| p.events.iter().any(|e| e.reason == "FailedCreatePodSandBox")).collect();
+    if let [p] = stuck.as_slice()
+        && f.deployment().is_some()
+        && p.owner.as_deref().is_some_and(|o| o.starts_with("ReplicaSet/"))
+        && p.node
+            .as_deref()
+            .and_then(|n| f.node(n))
+            .is_some_and(|n| n.conditions.get("Ready").is_some_and(|r| r == "True"))
+    {
+        let stuck_age = age_secs(p.age.as_deref());
+        let later_ok = f
+            .pods()
+            .iter()
+            .find(|q| q.name != p.name && q.node == p.node && q.ready && age_secs(q.age.as_deref()) < stuck_age);
+        if let Some(q) = later_ok {
+            evidence.push(format!(
+                "pod {} started on the same node {} later and is ready: the node's runtime creates sandboxes",
+                q.name,
+                q.age.as_deref().unwrap_or("?")
+            ));
+            return Some(Finding::act(
+                Category::AppHung,
+                "single-pod-sandbox-stuck",
+                format!(
+                    "Pod {} cannot get a pod sandbox, but its node starts other pods (one that came later is ready): the \
+                     failure belongs to that pod object, not the node. Deleting it lets its ReplicaSet create a new pod.",
+                    p.name
+                ),
+                evidence,
+                (ActionKind::DeletePod, f.pod_target(p)),
+                0.8,
+                Risk::Low,
+            ));
+        }
+    }
     let stateful = f.pods().iter().any(|p| p.owner.as_deref().is_some_and(|o| o.starts_with("StatefulSet/")));
     Some(Finding::escalate(
         Category::NodeFailure,
@@ -132,6 +171,35 @@ pub fn node_pressure(f: &Facts<'_>) -> Option<Finding> {
         evidence.push(format!("log: {}", quote(line)));
     }
     let kind = pressured.map(|(_, k)| k).unwrap_or("resource pressure");
+    // Disk pressure fed by this workload writing a multiple of what it used to (logs at a new level, a cache on the
+    // node) since a revision that dates the fault: the revision is the writer, and rolling it back stops the
+    // writes; the kubelet reclaims the evicted pods' logs and writable layers when they go.
+    if kind == "DiskPressure"
+        || evicted
+            .is_some_and(|p| lower_has(p.status_message.as_deref().unwrap_or(""), &["ephemeral", "nodefs", "disk"]))
+    {
+        let writes = f.s.observations.metrics.iter().find_map(|(k, v)| {
+            let k_l = k.to_ascii_lowercase();
+            let about_writes = ["log", "write", "disk", "ephemeral"].iter().any(|w| k_l.contains(w));
+            let text = v.as_str()?;
+            (about_writes && matches!(trend(text), Some(Trend::Rising(_)))).then(|| format!("{k}: {}", quote(text)))
+        });
+        if let Some(w) = writes
+            && f.rollout_precedes_fault()
+        {
+            let mut ev = evidence.clone();
+            ev.push(w);
+            if let Some(found) = rollback_to_previous(
+                f,
+                Category::DiskFull,
+                "disk-filled-by-revision",
+                "The node's disk fills because this workload writes many times what it did before its current revision.",
+                ev,
+            ) {
+                return Some(found);
+            }
+        }
+    }
     Some(Finding::escalate(
         Category::NodePressure,
         "node-pressure",
@@ -175,6 +243,36 @@ pub fn unschedulable(f: &Facts<'_>) -> Option<Finding> {
     } else {
         "the scheduler cannot place them"
     };
+    // The pending pods are the new revision's and that revision changed what the scheduler matches on (requests,
+    // selectors, affinity, tolerations) while the previous revision's pods still run: undoing the template change
+    // is the fix, and the running pods show it fits.
+    let pending_new = f.current.and_then(|c| parse_age(&c.age)).is_some_and(|rev| {
+        f.pods()
+            .iter()
+            .filter(|p| p.phase == "Pending")
+            .all(|p| p.age.as_deref().and_then(parse_age).is_some_and(|a| a <= rev))
+    });
+    let scheduling_change = f.current.is_some_and(|c| {
+        lower_has(
+            &c.change,
+            &["request", "resources", "nodeselector", "node selector", "affinity", "toleration", "topology", "gpu"],
+        )
+    });
+    let old_serving = f.pods().iter().any(|p| p.ready && p.phase == "Running");
+    if pending_new
+        && scheduling_change
+        && old_serving
+        && f.recent_rollout()
+        && let Some(found) = rollback_to_previous(
+            f,
+            Category::Unschedulable,
+            "unschedulable-after-template-change",
+            &format!("The new revision's pods are pending: {why}, after the revision changed what they ask of a node."),
+            evidence.clone(),
+        )
+    {
+        return Some(found);
+    }
     Some(Finding::escalate(
         Category::Unschedulable,
         "unschedulable",
@@ -722,6 +820,21 @@ pub fn certificate(f: &Facts<'_>) -> Option<Finding> {
     if let Some(o) = f.s.observations.other.as_deref() {
         evidence.push(quote(o));
     }
+    // Renewals failing since this workload's own revision (the renewer was upgraded and its renewals have failed
+    // ever since, while its dependencies answer): the revision is the cause and the one before it renewed.
+    if f.rollout_precedes_fault()
+        && f.failing_now().is_some()
+        && !f.dependencies().iter().any(dependency_down)
+        && let Some(found) = rollback_to_previous(
+            f,
+            Category::CertificateExpired,
+            "certificate-renewals-fail-since-revision",
+            "Certificates are not being renewed: the renewer's current revision fails every renewal.",
+            evidence.clone(),
+        )
+    {
+        return Some(found);
+    }
     let external = f.dependencies().iter().find(|d| lower_has(&d.status, &["expired"]));
     if let Some(d) = external {
         evidence.push(format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)));
@@ -961,6 +1074,68 @@ pub fn stale_connections(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// Log lines that say a long-lived connection or watch broke, as opposed to a dependency refusing new ones.
+const CONNECTION_LOST: &[&str] = &[
+    "connection terminated",
+    "connection to broker lost",
+    "connection lost",
+    "lost connection",
+    "pool is not connected",
+    "watch channel idle",
+    "watch closed",
+    "trying to re-establish",
+];
+
+/// A process that lost its connection (to a database, a broker, the API server's watch) and never
+/// re-established it, while nothing says the other side is down: it runs, passes a liveness probe that does not
+/// test the connection, and does no work. A fresh process connects again; when the other side really is down, the
+/// dependency rules above have already answered (refused or timed-out connections, a dependency reported down).
+pub fn dead_connection(f: &Facts<'_>) -> Option<Finding> {
+    let target = f.target()?;
+    if f.dependencies().iter().any(|d| !lower_has(&d.status, &["healthy"])) {
+        return None;
+    }
+    let pods = f.pods();
+    if pods.is_empty()
+        || !pods.iter().all(|p| p.phase == "Running" && p.containers.iter().all(|c| c.state == ContainerState::Running))
+    {
+        return None;
+    }
+    // Every pod shows the break, and none has logged a recovery since.
+    let broken = |i: usize| {
+        let lines: Vec<&LogLine<'_>> = f.logs.iter().filter(|l| l.pod == i).collect();
+        let at = lines.iter().rposition(|l| contains_any(&l.lower, CONNECTION_LOST));
+        at.filter(|&k| {
+            !lines[k + 1..]
+                .iter()
+                .any(|l| contains_any(&l.lower, &["reconnected", "connected to", "re-established", "established"]))
+        })
+        .map(|k| lines[k].text)
+    };
+    let lines: Vec<&str> = (0..pods.len()).filter_map(broken).collect();
+    if lines.len() != pods.len() {
+        return None;
+    }
+    Some(Finding::act(
+        Category::AppHung,
+        "connection-never-reestablished",
+        format!(
+            "{} lost a long-lived connection and never re-established it ('{}'): the process runs and its probes pass, \
+             but it does no work, and nothing reports the other side down. A rolling restart reconnects; the client \
+             needs reconnect handling.",
+            target.name,
+            quote(lines[0])
+        ),
+        vec![
+            format!("log of {}: {}", pods[0].name, quote(lines[0])),
+            format!("all {} pods show the break and no reconnect since", pods.len()),
+        ],
+        (ActionKind::Restart, target),
+        0.75,
+        Risk::Low,
+    ))
+}
+
 /// A downstream system is down, slow or unreachable.
 pub fn dependency(f: &Facts<'_>) -> Option<Finding> {
     let bad = f.dependencies().iter().find(|d| dependency_down(d));
@@ -1127,7 +1302,7 @@ pub fn rate_limited(f: &Facts<'_>) -> Option<Finding> {
 
 /// Errors or saturation that started with a recent rollout, while everything the workload depends on is fine.
 pub fn regression_after_rollout(f: &Facts<'_>) -> Option<Finding> {
-    if !f.recent_rollout() || !f.previous_healthy() {
+    if !f.rollout_precedes_fault() || !f.previous_healthy() {
         return None;
     }
     let w = f.s.observations.workload.as_ref()?;
