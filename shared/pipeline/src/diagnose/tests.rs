@@ -361,3 +361,215 @@ fn trends_read_a_metric_against_its_stated_baseline() {
     assert_eq!(trend("3,412 and rising"), None);
     assert_eq!(trend("coredns 41k qps at peak"), None);
 }
+
+/// Both pods at their CPU limit under an HPA pinned at its maximum, with the given demand and cost metrics.
+fn saturated(demand: &str, cost: &str) -> Value {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/workload/hpa",
+        json!({"min": 2, "max": 3, "current": 3, "desired": 5, "target": "cpu 70%", "current_metric": "cpu 140%",
+               "conditions": ["ScalingLimited=True TooManyReplicas"]}),
+    );
+    for i in 0..2 {
+        set(
+            &mut v,
+            &format!("/observations/pods/{i}/containers/0"),
+            container(json!({"usage": {"cpu": "980m", "memory": "300Mi"},
+                             "resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "1", "memory": "512Mi"}}})),
+        );
+    }
+    set(&mut v, "/observations/metrics", json!({"requests_per_second": demand, "cpu_seconds_per_request": cost}));
+    v
+}
+
+#[test]
+fn load_scales_out_and_dearer_requests_roll_back() {
+    // More requests at the same cost: capacity. The HPA's own desired count is the target.
+    let d = run(&saturated("2,400, up from 1,000 at this hour last week", "unchanged"));
+    assert_eq!((d.category, d.proposal.action), (Category::TrafficSpike, ActionKind::ScaleUp), "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().params["replicas"], json!(5));
+
+    // The same requests at 3x the cost, two days after a rollout the metric dates it from: the revision.
+    let mut v = saturated("1,000, the same as last week", "3.1ms, up from 1.0ms before revision 7");
+    set(&mut v, "/observations/rollout_history/0/age", json!("2d"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().params["to_revision"], json!(6));
+
+    // ... but a revision older than the baseline window is not blamed, and neither is one followed by an edit.
+    let d = run(&saturated("1,000, the same as last week", "3.1ms, up from 1.0ms"));
+    assert_ne!(d.proposal.action, ActionKind::Rollback, "{}", d.summary);
+    let mut v = saturated("1,000, the same as last week", "3.1ms, up from 1.0ms before revision 7");
+    set(&mut v, "/observations/rollout_history/0/age", json!("2d"));
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "3h", "kind": "ConfigMap", "object": "shop/web-config", "summary": "cache size edited"}]),
+    );
+    assert_ne!(run(&v).proposal.action, ActionKind::Rollback);
+}
+
+fn oom_after(v: &mut Value, started: &str, trend: &str) {
+    set(
+        v,
+        "/observations/pods/0/containers/0",
+        container(json!({"restart_count": 3, "usage": {"memory": "220Mi", "trend": trend},
+            "last_termination": {"reason": "OOMKilled", "exit_code": 137, "started_at": started,
+                                 "finished_at": "2025-01-01T09:58:00Z"}})),
+    );
+}
+
+#[test]
+fn memory_shape_decides_leak_or_limit_before_the_runs_length() {
+    // Killed after 3 hours, but memory is a flat baseline with peaks from the work: the limit is too low.
+    let mut v = healthy();
+    oom_after(&mut v, "2025-01-01T06:58:00Z", "no growth with uptime; spikes per concurrent export");
+    let d = run(&v);
+    assert_eq!(
+        (d.category, d.proposal.action),
+        (Category::OomLimitTooLow, ActionKind::RaiseMemoryLimit),
+        "{}",
+        d.summary
+    );
+
+    // Killed after 20 minutes, memory climbing from each start: a leak, not a limit to raise.
+    let mut v = healthy();
+    oom_after(&mut v, "2025-01-01T09:38:00Z", "climbs linearly from each container start");
+    let d = run(&v);
+    assert_eq!(d.category, Category::MemoryLeak, "{}", d.summary);
+    assert_ne!(d.proposal.action, ActionKind::RaiseMemoryLimit);
+
+    // The same leak on a revision a day old, dated from it: roll back.
+    set(&mut v, "/observations/rollout_history/0/age", json!("1d"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::MemoryLeak, ActionKind::Rollback), "{}", d.summary);
+
+    // A climb that hits the limit seconds after start is loading a working set: raise it.
+    let mut v = healthy();
+    oom_after(&mut v, "2025-01-01T09:57:57Z", "climbs ~30Mi/s from 70Mi at start");
+    assert_eq!(run(&v).proposal.action, ActionKind::RaiseMemoryLimit);
+}
+
+#[test]
+fn a_memory_raise_that_did_not_hold_is_not_repeated_but_a_cut_is_undone() {
+    let mut v = healthy();
+    oom_after(&mut v, "2025-01-01T09:50:00Z", "");
+    recent_rollout(&mut v);
+    set(&mut v, "/observations/rollout_history/0/change", json!("memory 256Mi -> 512Mi (to stop the OOMs)"));
+    let d = run(&v);
+    assert_eq!(d.proposal.action, ActionKind::Escalate, "{}", d.summary);
+    assert_eq!(d.rule, "oom-raise-did-not-hold");
+
+    set(&mut v, "/observations/rollout_history/0/change", json!("memory 1Gi -> 512Mi"));
+    assert_eq!(run(&v).proposal.action, ActionKind::Rollback);
+}
+
+#[test]
+fn a_finished_disruption_clears_only_after_a_quiet_window() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "40m", "kind": "ControlPlane", "object": "c", "summary": "upgrade 1.30 -> 1.31 completed"}]),
+    );
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"restart_count": 2, "last_termination": {"reason": "Error", "exit_code": 1,
+                                                                   "finished_at": "2025-01-01T09:30:00Z"}})),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+
+    // A termination three minutes ago: it may still be going on.
+    set(&mut v, "/observations/pods/0/containers/0/last_termination/finished_at", json!("2025-01-01T09:59:00Z"));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
+
+#[test]
+fn one_pods_stuck_sandbox_on_a_working_node_deletes_that_pod() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/nodes",
+        json!([{"name": "node-a", "conditions": {"Ready": "True",
+        "MemoryPressure": "False", "DiskPressure": "False", "PIDPressure": "False"}, "unschedulable": false}]),
+    );
+    set(&mut v, "/observations/pods/0/phase", json!("Pending"));
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    set(&mut v, "/observations/pods/0/age", json!("40m"));
+    set(
+        &mut v,
+        "/observations/pods/0/events",
+        json!([{"type": "Warning", "reason": "FailedCreatePodSandBox", "age": "1m", "count": 30, "from": "kubelet",
+                "message": "Failed to create pod sandbox: the container name is already in use"}]),
+    );
+    set(&mut v, "/observations/pods/1/age", json!("15m"));
+    let d = run(&v);
+    assert_eq!(d.proposal.action, ActionKind::DeletePod, "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().name, "web-5d4c3b2a1-aaaaa");
+
+    // No pod started on that node since: the node's runtime may be what fails.
+    set(&mut v, "/observations/pods/1/age", json!("3d"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NodeFailure, ActionKind::Escalate));
+}
+
+#[test]
+fn a_connection_lost_and_never_reestablished_restarts_unless_the_other_side_is_down() {
+    let mut v = healthy();
+    for i in 0..2 {
+        set(
+            &mut v,
+            &format!("/observations/pods/{i}/logs_tail"),
+            json!([
+                "consumer: Connection to broker lost. Trying to re-establish the connection...",
+                "(no output since)"
+            ]),
+        );
+    }
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AppHung, ActionKind::Restart), "{}", d.summary);
+
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "rabbitmq", "kind": "broker", "status": "down", "evidence": "no node answers"}]),
+    );
+    assert_ne!(run(&v).proposal.action, ActionKind::Restart);
+
+    // One pod reconnected: the break is not what keeps the workload down.
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/logs_tail", json!(["Connection to broker lost", "Connected to amqp://broker"]));
+    set(&mut v, "/observations/pods/1/logs_tail", json!(["Connection to broker lost"]));
+    assert_ne!(run(&v).proposal.action, ActionKind::Restart);
+}
+
+#[test]
+fn a_rotated_credential_restarts_only_when_its_system_accepts_the_new_one() {
+    let mut v = healthy();
+    for i in 0..2 {
+        set(
+            &mut v,
+            &format!("/observations/pods/{i}/logs_tail"),
+            json!(["pq: password authentication failed for user \"web\""]),
+        );
+    }
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "2h", "kind": "Secret", "object": "shop/web-db", "summary": "password regenerated by the operator"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AuthOrPermission, ActionKind::Escalate));
+
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "web-db", "kind": "postgres", "status": "healthy",
+                "evidence": "a login with the password now in shop/web-db succeeds"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AuthOrPermission, ActionKind::Restart), "{}", d.summary);
+}
