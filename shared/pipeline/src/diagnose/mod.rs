@@ -178,6 +178,8 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::demand_beyond_capacity,
     rules::cost_regression,
     rules::liveness_kills,
+    // A standby waiting for leadership looks like a lone wedged pod; it is not one.
+    rules::standby_by_design,
     rules::hung,
     rules::readiness_never_passes,
     rules::auth,

@@ -200,6 +200,9 @@ pub fn node_pressure(f: &Facts<'_>) -> Option<Finding> {
             }
         }
     }
+    if let Some(found) = writable_layers_fill_node(f, &evidence) {
+        return Some(found);
+    }
     Some(Finding::escalate(
         Category::NodePressure,
         "node-pressure",
@@ -209,6 +212,115 @@ pub fn node_pressure(f: &Facts<'_>) -> Option<Finding> {
         ),
         evidence,
         0.87,
+    ))
+}
+
+/// A container's ephemeral-storage use (its writable layer and logs) from the usage figures.
+fn ephemeral_bytes(c: &domain::observation::ContainerView) -> Option<f64> {
+    let u = c.usage.as_ref()?;
+    let q = u.get("ephemeral_storage").or_else(|| u.get("ephemeral-storage"))?;
+    mem_bytes(q.split_whitespace().next()?)
+}
+
+/// DiskPressure whose bulk is this Deployment's own pods' writable layers (files written inside the container,
+/// no ephemeral-storage limit): they only grow while the containers live, and a new container starts with an empty
+/// layer. A rolling restart frees the space; it is only proposed when some listed node is free of disk pressure,
+/// so the surge pods have somewhere to go.
+fn writable_layers_fill_node(f: &Facts<'_>, evidence: &[String]) -> Option<Finding> {
+    let target = f.target()?;
+    let (node, used) = f.nodes().iter().find_map(|n| {
+        (n.conditions.get("DiskPressure").map(String::as_str) == Some("True")).then_some(())?;
+        let q = n.usage.get("ephemeral-storage").or_else(|| n.usage.get("ephemeral_storage"))?;
+        Some((n, mem_bytes(q.split_whitespace().next()?)?))
+    })?;
+    let ours: f64 = f
+        .pods()
+        .iter()
+        .filter(|p| p.node.as_deref() == Some(node.name.as_str()))
+        .flat_map(|p| p.containers.iter())
+        .filter_map(ephemeral_bytes)
+        .sum();
+    let room_elsewhere =
+        f.nodes().iter().any(|n| n.conditions.get("DiskPressure").map(String::as_str) == Some("False"));
+    if used <= 0.0 || ours / used < 0.3 || !room_elsewhere {
+        return None;
+    }
+    let mut evidence = evidence.to_vec();
+    evidence.push(format!(
+        "{}'s pods hold {} of the {} used on node {} in their writable layers",
+        target.name,
+        Bytes(ours as u64).to_quantity(),
+        Bytes(used as u64).to_quantity(),
+        node.name
+    ));
+    Some(Finding::act(
+        Category::DiskFull,
+        "writable-layers-fill-node",
+        format!(
+            "Node {} is under DiskPressure and {:.0}% of its used disk is {}'s own containers' writable layers, which \
+             grow for as long as the containers live. A rolling restart replaces them with empty layers (other nodes \
+             have room for the new pods); the files they write need cleaning up or an ephemeral-storage limit.",
+            node.name,
+            ours / used * 100.0,
+            target.name
+        ),
+        evidence,
+        (ActionKind::Restart, target),
+        0.78,
+        Risk::Medium,
+    ))
+}
+
+/// Log lines of a standby in leader election, and of the leader.
+const STANDBY: &[&str] = &[
+    "waiting for leadership",
+    "not the leader",
+    "standby",
+    "attempting to acquire leader lease",
+    "waiting to acquire",
+];
+const LEADER: &[&str] = &[
+    "i'm the leader",
+    "i am the leader",
+    "became leader",
+    "successfully acquired lease",
+    "acquired leadership",
+    "elected leader",
+];
+
+/// Replicas missing by design: an active/standby controller whose readiness only the leader passes. One pod leads
+/// and serves, the others run without restarts and say they are waiting for leadership. Nothing is wrong; the
+/// readiness probe (or the alert) should not count standbys.
+pub fn standby_by_design(f: &Facts<'_>) -> Option<Finding> {
+    let pods = f.pods();
+    let said = |p: &PodView, words: &[&str]| {
+        p.logs_tail.iter().rev().take(3).any(|l| contains_any(&l.to_ascii_lowercase(), words))
+    };
+    let leaders: Vec<&PodView> = pods.iter().filter(|p| p.ready && said(p, LEADER)).collect();
+    let standbys: Vec<&PodView> = pods.iter().filter(|p| !p.ready).collect();
+    let calm = standbys.iter().all(|p| {
+        p.phase == "Running"
+            && said(p, STANDBY)
+            && p.containers.iter().all(|c| c.state == ContainerState::Running && c.restart_count == 0)
+    });
+    if leaders.len() != 1 || standbys.is_empty() || !calm || f.failing_now().is_some_and(|(p, _)| p.ready) {
+        return None;
+    }
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "standby-not-ready-by-design",
+        format!(
+            "Not ready by design: {} leads and serves, and the {} other pods are standbys of the leader election (no \
+             restarts, waiting for leadership), which this readiness probe fails until they lead. Nothing to fix; \
+             the alert (or the probe) should not count standbys.",
+            leaders[0].name,
+            standbys.len()
+        ),
+        vec![
+            format!("pod {} is ready and the leader", leaders[0].name),
+            format!("{} not-ready pods log that they wait for leadership, with no restarts", standbys.len()),
+        ],
+        0.75,
     ))
 }
 

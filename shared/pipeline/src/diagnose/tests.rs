@@ -573,3 +573,46 @@ fn a_rotated_credential_restarts_only_when_its_system_accepts_the_new_one() {
     let d = run(&v);
     assert_eq!((d.category, d.proposal.action), (Category::AuthOrPermission, ActionKind::Restart), "{}", d.summary);
 }
+
+#[test]
+fn a_node_filled_by_our_own_writable_layers_restarts_when_another_node_has_room() {
+    let node = |name: &str, pressure: &str, used: &str| {
+        json!({"name": name, "conditions": {"Ready": "True", "MemoryPressure": "False", "DiskPressure": pressure,
+               "PIDPressure": "False"}, "unschedulable": false, "usage": {"ephemeral-storage": used}})
+    };
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/nodes",
+        json!([node("node-a", "True", "40Gi (95%)"), node("node-b", "False", "20Gi (50%)")]),
+    );
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"usage": {"memory": "200Mi", "ephemeral_storage": "18Gi"}})),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DiskFull, ActionKind::Restart), "{}", d.summary);
+
+    // Every node under pressure: the surge pods would have nowhere to go.
+    set(&mut v, "/observations/nodes/1", node("node-b", "True", "38Gi (94%)"));
+    assert_eq!(run(&v).proposal.action, ActionKind::Escalate);
+    // Our pods hold little of the disk: someone else fills it.
+    set(&mut v, "/observations/nodes/1", node("node-b", "False", "20Gi (50%)"));
+    set(&mut v, "/observations/pods/0/containers/0/usage/ephemeral_storage", json!("2Gi"));
+    assert_eq!(run(&v).proposal.action, ActionKind::Escalate);
+}
+
+#[test]
+fn standbys_of_a_leader_election_are_not_ready_by_design() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/logs_tail", json!(["level=info msg=\"I'm the leader\""]));
+    set(&mut v, "/observations/pods/1/ready", json!(false));
+    set(&mut v, "/observations/pods/1/logs_tail", json!(["level=info msg=\"waiting for leadership\""]));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+
+    // A standby that restarts is not calm.
+    set(&mut v, "/observations/pods/1/containers/0/restart_count", json!(4));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
