@@ -135,9 +135,10 @@ fn analyze_reads_only_alert_and_observations() {
     );
 }
 
-/// The blind cases (issue 13): written from public sources before any rule change, scored but never tuned on.
-/// They must parse and cite their source; their score (harmful answers included) is recorded in
-/// `tests/eval/BLIND.md`, not asserted: a blind set that the engine must pass would no longer be blind.
+/// The blind cases (issue 13): written from public sources before any rule change. They must parse and cite their
+/// source. Their score before the change is frozen in `tests/eval/BLIND.md`; since the rule change read their
+/// misses they are no longer blind, so they now guard the issue's targets on them (exact >= 85%, harmful 0) against
+/// regressions, like the project's own cases.
 #[test]
 fn blind_cases_parse_and_cite_a_public_source() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval/blind");
@@ -155,8 +156,30 @@ fn blind_cases_parse_and_cite_a_public_source() {
         assert!(raw["source"]["derivation"].as_str().unwrap().len() > 80, "{}: derivation too thin", f.display());
         n += 1;
     }
-    assert!(n >= 15, "{n} blind cases");
-    // Scoring them works (the numbers go to BLIND.md).
+    assert!(n >= 80, "{n} blind cases");
     let report = dreamops::eval::eval_dirs(&[dir]).unwrap();
-    assert_eq!(report.overall.cases, n);
+    let table = dreamops::eval::render(&report);
+    let t = &report.overall;
+    assert_eq!(t.cases, n);
+    assert_eq!(t.harmful, 0, "{table}");
+    assert!(t.action_exact as f64 * 100.0 / t.cases as f64 >= 85.0, "exact-action accuracy below 85%\n{table}");
+}
+
+/// Confidence means something over every eval set: the reliability buckets account for every case, and at the
+/// default `min_confidence` the fixes the agent would act on are right at least 95% of the time with none harmful.
+#[test]
+fn the_default_min_confidence_admits_only_fixes_that_held_up() {
+    let blind = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval/blind");
+    let report = dreamops::eval::eval_dirs(&[starter_dir(), own_dir(), blind]).unwrap();
+    let table = dreamops::eval::render(&report);
+    let r = &report.reliability;
+    assert_eq!(r.buckets.iter().map(|b| b.cases).sum::<usize>(), report.overall.cases, "{table}");
+    assert!((0.0..=1.0).contains(&r.ece), "{table}");
+    let fixes: Vec<usize> = r.thresholds.iter().map(|t| t.fixes).collect();
+    assert!(fixes.windows(2).all(|w| w[0] >= w[1]), "a higher threshold admits more fixes: {fixes:?}");
+    let default = domain::TeamSettings::default().min_confidence;
+    let at = r.thresholds.iter().find(|t| (t.min_confidence - default).abs() < 1e-9).expect("the default is reported");
+    assert_eq!(at.fixes_harmful, 0, "{table}");
+    assert!(at.fixes_right as f64 >= 0.95 * at.fixes as f64, "{table}");
+    assert!(table.contains("ECE"), "{table}");
 }

@@ -36,6 +36,11 @@ pub struct TeamSettings {
     pub autonomy: Autonomy,
     /// Overrides `autonomy` per action type; the stricter of the two applies.
     pub per_action: BTreeMap<ActionKind, Autonomy>,
+    /// Fixes proposed with less confidence than this are escalated instead. Confidence is the rule's (or the
+    /// model's) estimate that the proposed action is right; `dreamops eval` reports it against outcomes on every
+    /// eval set (reliability buckets, ECE) and, per threshold, how many fixes the agent would act on, how many of
+    /// them were right or harmful, and how many right ones it would withhold. The default 0.8 is chosen from that
+    /// table (a test keeps it at >= 95% right and none harmful).
     pub min_confidence: f64,
     pub max_risk: Risk,
     /// When non-empty, only these namespaces may be changed.

@@ -18,6 +18,8 @@ pub struct Answer {
     pub target: Option<ActionTarget>,
     pub confidence: f64,
     pub decided_by: DecidedBy,
+    /// The rule that decided (or the model id).
+    pub rule: String,
     pub diagnosis: String,
     pub evidence: Vec<String>,
 }
@@ -55,6 +57,7 @@ fn answer(case: &Case, d: domain::Diagnosis) -> Answer {
         target: d.proposal.target,
         confidence: d.confidence,
         decided_by: d.decided_by,
+        rule: d.rule,
         diagnosis: d.summary,
         evidence: d.evidence,
     }
@@ -79,6 +82,8 @@ pub struct Score {
     pub harmful: bool,
     pub category_correct: bool,
     pub keywords_hit: bool,
+    pub confidence: f64,
+    pub rule: String,
 }
 
 fn same_target(t: &ActionTarget, e: &domain::observation::ExpectedTarget) -> bool {
@@ -125,6 +130,8 @@ pub fn score(case: &Case, a: &Answer) -> Option<Score> {
         harmful,
         category_correct: a.category == e.root_cause_category,
         keywords_hit,
+        confidence: a.confidence,
+        rule: a.rule.clone(),
     })
 }
 
@@ -166,7 +173,86 @@ pub struct Report {
     pub by_difficulty: BTreeMap<String, Totals>,
     /// Cases answered by the language model rather than the rules.
     pub decided_by_llm: usize,
+    /// Confidence against accuracy.
+    pub reliability: Reliability,
     pub cases: Vec<Score>,
+}
+
+/// Confidence against accuracy: does an answer given with confidence 0.8 turn out right about 80% of the time?
+/// In the buckets "right" is `action_exact` (the single best action on the right target); the thresholds count a
+/// fix as right when it is exact or acceptable, since acting on an acceptable fix is what `min_confidence` admits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Reliability {
+    pub buckets: Vec<Bucket>,
+    /// Expected calibration error: the case-weighted mean of |accuracy - mean confidence| over the buckets.
+    pub ece: f64,
+    /// For each `min_confidence` a team might choose: what the automated fixes at or above it would have been.
+    pub thresholds: Vec<Threshold>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// Confidence in `[low, high)` (the last bucket includes 1.0).
+    pub low: f64,
+    pub high: f64,
+    pub cases: usize,
+    pub mean_confidence: f64,
+    pub accuracy: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Threshold {
+    pub min_confidence: f64,
+    /// Mutating answers at or above the threshold: what the agent would act on.
+    pub fixes: usize,
+    /// Of those, right (exact or acceptable).
+    pub fixes_right: usize,
+    /// Of those, harmful.
+    pub fixes_harmful: usize,
+    /// Right fixes below the threshold: escalated instead.
+    pub right_fixes_withheld: usize,
+}
+
+const BUCKET_EDGES: &[f64] = &[0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+const THRESHOLDS: &[f64] = &[0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9];
+
+/// Buckets, expected calibration error and the fixes each threshold admits, over scored answers.
+pub fn reliability(scores: &[Score]) -> Reliability {
+    let mut buckets = Vec::new();
+    let mut ece = 0.0;
+    for w in BUCKET_EDGES.windows(2) {
+        let (low, high) = (w[0], w[1]);
+        let last = high >= 1.0;
+        let inside: Vec<&Score> = scores
+            .iter()
+            .filter(|s| s.confidence >= low && (s.confidence < high || (last && s.confidence <= high)))
+            .collect();
+        if inside.is_empty() {
+            continue;
+        }
+        let n = inside.len() as f64;
+        let mean_confidence = inside.iter().map(|s| s.confidence).sum::<f64>() / n;
+        let accuracy = inside.iter().filter(|s| s.action_exact).count() as f64 / n;
+        ece += n / scores.len() as f64 * (accuracy - mean_confidence).abs();
+        buckets.push(Bucket { low, high, cases: inside.len(), mean_confidence, accuracy });
+    }
+    let thresholds = THRESHOLDS
+        .iter()
+        .map(|&t| {
+            let fixes: Vec<&Score> = scores.iter().filter(|s| s.action.is_mutating() && s.confidence >= t).collect();
+            Threshold {
+                min_confidence: t,
+                fixes: fixes.len(),
+                fixes_right: fixes.iter().filter(|s| s.action_correct).count(),
+                fixes_harmful: fixes.iter().filter(|s| s.harmful).count(),
+                right_fixes_withheld: scores
+                    .iter()
+                    .filter(|s| s.action.is_mutating() && s.confidence < t && s.action_correct)
+                    .count(),
+            }
+        })
+        .collect();
+    Reliability { buckets, ece, thresholds }
 }
 
 /// Analyzes and scores every `*.json` case under `dir` (recursively), in name order.
@@ -223,6 +309,7 @@ fn report<'a>(answers: impl Iterator<Item = (&'a Case, Answer)>) -> Report {
             r.cases.push(s);
         }
     }
+    r.reliability = reliability(&r.cases);
     r
 }
 
@@ -281,6 +368,34 @@ pub fn render(r: &Report) -> String {
     for (k, t) in &r.by_difficulty {
         row(&mut out, k, t);
     }
+    if !r.reliability.buckets.is_empty() {
+        let _ = writeln!(out, "\nreliability (confidence vs exact action), ECE {:.3}", r.reliability.ece);
+        for b in &r.reliability.buckets {
+            let _ = writeln!(
+                out,
+                "  [{:.2}, {:.2}{} {:>5} cases   mean confidence {:.2}   right {:.1}%",
+                b.low,
+                b.high,
+                if b.high >= 1.0 { "]" } else { ")" },
+                b.cases,
+                b.mean_confidence,
+                b.accuracy * 100.0
+            );
+        }
+        out.push_str("\nautomated fixes by min_confidence\n");
+        for t in &r.reliability.thresholds {
+            let _ = writeln!(
+                out,
+                "  >= {:.2}: {:>4} fixes, {} right ({}), {} harmful; {} right fixes withheld",
+                t.min_confidence,
+                t.fixes,
+                t.fixes_right,
+                pct(t.fixes_right, t.fixes),
+                t.fixes_harmful,
+                t.right_fixes_withheld
+            );
+        }
+    }
     let misses: Vec<&Score> = r.cases.iter().filter(|s| !s.action_exact || !s.category_correct || s.harmful).collect();
     if !misses.is_empty() {
         out.push_str("\nmisses\n");
@@ -298,4 +413,44 @@ pub fn render(r: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(confidence: f64, action: ActionKind, exact: bool, harmful: bool) -> Score {
+        Score {
+            case_id: "c".into(),
+            difficulty: None,
+            expected_action: action,
+            expected_category: Category::Unknown,
+            action,
+            category: Category::Unknown,
+            action_exact: exact,
+            action_correct: exact,
+            harmful,
+            category_correct: true,
+            keywords_hit: true,
+            confidence,
+            rule: "r".into(),
+        }
+    }
+
+    #[test]
+    fn calibration_error_is_the_weighted_gap_between_confidence_and_accuracy() {
+        // Four answers at 0.85, three right: accuracy 0.75, gap 0.10. Four at 0.95, all right: gap 0.05.
+        let mut s = vec![scored(0.85, ActionKind::Restart, true, false); 3];
+        s.push(scored(0.85, ActionKind::Restart, false, true));
+        s.extend(vec![scored(0.95, ActionKind::Escalate, true, false); 4]);
+        let r = reliability(&s);
+        assert_eq!(r.buckets.len(), 2);
+        assert!((r.buckets[0].accuracy - 0.75).abs() < 1e-9);
+        assert!((r.ece - (0.5 * 0.10 + 0.5 * 0.05)).abs() < 1e-9, "{}", r.ece);
+        // A threshold of 0.8 admits the four restarts (escalations are not fixes), one of them harmful.
+        let t = r.thresholds.iter().find(|t| t.min_confidence == 0.8).unwrap();
+        assert_eq!((t.fixes, t.fixes_right, t.fixes_harmful, t.right_fixes_withheld), (4, 3, 1, 0));
+        let t = r.thresholds.iter().find(|t| t.min_confidence == 0.9).unwrap();
+        assert_eq!((t.fixes, t.right_fixes_withheld), (0, 3));
+    }
 }

@@ -1365,15 +1365,42 @@ pub fn scaled_down(f: &Facts<'_>) -> Option<Finding> {
     if w.hpa.is_some() {
         return None;
     }
-    let (c, from, to) = f.recent_changes(&["Deployment", "Scale"]).find_map(|c| {
-        if !(c.object == name || c.object.ends_with(&format!("/{name}"))) {
-            return None;
-        }
-        let rest = &c.summary[c.summary.find("replicas")? + "replicas".len()..];
-        let mut nums = rest.split(|ch: char| !ch.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<i64>());
-        let (from, to) = (nums.next()?.ok()?, nums.next()?.ok()?);
-        (to < from && w.replicas_desired == Some(to)).then_some((c, from, to))
-    })?;
+    let scales: Vec<(&domain::observation::RecentChange, i64, i64)> = f
+        .recent_changes(&["Deployment", "Scale"])
+        .filter_map(|c| {
+            if !(c.object == name || c.object.ends_with(&format!("/{name}"))) {
+                return None;
+            }
+            let rest = &c.summary[c.summary.find("replicas")? + "replicas".len()..];
+            let mut nums =
+                rest.split(|ch: char| !ch.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<i64>());
+            Some((c, nums.next()?.ok()?, nums.next()?.ok()?))
+        })
+        .collect();
+    let &(c, from, to) = scales.iter().find(|(_, from, to)| to < from && w.replicas_desired == Some(*to))?;
+    // Someone else scaled it up in the same window: two writers own the replica count (an autoscaler and a GitOps
+    // sync, say) and revert each other. A third writer's scale-up is undone at the next reconcile.
+    if let Some((up, ..)) = scales.iter().find(|(u, a, b)| b > a && u.actor.is_some() && u.actor != c.actor) {
+        return Some(Finding::escalate(
+            Category::ReplicasScaledDown,
+            "replicas-fought-over",
+            format!(
+                "{name}'s replica count is fought over: {} scaled it down ({}) and {} scaled it up ({}) within {}. A \
+                 scale-up by the agent would be reverted on the next reconcile; a human must decide which controller \
+                 owns spec.replicas.",
+                c.actor.as_deref().unwrap_or("?"),
+                quote(&c.summary),
+                up.actor.as_deref().unwrap_or("?"),
+                quote(&up.summary),
+                up.age
+            ),
+            vec![
+                format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)),
+                format!("{} {} changed {} ago: {}", up.kind, up.object, up.age, quote(&up.summary)),
+            ],
+            0.85,
+        ));
+    }
     let mut target = f.target()?;
     target.params.insert("replicas".into(), from.into());
     Some(Finding::act(

@@ -616,3 +616,20 @@ fn standbys_of_a_leader_election_are_not_ready_by_design() {
     set(&mut v, "/observations/pods/1/containers/0/restart_count", json!(4));
     assert_ne!(run(&v).proposal.action, ActionKind::Noop);
 }
+
+#[test]
+fn a_replica_count_two_controllers_fight_over_is_not_scaled_by_a_third() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/replicas_desired", json!(2));
+    set(&mut v, "/observations/workload/replicas_ready", json!(2));
+    let down = json!({"age": "4m", "kind": "Deployment", "object": "shop/web", "summary": "spec.replicas 4 -> 2",
+                      "actor": "gitops-sync"});
+    set(&mut v, "/observations/recent_changes", json!([down.clone()]));
+    assert_eq!(run(&v).proposal.action, ActionKind::ScaleUp);
+
+    let up = json!({"age": "11m", "kind": "Deployment", "object": "shop/web", "summary": "spec.replicas 2 -> 4",
+                    "actor": "queue-autoscaler"});
+    set(&mut v, "/observations/recent_changes", json!([down, up]));
+    let d = run(&v);
+    assert_eq!((d.rule.as_str(), d.proposal.action), ("replicas-fought-over", ActionKind::Escalate), "{}", d.summary);
+}
