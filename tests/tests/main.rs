@@ -14,5 +14,6 @@ mod failures;
 mod infra;
 mod llm;
 mod restart;
+mod runbook;
 mod scenarios;
 mod webhooks;

@@ -1123,9 +1123,11 @@ async function keysPage() {
 async function runbookPage() {
   const { body } = await api("GET", teamPath("/runbook"));
   show(h("h1", {}, "Runbook"),
-    body.entries.length ? null : h("p", { class: "muted", id: "runbook-empty" }, "No entries yet: one is learned each time a fix verifies."),
-    ...body.entries.map((e) => h("div", { class: "card runbook-entry" },
-      h("p", {}, h("strong", {}, `${e.category.replace(/_/g, " ")} on ${e.workload}`), ` → ${e.action}`, h("span", { class: "muted" }, ` · ${e.outcome} · resolved in ${duration(e.mttr_secs)} · learned ${ago(e.learned_at)}`)),
+    body.entries.length ? null : h("p", { class: "muted", id: "runbook-empty" }, "No entries yet: one is learned each time a fix verifies or fails to hold."),
+    ...body.entries.map((e) => h("div", { class: `card runbook-entry ${e.result === "did_not_hold" ? "did-not-hold" : "held"}` },
+      h("p", {}, h("strong", {}, `${e.category.replace(/_/g, " ")} on ${e.workload}`), ` → ${e.action}`,
+        h("span", { class: "badge" }, e.result === "did_not_hold" ? " did not hold: not proposed again" : " held"),
+        h("span", { class: "muted" }, ` · ${e.outcome} · ${e.result === "did_not_hold" ? "escalated after" : "resolved in"} ${duration(e.mttr_secs)} · learned ${ago(e.learned_at)}`)),
       h("p", {}, e.symptom),
       e.evidence.length ? h("ul", { class: "evidence" }, ...e.evidence.map((x) => h("li", {}, x))) : null,
       h("p", {}, h("a", { href: `#/incidents/${encodeURIComponent(e.incident_id)}` }, "The incident it was learned from")))));

@@ -44,7 +44,7 @@ pub async fn analyze_with(case: &Case, llm: &dyn LanguageModel, min_confidence: 
     let s = case.snapshot();
     let mut d = pipeline::diagnose::diagnose(&s);
     if pipeline::llm::needed(&d, min_confidence) {
-        d = pipeline::llm::consult(llm, &s, d).await;
+        d = pipeline::llm::consult(llm, &s, d, &[]).await;
     }
     answer(case, d)
 }

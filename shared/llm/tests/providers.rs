@@ -67,7 +67,7 @@ async fn consult_above(base: &str, provider: &str, s: &Snapshot, min_confidence:
     let model = llm::build(&config(provider, &endpoint, 2), "test-key".into()).unwrap();
     let rules = pipeline::diagnose::diagnose(s);
     assert!(pipeline::llm::needed(&rules, min_confidence), "the rules must leave this open: {rules:?}");
-    pipeline::llm::consult(model.as_ref(), s, rules).await
+    pipeline::llm::consult(model.as_ref(), s, rules, &[]).await
 }
 
 fn assert_escalated(d: &Diagnosis, why: &str) {
@@ -146,7 +146,7 @@ async fn anthropic_permanent_errors_are_not_retried() {
     let (f, base) = Fake::start().await.unwrap();
     let model = llm::build(&config("anthropic", &base, 2), "wrong-key".into()).unwrap();
     let s = snapshot(&[]);
-    let d = pipeline::llm::consult(model.as_ref(), &s, pipeline::diagnose::diagnose(&s)).await;
+    let d = pipeline::llm::consult(model.as_ref(), &s, pipeline::diagnose::diagnose(&s), &[]).await;
     assert_escalated(&d, "authentication_error");
     assert_eq!(f.requests().len(), 1);
 }

@@ -83,12 +83,34 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         deps.cluster.snapshot(&alert, workload.as_ref()).await.map_err(|e| StageError::from_port("snapshot", e))?;
     let settings =
         deps.teams.settings(&inc.team_id).await.map_err(|e| StageError::from_port("read team settings", e))?;
-    // Rules first; the model only when they abstain or are less sure than the team requires.
+    // Rules first; the model only when they abstain or are less sure than the team requires. What the runbook
+    // holds for this fingerprint goes to the model as data, then shapes the proposal (crate::runbook).
     let mut diagnosis = crate::diagnose::diagnose(&snapshot);
+    let runbook = match deps.runbook.list(&inc.team_id).await {
+        Ok(entries) => entries,
+        Err(e) if e.is_retryable() => return Err(StageError::from_port("read the runbook", e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not read the runbook; analysing without it.");
+            Vec::new()
+        }
+    };
+    let earlier = |d: &Diagnosis| {
+        crate::runbook::for_fingerprint(&runbook, &fingerprint(&inc.team_id, workload.as_ref(), d.category))
+    };
     if let Some(model) = deps.llm.as_deref()
         && crate::llm::needed(&diagnosis, settings.min_confidence)
     {
-        diagnosis = crate::llm::consult(model, &snapshot, diagnosis).await;
+        let history = earlier(&diagnosis);
+        diagnosis = crate::llm::consult(model, &snapshot, diagnosis, &history).await;
+    }
+    let history = earlier(&diagnosis);
+    if matches!(inc.source, domain::AlertSource::Manual { .. }) {
+        // A person's request is theirs to make; they are told what happened before, nothing is overridden.
+        diagnosis
+            .evidence
+            .extend(history.iter().map(|e| format!("runbook: {} on {}: {:?}", e.action, e.learned_at, e.result)));
+    } else {
+        crate::runbook::apply(&mut diagnosis, &history);
     }
     // An operation a person asked for: their action replaces the analyzer's proposal (the diagnosis stays, as
     // context and evidence), and a read-only request (status, explain) proposes nothing.

@@ -19,6 +19,8 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::runbook::RunbookEntry;
+
 /// Log lines kept per pod (the newest), and characters kept per line.
 pub const MAX_LOG_LINES: usize = 20;
 pub const MAX_LINE_CHARS: usize = 300;
@@ -197,10 +199,36 @@ fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Builds the request: instructions, what the rules found, and the incident fenced as data.
-pub fn request(s: &Snapshot, rules: &Diagnosis) -> LlmRequest {
+/// Earlier runbook entries for the incident's fingerprint, as sent: data like the snapshot (their text comes from
+/// alerts and evidence), redacted and bounded.
+fn runbook_data(history: &[RunbookEntry]) -> Value {
+    Value::Array(
+        history
+            .iter()
+            .map(|e| {
+                json!({
+                    "incident_id": e.incident_id,
+                    "learned_at": e.learned_at,
+                    "category": e.category,
+                    "action": truncate(&redact(&e.action), MAX_LINE_CHARS),
+                    "result": e.result,
+                    "outcome": truncate(&redact(&e.outcome), MAX_LINE_CHARS),
+                    "symptom": truncate(&redact(&e.symptom), MAX_LINE_CHARS),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Builds the request: instructions, what the rules found, and the incident (with what the runbook holds for its
+/// fingerprint) fenced as data.
+pub fn request(s: &Snapshot, rules: &Diagnosis, history: &[RunbookEntry]) -> LlmRequest {
     let n = nonce();
-    let mut data = serde_json::to_string_pretty(&sanitized(s)).unwrap_or_default();
+    let mut fenced = sanitized(s);
+    if !history.is_empty() {
+        fenced["runbook"] = runbook_data(history);
+    }
+    let mut data = serde_json::to_string_pretty(&fenced).unwrap_or_default();
     if data.len() > MAX_DATA_CHARS {
         let mut cut = MAX_DATA_CHARS;
         while !data.is_char_boundary(cut) {
@@ -228,6 +256,13 @@ pub fn request(s: &Snapshot, rules: &Diagnosis) -> LlmRequest {
         rules.proposal.action,
         redact(&rules.evidence.join("; "))
     );
+    if !history.is_empty() {
+        let _ = writeln!(
+            user,
+            "The data's \"runbook\" lists earlier incidents with the same fingerprint (team, workload, category): \
+             what was done and whether it held. Do not propose a fix that did not hold."
+        );
+    }
     let _ = writeln!(user, "\n<untrusted-data nonce=\"{n}\">\n{data}\n</untrusted-data nonce=\"{n}\">");
     let _ = writeln!(user, "\nAnswer with the diagnosis tool only.");
     LlmRequest { system: SYSTEM.to_owned(), user, answer_name: ANSWER_NAME.to_owned(), answer_schema: answer_schema() }
@@ -360,8 +395,8 @@ pub fn validate(answer: &Value, s: &Snapshot, model: &str) -> Result<Diagnosis, 
 
 /// Asks the model when the rules leave the diagnosis open, and keeps its answer only when it is valid.
 /// A failed call or an invalid answer leaves the rules' diagnosis, escalated, with the reason in the evidence.
-pub async fn consult(model: &dyn LanguageModel, s: &Snapshot, rules: Diagnosis) -> Diagnosis {
-    let req = request(s, &rules);
+pub async fn consult(model: &dyn LanguageModel, s: &Snapshot, rules: Diagnosis, history: &[RunbookEntry]) -> Diagnosis {
+    let req = request(s, &rules, history);
     let why = match model.answer(&req).await {
         Ok(answer) => match validate(&answer, s, model.model()) {
             Ok(d) => return d,

@@ -10,7 +10,7 @@ use domain::state::State;
 use domain::{ActionId, Envelope, StageMessage};
 use jiff::Timestamp;
 
-use crate::runbook::RunbookEntry;
+use crate::runbook::{FixResult, RunbookEntry};
 use crate::{Deps, Recorder, StageError, load, notify};
 
 fn parse(t: Option<&str>) -> Option<Timestamp> {
@@ -167,6 +167,8 @@ async fn resolve(
             mttr_secs: mttr,
             incident_id: next.id.to_string(),
             learned_at: now.to_string(),
+            result: FixResult::Verified,
+            action_kind: Some(a.action.kind()),
         };
         if let Err(e) = deps.runbook.add(&entry).await {
             tracing::warn!(error = %e, "Could not record the runbook entry.");
@@ -205,7 +207,32 @@ async fn fail(deps: &Deps, msg: &Envelope, inc: domain::Incident, why: &str) -> 
         }
     }
     if let Some(next) = rec.commit(deps).await? {
+        learn_failure(deps, &next, &action).await;
         notify::escalated(deps, &next, Some(why)).await;
     }
     Ok(())
+}
+
+/// A fix that did not hold is learned too, so the next incident with this fingerprint does not try it again.
+async fn learn_failure(deps: &Deps, inc: &domain::Incident, action: &domain::action::ActionRecord) {
+    let Some(d) = &inc.diagnosis else { return };
+    let now = deps.clock.now();
+    let entry = RunbookEntry {
+        team_id: inc.team_id.clone(),
+        fingerprint: inc.fingerprint.clone().unwrap_or_default(),
+        category: d.category.to_string(),
+        workload: inc.workload.as_ref().map(|w| w.to_string()).unwrap_or_default(),
+        symptom: inc.alert.title.clone(),
+        action: action.action.describe(),
+        evidence: d.evidence.clone(),
+        outcome: inc.outcome.clone().unwrap_or_default(),
+        mttr_secs: parse(Some(&inc.created_at)).map(|t| now.duration_since(t).as_secs()).unwrap_or(0),
+        incident_id: inc.id.to_string(),
+        learned_at: now.to_string(),
+        result: FixResult::DidNotHold,
+        action_kind: Some(action.action.kind()),
+    };
+    if let Err(e) = deps.runbook.add(&entry).await {
+        tracing::warn!(error = %e, "Could not record the failed fix in the runbook.");
+    }
 }
