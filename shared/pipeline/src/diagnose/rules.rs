@@ -1248,6 +1248,17 @@ pub fn dead_connection(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// The cluster's name servers, as a dependency's name or kind.
+const DNS_SERVERS: &[&str] = &["dns", "resolver"];
+/// A lookup that failed at the resolver (not a name that does not exist, which `unresolvable_host` reads).
+const DNS_LOOKUP_FAILURES: &[&str] = &[
+    ":53: read udp",
+    ":53: i/o timeout",
+    "on 10.96.0.10:53",
+    ":53: server misbehaving",
+    "temporary failure in name resolution",
+];
+
 /// A downstream system is down, slow or unreachable.
 pub fn dependency(f: &Facts<'_>) -> Option<Finding> {
     let bad = f.dependencies().iter().find(|d| dependency_down(d));
@@ -1277,6 +1288,33 @@ pub fn dependency(f: &Facts<'_>) -> Option<Finding> {
             format!("a downstream dependency is unreachable ('{}')", quote(log.map(|(_, l)| l).unwrap_or_default()))
         }
     };
+    // When what fails is name resolution while the DNS servers run (queries time out or are dropped between the
+    // pods, the node-local cache and the upstream resolver), the fault is in the cluster's network path, not in the
+    // dependency being looked up: the same lookups fail for every workload, and its owner cannot fix it. DNS
+    // servers that are down (crashing, stopped) are a failed dependency like any other.
+    let dns_server = |d: &domain::observation::Dependency| {
+        lower_has(&format!("{} {}", d.name, d.kind), DNS_SERVERS)
+            && !lower_has(&format!("{} {}", d.status, d.evidence), &["down", "crashloop", "stopped", "not running"])
+    };
+    let dns_log = f.find_log(DNS_LOOKUP_FAILURES);
+    if bad.is_some_and(dns_server) || (bad.is_none() && dns_log.is_some()) {
+        if let Some((p, l)) = dns_log {
+            evidence.push(format!("log of {}: {}", p.name, quote(l)));
+        }
+        evidence.dedup();
+        return Some(Finding::escalate(
+            Category::NetworkMisconfig,
+            "cluster-dns-failing",
+            format!(
+                "Name resolution fails for the workload's calls: {who}. The fault is the cluster's DNS path (the DNS \
+                 pods, their node-local cache or the upstream resolver, and the network between them), not the \
+                 workload or the service it looks up; restarting or rolling back the workload cannot help. Escalate \
+                 to the cluster's network owners."
+            ),
+            evidence,
+            0.84,
+        ));
+    }
     Some(Finding::escalate(
         Category::DependencyFailure,
         "dependency-failure",

@@ -633,3 +633,23 @@ fn a_replica_count_two_controllers_fight_over_is_not_scaled_by_a_third() {
     let d = run(&v);
     assert_eq!((d.rule.as_str(), d.proposal.action), ("replicas-fought-over", ActionKind::Escalate), "{}", d.summary);
 }
+
+#[test]
+fn lookups_failing_while_dns_runs_are_the_network_path_and_dns_down_is_a_dependency() {
+    let mut v = healthy();
+    for i in 0..2 {
+        set(
+            &mut v,
+            &format!("/observations/pods/{i}/logs_tail"),
+            json!([
+                "ERROR dial tcp: lookup db.shop.svc.cluster.local on 10.96.0.10:53: read udp 10.0.0.5:4242->10.96.0.10:53: i/o timeout"
+            ]),
+        );
+    }
+    let coredns = |status: &str| json!([{"name": "kube-system/coredns", "kind": "cluster DNS", "status": status, "evidence": "queries time out upstream"}]);
+    set(&mut v, "/observations/dependencies", coredns("running, failing"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NetworkMisconfig, ActionKind::Escalate), "{}", d.summary);
+    set(&mut v, "/observations/dependencies", coredns("down"));
+    assert_eq!(run(&v).category, Category::DependencyFailure);
+}
