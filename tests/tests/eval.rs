@@ -165,6 +165,38 @@ fn blind_cases_parse_and_cite_a_public_source() {
     assert!(t.action_exact as f64 * 100.0 / t.cases as f64 >= 85.0, "exact-action accuracy below 85%\n{table}");
 }
 
+/// The holdout cases (`tests/eval/HOLDOUT.md`): written after the rule changes and never tuned on. They must parse,
+/// cite a public source no other case uses, and score; their score is recorded, not asserted, so that a rule
+/// change is never made to pass them.
+#[test]
+fn holdout_cases_parse_and_cite_sources_no_other_case_uses() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval");
+    let url = |f: &std::path::Path| {
+        let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        raw["source"]["url"].as_str().unwrap().to_owned()
+    };
+    let others: std::collections::BTreeSet<String> = [starter_dir(), own_dir(), root.join("blind")]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+        .map(|f| url(&f))
+        .collect();
+    let dir = root.join("holdout");
+    let mut n = 0;
+    for f in std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+    {
+        dreamops::eval::load_case(&f).unwrap();
+        let u = url(&f);
+        assert!(u.starts_with("https://") && !others.contains(&u), "{}: {u}", f.display());
+        n += 1;
+    }
+    assert!(n >= 10, "{n} holdout cases");
+    assert_eq!(dreamops::eval::eval_dirs(&[dir]).unwrap().overall.cases, n);
+}
+
 /// Confidence means something over every eval set: the reliability buckets account for every case, and at the
 /// default `min_confidence` the fixes the agent would act on are right at least 95% of the time with none harmful.
 #[test]
