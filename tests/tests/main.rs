@@ -12,6 +12,7 @@ mod dashboard;
 mod eval;
 mod failures;
 mod infra;
+mod lenient;
 mod llm;
 mod restart;
 mod runbook;

@@ -14,7 +14,6 @@ use domain::ports::{Retryable, SecretsError};
 use domain::state::{IgnoreReason, State};
 use domain::{Envelope, StageMessage, TeamId};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -91,46 +90,87 @@ pub fn verify_signature(header: &str, secrets: &[domain::ports::Secret], body: &
     ok
 }
 
-#[derive(Debug, Deserialize)]
-struct Payload {
-    event: Event,
-}
+// A correctly signed PagerDuty delivery is read leniently: PagerDuty drops a webhook that is answered 4xx, so a
+// strict parser would lose real pages over a field the agent does not need. Only the event type and the
+// incident id are required; every other field is taken when it has a usable form (a number sent as a string, an
+// integer where text was expected) and ignored when it does not (null, an object, an array). Text is kept as sent,
+// bidi and control characters included: it is data, rendered safely wherever it is shown.
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct Event {
     id: String,
     event_type: String,
-    #[serde(default)]
     occurred_at: Option<String>,
-    #[serde(default)]
     agent: Option<Reference>,
-    #[serde(default)]
     data: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct Reference {
-    #[serde(default)]
     id: Option<String>,
-    #[serde(default)]
     summary: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct IncidentData {
     id: String,
-    #[serde(default)]
     number: Option<u64>,
-    #[serde(default)]
     title: Option<String>,
-    #[serde(default)]
     urgency: Option<String>,
-    #[serde(default)]
     html_url: Option<String>,
-    #[serde(default)]
     created_at: Option<String>,
-    #[serde(default)]
     service: Option<Reference>,
+}
+
+/// A scalar as text: strings as they are (empty is absent), numbers and booleans in their JSON form.
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A non-negative integer, sent as a number or as a string of digits.
+fn count(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A `{id, summary}` reference; a bare string is taken as the id.
+fn reference(v: Option<&Value>) -> Option<Reference> {
+    match v? {
+        Value::Object(o) => Some(Reference { id: text(o.get("id")), summary: text(o.get("summary")) }),
+        Value::String(s) if !s.is_empty() => Some(Reference { id: Some(s.clone()), summary: None }),
+        _ => None,
+    }
+}
+
+/// Event types are short ASCII words separated by dots (`incident.triggered`).
+fn valid_event_type(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 100 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+}
+
+fn parse_event(body: &[u8]) -> Result<Event, Reply> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Reply::error(400, "malformed_json", format!("body is not a PagerDuty v3 webhook: {e}")))?;
+    let Some(ev) = v.get("event").filter(|e| e.is_object()) else {
+        return Err(Reply::error(400, "malformed_json", "body is not a PagerDuty v3 webhook: no `event` object"));
+    };
+    let Some(event_type) = ev.get("event_type").and_then(Value::as_str).filter(|t| valid_event_type(t)) else {
+        return Err(Reply::error(400, "malformed_json", "event.event_type is missing or not an event type"));
+    };
+    Ok(Event {
+        id: text(ev.get("id")).unwrap_or_default(),
+        event_type: event_type.to_owned(),
+        occurred_at: text(ev.get("occurred_at")),
+        agent: reference(ev.get("agent")),
+        data: ev.get("data").cloned().unwrap_or(Value::Null),
+    })
 }
 
 /// The incident id of a triggering delivery: derived from the team and `X-Webhook-Id`, so a redelivery maps to
@@ -183,13 +223,10 @@ pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
     let Some(webhook_id) = req.webhook_id.filter(|w| !w.is_empty() && w.len() <= 128) else {
         return Reply::error(400, "missing_webhook_id", "X-Webhook-Id header is required (1-128 characters)");
     };
-    let payload: Payload = match serde_json::from_slice(req.body) {
-        Ok(p) => p,
-        Err(e) => {
-            return Reply::error(400, "malformed_json", format!("body is not a PagerDuty v3 webhook: {e}"));
-        }
+    let ev = match parse_event(req.body) {
+        Ok(ev) => ev,
+        Err(r) => return r,
     };
-    let ev = payload.event;
     if let Some(bot) = &deps.config.pagerduty_bot_user_id
         && ev.agent.as_ref().and_then(|a| a.id.as_deref()) == Some(bot.as_str())
     {
@@ -211,8 +248,23 @@ pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
 }
 
 fn incident_data(ev: &Event) -> Result<IncidentData, Reply> {
-    serde_json::from_value(ev.data.clone())
-        .map_err(|e| Reply::error(400, "invalid_event", format!("event.data is not an incident: {e}")))
+    let d = &ev.data;
+    let Some(id) = text(d.get("id")).filter(|id| id.len() <= 200) else {
+        return Err(Reply::error(
+            400,
+            "invalid_event",
+            "event.data.id (the PagerDuty incident id) is missing or invalid",
+        ));
+    };
+    Ok(IncidentData {
+        id,
+        number: count(d.get("number")),
+        title: text(d.get("title")),
+        urgency: text(d.get("urgency")),
+        html_url: text(d.get("html_url")),
+        created_at: text(d.get("created_at")),
+        service: reference(d.get("service")),
+    })
 }
 
 async fn trigger(deps: &Deps, team: &TeamId, webhook_id: &str, ev: &Event) -> Reply {
