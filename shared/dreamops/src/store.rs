@@ -51,6 +51,72 @@ pub struct RedbStore {
     db: Arc<Database>,
     /// In-memory databases never block on I/O, so their calls run inline instead of on the blocking pool.
     inline: bool,
+    /// The file store's writer (group commit); `None` in memory.
+    writer: Option<Arc<GroupCommit>>,
+}
+
+/// One write, run on the writer thread: it commits without durability and hands back how to answer its caller
+/// once the durable commit that covers it has (or has not) reached the disk.
+type Job = Box<dyn FnOnce(&Database) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> + Send>;
+
+/// Most writes one durable commit covers.
+const MAX_GROUP: usize = 512;
+
+/// Group commit. redb takes one write transaction at a time and a durable commit pays an fsync, so concurrent
+/// writers queue here instead: the writer thread runs each queued write as its own transaction with
+/// `Durability::None` (still atomic and isolated: a conditional transition sees every write before it), then
+/// one durable commit, which persists them all, and only then answers each caller. No caller is told "done"
+/// before its write is on disk; writers that arrive while an fsync is in flight share the next one.
+struct GroupCommit {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    stats: Arc<CommitStats>,
+}
+
+/// What group commit has done: writes run, and the durable commits (fsyncs) that covered them.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    pub writes: std::sync::atomic::AtomicU64,
+    pub durable_commits: std::sync::atomic::AtomicU64,
+}
+
+impl GroupCommit {
+    fn start(db: Arc<Database>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let stats = Arc::new(CommitStats::default());
+        let counted = stats.clone();
+        let spawned = std::thread::Builder::new().name("redb-writer".into()).spawn(move || {
+            // Ends when the last store handle (and with it the sender) is gone.
+            while let Ok(first) = rx.recv() {
+                let mut answers = Vec::with_capacity(16);
+                let mut next = Some(first);
+                while let Some(job) = next.take() {
+                    // A panicking write loses only its own answer (its caller sees the writer as unavailable).
+                    if let Ok(answer) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&db))) {
+                        answers.push(answer);
+                    }
+                    if answers.len() < MAX_GROUP {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                let flushed = durable_flush(&db).map_err(|e| e.to_string());
+                counted.writes.fetch_add(answers.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                counted.durable_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                for answer in answers {
+                    answer(flushed.clone().map_err(StoreError::Unavailable));
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "Could not start the store's writer thread.");
+        }
+        Self { jobs: std::sync::Mutex::new(tx), stats }
+    }
+}
+
+/// An empty durable commit: persists every non-durable commit before it (one fsync).
+fn durable_flush(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(err)?;
+    txn.commit().map_err(err)
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -137,7 +203,40 @@ impl RedbStore {
             d.retain(|_, seen| seen >= cutoff).map_err(err)?;
         }
         txn.commit().map_err(err)?;
-        Ok(Self { db: Arc::new(db), inline })
+        let db = Arc::new(db);
+        let writer = (!inline).then(|| Arc::new(GroupCommit::start(db.clone())));
+        Ok(Self { db, inline, writer })
+    }
+
+    /// Group commit's counters for a file store (`None` in memory).
+    pub fn commit_stats(&self) -> Option<Arc<CommitStats>> {
+        self.writer.as_ref().map(|w| w.stats.clone())
+    }
+
+    /// Runs a write transaction: on the writer thread with group commit for a file store (see [`GroupCommit`]),
+    /// inline in memory. `f` commits its own transaction, opened with `begin_write(db, false)`.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(writer) = &self.writer else {
+            return f(&self.db);
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |db| {
+            let result = f(db);
+            Box::new(move |flushed: Result<(), StoreError>| {
+                let _ = tx.send(match (result, flushed) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                });
+            })
+        });
+        let sent =
+            writer.jobs.lock().map_err(|_| StoreError::Unavailable("the store writer is poisoned".into()))?.send(job);
+        sent.map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the store writer dropped the write".into()))?
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -204,9 +303,8 @@ fn is_terminal(i: &Incident) -> bool {
 impl IncidentStore for RedbStore {
     async fn record_delivery(&self, team: &TeamId, key: &str) -> Result<bool, StoreError> {
         let (team, key) = (team.to_string(), key.to_owned());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             let fresh = {
                 let mut t = txn.open_table(DELIVERIES).map_err(err)?;
                 if t.get((team.as_str(), key.as_str())).map_err(err)?.is_some() {
@@ -225,9 +323,8 @@ impl IncidentStore for RedbStore {
 
     async fn create(&self, incident: &Incident, event: &AuditEvent) -> Result<bool, StoreError> {
         let (inc, ev) = (incident.clone(), event.clone());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             if !insert_incident(&txn, &inc, &ev)? {
                 return Ok(false);
             }
@@ -244,9 +341,8 @@ impl IncidentStore for RedbStore {
         meter: &Meter,
     ) -> Result<Metered, StoreError> {
         let (inc, ev, meter) = (incident.clone(), event.clone(), meter.clone());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             if txn.open_table(INCIDENTS).map_err(err)?.get(inc.id.as_str()).map_err(err)?.is_some() {
                 return Ok(Metered::Exists);
             }
@@ -284,10 +380,9 @@ impl IncidentStore for RedbStore {
             return Err(StoreError::Corrupt("commit must bump the version of the same incident by one".into()));
         }
         let (prev, next, events) = (prev.clone(), next.clone(), events.to_vec());
-        let durable = !self.inline;
-        self.run(move |db| {
+        self.write(move |db| {
             let id = prev.id.to_string();
-            let txn = begin_write(db, durable)?;
+            let txn = begin_write(db, false)?;
             {
                 let mut t = txn.open_table(INCIDENTS).map_err(err)?;
                 let stored: Incident = match t.get(id.as_str()).map_err(err)? {
@@ -391,10 +486,9 @@ impl IncidentStore for RedbStore {
 impl RunbookStore for RedbStore {
     async fn add(&self, entry: &RunbookEntry) -> Result<(), StoreError> {
         let entry = entry.clone();
-        let durable = !self.inline;
-        self.run(move |db| {
+        self.write(move |db| {
             let team = entry.team_id.to_string();
-            let txn = begin_write(db, durable)?;
+            let txn = begin_write(db, false)?;
             {
                 let mut t = txn.open_table(RUNBOOK).map_err(err)?;
                 let seq = next_seq(&t, &team)?;
@@ -434,9 +528,8 @@ fn put_event(txn: &redb::WriteTransaction, event: &ControlEvent) -> Result<(), S
 impl TeamStore for RedbStore {
     async fn create_team(&self, team: &Team, event: &ControlEvent) -> Result<bool, StoreError> {
         let (team, event) = (team.clone(), event.clone());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             {
                 let mut t = txn.open_table(TEAMS).map_err(err)?;
                 if t.get(team.id.as_str()).map_err(err)?.is_some() {
@@ -481,9 +574,8 @@ impl TeamStore for RedbStore {
             return Err(StoreError::Corrupt("a team update must bump the version by one".into()));
         }
         let (next, event) = (next.clone(), event.clone());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             {
                 let mut t = txn.open_table(TEAMS).map_err(err)?;
                 let stored: Option<Team> = t
@@ -506,9 +598,8 @@ impl TeamStore for RedbStore {
 
     async fn create_key(&self, key: &ApiKey, event: &ControlEvent) -> Result<(), StoreError> {
         let (key, event) = (key.clone(), event.clone());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             {
                 let mut t = txn.open_table(KEYS).map_err(err)?;
                 if t.get(key.hash.as_str()).map_err(err)?.is_some() {
@@ -561,9 +652,8 @@ impl TeamStore for RedbStore {
         event: &ControlEvent,
     ) -> Result<Option<ApiKey>, StoreError> {
         let (team, id, at, event) = (team.cloned(), id.to_owned(), at.to_owned(), event.clone());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             let found = {
                 let mut t = txn.open_table(KEYS).map_err(err)?;
                 let mut found: Option<ApiKey> = None;
@@ -594,9 +684,8 @@ impl TeamStore for RedbStore {
 
     async fn touch_key(&self, hash: &str, at: &str) -> Result<(), StoreError> {
         let (hash, at) = (hash.to_owned(), at.to_owned());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             {
                 let mut t = txn.open_table(KEYS).map_err(err)?;
                 let stored: Option<ApiKey> = t
@@ -618,9 +707,8 @@ impl TeamStore for RedbStore {
 
     async fn record(&self, event: &ControlEvent) -> Result<(), StoreError> {
         let event = event.clone();
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             put_event(&txn, &event)?;
             txn.commit().map_err(err)?;
             Ok(())
@@ -745,9 +833,8 @@ impl BillingStore for RedbStore {
 
     async fn claim_notice(&self, team: &TeamId, period: &str, notice: Notice) -> Result<bool, StoreError> {
         let (team, period) = (team.to_string(), period.to_owned());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             let fresh = {
                 let mut t = txn.open_table(NOTICES).map_err(err)?;
                 t.insert((team.as_str(), period.as_str(), notice.as_str()), ()).map_err(err)?.is_none()
@@ -760,9 +847,8 @@ impl BillingStore for RedbStore {
 
     async fn create_order(&self, order: &Order) -> Result<bool, StoreError> {
         let order = order.clone();
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             {
                 let mut t = txn.open_table(ORDERS).map_err(err)?;
                 if t.get(order.id.as_str()).map_err(err)?.is_some() {
@@ -828,9 +914,8 @@ impl BillingStore for RedbStore {
 
     async fn update_order(&self, next: &Order) -> Result<(), StoreError> {
         let next = next.clone();
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             replace_order(&txn, &next)?;
             txn.commit().map_err(err)?;
             Ok(())
@@ -840,9 +925,8 @@ impl BillingStore for RedbStore {
 
     async fn settle(&self, order: &Order, account: &BillingAccount) -> Result<(), StoreError> {
         let (order, account) = (order.clone(), account.clone());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             replace_order(&txn, &order)?;
             {
                 let mut t = txn.open_table(ACCOUNTS).map_err(err)?;
@@ -874,9 +958,8 @@ impl domain::ports::ChatThreads for RedbStore {
 
     async fn claim_thread(&self, team: &TeamId, key: &str, value: &str) -> Result<bool, StoreError> {
         let (team, key, value) = (team.to_string(), key.to_owned(), value.to_owned());
-        let durable = !self.inline;
-        self.run(move |db| {
-            let txn = begin_write(db, durable)?;
+        self.write(move |db| {
+            let txn = begin_write(db, false)?;
             let fresh = {
                 let mut t = txn.open_table(THREADS).map_err(err)?;
                 if t.get((team.as_str(), key.as_str())).map_err(err)?.is_some() {
