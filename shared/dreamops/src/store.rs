@@ -80,36 +80,36 @@ pub struct CommitStats {
 }
 
 impl GroupCommit {
-    fn start(db: Arc<Database>) -> Self {
+    fn start(db: Arc<Database>) -> Result<Self, StoreError> {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let stats = Arc::new(CommitStats::default());
         let counted = stats.clone();
-        let spawned = std::thread::Builder::new().name("redb-writer".into()).spawn(move || {
-            // Ends when the last store handle (and with it the sender) is gone.
-            while let Ok(first) = rx.recv() {
-                let mut answers = Vec::with_capacity(16);
-                let mut next = Some(first);
-                while let Some(job) = next.take() {
-                    // A panicking write loses only its own answer (its caller sees the writer as unavailable).
-                    if let Ok(answer) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&db))) {
-                        answers.push(answer);
+        std::thread::Builder::new()
+            .name("redb-writer".into())
+            .spawn(move || {
+                // Ends when the last store handle (and with it the sender) is gone.
+                while let Ok(first) = rx.recv() {
+                    let mut answers = Vec::with_capacity(16);
+                    let mut next = Some(first);
+                    while let Some(job) = next.take() {
+                        // A panicking write loses only its own answer (its caller sees the writer as unavailable).
+                        if let Ok(answer) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&db))) {
+                            answers.push(answer);
+                        }
+                        if answers.len() < MAX_GROUP {
+                            next = rx.try_recv().ok();
+                        }
                     }
-                    if answers.len() < MAX_GROUP {
-                        next = rx.try_recv().ok();
+                    let flushed = durable_flush(&db).map_err(|e| e.to_string());
+                    counted.writes.fetch_add(answers.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    counted.durable_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    for answer in answers {
+                        answer(flushed.clone().map_err(StoreError::Unavailable));
                     }
                 }
-                let flushed = durable_flush(&db).map_err(|e| e.to_string());
-                counted.writes.fetch_add(answers.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                counted.durable_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                for answer in answers {
-                    answer(flushed.clone().map_err(StoreError::Unavailable));
-                }
-            }
-        });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "Could not start the store's writer thread.");
-        }
-        Self { jobs: std::sync::Mutex::new(tx), stats }
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the store's writer thread: {e}")))?;
+        Ok(Self { jobs: std::sync::Mutex::new(tx), stats })
     }
 }
 
@@ -204,7 +204,7 @@ impl RedbStore {
         }
         txn.commit().map_err(err)?;
         let db = Arc::new(db);
-        let writer = (!inline).then(|| Arc::new(GroupCommit::start(db.clone())));
+        let writer = if inline { None } else { Some(Arc::new(GroupCommit::start(db.clone())?)) };
         Ok(Self { db, inline, writer })
     }
 
