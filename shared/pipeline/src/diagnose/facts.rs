@@ -10,6 +10,8 @@ use domain::observation::{
 };
 use domain::quantity::Bytes;
 
+pub use super::trend::{Trend, trend};
+
 /// A rollout younger than this counts as recent.
 pub const RECENT_ROLLOUT_SECS: u64 = 6 * 3600;
 /// A non-template change (ConfigMap, Secret, Service, NetworkPolicy, ...) younger than this counts as recent.
@@ -389,90 +391,6 @@ impl<'a> Facts<'a> {
                 .pods()
                 .iter()
                 .all(|p| p.ready && p.containers.iter().all(|c| c.state == ContainerState::Running && c.ready))
-    }
-}
-
-/// How a metric compares with its own baseline.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Trend {
-    /// Now this many times the baseline (≥ 1.5).
-    Rising(f64),
-    /// Within ±1/3 of the baseline, or said to be unchanged.
-    Flat,
-    /// Now this fraction of the baseline (≤ 2/3).
-    Falling(f64),
-}
-
-/// Words that say a value is at its usual level. "The same as every weekday" compares a daily cycle with itself:
-/// whatever multiple of the morning the afternoon is, it is the normal level for the afternoon.
-const FLAT_WORDS: &[&str] =
-    &["unchanged", "flat", "same as", "the same", "as every", "as usual", "no change", "steady", "stable"];
-/// Words after which the next number is the baseline ("7,900, up from 2,400", "(baseline 1,050)", "was 180").
-const BASELINE_BEFORE: &[&str] = &["up from", "down from", "baseline", "was ", "compared to", "vs "];
-
-/// The numbers in a text with their byte offsets: `2,050`, `410k` (×1000), `1.6ms` (unit ignored), `3.3x` (marked
-/// as a multiplier).
-fn numbers(lower: &str) -> Vec<(usize, f64, bool)> {
-    let b = lower.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let starts = b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'));
-        if !starts {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len()
-            && (b[i].is_ascii_digit()
-                || ((b[i] == b',' || b[i] == b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit)))
-        {
-            i += 1;
-        }
-        let Ok(mut v) = lower[start..i].replace(',', "").parse::<f64>() else { continue };
-        let next = b.get(i).copied();
-        let after = b.get(i + 1).copied();
-        let word_end = |c: Option<u8>| c.is_none_or(|c| !c.is_ascii_alphabetic());
-        let mut multiplier = false;
-        match next {
-            Some(b'k') if word_end(after) => v *= 1e3,
-            Some(b'x') if word_end(after) => multiplier = true,
-            _ => {}
-        }
-        out.push((start, v, multiplier));
-    }
-    out
-}
-
-/// Reads a metric's value against its baseline when the text states one: an explicit multiple ("3.3x",
-/// "2.1x higher"), a baseline number ("up from 2,400", "(baseline 1,050)", "12k before"), or words that say the
-/// level is the usual one. `None` when the text gives no comparison.
-pub fn trend(text: &str) -> Option<Trend> {
-    let lower = text.to_ascii_lowercase();
-    if contains_any(&lower, FLAT_WORDS) {
-        return Some(Trend::Flat);
-    }
-    let nums = numbers(&lower);
-    let ratio = if let Some(&(_, m, _)) = nums.iter().find(|n| n.2) {
-        Some(m)
-    } else {
-        let current = nums.first().map(|n| n.1);
-        let after_marker = BASELINE_BEFORE
-            .iter()
-            .filter_map(|w| lower.find(w).map(|at| at + w.len()))
-            .filter_map(|at| nums.iter().find(|n| n.0 >= at).map(|n| n.1))
-            .next();
-        // "35k (… 12k before)": the number just before "before".
-        let before = lower.find(" before").and_then(|at| nums.iter().rev().find(|n| n.0 < at).map(|n| n.1));
-        let baseline = after_marker.or(before.filter(|_| nums.len() >= 2));
-        current.zip(baseline).filter(|(_, b)| *b > 0.0).map(|(c, b)| c / b)
-    };
-    match ratio {
-        Some(r) if r >= 1.5 => Some(Trend::Rising(r)),
-        Some(r) if r <= 2.0 / 3.0 => Some(Trend::Falling(r)),
-        Some(_) => Some(Trend::Flat),
-        None if contains_any(&lower, &["normal", "usual"]) => Some(Trend::Flat),
-        None => None,
     }
 }
 

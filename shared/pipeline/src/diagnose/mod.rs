@@ -14,6 +14,7 @@
 
 mod facts;
 mod rules;
+mod trend;
 
 use domain::action::ActionKind;
 use domain::diagnosis::{Category, DecidedBy, Diagnosis, ProposedAction, Risk};
@@ -202,6 +203,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::traffic_cpu,
     rules::cleared,
     rules::subject_gone,
+    rules::rollout_progressing,
     rules::crash_unexplained,
 ];
 

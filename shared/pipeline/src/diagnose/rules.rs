@@ -719,6 +719,9 @@ pub fn liveness_kills(f: &Facts<'_>) -> Option<Finding> {
 }
 
 /// A process that is alive but stuck.
+/// How long a new pod may take to pass readiness before it counts as stuck rather than starting.
+const BOOT_SECS: u64 = 3 * 60;
+
 pub fn hung(f: &Facts<'_>) -> Option<Finding> {
     let pods = f.pods();
     let idle = |p: &PodView| {
@@ -734,11 +737,15 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
     let signed = pods.iter().enumerate().find(|(i, p)| {
         p.phase == "Running" && signature(*i) && (idle(p) || !p.ready || p.containers.iter().all(|c| c.usage.is_none()))
     });
+    // A pod is not wedged before it has had time to boot: a replacement a minute old that is not ready yet is
+    // starting (a rollout or a reschedule), and deleting it only restarts the wait.
+    let booted = |p: &PodView| age_secs(p.age.as_deref()) >= BOOT_SECS;
     let lone_unready = || {
         let unready: Vec<(usize, &PodView)> = pods.iter().enumerate().filter(|(_, p)| !p.ready).collect();
         match unready.as_slice() {
             [(i, p)]
                 if p.phase == "Running"
+                    && booted(p)
                     && p.containers.iter().all(|c| c.state == ContainerState::Running)
                     && ready_siblings(*i) >= 1 =>
             {
@@ -1903,5 +1910,83 @@ pub fn crash_unexplained(f: &Facts<'_>) -> Option<Finding> {
         ),
         evidence,
         0.5,
+    ))
+}
+
+/// The most pods a rolling update may keep unavailable, from the strategy text (`maxUnavailable=1`,
+/// `maxUnavailable: 25%`); Kubernetes' default is 25% of the desired replicas, rounded down, and a rollout always
+/// has room for at least one.
+fn max_unavailable(strategy: Option<&str>, desired: i64) -> i64 {
+    let value = strategy.and_then(|s| {
+        let lower = s.to_ascii_lowercase();
+        let at = lower.find("maxunavailable")? + "maxunavailable".len();
+        let rest = lower[at..].trim_start_matches([' ', '=', ':']);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let n: i64 = digits.parse().ok()?;
+        Some(if rest[digits.len()..].starts_with('%') { desired * n / 100 } else { n })
+    });
+    value.unwrap_or(desired / 4).max(1)
+}
+
+/// A replica count short while a rolling update is under way and every new pod is healthy: the Deployment is doing
+/// what its strategy allows (it takes pods down, up to `maxUnavailable`, to replace them), so an alert about the count
+/// alone fires on normal progress. It is not a fault while the controller reports progress (`Progressing=True`
+/// without `ProgressDeadlineExceeded`), the shortfall is within the strategy's allowance and nothing is failing; if
+/// the rollout stalls, the Deployment's own progress deadline turns it into a fault the other rules read. An alert
+/// about errors or latency during a rollout is not covered: those could come from the new version.
+pub fn rollout_progressing(f: &Facts<'_>) -> Option<Finding> {
+    let w = f.s.observations.workload.as_ref()?;
+    let (desired, ready, updated) = (w.replicas_desired?, w.replicas_ready?, w.replicas_updated?);
+    let conditions = w.conditions.join(" ").to_ascii_lowercase();
+    let progressing = conditions.contains("progressing=true")
+        && !contains_any(&conditions, &["progressdeadlineexceeded", "replicafailure=true", "progressing=false"])
+        && !conditions.contains("newreplicasetavailable");
+    let about_count = lower_has(
+        &f.alert_text,
+        &["replica", "unavailable", "available", "rollout", "generation", "mismatch", "updated"],
+    ) && !lower_has(&f.alert_text, &["error", "latency", "5xx", "timeout", "slo", "saturat", "crash", "oom"]);
+    let allowance = max_unavailable(w.strategy.as_deref(), desired);
+    let short = desired - ready;
+    if !progressing || !about_count || updated >= desired || short <= 0 || short > allowance {
+        return None;
+    }
+    // Nothing is failing: no crash, restart or warning younger than the quiet window, except a new pod's readiness
+    // probe while it boots, and no current log line says it is failing.
+    let quiet_secs = u64::try_from(QUIET_SECS).unwrap_or(u64::MAX);
+    let booting = |p: &PodView| age_secs(p.age.as_deref()) < quiet_secs;
+    let restarting = f.containers().any(|(_, c)| {
+        c.state_reason.as_deref().is_some_and(|r| r != "ContainerCreating" && r != "PodInitializing")
+            || c.last_termination.as_ref().is_some_and(|t| {
+                secs_between(&t.finished_at, &f.s.observations.observed_at).is_none_or(|s| s < QUIET_SECS)
+            })
+    });
+    let warned = f.events().any(|(p, e)| {
+        e.type_ == "Warning"
+            && age_secs(Some(&e.age)) < quiet_secs
+            && !(booting(p) && e.reason == "Unhealthy" && lower_has(&e.message, &["readiness"]))
+    });
+    let stuck = f.pods().iter().any(|p| !p.ready && !booting(p));
+    if restarting || warned || stuck || f.failing_now().is_some() {
+        return None;
+    }
+    let strategy = w.strategy.as_deref().unwrap_or("RollingUpdate (default maxUnavailable 25%)");
+    let condition = w.conditions.iter().find(|c| c.to_ascii_lowercase().starts_with("progressing")).cloned();
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "rollout-progressing",
+        format!(
+            "{} {} is in the middle of a rolling update: {updated}/{desired} replicas updated, {ready}/{desired} ready. \
+             The {short} replica(s) short are within what its strategy allows ({strategy}) and every pod is healthy, \
+             so the alert fires on normal progress. Nothing to do; if the rollout stalls, its progress deadline \
+             will report it.",
+            w.kind.as_str(),
+            w.name
+        ),
+        vec![
+            format!("{updated}/{desired} updated, {ready}/{desired} ready, {short} short of an allowance of {allowance}"),
+            condition.unwrap_or_else(|| "Progressing=True".into()),
+            format!("{} pods: no crash, restart or warning event in the last {} minutes", f.pods().len(), QUIET_SECS / 60),
+        ],
+        0.75,
     ))
 }

@@ -362,6 +362,62 @@ fn trends_read_a_metric_against_its_stated_baseline() {
     assert_eq!(trend("coredns 41k qps at peak"), None);
 }
 
+/// The shapes in which write-ups state a baseline, none of them a fixed phrase: the reader finds the number tied
+/// to a reference and compares the other with it, skipping clock times, dates, versions and durations.
+#[test]
+fn trends_read_baselines_in_any_shape() {
+    use super::facts::{Trend, trend};
+    let ratio = |t: &str| match trend(t) {
+        Some(Trend::Rising(r) | Trend::Falling(r)) => r,
+        other => panic!("{t}: {other:?}"),
+    };
+    let near = |t: &str, want: f64| {
+        let got = ratio(t);
+        assert!((got - want).abs() < 0.02, "{t}: {got} != {want}");
+    };
+    near("9,800 since the sale opened at 18:00 (3,100 at the same time last Friday)", 3.16);
+    near("from 3,100/s to 9,800/s since 18:00", 3.16);
+    near("3,100 → 9,800 in 20 minutes", 3.16);
+    near("3100 -> 9800", 3.16);
+    near("9,800 vs 3,100 last week", 3.16);
+    near("9.8k (usually 3.1k)", 3.16);
+    near("9,800 (normally 3,100 on a Friday)", 3.16);
+    near("9,800; 3,100 a week ago", 3.16);
+    near("9,800 compared with 3,100 on 2026-11-27", 3.16);
+    near("9,800 over the last 10 minutes, up from 3,100 before revision 41", 3.16);
+    near("+250% since 09:00", 3.5);
+    near("up 210% week over week", 3.1);
+    near("increased by 60% after the campaign email", 1.6);
+    near("doubled since the partner integration went live", 2.0);
+    near("tripled in an hour", 3.0);
+    near("4-fold", 4.0);
+    near("down 70% since 14:05", 0.3);
+    near("60% lower than the same window yesterday", 0.4);
+    near("120, was 400 two hours ago", 0.3);
+    assert_eq!(trend("well above normal for a Tuesday"), Some(Trend::Rising(1.5)));
+    assert_eq!(trend("no spike; 1,200 across the day"), None);
+    for flat in [
+        "1,200 (1,180 at the same time last week)",
+        "same level as last Friday",
+        "the same as every evening",
+        "1,250/s vs 1,200/s yesterday",
+        "in line with the forecast",
+        "no increase since the release",
+    ] {
+        assert_eq!(trend(flat), Some(Trend::Flat), "{flat}");
+    }
+    // Levels with no reference: clock times, versions, percentages of a limit and durations are not baselines.
+    for none in [
+        "9,800 since 18:00",
+        "9,800 after release 4.2.0",
+        "cpu at 95% of the limit",
+        "9,800 for 2 weeks",
+        "9,800 on 3 nodes",
+    ] {
+        assert_eq!(trend(none), None, "{none}");
+    }
+}
+
 /// Both pods at their CPU limit under an HPA pinned at its maximum, with the given demand and cost metrics.
 fn saturated(demand: &str, cost: &str) -> Value {
     let mut v = healthy();
@@ -652,4 +708,56 @@ fn lookups_failing_while_dns_runs_are_the_network_path_and_dns_down_is_a_depende
     assert_eq!((d.category, d.proposal.action), (Category::NetworkMisconfig, ActionKind::Escalate), "{}", d.summary);
     set(&mut v, "/observations/dependencies", coredns("down"));
     assert_eq!(run(&v).category, Category::DependencyFailure);
+}
+
+/// Mid-rollout with `maxUnavailable=1`: 2 of 4 updated, 3 of 4 ready, every pod healthy.
+fn mid_rollout() -> Value {
+    let mut v = healthy();
+    set(&mut v, "/alert/title", json!("KubeDeploymentReplicasMismatch shop/web"));
+    set(&mut v, "/alert/alertname", json!("KubeDeploymentReplicasMismatch"));
+    set(&mut v, "/alert/details", json!("Deployment shop/web has not matched the expected number of replicas."));
+    set(&mut v, "/observations/workload/replicas_desired", json!(4));
+    set(&mut v, "/observations/workload/replicas_ready", json!(3));
+    set(&mut v, "/observations/workload/replicas_updated", json!(2));
+    set(&mut v, "/observations/workload/strategy", json!("RollingUpdate maxSurge=0 maxUnavailable=1"));
+    set(
+        &mut v,
+        "/observations/workload/conditions",
+        json!(["Progressing=True ReplicaSetUpdated: ReplicaSet web-6e5d4c3b2 is progressing"]),
+    );
+    let booting = pod("web-6e5d4c3b2-ccccc", json!({"age": "40s", "ready": false}));
+    let pods = json!([pod("web-6e5d4c3b2-aaaaa", json!({"age": "9m"})), pod("web-5d4c3b2a1-bbbbb", json!({})), booting]);
+    set(&mut v, "/observations/pods", pods);
+    v
+}
+
+#[test]
+fn a_replica_short_during_a_healthy_rolling_update_is_normal_progress() {
+    let d = run(&mid_rollout());
+    assert_eq!((d.proposal.action, d.category), (ActionKind::Noop, Category::BenignOrSelfResolved), "{d:?}");
+    assert!(d.summary.contains("2/4 replicas updated"), "{}", d.summary);
+
+    // The same counts are a fault when a new pod crashes, the rollout has passed its deadline, more pods are down
+    // than the strategy allows, a pod is stuck unready past its boot, or the alert is about errors.
+    let mut crashing = mid_rollout();
+    set(&mut crashing, "/observations/pods/0/containers/0/state_reason", json!("CrashLoopBackOff"));
+    let mut deadline = mid_rollout();
+    set(
+        &mut deadline,
+        "/observations/workload/conditions",
+        json!(["Progressing=False ProgressDeadlineExceeded: ReplicaSet web-6e5d4c3b2 has timed out progressing"]),
+    );
+    let mut too_many = mid_rollout();
+    set(&mut too_many, "/observations/workload/replicas_ready", json!(2));
+    let mut stuck = mid_rollout();
+    set(&mut stuck, "/observations/pods/2/age", json!("25m"));
+    let mut errors = mid_rollout();
+    set(&mut errors, "/alert/title", json!("HighErrorRate shop/web"));
+    set(&mut errors, "/alert/details", json!("5xx ratio above 5% during the rollout"));
+    for (what, v) in [("crashing", crashing), ("deadline", deadline), ("too many", too_many), ("stuck", stuck), ("errors", errors)]
+    {
+        let d = run(&v);
+        assert_ne!(d.rule, "rollout-progressing", "{what}: {d:?}");
+        assert_ne!(d.proposal.action, ActionKind::Noop, "{what}: {d:?}");
+    }
 }
