@@ -5,11 +5,14 @@
 //! to a cluster. Controllers (Deployment, ReplicaSet, HPA) move the objects as simulated time passes, and a
 //! scenario file scripts the fault: what the application does with a given pod template.
 
+pub mod discovery;
 pub mod patch;
 pub mod scenario;
 pub mod server;
 pub mod sim;
+pub mod table;
 pub mod time;
+pub mod watch;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -96,8 +99,7 @@ impl Sandbox {
 
     /// Runs `f` on the world after reconciling it to now.
     pub fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        let mut w = self.shared.world.lock().unwrap_or_else(|p| p.into_inner());
-        w.reconcile(self.shared.clock.now());
+        let mut w = self.shared.world();
         f(&mut w)
     }
 

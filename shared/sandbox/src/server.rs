@@ -19,8 +19,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::discovery;
 use crate::patch::{self, PatchType};
+use crate::table::{self, Include};
 use crate::time::SimClock;
+use crate::watch::{self, WatchRequest, Watched};
 use crate::world::{ApiError, World};
 
 /// Shared server state.
@@ -34,11 +37,38 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Locks the world, first running the controllers up to now.
-    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+    /// Locks the world, first running the controllers up to now. Unlocking records what changed, for watches.
+    pub(crate) fn world(&self) -> WorldGuard<'_> {
         let mut w = self.world.lock().unwrap_or_else(|p| p.into_inner());
-        w.reconcile(self.clock.now());
-        w
+        let now = self.clock.now();
+        w.reconcile(now);
+        WorldGuard { guard: w, now }
+    }
+}
+
+/// The locked world; dropping it appends the changes made while it was held to the watch log.
+pub(crate) struct WorldGuard<'a> {
+    guard: std::sync::MutexGuard<'a, World>,
+    now: jiff::Timestamp,
+}
+
+impl std::ops::Deref for WorldGuard<'_> {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for WorldGuard<'_> {
+    fn deref_mut(&mut self) -> &mut World {
+        &mut self.guard
+    }
+}
+
+impl Drop for WorldGuard<'_> {
+    fn drop(&mut self) {
+        let now = self.now;
+        self.guard.record_changes(now);
     }
 }
 
@@ -77,6 +107,87 @@ pub struct ListParams {
     label_selector: Option<String>,
     field_selector: Option<String>,
     limit: Option<usize>,
+    include_object: Option<String>,
+    watch: Option<String>,
+    resource_version: Option<String>,
+    timeout_seconds: Option<u64>,
+    allow_watch_bookmarks: Option<bool>,
+    send_initial_events: Option<bool>,
+}
+
+impl ListParams {
+    fn watching(&self) -> bool {
+        matches!(self.watch.as_deref(), Some("true" | "1"))
+    }
+}
+
+/// How to answer: a `Table` when the client asks for one, at the sandbox's time.
+struct Out {
+    table: Option<Include>,
+    now: jiff::Timestamp,
+}
+
+impl Out {
+    fn new(s: &Shared, headers: &HeaderMap, q: Option<&ListParams>) -> Self {
+        let include = Include::parse(q.and_then(|q| q.include_object.as_deref()));
+        Out { table: table::wanted(headers).then_some(include), now: s.clock.now() }
+    }
+
+    fn one<T: Resource + serde::Serialize>(&self, t: &T) -> Response {
+        match self.table {
+            Some(include) => {
+                let v = serde_json::to_value(t).unwrap_or_default();
+                let rv = v.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_owned();
+                axum::Json(table::table(T::KIND, &[v], &rv, self.now, include)).into_response()
+            }
+            None => one(t),
+        }
+    }
+
+    fn list<T: Resource + serde::Serialize>(&self, items: Vec<T>, rv: &str, limit: Option<usize>) -> Response {
+        match self.table {
+            Some(include) => {
+                let items: Vec<Value> = items
+                    .into_iter()
+                    .take(limit.filter(|l| *l > 0).unwrap_or(usize::MAX))
+                    .filter_map(|i| serde_json::to_value(i).ok())
+                    .collect();
+                axum::Json(table::table(T::KIND, &items, rv, self.now, include)).into_response()
+            }
+            None => list(items, rv, limit),
+        }
+    }
+}
+
+/// A watch of `kind` with the request's selectors.
+fn watch_of(s: &Shared, kind: Watched, q: &ListParams, headers: &HeaderMap, ns: Option<&str>) -> ApiResult {
+    if let Some(ns) = ns {
+        check_ns(&s.world(), ns)?;
+    }
+    let labels = parse_selector(q.label_selector.as_deref())?;
+    let fields = parse_selector(q.field_selector.as_deref())?;
+    let filter = move |v: &Value| {
+        let label =
+            |k: &str| v.pointer("/metadata/labels").and_then(|l| l.get(k)).and_then(Value::as_str).map(str::to_owned);
+        let field = |k: &str| {
+            let pointer = format!("/{}", k.replace('.', "/"));
+            v.pointer(&pointer).and_then(Value::as_str).map(str::to_owned)
+        };
+        matches(&labels, label) && matches(&fields, field)
+    };
+    let out = Out::new(s, headers, Some(q));
+    Ok(watch::serve(
+        s.clone(),
+        WatchRequest {
+            kind,
+            resource_version: q.resource_version.clone(),
+            timeout: q.timeout_seconds.map_or(watch::MAX_TIMEOUT, std::time::Duration::from_secs),
+            bookmarks: q.allow_watch_bookmarks.unwrap_or(false),
+            send_initial_events: q.send_initial_events.unwrap_or(false),
+            table: out.table,
+            filter: std::sync::Arc::new(filter),
+        },
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,7 +302,10 @@ fn current_rv(w: &World) -> String {
 
 // ------------------------------------------------------------------------------------------------ pods
 
-fn pods_matching(s: &Shared, ns: Option<&str>, q: &ListParams) -> ApiResult {
+fn pods_matching(s: &Shared, ns: Option<&str>, q: &ListParams, headers: &HeaderMap) -> ApiResult {
+    if q.watching() {
+        return watch_of(s, Watched::Pods, q, headers, ns);
+    }
     let w = s.world();
     if let Some(ns) = ns {
         check_ns(&w, ns)?;
@@ -211,23 +325,33 @@ fn pods_matching(s: &Shared, ns: Option<&str>, q: &ListParams) -> ApiResult {
         })
         .collect();
     let rv = current_rv(&w);
-    Ok(list(pods, &rv, q.limit))
+    Ok(Out::new(s, headers, Some(q)).list(pods, &rv, q.limit))
 }
 
-async fn list_pods(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
-    pods_matching(&s, Some(&ns), &q)
+async fn list_pods(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    pods_matching(&s, Some(&ns), &q, &headers)
 }
 
 /// Pods of every namespace (`/api/v1/pods`), used to sum what a node's pods request.
-async fn list_all_pods(State(s): State<Shared>, Query(q): Query<ListParams>) -> ApiResult {
-    pods_matching(&s, None, &q)
+async fn list_all_pods(State(s): State<Shared>, Query(q): Query<ListParams>, headers: HeaderMap) -> ApiResult {
+    pods_matching(&s, None, &q, &headers)
 }
 
-async fn get_pod(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
+async fn get_pod(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let p = w.pods.get(&name).ok_or(ApiError::NotFound { kind: "pods", name })?;
-    Ok(one(&p.pod))
+    Ok(Out::new(&s, &headers, Some(&q)).one(&p.pod))
 }
 
 async fn delete_pod(
@@ -311,21 +435,40 @@ async fn pod_log(
 
 // ------------------------------------------------------------------------------------------------ deployments
 
-async fn list_deployments(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
+async fn list_deployments(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    if q.watching() {
+        return watch_of(&s, Watched::Deployments, &q, &headers, Some(&ns));
+    }
     let w = s.world();
     check_ns(&w, &ns)?;
     let labels = parse_selector(q.label_selector.as_deref())?;
-    let items: Vec<Deployment> =
-        w.deployments.values().filter(|d| matches(&labels, label_getter(&d.metadata))).cloned().collect();
+    let fields = parse_selector(q.field_selector.as_deref())?;
+    let items: Vec<Deployment> = w
+        .deployments
+        .values()
+        .filter(|d| matches(&labels, label_getter(&d.metadata)))
+        .filter(|d| matches(&fields, field_getter(&d.metadata, BTreeMap::new())))
+        .cloned()
+        .collect();
     let rv = current_rv(&w);
-    Ok(list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
 }
 
-async fn get_deployment(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
+async fn get_deployment(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let d = w.deployments.get(&name).ok_or(ApiError::NotFound { kind: "deployments.apps", name })?;
-    Ok(one(d))
+    Ok(Out::new(&s, &headers, Some(&q)).one(d))
 }
 
 fn validate_deployment(d: &Deployment, name: &str) -> Result<(), ApiError> {
@@ -499,24 +642,51 @@ async fn patch_scale(
 
 // ------------------------------------------------------------------------------------------------ others
 
-async fn list_replicasets(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
+async fn list_replicasets(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    if q.watching() {
+        return watch_of(&s, Watched::ReplicaSets, &q, &headers, Some(&ns));
+    }
     let w = s.world();
     check_ns(&w, &ns)?;
     let labels = parse_selector(q.label_selector.as_deref())?;
-    let items: Vec<ReplicaSet> =
-        w.replicasets.values().map(|r| r.rs.clone()).filter(|r| matches(&labels, label_getter(&r.metadata))).collect();
+    let fields = parse_selector(q.field_selector.as_deref())?;
+    let items: Vec<ReplicaSet> = w
+        .replicasets
+        .values()
+        .map(|r| r.rs.clone())
+        .filter(|r| matches(&labels, label_getter(&r.metadata)))
+        .filter(|r| matches(&fields, field_getter(&r.metadata, BTreeMap::new())))
+        .collect();
     let rv = current_rv(&w);
-    Ok(list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
 }
 
-async fn get_replicaset(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
+async fn get_replicaset(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let r = w.replicasets.get(&name).ok_or(ApiError::NotFound { kind: "replicasets.apps", name })?;
-    Ok(one(&r.rs))
+    Ok(Out::new(&s, &headers, Some(&q)).one(&r.rs))
 }
 
-async fn list_events(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
+async fn list_events(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    if q.watching() {
+        return watch_of(&s, Watched::Events, &q, &headers, Some(&ns));
+    }
     let w = s.world();
     check_ns(&w, &ns)?;
     let fields = parse_selector(q.field_selector.as_deref())?;
@@ -535,40 +705,62 @@ async fn list_events(State(s): State<Shared>, Path(ns): Path<String>, Query(q): 
         })
         .collect();
     let rv = current_rv(&w);
-    Ok(list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
 }
 
-async fn list_nodes(State(s): State<Shared>, Query(q): Query<ListParams>) -> ApiResult {
+async fn list_nodes(State(s): State<Shared>, Query(q): Query<ListParams>, headers: HeaderMap) -> ApiResult {
     let w = s.world();
     let labels = parse_selector(q.label_selector.as_deref())?;
-    let items: Vec<Node> = w.nodes.iter().filter(|n| matches(&labels, label_getter(&n.metadata))).cloned().collect();
+    let fields = parse_selector(q.field_selector.as_deref())?;
+    let items: Vec<Node> = w
+        .nodes
+        .iter()
+        .filter(|n| matches(&labels, label_getter(&n.metadata)))
+        .filter(|n| matches(&fields, field_getter(&n.metadata, BTreeMap::new())))
+        .cloned()
+        .collect();
     let rv = current_rv(&w);
-    Ok(list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
 }
 
-async fn get_node(State(s): State<Shared>, Path(name): Path<String>) -> ApiResult {
+async fn get_node(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
     let w = s.world();
     let n = w
         .nodes
         .iter()
         .find(|n| n.metadata.name.as_deref() == Some(&name))
         .ok_or(ApiError::NotFound { kind: "nodes", name })?;
-    Ok(one(n))
+    Ok(Out::new(&s, &headers, Some(&q)).one(n))
 }
 
-async fn list_hpas(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
+async fn list_hpas(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let items: Vec<HorizontalPodAutoscaler> = w.hpas.values().cloned().collect();
     let rv = current_rv(&w);
-    Ok(list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
 }
 
-async fn get_hpa(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
+async fn get_hpa(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let h = w.hpas.get(&name).ok_or(ApiError::NotFound { kind: "horizontalpodautoscalers.autoscaling", name })?;
-    Ok(one(h))
+    Ok(Out::new(&s, &headers, Some(&q)).one(h))
 }
 
 async fn patch_hpa(
@@ -605,26 +797,120 @@ async fn patch_hpa(
     Ok(one(&w.hpas[&name]))
 }
 
-async fn get_configmap(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
+async fn get_configmap(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let c: &ConfigMap = w.configmaps.get(&name).ok_or(ApiError::NotFound { kind: "configmaps", name })?;
-    Ok(one(c))
+    Ok(Out::new(&s, &headers, Some(&q)).one(c))
 }
 
-async fn get_secret(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
+async fn list_configmaps(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let labels = parse_selector(q.label_selector.as_deref())?;
+    let items: Vec<ConfigMap> =
+        w.configmaps.values().filter(|c| matches(&labels, label_getter(&c.metadata))).cloned().collect();
+    let rv = current_rv(&w);
+    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+}
+
+async fn get_secret(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let c: &Secret = w.secrets.get(&name).ok_or(ApiError::NotFound { kind: "secrets", name })?;
-    Ok(one(c))
+    Ok(Out::new(&s, &headers, Some(&q)).one(c))
 }
 
-async fn list_services(State(s): State<Shared>, Path(ns): Path<String>, Query(q): Query<ListParams>) -> ApiResult {
+async fn list_secrets(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let labels = parse_selector(q.label_selector.as_deref())?;
+    let items: Vec<Secret> =
+        w.secrets.values().filter(|c| matches(&labels, label_getter(&c.metadata))).cloned().collect();
+    let rv = current_rv(&w);
+    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+}
+
+async fn list_services(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let items: Vec<k8s_openapi::api::core::v1::Service> = w.services.values().cloned().collect();
     let rv = current_rv(&w);
-    Ok(list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+}
+
+async fn get_service(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let svc = w.services.get(&name).ok_or(ApiError::NotFound { kind: "services", name })?;
+    Ok(Out::new(&s, &headers, Some(&q)).one(svc))
+}
+
+/// The sandbox's one namespace, as a `Namespace` object.
+fn namespace_object(w: &World) -> k8s_openapi::api::core::v1::Namespace {
+    let created = w.deployments.values().filter_map(|d| d.metadata.creation_timestamp.clone()).min();
+    k8s_openapi::api::core::v1::Namespace {
+        metadata: ObjectMeta {
+            name: Some(w.namespace.clone()),
+            creation_timestamp: created,
+            resource_version: Some("1".into()),
+            labels: Some(BTreeMap::from([("kubernetes.io/metadata.name".to_owned(), w.namespace.clone())])),
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(k8s_openapi::api::core::v1::NamespaceStatus { phase: Some("Active".into()), conditions: None }),
+    }
+}
+
+async fn list_namespaces(State(s): State<Shared>, Query(q): Query<ListParams>, headers: HeaderMap) -> ApiResult {
+    let w = s.world();
+    let fields = parse_selector(q.field_selector.as_deref())?;
+    let ns = namespace_object(&w);
+    let items: Vec<_> =
+        std::iter::once(ns).filter(|n| matches(&fields, field_getter(&n.metadata, BTreeMap::new()))).collect();
+    let rv = current_rv(&w);
+    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+}
+
+async fn get_namespace(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &name)?;
+    Ok(Out::new(&s, &headers, Some(&q)).one(&namespace_object(&w)))
 }
 
 async fn service_proxy_root(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
@@ -742,6 +1028,14 @@ async fn timed(State(s): State<Shared>, req: axum::extract::Request, next: axum:
 pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/version", get(version))
+        .route("/api", get(discovery::api))
+        .route("/api/v1", get(discovery::core_resources))
+        .route("/apis", get(discovery::groups))
+        .route("/apis/{group}", get(discovery::group))
+        .route("/apis/{group}/{version}", get(discovery::group_resources))
+        .route("/openapi/v3", get(discovery::openapi_v3))
+        .route("/api/v1/namespaces", get(list_namespaces))
+        .route("/api/v1/namespaces/{ns}", get(get_namespace))
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}", get(get_node))
         .route("/api/v1/pods", get(list_all_pods))
@@ -749,9 +1043,12 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod).delete(delete_pod))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route("/api/v1/namespaces/{ns}/events", get(list_events))
+        .route("/api/v1/namespaces/{ns}/configmaps", get(list_configmaps))
         .route("/api/v1/namespaces/{ns}/configmaps/{name}", get(get_configmap))
+        .route("/api/v1/namespaces/{ns}/secrets", get(list_secrets))
         .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret))
         .route("/api/v1/namespaces/{ns}/services", get(list_services))
+        .route("/api/v1/namespaces/{ns}/services/{name}", get(get_service))
         .route("/api/v1/namespaces/{ns}/services/{name}/proxy", get(service_proxy_root))
         .route("/api/v1/namespaces/{ns}/services/{name}/proxy/{*path}", get(service_proxy))
         .route("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies", get(list_network_policies))

@@ -300,7 +300,8 @@ impl Model {
                     reason: "BackOff",
                     message: format!("Back-off pulling image \"{image}\""),
                     first: pod.created + secs(20),
-                    last: now,
+                    // Kubelet retries the pull every 15 s: the event was last seen at the latest retry.
+                    last: pod.created + secs(20 + 15 * ((elapsed / 15).max(1) - 1)),
                     count: (elapsed / 15).max(1) as i32,
                     source: "kubelet",
                 },
@@ -330,6 +331,7 @@ impl Model {
         let mut prev_run: Option<(Timestamp, Timestamp)> = None;
         let mut backoff_events = 0i32;
         let mut first_backoff: Option<Timestamp> = None;
+        let mut last_backoff: Option<Timestamp> = None;
         let mut waiting_until: Option<Timestamp> = None;
         for _ in 0..100_000 {
             if start > now {
@@ -355,6 +357,7 @@ impl Model {
                     if delay >= 20 {
                         backoff_events += 1;
                         first_backoff.get_or_insert(end);
+                        last_backoff = Some(end);
                     }
                     start = end + secs(delay);
                 }
@@ -387,7 +390,7 @@ impl Model {
                 reason: "BackOff",
                 message: format!("Back-off restarting failed container {} in pod", c.name),
                 first: first_backoff.unwrap_or(now),
-                last: now,
+                last: last_backoff.unwrap_or(now),
                 count: backoff_events * 3,
                 source: "kubelet",
             });
@@ -397,11 +400,18 @@ impl Model {
         };
         let previous_logs = prev_run.map(|(s, e)| render(s, e)).unwrap_or_default();
         if let Some(until) = waiting_until {
-            let message = format!(
-                "back-off {}s restarting failed container={} pod",
-                until.duration_since(last.as_ref().map_or(now, |l| l.finished)).as_secs(),
-                c.name
-            );
+            // Kubelet states the back-off period, which is fixed while it lasts; a container that has not run yet is
+            // being created and has no message.
+            let message = match &last {
+                Some(l) => {
+                    format!(
+                        "back-off {}s restarting failed container={} pod",
+                        until.duration_since(l.finished).as_secs(),
+                        c.name
+                    )
+                }
+                None => String::new(),
+            };
             let reason = if restarts > 0 { "CrashLoopBackOff" } else { "ContainerCreating" };
             return PodSim {
                 phase: "Running",

@@ -24,6 +24,15 @@ use crate::sim::{Model, PodInput, PodSim, RunState};
 use crate::time::{ago, secs};
 
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
+pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+/// Deployment annotations the controller keeps off its ReplicaSets.
+const NOT_COPIED: &[&str] = &[
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+];
 pub const TEMPLATE_HASH: &str = "pod-template-hash";
 const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
@@ -99,6 +108,8 @@ pub struct World {
     pub wedged_pod: Option<String>,
     /// Deployment name → (generation, pod template hash).
     hashes: BTreeMap<String, (i64, String)>,
+    /// What changed, for watches.
+    pub(crate) changes: crate::watch::ChangeLog,
 }
 
 /// A value the API server rejects, with the HTTP status it answers.
@@ -138,6 +149,7 @@ impl World {
             node_rr: 0,
             wedged_pod: None,
             hashes: BTreeMap::new(),
+            changes: Default::default(),
         };
         let oldest = s.deployment.revisions.first().and_then(|r| ago(t0, &r.age)).unwrap_or(t0);
         for n in &s.nodes {
@@ -221,7 +233,7 @@ impl World {
                 dep.metadata
                     .annotations
                     .get_or_insert_with(Default::default)
-                    .insert("kubernetes.io/change-cause".into(), cause.clone());
+                    .insert(CHANGE_CAUSE.into(), cause.clone());
             }
             w.reconcile(at);
             // Let the rollout settle (or not) before the next revision.
@@ -369,8 +381,14 @@ impl World {
             .filter_map(|(name, p)| Some((name.clone(), pod_status(&p.pod, &self.simulate(p, now, false)?, p.created))))
             .collect();
         for (name, status) in statuses {
+            // A status that changed is a write, with a new resourceVersion, as the kubelet's status updates are.
+            let changed = self.pods.get(&name).is_some_and(|rec| rec.pod.status.as_ref() != Some(&status));
+            let rv = changed.then(|| self.bump());
             if let Some(rec) = self.pods.get_mut(&name) {
                 rec.pod.status = Some(status);
+                if let Some(rv) = rv {
+                    rec.pod.metadata.resource_version = Some(rv);
+                }
             }
         }
     }
@@ -505,7 +523,16 @@ impl World {
                 .insert(TEMPLATE_HASH.into(), hash.clone());
             let mut meta = self.meta(&rs_name, now);
             meta.labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
-            let mut ann = BTreeMap::new();
+            // The deployment controller copies the Deployment's annotations (its change-cause among them) to the
+            // new ReplicaSet, except its own bookkeeping; `kubectl rollout history` reads the cause from there.
+            let mut ann: BTreeMap<String, String> = dep
+                .metadata
+                .annotations
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| !NOT_COPIED.contains(&k.as_str()))
+                .collect();
             ann.insert(REVISION.to_owned(), (max_rev + 1).to_string());
             ann.insert("deployment.kubernetes.io/desired-replicas".to_owned(), desired.to_string());
             meta.annotations = Some(ann);
@@ -533,11 +560,13 @@ impl World {
         } else if current_rev != Some(max_rev) {
             // Rolling back to an old template: its ReplicaSet becomes the newest revision again.
             let rv = self.bump();
+            let cause = dep.metadata.annotations.as_ref().and_then(|a| a.get(CHANGE_CAUSE)).cloned();
             if let Some(r) = self.replicasets.get_mut(&rs_name) {
-                r.rs.metadata
-                    .annotations
-                    .get_or_insert_with(Default::default)
-                    .insert(REVISION.into(), (max_rev + 1).to_string());
+                let ann = r.rs.metadata.annotations.get_or_insert_with(Default::default);
+                ann.insert(REVISION.into(), (max_rev + 1).to_string());
+                if let Some(cause) = cause {
+                    ann.insert(CHANGE_CAUSE.into(), cause);
+                }
                 r.rs.metadata.resource_version = Some(rv);
                 r.current_since = now;
             }
@@ -789,6 +818,11 @@ fn keep_transition(prev: Option<DeploymentCondition>, mut next: DeploymentCondit
         && p.reason == next.reason
     {
         next.last_transition_time = p.last_transition_time;
+        // The controller updates a condition only when what it says changes, as the deployment controller does;
+        // otherwise every reconcile would be a write (and a watch event).
+        if p.message == next.message {
+            next.last_update_time = p.last_update_time;
+        }
     }
     next
 }
@@ -864,7 +898,10 @@ fn pod_status(pod: &Pod, sim: &PodSim, created: Timestamp) -> PodStatus {
             ..Default::default()
         },
         RunState::Waiting { reason, message } => ContainerState {
-            waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: Some(message.clone()) }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.clone()),
+                message: Some(message.clone()).filter(|m| !m.is_empty()),
+            }),
             ..Default::default()
         },
     };

@@ -1941,10 +1941,11 @@ pub fn rollout_progressing(f: &Facts<'_>) -> Option<Finding> {
     let progressing = conditions.contains("progressing=true")
         && !contains_any(&conditions, &["progressdeadlineexceeded", "replicafailure=true", "progressing=false"])
         && !conditions.contains("newreplicasetavailable");
-    let about_count = lower_has(
-        &f.alert_text,
-        &["replica", "unavailable", "available", "rollout", "generation", "mismatch", "updated"],
-    ) && !lower_has(&f.alert_text, &["error", "latency", "5xx", "timeout", "slo", "saturat", "crash", "oom"]);
+    let about_count =
+        lower_has(
+            &f.alert_text,
+            &["replica", "unavailable", "available", "rollout", "generation", "mismatch", "updated"],
+        ) && !lower_has(&f.alert_text, &["error", "latency", "5xx", "timeout", "slo", "saturat", "crash", "oom"]);
     let allowance = max_unavailable(w.strategy.as_deref(), desired);
     let short = desired - ready;
     if !progressing || !about_count || updated >= desired || short <= 0 || short > allowance {
@@ -1983,9 +1984,15 @@ pub fn rollout_progressing(f: &Facts<'_>) -> Option<Finding> {
             w.name
         ),
         vec![
-            format!("{updated}/{desired} updated, {ready}/{desired} ready, {short} short of an allowance of {allowance}"),
+            format!(
+                "{updated}/{desired} updated, {ready}/{desired} ready, {short} short of an allowance of {allowance}"
+            ),
             condition.unwrap_or_else(|| "Progressing=True".into()),
-            format!("{} pods: no crash, restart or warning event in the last {} minutes", f.pods().len(), QUIET_SECS / 60),
+            format!(
+                "{} pods: no crash, restart or warning event in the last {} minutes",
+                f.pods().len(),
+                QUIET_SECS / 60
+            ),
         ],
         0.75,
     ))

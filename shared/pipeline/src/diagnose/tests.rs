@@ -726,7 +726,8 @@ fn mid_rollout() -> Value {
         json!(["Progressing=True ReplicaSetUpdated: ReplicaSet web-6e5d4c3b2 is progressing"]),
     );
     let booting = pod("web-6e5d4c3b2-ccccc", json!({"age": "40s", "ready": false}));
-    let pods = json!([pod("web-6e5d4c3b2-aaaaa", json!({"age": "9m"})), pod("web-5d4c3b2a1-bbbbb", json!({})), booting]);
+    let pods =
+        json!([pod("web-6e5d4c3b2-aaaaa", json!({"age": "9m"})), pod("web-5d4c3b2a1-bbbbb", json!({})), booting]);
     set(&mut v, "/observations/pods", pods);
     v
 }
@@ -754,7 +755,8 @@ fn a_replica_short_during_a_healthy_rolling_update_is_normal_progress() {
     let mut errors = mid_rollout();
     set(&mut errors, "/alert/title", json!("HighErrorRate shop/web"));
     set(&mut errors, "/alert/details", json!("5xx ratio above 5% during the rollout"));
-    for (what, v) in [("crashing", crashing), ("deadline", deadline), ("too many", too_many), ("stuck", stuck), ("errors", errors)]
+    for (what, v) in
+        [("crashing", crashing), ("deadline", deadline), ("too many", too_many), ("stuck", stuck), ("errors", errors)]
     {
         let d = run(&v);
         assert_ne!(d.rule, "rollout-progressing", "{what}: {d:?}");

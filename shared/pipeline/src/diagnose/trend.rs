@@ -233,8 +233,14 @@ fn word_multiple(lower: &str) -> Option<f64> {
         return Some(m);
     }
     let at = lower.find("-fold").or_else(|| lower.find(" fold"))?;
-    let digits: String =
-        lower[..at].chars().rev().take_while(|c| c.is_ascii_digit() || *c == '.').collect::<Vec<_>>().into_iter().rev().collect();
+    let digits: String = lower[..at]
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     digits.parse().ok()
 }
 
@@ -334,8 +340,14 @@ pub fn trend(text: &str) -> Option<Trend> {
         "record high",
         "all-time high",
     ];
-    const BELOW: &[&str] =
-        &["below normal", "below usual", "below baseline", "below the baseline", "lower than usual", "lower than normal"];
+    const BELOW: &[&str] = &[
+        "below normal",
+        "below usual",
+        "below baseline",
+        "below the baseline",
+        "lower than usual",
+        "lower than normal",
+    ];
     match ratio {
         Some(r) if r >= 1.5 => Some(Trend::Rising(r)),
         Some(r) if r <= 2.0 / 3.0 => Some(Trend::Falling(r)),
