@@ -4,6 +4,7 @@
 #[macro_use]
 mod hosts;
 
+mod alertmanager;
 mod approval;
 mod billing;
 mod chatops;
