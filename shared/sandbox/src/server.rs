@@ -42,7 +42,11 @@ impl Shared {
         let mut w = self.world.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now();
         w.reconcile(now);
-        WorldGuard { guard: w, now }
+        // The log is current before anyone reads it (a watch reading the resourceVersion must not skip what this
+        // reconcile changed), and again after the holder's writes, when there were any.
+        w.record_changes(now);
+        let before = w.fingerprint();
+        WorldGuard { guard: w, now, before }
     }
 }
 
@@ -50,6 +54,7 @@ impl Shared {
 pub(crate) struct WorldGuard<'a> {
     guard: std::sync::MutexGuard<'a, World>,
     now: jiff::Timestamp,
+    before: (String, usize, usize, usize),
 }
 
 impl std::ops::Deref for WorldGuard<'_> {
@@ -67,8 +72,10 @@ impl std::ops::DerefMut for WorldGuard<'_> {
 
 impl Drop for WorldGuard<'_> {
     fn drop(&mut self) {
-        let now = self.now;
-        self.guard.record_changes(now);
+        if self.guard.fingerprint() != self.before {
+            let now = self.now;
+            self.guard.record_changes(now);
+        }
     }
 }
 

@@ -96,6 +96,12 @@ fn rv_of(v: &Value) -> u64 {
 }
 
 impl World {
+    /// Changes whenever a write happened: every write bumps the resourceVersion, except a pod's deletion and a
+    /// controller's event, which change the counts.
+    pub(crate) fn fingerprint(&self) -> (String, usize, usize, usize) {
+        (self.resource_version(), self.pods.len(), self.replicasets.len(), self.events.len())
+    }
+
     /// Appends what changed since the last call to the change log. Cheap when nothing changed: signatures (the
     /// resourceVersion; an event's count, last time and message) are compared before anything is serialized.
     pub fn record_changes(&mut self, now: Timestamp) {
@@ -354,4 +360,40 @@ pub fn serve(shared: Shared, req: WatchRequest) -> Response {
     let content_type = "application/json";
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(body))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    #[test]
+    fn the_log_holds_every_change_after_its_floor_in_order() {
+        let t0: Timestamp = "2026-11-21T10:00:00Z".parse().unwrap();
+        let mut w = World::from_scenario(&Scenario::builtin("hung-pod").unwrap(), t0);
+        w.reconcile(t0);
+        w.record_changes(t0);
+        let floor = w.changes.floor();
+        assert!(floor > 0 && w.changes.entries.is_empty(), "the first look is the state, not changes");
+        let quiet = w.resource_version();
+        w.reconcile(t0);
+        w.record_changes(t0);
+        assert_eq!(w.resource_version(), quiet, "a reconcile with nothing to do writes nothing");
+
+        let victim = w.pods.keys().next().cloned().unwrap();
+        w.delete_pod(&victim, t0).unwrap();
+        w.reconcile(t0);
+        w.record_changes(t0);
+        let pods: Vec<&Change> = w.changes.since(Watched::Pods, floor).collect();
+        let deleted = pods.iter().find(|c| c.type_ == "DELETED").expect("the deletion is logged");
+        assert_eq!(deleted.object["metadata"]["name"], victim.as_str());
+        assert!(deleted.rv > floor, "a deletion gets a new resourceVersion");
+        let added = pods.iter().find(|c| c.type_ == "ADDED").expect("the replacement is logged");
+        assert_ne!(added.object["metadata"]["name"], victim.as_str());
+        let rvs: Vec<u64> = w.changes.entries.iter().map(|c| c.rv).collect();
+        assert!(rvs.windows(2).all(|p| p[0] <= p[1]), "entries are in resourceVersion order: {rvs:?}");
+        // A watcher that has seen up to the deletion gets only what came after it.
+        assert!(w.changes.since(Watched::Pods, deleted.rv).all(|c| c.rv > deleted.rv));
+        assert!(w.changes.since(Watched::Deployments, floor).all(|c| c.kind == Watched::Deployments));
+    }
 }
