@@ -34,6 +34,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// A process's peak resident set (`VmHWM`), in MiB.
+fn peak_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -102,15 +114,19 @@ async fn main() {
     };
 
     println!("init: process start to ready, {INIT_RUNS} starts each (target < 50 ms)");
+    let mut init_peaks = std::collections::BTreeMap::new();
     for name in FUNCTIONS {
+        let mut peak: f64 = 0.0;
         let mut times: Vec<Duration> = (0..INIT_RUNS)
             .map(|_| {
                 let (mut child, ready, _) = spawn(name);
+                peak = peak.max(peak_mib(child.id()));
                 let _ = child.kill();
                 let _ = child.wait();
                 ready
             })
             .collect();
+        init_peaks.insert(name, peak);
         times.sort();
         println!(
             "  {name:<18} p50 {}  p95 {}  max {}",
@@ -156,8 +172,78 @@ async fn main() {
             through.push(took);
         }
     }
+    let intake_peak = peak_mib(intake.id());
     let _ = intake.kill();
     let _ = intake.wait();
+
+    // The stages' peak under real work: one incident (the sandbox's wedged pod) through analysis, execution and
+    // verification, each function a process of its own under the emulator, fed the SQS events the previous one
+    // queued.
+    let mut work_peaks = std::collections::BTreeMap::new();
+    work_peaks.insert("webhook-intake", intake_peak);
+    let stage_http = outbound::http_client(Duration::from_secs(60)).unwrap();
+    let invoke = |name: &'static str, event: serde_json::Value| {
+        let http = stage_http.clone();
+        let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/{name}/invocations");
+        async move {
+            let answer: serde_json::Value = http.post(&url).json(&event).send().await.unwrap().json().await.unwrap();
+            // A reported item is one the function wants again (a verification not yet settled): a retry, not an error.
+            assert!(answer["batchItemFailures"].is_array(), "{name}: {answer}");
+        }
+    };
+    for (name, queue) in [("analyzer", common::ANALYSIS), ("executor", common::EXECUTION)] {
+        let (mut child, _, lines) = spawn(name);
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                if l.contains("ERROR") || l.contains("WARN") {
+                    eprintln!("{name}: {l}");
+                }
+            }
+        });
+        let mut runs = 0;
+        while let Some(event) = w.take(queue, Duration::from_secs(5)).await {
+            invoke(name, serde_json::to_value(event).unwrap()).await;
+            runs += 1;
+        }
+        assert!(runs > 0, "{name} had nothing to do");
+        work_peaks.insert(name, peak_mib(child.id()));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (mut verifier, _, lines) = spawn("verifier");
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            if l.contains("ERROR") {
+                eprintln!("verifier: {l}");
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut checks = 0;
+    while Instant::now() < deadline {
+        match w.take(common::VERIFICATION, Duration::from_secs(3)).await {
+            Some(event) => {
+                invoke("verifier", serde_json::to_value(event).unwrap()).await;
+                checks += 1;
+            }
+            None if checks > 0 => break,
+            None => {}
+        }
+    }
+    work_peaks.insert("verifier", peak_mib(verifier.id()));
+    let _ = verifier.kill();
+    let _ = verifier.wait();
+    println!("peak resident memory (VmHWM): after init, and after real work where measured");
+    for name in FUNCTIONS {
+        let work = work_peaks.get(name).map_or_else(|| "-".to_owned(), |m| format!("{m:.1} MiB"));
+        let what = match name {
+            "webhook-intake" => " (after 320 webhooks)",
+            "analyzer" | "executor" => " (after one incident's messages)",
+            "verifier" => " (after every check until verified)",
+            _ => "",
+        };
+        println!("  {name:<18} init {:.1} MiB  work {work}{what}", init_peaks[name]);
+    }
 
     // Warm payments callback in-process against moto: verify, read the order, dedupe, queue (PhonePe waits 3-5 s).
     let secrets = aws::secretsmanager::Client::new(&w.sdk);
