@@ -135,8 +135,8 @@ struct Out {
 }
 
 impl Out {
-    fn new(s: &Shared, headers: &HeaderMap, q: Option<&ListParams>) -> Self {
-        let include = Include::parse(q.and_then(|q| q.include_object.as_deref()));
+    fn new(s: &Shared, headers: &HeaderMap, q: &ListParams) -> Self {
+        let include = Include::parse(q.include_object.as_deref());
         Out { table: table::wanted(headers).then_some(include), now: s.clock.now() }
     }
 
@@ -151,17 +151,22 @@ impl Out {
         }
     }
 
+    /// At most `limit` items (0 or none: all), as a `Table` or as the kind's `…List`.
     fn list<T: Resource + serde::Serialize>(&self, items: Vec<T>, rv: &str, limit: Option<usize>) -> Response {
+        let items: Vec<Value> = items
+            .into_iter()
+            .take(limit.filter(|l| *l > 0).unwrap_or(usize::MAX))
+            .filter_map(|i| serde_json::to_value(i).ok())
+            .collect();
         match self.table {
-            Some(include) => {
-                let items: Vec<Value> = items
-                    .into_iter()
-                    .take(limit.filter(|l| *l > 0).unwrap_or(usize::MAX))
-                    .filter_map(|i| serde_json::to_value(i).ok())
-                    .collect();
-                axum::Json(table::table(T::KIND, &items, rv, self.now, include)).into_response()
-            }
-            None => list(items, rv, limit),
+            Some(include) => axum::Json(table::table(T::KIND, &items, rv, self.now, include)).into_response(),
+            None => axum::Json(json!({
+                "apiVersion": T::API_VERSION,
+                "kind": format!("{}List", T::KIND),
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            }))
+            .into_response(),
         }
     }
 }
@@ -182,7 +187,7 @@ fn watch_of(s: &Shared, kind: Watched, q: &ListParams, headers: &HeaderMap, ns: 
         };
         matches(&labels, label) && matches(&fields, field)
     };
-    let out = Out::new(s, headers, Some(q));
+    let out = Out::new(s, headers, q);
     Ok(watch::serve(
         s.clone(),
         WatchRequest {
@@ -280,19 +285,11 @@ fn field_getter<'a>(
     }
 }
 
-fn list<T: Resource + serde::Serialize>(items: Vec<T>, rv: &str, limit: Option<usize>) -> Response {
-    let items: Vec<Value> = items
-        .into_iter()
-        .take(limit.filter(|l| *l > 0).unwrap_or(usize::MAX))
-        .filter_map(|i| serde_json::to_value(i).ok())
-        .collect();
-    axum::Json(json!({
-        "apiVersion": T::API_VERSION,
-        "kind": format!("{}List", T::KIND),
-        "metadata": {"resourceVersion": rv},
-        "items": items,
-    }))
-    .into_response()
+/// The request's label and field selectors over an object's metadata (`metadata.name`, `metadata.namespace`).
+fn by_metadata(q: &ListParams) -> Result<impl Fn(&ObjectMeta) -> bool, ApiError> {
+    let labels = parse_selector(q.label_selector.as_deref())?;
+    let fields = parse_selector(q.field_selector.as_deref())?;
+    Ok(move |m: &ObjectMeta| matches(&labels, label_getter(m)) && matches(&fields, field_getter(m, BTreeMap::new())))
 }
 
 fn one<T: serde::Serialize>(t: &T) -> Response {
@@ -332,7 +329,7 @@ fn pods_matching(s: &Shared, ns: Option<&str>, q: &ListParams, headers: &HeaderM
         })
         .collect();
     let rv = current_rv(&w);
-    Ok(Out::new(s, headers, Some(q)).list(pods, &rv, q.limit))
+    Ok(Out::new(s, headers, q).list(pods, &rv, q.limit))
 }
 
 async fn list_pods(
@@ -358,7 +355,7 @@ async fn get_pod(
     let w = s.world();
     check_ns(&w, &ns)?;
     let p = w.pods.get(&name).ok_or(ApiError::NotFound { kind: "pods", name })?;
-    Ok(Out::new(&s, &headers, Some(&q)).one(&p.pod))
+    Ok(Out::new(&s, &headers, &q).one(&p.pod))
 }
 
 async fn delete_pod(
@@ -453,17 +450,10 @@ async fn list_deployments(
     }
     let w = s.world();
     check_ns(&w, &ns)?;
-    let labels = parse_selector(q.label_selector.as_deref())?;
-    let fields = parse_selector(q.field_selector.as_deref())?;
-    let items: Vec<Deployment> = w
-        .deployments
-        .values()
-        .filter(|d| matches(&labels, label_getter(&d.metadata)))
-        .filter(|d| matches(&fields, field_getter(&d.metadata, BTreeMap::new())))
-        .cloned()
-        .collect();
+    let selected = by_metadata(&q)?;
+    let items: Vec<Deployment> = w.deployments.values().filter(|d| selected(&d.metadata)).cloned().collect();
     let rv = current_rv(&w);
-    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 async fn get_deployment(
@@ -475,7 +465,7 @@ async fn get_deployment(
     let w = s.world();
     check_ns(&w, &ns)?;
     let d = w.deployments.get(&name).ok_or(ApiError::NotFound { kind: "deployments.apps", name })?;
-    Ok(Out::new(&s, &headers, Some(&q)).one(d))
+    Ok(Out::new(&s, &headers, &q).one(d))
 }
 
 fn validate_deployment(d: &Deployment, name: &str) -> Result<(), ApiError> {
@@ -660,17 +650,11 @@ async fn list_replicasets(
     }
     let w = s.world();
     check_ns(&w, &ns)?;
-    let labels = parse_selector(q.label_selector.as_deref())?;
-    let fields = parse_selector(q.field_selector.as_deref())?;
-    let items: Vec<ReplicaSet> = w
-        .replicasets
-        .values()
-        .map(|r| r.rs.clone())
-        .filter(|r| matches(&labels, label_getter(&r.metadata)))
-        .filter(|r| matches(&fields, field_getter(&r.metadata, BTreeMap::new())))
-        .collect();
+    let selected = by_metadata(&q)?;
+    let items: Vec<ReplicaSet> =
+        w.replicasets.values().filter(|r| selected(&r.rs.metadata)).map(|r| r.rs.clone()).collect();
     let rv = current_rv(&w);
-    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 async fn get_replicaset(
@@ -682,7 +666,7 @@ async fn get_replicaset(
     let w = s.world();
     check_ns(&w, &ns)?;
     let r = w.replicasets.get(&name).ok_or(ApiError::NotFound { kind: "replicasets.apps", name })?;
-    Ok(Out::new(&s, &headers, Some(&q)).one(&r.rs))
+    Ok(Out::new(&s, &headers, &q).one(&r.rs))
 }
 
 async fn list_events(
@@ -712,22 +696,15 @@ async fn list_events(
         })
         .collect();
     let rv = current_rv(&w);
-    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 async fn list_nodes(State(s): State<Shared>, Query(q): Query<ListParams>, headers: HeaderMap) -> ApiResult {
     let w = s.world();
-    let labels = parse_selector(q.label_selector.as_deref())?;
-    let fields = parse_selector(q.field_selector.as_deref())?;
-    let items: Vec<Node> = w
-        .nodes
-        .iter()
-        .filter(|n| matches(&labels, label_getter(&n.metadata)))
-        .filter(|n| matches(&fields, field_getter(&n.metadata, BTreeMap::new())))
-        .cloned()
-        .collect();
+    let selected = by_metadata(&q)?;
+    let items: Vec<Node> = w.nodes.iter().filter(|n| selected(&n.metadata)).cloned().collect();
     let rv = current_rv(&w);
-    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 async fn get_node(
@@ -742,7 +719,7 @@ async fn get_node(
         .iter()
         .find(|n| n.metadata.name.as_deref() == Some(&name))
         .ok_or(ApiError::NotFound { kind: "nodes", name })?;
-    Ok(Out::new(&s, &headers, Some(&q)).one(n))
+    Ok(Out::new(&s, &headers, &q).one(n))
 }
 
 async fn list_hpas(
@@ -755,7 +732,7 @@ async fn list_hpas(
     check_ns(&w, &ns)?;
     let items: Vec<HorizontalPodAutoscaler> = w.hpas.values().cloned().collect();
     let rv = current_rv(&w);
-    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 async fn get_hpa(
@@ -767,7 +744,7 @@ async fn get_hpa(
     let w = s.world();
     check_ns(&w, &ns)?;
     let h = w.hpas.get(&name).ok_or(ApiError::NotFound { kind: "horizontalpodautoscalers.autoscaling", name })?;
-    Ok(Out::new(&s, &headers, Some(&q)).one(h))
+    Ok(Out::new(&s, &headers, &q).one(h))
 }
 
 async fn patch_hpa(
@@ -813,7 +790,7 @@ async fn get_configmap(
     let w = s.world();
     check_ns(&w, &ns)?;
     let c: &ConfigMap = w.configmaps.get(&name).ok_or(ApiError::NotFound { kind: "configmaps", name })?;
-    Ok(Out::new(&s, &headers, Some(&q)).one(c))
+    Ok(Out::new(&s, &headers, &q).one(c))
 }
 
 async fn list_configmaps(
@@ -828,7 +805,7 @@ async fn list_configmaps(
     let items: Vec<ConfigMap> =
         w.configmaps.values().filter(|c| matches(&labels, label_getter(&c.metadata))).cloned().collect();
     let rv = current_rv(&w);
-    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 async fn get_secret(
@@ -840,7 +817,7 @@ async fn get_secret(
     let w = s.world();
     check_ns(&w, &ns)?;
     let c: &Secret = w.secrets.get(&name).ok_or(ApiError::NotFound { kind: "secrets", name })?;
-    Ok(Out::new(&s, &headers, Some(&q)).one(c))
+    Ok(Out::new(&s, &headers, &q).one(c))
 }
 
 async fn list_secrets(
@@ -855,7 +832,7 @@ async fn list_secrets(
     let items: Vec<Secret> =
         w.secrets.values().filter(|c| matches(&labels, label_getter(&c.metadata))).cloned().collect();
     let rv = current_rv(&w);
-    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 async fn list_services(
@@ -868,7 +845,7 @@ async fn list_services(
     check_ns(&w, &ns)?;
     let items: Vec<k8s_openapi::api::core::v1::Service> = w.services.values().cloned().collect();
     let rv = current_rv(&w);
-    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 async fn get_service(
@@ -880,7 +857,7 @@ async fn get_service(
     let w = s.world();
     check_ns(&w, &ns)?;
     let svc = w.services.get(&name).ok_or(ApiError::NotFound { kind: "services", name })?;
-    Ok(Out::new(&s, &headers, Some(&q)).one(svc))
+    Ok(Out::new(&s, &headers, &q).one(svc))
 }
 
 /// The sandbox's one namespace, as a `Namespace` object.
@@ -906,7 +883,7 @@ async fn list_namespaces(State(s): State<Shared>, Query(q): Query<ListParams>, h
     let items: Vec<_> =
         std::iter::once(ns).filter(|n| matches(&fields, field_getter(&n.metadata, BTreeMap::new()))).collect();
     let rv = current_rv(&w);
-    Ok(Out::new(&s, &headers, Some(&q)).list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 async fn get_namespace(
@@ -917,7 +894,7 @@ async fn get_namespace(
 ) -> ApiResult {
     let w = s.world();
     check_ns(&w, &name)?;
-    Ok(Out::new(&s, &headers, Some(&q)).one(&namespace_object(&w)))
+    Ok(Out::new(&s, &headers, &q).one(&namespace_object(&w)))
 }
 
 async fn service_proxy_root(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> ApiResult {
@@ -965,12 +942,13 @@ async fn list_network_policies(
     State(s): State<Shared>,
     Path(ns): Path<String>,
     Query(q): Query<ListParams>,
+    headers: HeaderMap,
 ) -> ApiResult {
     let w = s.world();
     check_ns(&w, &ns)?;
     let items: Vec<k8s_openapi::api::networking::v1::NetworkPolicy> = w.network_policies.values().cloned().collect();
     let rv = current_rv(&w);
-    Ok(list(items, &rv, q.limit))
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
 }
 
 /// `metrics.k8s.io/v1beta1` PodMetrics, as metrics-server serves them.

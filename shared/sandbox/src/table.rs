@@ -43,39 +43,19 @@ pub fn human_duration(secs: i64) -> String {
     }
     let s = secs.max(0);
     let (m, h, d) = (s / 60, s / 3600, s / 86_400);
+    // A large unit and the remainder in the next smaller one, left out when it is zero ("5m", "5m3s").
+    let pair = |big: i64, big_unit: &str, rest: i64, rest_unit: &str| {
+        if rest == 0 { format!("{big}{big_unit}") } else { format!("{big}{big_unit}{rest}{rest_unit}") }
+    };
     match s {
         _ if s < 120 => format!("{s}s"),
-        _ if m < 10 => {
-            if s % 60 == 0 {
-                format!("{m}m")
-            } else {
-                format!("{m}m{}s", s % 60)
-            }
-        }
+        _ if m < 10 => pair(m, "m", s % 60, "s"),
         _ if h < 3 => format!("{m}m"),
-        _ if h < 8 => {
-            if m % 60 == 0 {
-                format!("{h}h")
-            } else {
-                format!("{h}h{}m", m % 60)
-            }
-        }
+        _ if h < 8 => pair(h, "h", m % 60, "m"),
         _ if h < 48 => format!("{h}h"),
-        _ if h < 192 => {
-            if h % 24 == 0 {
-                format!("{d}d")
-            } else {
-                format!("{d}d{}h", h % 24)
-            }
-        }
+        _ if h < 192 => pair(d, "d", h % 24, "h"),
         _ if d < 365 * 2 => format!("{d}d"),
-        _ if d < 365 * 8 => {
-            if d % 365 == 0 {
-                format!("{}y", d / 365)
-            } else {
-                format!("{}y{}d", d / 365, d % 365)
-            }
-        }
+        _ if d < 365 * 8 => pair(d / 365, "y", d % 365, "d"),
         _ => format!("{}y", d / 365),
     }
 }

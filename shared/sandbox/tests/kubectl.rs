@@ -23,7 +23,7 @@ const BAD: &str = "registry.internal/shop/checkout-api:1.5.0-rc";
 struct Kubectl {
     bin: String,
     kubeconfig: std::path::PathBuf,
-    _dir: tempdir::Dir,
+    dir: tempdir::Dir,
 }
 
 mod tempdir {
@@ -56,12 +56,12 @@ impl Kubectl {
             ),
         )
         .unwrap();
-        Kubectl { bin, kubeconfig, _dir: tempdir::Dir(dir) }
+        Kubectl { bin, kubeconfig, dir: tempdir::Dir(dir) }
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
-        c.env("KUBECONFIG", &self.kubeconfig).env("HOME", self._dir.0.as_os_str()).args(args);
+        c.env("KUBECONFIG", &self.kubeconfig).env("HOME", self.dir.0.as_os_str()).args(args);
         c
     }
 
