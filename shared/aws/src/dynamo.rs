@@ -6,6 +6,7 @@
 //! | audit event | `INC#<id>` | `EVT#<version, 10 digits>#<n, 4 digits>` | `body` (JSON), in commit order |
 //! | external id | `EXT#<team>#<external id>` | `EXT` | `incident_id` |
 //! | delivery key | `DLV#<team>#<key>` | `DLV` | `expires_at` (TTL, epoch seconds) |
+//! | applied action | `ACTED#<team>` | `<applied ms, 16 digits>#<incident id>#<action id>` | `incident_id`, `expires_at` (TTL: 31 days, past the longest recurrence window) |
 //! | runbook entry | `RUNBOOK#<team>` | `<learned_at>#<incident id>` | `body` (JSON) |
 //! | team | `TEAM#<team>` | `META` | `body` (JSON), `version`; GSI1 `TEAMS` / `<team>` |
 //! | API key | `KEY#<sha-256 hex>` | `KEY` | `body` (JSON); GSI1 `KEYS#<team, or * for operator keys>` / `<created>#<id>` |
@@ -68,6 +69,9 @@ pub(crate) fn unavailable<E: std::error::Error>(what: &str, e: E) -> StoreError 
 pub(crate) fn millis(rfc3339: &str) -> u64 {
     rfc3339.parse::<jiff::Timestamp>().map(|t| t.as_millisecond().max(0) as u64).unwrap_or(0)
 }
+
+/// Applied-action index items outlive the longest recurrence window a team may set (30 days).
+const ACTED_TTL_SECS: i64 = 31 * 86_400;
 
 fn inc_pk(id: &IncidentId) -> String {
     format!("INC#{id}")
@@ -281,6 +285,16 @@ impl IncidentStore for DynamoStore {
         for e in event_items(&next.id, next.version, events)? {
             items.push(put(&self.table, e, None)?);
         }
+        let before: Vec<(u64, &str)> = prev.applied_millis().collect();
+        for (ms, action) in next.applied_millis().filter(|a| !before.contains(a)) {
+            let item = Item::from([
+                ("pk".into(), s(format!("ACTED#{}", next.team_id))),
+                ("sk".into(), s(format!("{ms:016}#{}#{action}", next.id))),
+                ("incident_id".into(), s(next.id.to_string())),
+                ("expires_at".into(), n((ms / 1000) as i64 + ACTED_TTL_SECS)),
+            ]);
+            items.push(put(&self.table, item, None)?);
+        }
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
             Err(e) if first_condition_failed(&e) => match self.get_item(inc_pk(&prev.id), "META").await? {
@@ -316,6 +330,33 @@ impl IncidentStore for DynamoStore {
         let items: Vec<Incident> = rows.iter().take(limit).map(parse).collect::<Result<_, _>>()?;
         let next = (rows.len() > limit).then(|| items.last().map(team_sort_key)).flatten();
         Ok(Page { items, next })
+    }
+
+    async fn acted_since(&self, team: &TeamId, since_ms: u64, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        let rows = self
+            .query_all("dynamodb acted since", || {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND sk >= :since")
+                    .expression_attribute_values(":pk", s(format!("ACTED#{team}")))
+                    .expression_attribute_values(":since", s(format!("{since_ms:016}")))
+                    .scan_index_forward(false)
+            })
+            .await?;
+        let mut ids: Vec<IncidentId> = Vec::new();
+        for id in rows.iter().filter_map(|r| text(r, "incident_id")).map(IncidentId::from_string) {
+            if ids.len() < limit && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(i) = self.get(&id).await? {
+                out.push(i);
+            }
+        }
+        Ok(out)
     }
 
     async fn timeline(&self, id: &IncidentId) -> Result<Vec<AuditEvent>, StoreError> {

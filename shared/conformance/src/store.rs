@@ -1,5 +1,6 @@
 //! The incident store contract: conditional creates and commits, exactly one winner among racing workers,
-//! newest-first listing with cursors per team, delivery keys recorded once per team.
+//! newest-first listing with cursors per team, delivery keys recorded once per team, and the incidents with
+//! recently applied actions found whatever came after them.
 #![allow(clippy::unwrap_used)]
 
 use domain::incident::{Actor, AlertSource, AuditEvent, Incident};
@@ -129,6 +130,62 @@ pub async fn deliveries_are_recorded_once_per_team(s: impl IncidentStore) {
 
 /// Runs the store suite as one `#[tokio::test]` per property; `$make` builds a fresh, empty store (it may
 /// `.await`).
+/// `prev` with one more action, applied at `at` and in `status`.
+fn acted(prev: &Incident, at: &str, status: domain::action::ActionStatus) -> Incident {
+    use domain::action::{Action, ActionRecord, WorkloadRef};
+    let mut next = prev.clone();
+    next.version += 1;
+    let workload = WorkloadRef { namespace: "shop".into(), name: "api".into() };
+    let mut a = ActionRecord::planned(domain::ActionId::generate(), Action::Restart { workload });
+    a.status = status;
+    a.applied_at = Some(at.into());
+    next.actions.push(a);
+    next
+}
+
+fn ms(rfc3339: &str) -> u64 {
+    rfc3339.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64
+}
+
+pub async fn acted_since_finds_recent_actions_past_any_number_of_new_incidents(s: impl IncidentStore) {
+    use domain::action::ActionStatus;
+    let (a, ev) = incident("t", 1, "2026-01-01T00:00:00Z");
+    let (b, _) = incident("t", 2, "2026-01-01T00:01:00Z");
+    let (c, _) = incident("t", 3, "2026-01-01T00:02:00Z");
+    let (other, _) = incident("u", 4, "2026-01-01T00:00:00Z");
+    for i in [&a, &b, &c, &other] {
+        assert!(s.create(i, &ev).await.unwrap());
+    }
+    let a2 = acted(&a, "2026-01-01T00:10:00Z", ActionStatus::Applied);
+    s.commit(&a, &a2, &[]).await.unwrap();
+    // Undone still counts (it was applied); planned does not.
+    let b2 = acted(&b, "2026-01-01T00:20:00Z", ActionStatus::Undone);
+    s.commit(&b, &b2, &[]).await.unwrap();
+    let c2 = acted(&c, "2026-01-01T00:30:00Z", ActionStatus::Planned);
+    s.commit(&c, &c2, &[]).await.unwrap();
+    let o2 = acted(&other, "2026-01-01T00:15:00Z", ActionStatus::Applied);
+    s.commit(&other, &o2, &[]).await.unwrap();
+    // A storm of newer incidents without actions.
+    for n in 10..260 {
+        let (i, ev) = incident("t", n, "2026-01-01T01:00:00Z");
+        s.create(&i, &ev).await.unwrap();
+    }
+    let t = TeamId::parse("t").unwrap();
+    let ids = |v: Vec<Incident>| v.into_iter().map(|i| i.id.to_string()).collect::<Vec<_>>();
+    let since = ms("2026-01-01T00:00:00Z");
+    assert_eq!(ids(s.acted_since(&t, since, 100).await.unwrap()), vec![b.id.to_string(), a.id.to_string()]);
+    assert_eq!(s.acted_since(&t, since, 100).await.unwrap()[1], a2, "the whole incident, as stored");
+    assert_eq!(ids(s.acted_since(&t, since, 1).await.unwrap()), vec![b.id.to_string()], "newest action first");
+    assert_eq!(ids(s.acted_since(&t, ms("2026-01-01T00:15:00Z"), 100).await.unwrap()), vec![b.id.to_string()]);
+    assert!(s.acted_since(&t, ms("2026-01-01T00:20:00.001Z"), 100).await.unwrap().is_empty());
+    let u = TeamId::parse("u").unwrap();
+    assert_eq!(ids(s.acted_since(&u, since, 100).await.unwrap()), vec![other.id.to_string()], "per team");
+    // A second action on the same incident: it is listed once, by its newest action.
+    let a3 = acted(&a2, "2026-01-01T00:40:00Z", ActionStatus::Applied);
+    s.commit(&a2, &a3, &[]).await.unwrap();
+    assert_eq!(ids(s.acted_since(&t, since, 100).await.unwrap()), vec![a.id.to_string(), b.id.to_string()]);
+}
+
 #[macro_export]
 macro_rules! store_suite {
     ($($name:ident => $make:expr),* $(,)?) => {
@@ -146,6 +203,10 @@ macro_rules! store_suite {
                 async fn listing() { $crate::store::lists_newest_first_with_cursors_per_team($make).await }
                 #[tokio::test]
                 async fn deliveries() { $crate::store::deliveries_are_recorded_once_per_team($make).await }
+                #[tokio::test]
+                async fn acted_since() {
+                    $crate::store::acted_since_finds_recent_actions_past_any_number_of_new_incidents($make).await
+                }
             }
         )*
     };

@@ -169,6 +169,15 @@ impl Incident {
     pub fn applied_actions(&self) -> impl Iterator<Item = &ActionRecord> {
         self.actions.iter().filter(|a| matches!(a.status, ActionStatus::Applied | ActionStatus::Undone))
     }
+
+    /// When each applied action was applied, in epoch milliseconds, with its id: the keys of the stores' index of
+    /// acted-on incidents ([`crate::ports::IncidentStore::acted_since`]).
+    pub fn applied_millis(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.applied_actions().filter_map(|a| {
+            let at = a.applied_at.as_deref()?.parse::<jiff::Timestamp>().ok()?;
+            Some((at.as_millisecond().max(0) as u64, a.id.as_str()))
+        })
+    }
 }
 
 /// Who caused an audit event.

@@ -132,3 +132,98 @@ async fn concurrent_writes_share_durable_commits() {
         assert!(s.get(&id).await.unwrap().is_some(), "{id} was acknowledged but is not on disk");
     }
 }
+
+/// A group that holds losing writes: 16 racing transitions of one incident (each with its own audit event) mixed
+/// with 64 creates. Exactly one transition wins, no loser leaves an event behind, every create lands, and every
+/// answer still came after a durable commit (the groups with a loser were split, not dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_write_in_a_group_leaves_nothing_and_fails_alone() {
+    use domain::state::State;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("split.redb");
+    let (a, ev) = incident("t", 0, "2026-01-01T00:00:00Z");
+    let (wins, created) = {
+        let s = RedbStore::open(&path).unwrap();
+        s.create(&a, &ev).await.unwrap();
+        let mut races = Vec::new();
+        let mut creates = Vec::new();
+        for n in 0..80u32 {
+            let (s, a, ev) = (s.clone(), a.clone(), ev.clone());
+            if n % 5 == 0 {
+                races.push(tokio::spawn(async move {
+                    let next = conformance::store::moved(&a, State::Analyzing);
+                    let mine = domain::incident::AuditEvent { what: format!("transition by worker {n}"), ..ev };
+                    s.commit(&a, &next, &[mine]).await
+                }));
+            } else {
+                creates.push(tokio::spawn(async move {
+                    let (inc, ev) = incident("t", n + 1, "2026-01-01T00:00:00Z");
+                    s.create(&inc, &ev).await.unwrap().then_some(inc.id)
+                }));
+            }
+        }
+        let mut wins = 0;
+        for r in races {
+            match r.await.unwrap() {
+                Ok(()) => wins += 1,
+                Err(domain::ports::StoreError::Conflict(_)) => {}
+                Err(e) => panic!("a losing transition must be a conflict, got {e}"),
+            }
+        }
+        let mut created = Vec::new();
+        for c in creates {
+            created.push(c.await.unwrap().expect("every create is new"));
+        }
+        let stats = s.commit_stats().unwrap();
+        assert!(stats.split_groups.load(std::sync::atomic::Ordering::Relaxed) >= 1, "no group held a loser");
+        (wins, created)
+    };
+    assert_eq!(wins, 1, "exactly one racing transition wins");
+    let s = RedbStore::open(&path).unwrap();
+    let stored = s.get(&a.id).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.state), (2, State::Analyzing));
+    let timeline = s.timeline(&a.id).await.unwrap();
+    assert_eq!(timeline.len(), 2, "the create's event and the winner's, no loser's: {timeline:#?}");
+    assert!(timeline[1].what.starts_with("transition by worker"));
+    assert_eq!(created.len(), 64);
+    for id in created {
+        assert!(s.get(&id).await.unwrap().is_some(), "{id} was acknowledged but is not on disk");
+    }
+}
+
+/// A store written before the applied-action index existed gets it on open: the decide policy's history is
+/// complete from the first analysis after an upgrade.
+#[tokio::test]
+async fn opening_an_older_store_indexes_its_applied_actions() {
+    use domain::action::{Action, ActionRecord, ActionStatus, WorkloadRef};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    let (a, ev) = incident("t", 1, "2026-01-01T00:00:00Z");
+    let mut next = conformance::store::moved(&a, domain::state::State::Resolved);
+    let workload = WorkloadRef { namespace: "shop".into(), name: "api".into() };
+    let mut record = ActionRecord::planned(domain::ActionId::generate(), Action::Restart { workload });
+    let now = jiff::Timestamp::now();
+    (record.status, record.applied_at) = (ActionStatus::Applied, Some(now.to_string()));
+    next.actions.push(record);
+    {
+        let s = RedbStore::open(&path).unwrap();
+        s.create(&a, &ev).await.unwrap();
+        s.commit(&a, &next, &[]).await.unwrap();
+    }
+    {
+        // What an older version left: the same data without the index table.
+        // (The closed store's writer thread lets go of the file a moment later.)
+        let db = loop {
+            match redb::Database::create(&path) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => std::thread::sleep(Duration::from_millis(20)),
+                db => break db.unwrap(),
+            }
+        };
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(redb::TableDefinition::<(&str, u64, &str), ()>::new("acted")).unwrap());
+        txn.commit().unwrap();
+    }
+    let s = RedbStore::open(&path).unwrap();
+    let since = now.as_millisecond() as u64 - 60_000;
+    assert_eq!(s.acted_since(&a.team_id, since, 10).await.unwrap(), vec![next]);
+}

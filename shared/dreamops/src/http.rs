@@ -27,6 +27,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 async fn intake(rt: &Runtime, team: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let _counted = rt.intake_load.enter();
     let reply = intake::pagerduty(
         &rt.intake,
         WebhookRequest {
@@ -60,6 +61,7 @@ async fn alertmanager_team(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _counted = rt.intake_load.enter();
     let request =
         AlertmanagerRequest { team: &team, authorization: header(&headers, AUTHORIZATION_HEADER), body: &body };
     let reply = pipeline::alertmanager::alertmanager(&rt.intake, request).await;

@@ -9,6 +9,7 @@ pub mod demo_billing;
 pub mod eval;
 pub mod http;
 pub mod memstore;
+pub mod pace;
 pub mod payments;
 pub mod queue;
 pub mod runtime;

@@ -125,6 +125,18 @@ impl IncidentStore for MemoryStore {
         Ok(())
     }
 
+    async fn acted_since(&self, team: &TeamId, since_ms: u64, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        let s = self.lock();
+        let mut hits: Vec<(u64, &Incident)> = s
+            .incidents
+            .values()
+            .filter(|i| &i.team_id == team)
+            .filter_map(|i| i.applied_millis().map(|(ms, _)| ms).filter(|ms| *ms >= since_ms).max().map(|ms| (ms, i)))
+            .collect();
+        hits.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.id.cmp(&a.1.id)));
+        Ok(hits.into_iter().take(limit).map(|(_, i)| i.clone()).collect())
+    }
+
     async fn list(&self, team: &TeamId, limit: usize, cursor: Option<&str>) -> Result<Page<Incident>, StoreError> {
         let cursor = cursor.map(parse_cursor).transpose()?;
         let limit = limit.clamp(1, 1000);

@@ -25,6 +25,8 @@ pub struct Runtime {
     pub stage_runs: Arc<std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>>,
     /// Payments, when billing is enabled: the service and its `billing` queue.
     pub billing: Option<LocalBilling>,
+    /// How busy the webhook intake is; `serve`'s worker gives way to it (crate::pace).
+    pub intake_load: Arc<crate::pace::IntakeLoad>,
 }
 
 /// The billing service and the local `billing` queue its confirmations travel on.
@@ -85,7 +87,15 @@ impl Runtime {
             metering: None,
             config,
         };
-        Self { intake: deps.intake(), deps, queue, sinks, stage_runs: Arc::default(), billing: None }
+        Self {
+            intake: deps.intake(),
+            deps,
+            queue,
+            sinks,
+            stage_runs: Arc::default(),
+            billing: None,
+            intake_load: Arc::default(),
+        }
     }
 
     fn count(&self, stage: &'static str, outcome: &'static str) {
@@ -152,11 +162,20 @@ impl Runtime {
 
     /// Processes every message that is due now; returns how many and the time spent in the stages.
     pub async fn run_due(&self) -> (usize, Duration) {
+        self.run_due_paced(false).await
+    }
+
+    /// As [`Runtime::run_due`]; with `paced`, each stage run gives way to the webhook intake while it is busy.
+    async fn run_due_paced(&self, paced: bool) -> (usize, Duration) {
         let mut n = 0;
         let mut spent = Duration::ZERO;
         while let Some(d) = self.queue.pop_due() {
-            spent += self.process(d).await;
+            let took = self.process(d).await;
+            spent += took;
             n += 1;
+            if paced {
+                self.intake_load.pace(took).await;
+            }
         }
         if let Some(b) = &self.billing {
             while let Some(d) = b.queue.pop_due() {
@@ -212,10 +231,10 @@ impl Runtime {
         Ok(n)
     }
 
-    /// Drains the queues until the process stops (`serve`).
+    /// Drains the queues until the process stops (`serve`), giving way to the webhook intake while it is busy.
     pub async fn work_forever(self) {
         loop {
-            self.run_due().await;
+            self.run_due_paced(true).await;
             let wait = match self.next_due() {
                 Some(due) => {
                     let ms = due.duration_since(self.deps.clock.now()).as_millis().clamp(5, 1000);

@@ -378,7 +378,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         closing: Default::default(),
     });
 
-    let metrics_state = (control.clone(), rt.clone());
+    let metrics_state = (control.clone(), rt.clone(), store.commit_stats());
     let ui = dashboard::DashboardConfig::with_issuer(opts.config.oidc.as_ref().map(|o| o.issuer.as_str()));
     let mut app = crate::http::webhooks(Arc::new(rt.clone()))
         .merge(control::router(control.clone()))
@@ -433,7 +433,9 @@ async fn daily(billing: billing::Billing) {
 
 /// `GET /metrics`: the control API's request metrics, the queues and the stage runs, in the Prometheus text
 /// format. Aggregates only: no team, incident or path appears in a label.
-async fn metrics((control, rt): (Arc<Control>, Runtime)) -> axum::response::Response {
+async fn metrics(
+    (control, rt, commits): (Arc<Control>, Runtime, Option<Arc<crate::store::CommitStats>>),
+) -> axum::response::Response {
     use std::fmt::Write;
     let mut out = control.metrics.render();
     out.push_str(
@@ -447,6 +449,20 @@ async fn metrics((control, rt): (Arc<Control>, Runtime)) -> axum::response::Resp
     );
     for ((stage, outcome), n) in rt.stage_runs.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         let _ = writeln!(out, "dreamops_stage_runs_total{{stage=\"{stage}\",outcome=\"{outcome}\"}} {n}");
+    }
+    if let Some(c) = commits {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (name, help, v) in [
+            ("dreamops_store_writes_total", "Store writes committed by group commit.", &c.writes),
+            ("dreamops_store_durable_commits_total", "Durable store commits (one fsync each).", &c.durable_commits),
+            (
+                "dreamops_store_split_groups_total",
+                "Commit groups rerun write by write after one failed.",
+                &c.split_groups,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        }
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

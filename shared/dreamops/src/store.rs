@@ -10,7 +10,7 @@ use domain::incident::{AuditEvent, Incident};
 use domain::ports::{BillingStore, IncidentStore, Page, RateCounter, StoreError, TeamStore};
 use domain::{ApiKey, ControlEvent, IncidentId, Team, TeamId};
 use pipeline::runbook::{RunbookEntry, RunbookStore};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 const INCIDENTS: TableDefinition<&str, &str> = TableDefinition::new("incidents");
 const EVENTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("events");
@@ -21,6 +21,8 @@ const DELIVERIES: TableDefinition<(&str, &str), u64> = TableDefinition::new("del
 /// (team, source incident id) → incident id.
 const EXTERNAL: TableDefinition<(&str, &str), &str> = TableDefinition::new("external");
 const RUNBOOK: TableDefinition<(&str, u64), &str> = TableDefinition::new("runbook");
+/// (team, applied at ms, incident id) → (): incidents an applied action touched, in time order (decide's history).
+const ACTED: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("acted");
 /// team id → team (JSON).
 const TEAMS: TableDefinition<&str, &str> = TableDefinition::new("teams");
 /// key hash → API key (JSON).
@@ -42,8 +44,15 @@ const ORDERS: TableDefinition<&str, &str> = TableDefinition::new("orders");
 const THREADS: TableDefinition<(&str, &str), &str> = TableDefinition::new("chat_threads");
 const ORDERS_BY_TEAM: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("orders_by_team");
 
+/// Applied-action index rows outlive the longest recurrence window a team may set (30 days).
+pub const ACTED_TTL: Duration = Duration::from_secs(31 * 86_400);
+
 /// Delivery keys are kept this long: PagerDuty retries for up to 48 hours.
 pub const DELIVERY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// redb's page cache. Its default (1 GiB) grows with the file: a 60 s storm of 180,000 alerts took `serve` past
+/// 500 MB resident. The hot pages (the newest incidents, the indexes) fit in far less.
+const CACHE_BYTES: usize = 64 << 20;
 
 /// The redb-backed store.
 #[derive(Clone)]
@@ -55,33 +64,75 @@ pub struct RedbStore {
     writer: Option<Arc<GroupCommit>>,
 }
 
-/// One write, run on the writer thread: it commits without durability and hands back how to answer its caller
-/// once the durable commit that covers it has (or has not) reached the disk.
-type Job = Box<dyn FnOnce(&Database) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> + Send>;
+/// One queued write. `run` may be called more than once (see [`GroupCommit`]); each call starts from the state the
+/// transaction it is given holds, and an `Err` means none of its writes may be kept.
+trait WriteJob: Send {
+    fn run(&mut self, txn: &redb::WriteTransaction) -> Result<(), ()>;
+    /// Answers the caller once the commit that covers the write has (or has not) reached the disk.
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct Pending<T, F> {
+    f: F,
+    result: Option<Result<T, StoreError>>,
+    tx: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Pending<T, F>
+where
+    T: Send,
+    F: Fn(&redb::WriteTransaction) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, txn: &redb::WriteTransaction) -> Result<(), ()> {
+        // A panicking write fails alone: its caller sees the store as unavailable.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.f)(txn)))
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("a store write panicked".into())));
+        let failed = r.is_err();
+        self.result = Some(r);
+        if failed { Err(()) } else { Ok(()) }
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
+        let r = match (self.result, committed) {
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (Some(Err(e)), _) | (Some(Ok(_)), Err(e)) => Err(e),
+            (None, _) => Err(StoreError::Unavailable("the store writer dropped the write".into())),
+        };
+        let _ = self.tx.send(r);
+    }
+}
 
 /// Most writes one durable commit covers.
 const MAX_GROUP: usize = 512;
 
-/// Group commit. redb takes one write transaction at a time and a durable commit pays an fsync, so concurrent
-/// writers queue here instead: the writer thread runs each queued write as its own transaction with
-/// `Durability::None` (still atomic and isolated: a conditional transition sees every write before it), then
-/// one durable commit, which persists them all, and only then answers each caller. No caller is told "done"
-/// before its write is on disk; writers that arrive while an fsync is in flight share the next one.
+/// Group commit. redb takes one write transaction at a time, and each commit writes the B-tree pages it changed
+/// (a durable one also pays an fsync), so concurrent writers queue here instead and the writer thread runs every
+/// queued write inside one durable transaction: pages shared by the writes (the incident table's, the indexes')
+/// are written once, and one fsync persists all of them. Writes in a group see the writes before them, so a
+/// conditional transition is as atomic and isolated as on its own. No caller is told "done" before its write is on
+/// disk; writers that arrive during a commit share the next one.
+///
+/// A write that fails (a lost race, a conflict, a corrupt record) must leave nothing behind, and redb cannot roll
+/// back part of a transaction, so then the group's transaction is dropped and every write of the group is run
+/// again on its own non-durable transaction (a failing one aborts alone), followed by one durable commit: the same
+/// answers as running them one by one, and still one fsync.
 struct GroupCommit {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Box<dyn WriteJob>>>,
     stats: Arc<CommitStats>,
 }
 
-/// What group commit has done: writes run, and the durable commits (fsyncs) that covered them.
+/// What group commit has done: writes run, the durable commits (fsyncs) that covered them, and the groups that had
+/// to be run one write at a time because one of their writes failed.
 #[derive(Debug, Default)]
 pub struct CommitStats {
     pub writes: std::sync::atomic::AtomicU64,
     pub durable_commits: std::sync::atomic::AtomicU64,
+    pub split_groups: std::sync::atomic::AtomicU64,
 }
 
 impl GroupCommit {
     fn start(db: Arc<Database>) -> Result<Self, StoreError> {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn WriteJob>>();
         let stats = Arc::new(CommitStats::default());
         let counted = stats.clone();
         std::thread::Builder::new()
@@ -89,22 +140,19 @@ impl GroupCommit {
             .spawn(move || {
                 // Ends when the last store handle (and with it the sender) is gone.
                 while let Ok(first) = rx.recv() {
-                    let mut answers = Vec::with_capacity(16);
-                    let mut next = Some(first);
-                    while let Some(job) = next.take() {
-                        // A panicking write loses only its own answer (its caller sees the writer as unavailable).
-                        if let Ok(answer) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&db))) {
-                            answers.push(answer);
-                        }
-                        if answers.len() < MAX_GROUP {
-                            next = rx.try_recv().ok();
+                    let mut group = Vec::with_capacity(16);
+                    group.push(first);
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(job) => group.push(job),
+                            Err(_) => break,
                         }
                     }
-                    let flushed = durable_flush(&db).map_err(|e| e.to_string());
-                    counted.writes.fetch_add(answers.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    let committed = run_group(&db, &mut group, &counted).map_err(|e| e.to_string());
+                    counted.writes.fetch_add(group.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     counted.durable_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    for answer in answers {
-                        answer(flushed.clone().map_err(StoreError::Unavailable));
+                    for job in group {
+                        job.answer(committed.clone().map_err(StoreError::Unavailable));
                     }
                 }
             })
@@ -113,10 +161,25 @@ impl GroupCommit {
     }
 }
 
-/// An empty durable commit: persists every non-durable commit before it (one fsync).
-fn durable_flush(db: &Database) -> Result<(), StoreError> {
+/// Runs a group in one durable transaction, or, when one of its writes fails, each write on its own (see
+/// [`GroupCommit`]). The result is the durable commit's.
+fn run_group(db: &Database, group: &mut [Box<dyn WriteJob>], stats: &CommitStats) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(err)?;
-    txn.commit().map_err(err)
+    if group.iter_mut().all(|job| job.run(&txn).is_ok()) {
+        return txn.commit().map_err(err);
+    }
+    txn.abort().map_err(err)?;
+    stats.split_groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    for job in group.iter_mut() {
+        let txn = begin_write(db, false)?;
+        if job.run(&txn).is_ok() {
+            txn.commit().map_err(err)?;
+        } else {
+            txn.abort().map_err(err)?;
+        }
+    }
+    // An empty durable commit persists every non-durable commit before it (one fsync).
+    db.begin_write().map_err(err)?.commit().map_err(err)
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -162,7 +225,7 @@ impl RedbStore {
         // little for its lock rather than failing a restart.
         let mut attempts = 0;
         let db = loop {
-            match Database::create(path) {
+            match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
                 Ok(db) => break db,
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < waits => {
                     attempts += 1;
@@ -182,6 +245,7 @@ impl RedbStore {
 
     fn init(db: Database, inline: bool) -> Result<Self, StoreError> {
         let txn = db.begin_write().map_err(err)?;
+        let indexed = txn.list_tables().map_err(err)?.any(|t| t.name() == ACTED.name());
         {
             txn.open_table(INCIDENTS).map_err(err)?;
             txn.open_table(EVENTS).map_err(err)?;
@@ -201,6 +265,21 @@ impl RedbStore {
             let mut d = txn.open_table(DELIVERIES).map_err(err)?;
             let cutoff = jiff::Timestamp::now().as_second().max(0) as u64 - DELIVERY_TTL.as_secs();
             d.retain(|_, seen| seen >= cutoff).map_err(err)?;
+            let mut acted = txn.open_table(ACTED).map_err(err)?;
+            if !indexed {
+                // A store from before the index: every applied action goes in once.
+                let incidents = txn.open_table(INCIDENTS).map_err(err)?;
+                for row in incidents.iter().map_err(err)? {
+                    let (_, v) = row.map_err(err)?;
+                    let inc: Incident = serde_json::from_str(v.value()).map_err(corrupt)?;
+                    for (ms, _) in inc.applied_millis() {
+                        acted.insert((inc.team_id.as_str(), ms, inc.id.as_str()), ()).map_err(err)?;
+                    }
+                }
+            }
+            let cutoff_ms =
+                (jiff::Timestamp::now().as_millisecond().max(0) as u64).saturating_sub(ACTED_TTL.as_millis() as u64);
+            acted.retain(|(_, ms, _), ()| ms >= cutoff_ms).map_err(err)?;
         }
         txn.commit().map_err(err)?;
         let db = Arc::new(db);
@@ -213,26 +292,26 @@ impl RedbStore {
         self.writer.as_ref().map(|w| w.stats.clone())
     }
 
-    /// Runs a write transaction: on the writer thread with group commit for a file store (see [`GroupCommit`]),
-    /// inline in memory. `f` commits its own transaction, opened with `begin_write(db, false)`.
+    /// Runs a write: on the writer thread with group commit for a file store (see [`GroupCommit`]), inline in
+    /// memory. `f` writes into the transaction it is given and does not commit it; it may be run more than once,
+    /// and when it fails nothing it wrote is kept.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&redb::WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         let Some(writer) = &self.writer else {
-            return f(&self.db);
+            let txn = begin_write(&self.db, false)?;
+            return match f(&txn) {
+                Ok(v) => txn.commit().map_err(err).map(|()| v),
+                Err(e) => {
+                    txn.abort().map_err(err)?;
+                    Err(e)
+                }
+            };
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |db| {
-            let result = f(db);
-            Box::new(move |flushed: Result<(), StoreError>| {
-                let _ = tx.send(match (result, flushed) {
-                    (Ok(v), Ok(())) => Ok(v),
-                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-                });
-            })
-        });
+        let job: Box<dyn WriteJob> = Box::new(Pending { f, result: None, tx });
         let sent =
             writer.jobs.lock().map_err(|_| StoreError::Unavailable("the store writer is poisoned".into()))?.send(job);
         sent.map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?;
@@ -266,33 +345,66 @@ fn next_seq(t: &impl ReadableTable<(&'static str, u64), &'static str>, id: &str)
     Ok(last.map_or(0, |(k, _)| k.value().1 + 1))
 }
 
-fn append_events(txn: &redb::WriteTransaction, id: &str, events: &[AuditEvent]) -> Result<(), StoreError> {
+/// Appends audit events, serialized before the write (so the writer thread only copies bytes).
+fn append_events(txn: &redb::WriteTransaction, id: &str, events: &[String]) -> Result<(), StoreError> {
     let mut t = txn.open_table(EVENTS).map_err(err)?;
     let first = next_seq(&t, id)?;
-    for (seq, e) in (first..).zip(events) {
-        let json = serde_json::to_string(e).map_err(corrupt)?;
+    for (seq, json) in (first..).zip(events) {
         t.insert((id, seq), json.as_str()).map_err(err)?;
     }
     Ok(())
 }
 
-/// Inserts a new incident, its indexes and first event; `Ok(false)` (nothing written) when the id exists.
-fn insert_incident(txn: &redb::WriteTransaction, inc: &Incident, ev: &AuditEvent) -> Result<bool, StoreError> {
-    let id = inc.id.to_string();
-    {
-        let mut t = txn.open_table(INCIDENTS).map_err(err)?;
-        if t.get(id.as_str()).map_err(err)?.is_some() {
-            return Ok(false);
-        }
-        let json = serde_json::to_string(inc).map_err(corrupt)?;
-        t.insert(id.as_str(), json.as_str()).map_err(err)?;
-        let mut by = txn.open_table(BY_TEAM).map_err(err)?;
-        by.insert((inc.team_id.as_str(), millis(&inc.created_at), id.as_str()), ()).map_err(err)?;
-        let mut ext = txn.open_table(EXTERNAL).map_err(err)?;
-        ext.insert((inc.team_id.as_str(), inc.source.external_id()), id.as_str()).map_err(err)?;
+fn to_json(v: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+/// A new incident with its keys and its first event, serialized on the caller's thread.
+struct NewIncident {
+    id: String,
+    team: String,
+    created_ms: u64,
+    external_id: String,
+    json: String,
+    event: String,
+}
+
+impl NewIncident {
+    fn new(inc: &Incident, ev: &AuditEvent) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: inc.id.to_string(),
+            team: inc.team_id.to_string(),
+            created_ms: millis(&inc.created_at),
+            external_id: inc.source.external_id().to_owned(),
+            json: to_json(inc)?,
+            event: to_json(ev)?,
+        })
     }
-    append_events(txn, &id, std::slice::from_ref(ev))?;
-    Ok(true)
+
+    /// Inserts the incident, its indexes and first event; `Ok(false)` (nothing written) when the id exists.
+    fn insert(&self, txn: &redb::WriteTransaction) -> Result<bool, StoreError> {
+        let id = self.id.as_str();
+        {
+            let mut t = txn.open_table(INCIDENTS).map_err(err)?;
+            if t.get(id).map_err(err)?.is_some() {
+                return Ok(false);
+            }
+            t.insert(id, self.json.as_str()).map_err(err)?;
+            let mut by = txn.open_table(BY_TEAM).map_err(err)?;
+            by.insert((self.team.as_str(), self.created_ms, id), ()).map_err(err)?;
+            let mut ext = txn.open_table(EXTERNAL).map_err(err)?;
+            ext.insert((self.team.as_str(), self.external_id.as_str()), id).map_err(err)?;
+        }
+        append_events(txn, id, std::slice::from_ref(&self.event))?;
+        Ok(true)
+    }
+}
+
+/// The fields of a stored incident a conditional commit compares, read without parsing the rest into values.
+#[derive(serde::Deserialize)]
+struct Head {
+    version: u64,
+    state: domain::state::State,
 }
 
 fn is_terminal(i: &Incident) -> bool {
@@ -303,8 +415,7 @@ fn is_terminal(i: &Incident) -> bool {
 impl IncidentStore for RedbStore {
     async fn record_delivery(&self, team: &TeamId, key: &str) -> Result<bool, StoreError> {
         let (team, key) = (team.to_string(), key.to_owned());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             let fresh = {
                 let mut t = txn.open_table(DELIVERIES).map_err(err)?;
                 if t.get((team.as_str(), key.as_str())).map_err(err)?.is_some() {
@@ -315,23 +426,14 @@ impl IncidentStore for RedbStore {
                     true
                 }
             };
-            txn.commit().map_err(err)?;
             Ok(fresh)
         })
         .await
     }
 
     async fn create(&self, incident: &Incident, event: &AuditEvent) -> Result<bool, StoreError> {
-        let (inc, ev) = (incident.clone(), event.clone());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
-            if !insert_incident(&txn, &inc, &ev)? {
-                return Ok(false);
-            }
-            txn.commit().map_err(err)?;
-            Ok(true)
-        })
-        .await
+        let new = NewIncident::new(incident, event)?;
+        self.write(move |txn| new.insert(txn)).await
     }
 
     async fn create_metered(
@@ -340,23 +442,21 @@ impl IncidentStore for RedbStore {
         event: &AuditEvent,
         meter: &Meter,
     ) -> Result<Metered, StoreError> {
-        let (inc, ev, meter) = (incident.clone(), event.clone(), meter.clone());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
-            if txn.open_table(INCIDENTS).map_err(err)?.get(inc.id.as_str()).map_err(err)?.is_some() {
+        let (new, meter) = (NewIncident::new(incident, event)?, meter.clone());
+        self.write(move |txn| {
+            if txn.open_table(INCIDENTS).map_err(err)?.get(new.id.as_str()).map_err(err)?.is_some() {
                 return Ok(Metered::Exists);
             }
             {
                 let mut usage = txn.open_table(USAGE).map_err(err)?;
-                let key = (inc.team_id.as_str(), meter.period.as_str());
+                let key = (new.team.as_str(), meter.period.as_str());
                 let used = usage.get(key).map_err(err)?.map_or(0, |v| v.value());
                 if meter.limit.is_some_and(|l| used >= l) {
                     return Ok(Metered::OverQuota);
                 }
                 usage.insert(key, used + 1).map_err(err)?;
             }
-            insert_incident(&txn, &inc, &ev)?;
-            txn.commit().map_err(err)?;
+            new.insert(txn)?;
             Ok(Metered::Created)
         })
         .await
@@ -379,25 +479,29 @@ impl IncidentStore for RedbStore {
         if next.version != prev.version + 1 || next.id != prev.id {
             return Err(StoreError::Corrupt("commit must bump the version of the same incident by one".into()));
         }
-        let (prev, next, events) = (prev.clone(), next.clone(), events.to_vec());
-        self.write(move |db| {
-            let id = prev.id.to_string();
-            let txn = begin_write(db, false)?;
+        let (id, version, state, team) = (prev.id.clone(), prev.version, prev.state, next.team_id.to_string());
+        let json = to_json(next)?;
+        let acted: Vec<u64> = next.applied_millis().map(|(ms, _)| ms).collect();
+        let events = events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        self.write(move |txn| {
             {
                 let mut t = txn.open_table(INCIDENTS).map_err(err)?;
-                let stored: Incident = match t.get(id.as_str()).map_err(err)? {
+                let stored: Head = match t.get(id.as_str()).map_err(err)? {
                     Some(v) => serde_json::from_str(v.value()).map_err(corrupt)?,
-                    None => return Err(StoreError::NotFound(prev.id.clone())),
+                    None => return Err(StoreError::NotFound(id.clone())),
                 };
-                if stored.version != prev.version || stored.state != prev.state {
-                    return Err(StoreError::Conflict(prev.id.clone()));
+                if stored.version != version || stored.state != state {
+                    return Err(StoreError::Conflict(id.clone()));
                 }
-                let json = serde_json::to_string(&next).map_err(corrupt)?;
                 t.insert(id.as_str(), json.as_str()).map_err(err)?;
             }
-            append_events(&txn, &id, &events)?;
-            txn.commit().map_err(err)?;
-            Ok(())
+            if !acted.is_empty() {
+                let mut t = txn.open_table(ACTED).map_err(err)?;
+                for ms in &acted {
+                    t.insert((team.as_str(), *ms, id.as_str()), ()).map_err(err)?;
+                }
+            }
+            append_events(txn, id.as_str(), &events)
         })
         .await
     }
@@ -435,6 +539,36 @@ impl IncidentStore for RedbStore {
                 }
             }
             Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn acted_since(&self, team: &TeamId, since_ms: u64, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        let team = team.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let acted = txn.open_table(ACTED).map_err(err)?;
+            let incidents = txn.open_table(INCIDENTS).map_err(err)?;
+            let mut ids: Vec<String> = Vec::new();
+            let rows =
+                acted.range((team.as_str(), since_ms, "")..=(team.as_str(), u64::MAX, "\u{10FFFF}")).map_err(err)?;
+            for row in rows.rev() {
+                let (k, _) = row.map_err(err)?;
+                let id = k.value().2;
+                if !ids.iter().any(|i| i == id) {
+                    ids.push(id.to_owned());
+                    if ids.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(v) = incidents.get(id.as_str()).map_err(err)? {
+                    out.push(serde_json::from_str::<Incident>(v.value()).map_err(corrupt)?);
+                }
+            }
+            Ok(out)
         })
         .await
     }
@@ -486,16 +620,14 @@ impl IncidentStore for RedbStore {
 impl RunbookStore for RedbStore {
     async fn add(&self, entry: &RunbookEntry) -> Result<(), StoreError> {
         let entry = entry.clone();
-        self.write(move |db| {
+        self.write(move |txn| {
             let team = entry.team_id.to_string();
-            let txn = begin_write(db, false)?;
             {
                 let mut t = txn.open_table(RUNBOOK).map_err(err)?;
                 let seq = next_seq(&t, &team)?;
                 let json = serde_json::to_string(&entry).map_err(corrupt)?;
                 t.insert((team.as_str(), seq), json.as_str()).map_err(err)?;
             }
-            txn.commit().map_err(err)?;
             Ok(())
         })
         .await
@@ -528,8 +660,7 @@ fn put_event(txn: &redb::WriteTransaction, event: &ControlEvent) -> Result<(), S
 impl TeamStore for RedbStore {
     async fn create_team(&self, team: &Team, event: &ControlEvent) -> Result<bool, StoreError> {
         let (team, event) = (team.clone(), event.clone());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             {
                 let mut t = txn.open_table(TEAMS).map_err(err)?;
                 if t.get(team.id.as_str()).map_err(err)?.is_some() {
@@ -539,7 +670,6 @@ impl TeamStore for RedbStore {
                 t.insert(team.id.as_str(), json.as_str()).map_err(err)?;
             }
             put_event(&txn, &event)?;
-            txn.commit().map_err(err)?;
             Ok(true)
         })
         .await
@@ -574,8 +704,7 @@ impl TeamStore for RedbStore {
             return Err(StoreError::Corrupt("a team update must bump the version by one".into()));
         }
         let (next, event) = (next.clone(), event.clone());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             {
                 let mut t = txn.open_table(TEAMS).map_err(err)?;
                 let stored: Option<Team> = t
@@ -590,7 +719,6 @@ impl TeamStore for RedbStore {
                 t.insert(next.id.as_str(), json.as_str()).map_err(err)?;
             }
             put_event(&txn, &event)?;
-            txn.commit().map_err(err)?;
             Ok(())
         })
         .await
@@ -598,8 +726,7 @@ impl TeamStore for RedbStore {
 
     async fn create_key(&self, key: &ApiKey, event: &ControlEvent) -> Result<(), StoreError> {
         let (key, event) = (key.clone(), event.clone());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             {
                 let mut t = txn.open_table(KEYS).map_err(err)?;
                 if t.get(key.hash.as_str()).map_err(err)?.is_some() {
@@ -609,7 +736,6 @@ impl TeamStore for RedbStore {
                 t.insert(key.hash.as_str(), json.as_str()).map_err(err)?;
             }
             put_event(&txn, &event)?;
-            txn.commit().map_err(err)?;
             Ok(())
         })
         .await
@@ -652,8 +778,7 @@ impl TeamStore for RedbStore {
         event: &ControlEvent,
     ) -> Result<Option<ApiKey>, StoreError> {
         let (team, id, at, event) = (team.cloned(), id.to_owned(), at.to_owned(), event.clone());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             let found = {
                 let mut t = txn.open_table(KEYS).map_err(err)?;
                 let mut found: Option<ApiKey> = None;
@@ -669,14 +794,13 @@ impl TeamStore for RedbStore {
                     return Ok(None);
                 };
                 if k.revoked_at.is_none() {
-                    k.revoked_at = Some(at);
+                    k.revoked_at = Some(at.clone());
                 }
                 let json = serde_json::to_string(&k).map_err(corrupt)?;
                 t.insert(k.hash.as_str(), json.as_str()).map_err(err)?;
                 k
             };
             put_event(&txn, &event)?;
-            txn.commit().map_err(err)?;
             Ok(Some(found))
         })
         .await
@@ -684,8 +808,7 @@ impl TeamStore for RedbStore {
 
     async fn touch_key(&self, hash: &str, at: &str) -> Result<(), StoreError> {
         let (hash, at) = (hash.to_owned(), at.to_owned());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             {
                 let mut t = txn.open_table(KEYS).map_err(err)?;
                 let stored: Option<ApiKey> = t
@@ -694,12 +817,11 @@ impl TeamStore for RedbStore {
                     .map(|v| serde_json::from_str(v.value()).map_err(corrupt))
                     .transpose()?;
                 if let Some(mut k) = stored {
-                    k.last_used_at = Some(at);
+                    k.last_used_at = Some(at.clone());
                     let json = serde_json::to_string(&k).map_err(corrupt)?;
                     t.insert(hash.as_str(), json.as_str()).map_err(err)?;
                 }
             }
-            txn.commit().map_err(err)?;
             Ok(())
         })
         .await
@@ -707,10 +829,8 @@ impl TeamStore for RedbStore {
 
     async fn record(&self, event: &ControlEvent) -> Result<(), StoreError> {
         let event = event.clone();
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             put_event(&txn, &event)?;
-            txn.commit().map_err(err)?;
             Ok(())
         })
         .await
@@ -833,13 +953,11 @@ impl BillingStore for RedbStore {
 
     async fn claim_notice(&self, team: &TeamId, period: &str, notice: Notice) -> Result<bool, StoreError> {
         let (team, period) = (team.to_string(), period.to_owned());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             let fresh = {
                 let mut t = txn.open_table(NOTICES).map_err(err)?;
                 t.insert((team.as_str(), period.as_str(), notice.as_str()), ()).map_err(err)?.is_none()
             };
-            txn.commit().map_err(err)?;
             Ok(fresh)
         })
         .await
@@ -847,8 +965,7 @@ impl BillingStore for RedbStore {
 
     async fn create_order(&self, order: &Order) -> Result<bool, StoreError> {
         let order = order.clone();
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             {
                 let mut t = txn.open_table(ORDERS).map_err(err)?;
                 if t.get(order.id.as_str()).map_err(err)?.is_some() {
@@ -859,7 +976,6 @@ impl BillingStore for RedbStore {
                 let mut by = txn.open_table(ORDERS_BY_TEAM).map_err(err)?;
                 by.insert((order.team_id.as_str(), millis(&order.created_at), order.id.as_str()), ()).map_err(err)?;
             }
-            txn.commit().map_err(err)?;
             Ok(true)
         })
         .await
@@ -914,10 +1030,8 @@ impl BillingStore for RedbStore {
 
     async fn update_order(&self, next: &Order) -> Result<(), StoreError> {
         let next = next.clone();
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             replace_order(&txn, &next)?;
-            txn.commit().map_err(err)?;
             Ok(())
         })
         .await
@@ -925,8 +1039,7 @@ impl BillingStore for RedbStore {
 
     async fn settle(&self, order: &Order, account: &BillingAccount) -> Result<(), StoreError> {
         let (order, account) = (order.clone(), account.clone());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             replace_order(&txn, &order)?;
             {
                 let mut t = txn.open_table(ACCOUNTS).map_err(err)?;
@@ -937,7 +1050,6 @@ impl BillingStore for RedbStore {
                 let json = serde_json::to_string(&account).map_err(corrupt)?;
                 t.insert(account.team_id.as_str(), json.as_str()).map_err(err)?;
             }
-            txn.commit().map_err(err)?;
             Ok(())
         })
         .await
@@ -958,8 +1070,7 @@ impl domain::ports::ChatThreads for RedbStore {
 
     async fn claim_thread(&self, team: &TeamId, key: &str, value: &str) -> Result<bool, StoreError> {
         let (team, key, value) = (team.to_string(), key.to_owned(), value.to_owned());
-        self.write(move |db| {
-            let txn = begin_write(db, false)?;
+        self.write(move |txn| {
             let fresh = {
                 let mut t = txn.open_table(THREADS).map_err(err)?;
                 if t.get((team.as_str(), key.as_str())).map_err(err)?.is_some() {
@@ -969,7 +1080,6 @@ impl domain::ports::ChatThreads for RedbStore {
                     true
                 }
             };
-            txn.commit().map_err(err)?;
             Ok(fresh)
         })
         .await

@@ -16,8 +16,8 @@ use jiff::Timestamp;
 use crate::decide::{DecideInput, decide, fingerprint};
 use crate::{Deps, Recorder, StageError, load, notify};
 
-/// How far back the policy looks for recurrence, cooldown and budgets.
-const HISTORY_LIMIT: usize = 200;
+/// Most acted-on incidents the decide policy reads: more than any hourly budget a team may set (1,000).
+const HISTORY_LIMIT: usize = 2000;
 
 pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     let mut inc = load(deps, &msg.incident_id).await?;
@@ -129,16 +129,20 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         }
     }
     let fp = fingerprint(&inc.team_id, workload.as_ref(), diagnosis.category);
+    let now: Timestamp = deps.clock.now();
+    // Every incident the agent acted on within the longest window the policy looks back over (recurrence,
+    // cooldown, the hourly budgets), found through the store's index of applied actions: however many alerts
+    // arrived since, none of those actions is out of sight.
+    let window = settings.recurrence_window_secs.max(settings.cooldown_secs).max(3600);
+    let since_ms = (now.as_millisecond().max(0) as u64).saturating_sub(window * 1000);
     let history: Vec<Incident> = deps
         .store
-        .list(&inc.team_id, HISTORY_LIMIT, None)
+        .acted_since(&inc.team_id, since_ms, HISTORY_LIMIT)
         .await
-        .map_err(|e| StageError::from_port("list history", e))?
-        .items
+        .map_err(|e| StageError::from_port("read the recent actions", e))?
         .into_iter()
         .filter(|i| i.id != inc.id)
         .collect();
-    let now: Timestamp = deps.clock.now();
     let target_ns = diagnosis.proposal.target.as_ref().map(|t| t.namespace.as_str());
     let (mut decision, mut reason) = decide(&DecideInput {
         settings: &settings,

@@ -52,6 +52,14 @@ impl<T: domain::ports::IncidentStore> domain::ports::IncidentStore for Kept<T> {
     async fn timeline(&self, id: &domain::IncidentId) -> Result<Vec<domain::AuditEvent>, domain::ports::StoreError> {
         self.inner.timeline(id).await
     }
+    async fn acted_since(
+        &self,
+        team: &domain::TeamId,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<domain::Incident>, domain::ports::StoreError> {
+        self.inner.acted_since(team, since_ms, limit).await
+    }
     async fn list_active(&self) -> Result<Vec<domain::Incident>, domain::ports::StoreError> {
         self.inner.list_active().await
     }
