@@ -22,8 +22,8 @@ pid=$!
 for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.05; done
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 hwm() { awk '/^VmHWM/ {print $2}' "/proc/$pid/status"; }
-# Pending work, from the metrics endpoint (messages queued for the stages).
-queued() { curl -fs "http://127.0.0.1:$port/metrics" | awk '/^dreamops_queue_depth/ {s+=$2} END {print s+0}'; }
+# Pending work, from the metrics endpoint: stage messages visible now (scheduled verifications wait their turn).
+queued() { curl -fs "http://127.0.0.1:$port/metrics" | awk '/^dreamops_queue_due/ {s+=$2} END {print s+0}'; }
 echo "rss_before_kb=$(rss)"
 wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s -s "$work/load.lua" "http://127.0.0.1:$port" 2>&1 | grep RESULT
 echo "rss_peak_during_storm_kb=$(hwm) backlog_after_storm=$(queued)"

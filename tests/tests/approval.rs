@@ -153,3 +153,64 @@ async fn a_rollback_needs_two_distinct_approvers_when_the_team_says_so() {
 fn kube_client(sb: &Sandbox) -> kube::Client {
     kube::Client::try_from(kube::Config::new(sb.url().parse().unwrap())).unwrap()
 }
+
+/// A storm of pages for one alert: while the first incident's proposal waits for a human, every further page of
+/// the same alert on the same workload is folded into it (one proposal, one approval request), and another alert
+/// on that workload is escalated rather than given a second action; once the fix has been applied and verified,
+/// a new page is no longer folded and the policy's recurrence rule applies.
+#[tokio::test]
+async fn pages_for_a_fault_already_in_hand_are_folded_into_its_incident() {
+    let (a, first) = proposed("oom-limit", TeamSettings::default()).await;
+    let (sb, rt) = (&a.sb, &a.rt);
+    let requests = |rt: &Runtime| rt.sinks.chat.messages().len();
+    let asked = requests(rt);
+    let mut folded = Vec::new();
+    for n in 0..12 {
+        folded.push(integration_tests::trigger(&rt.deps, "s", &format!("PSTORM{n}"), "svc").await.1.unwrap());
+    }
+    rt.run_due().await;
+    for id in &folded {
+        let inc = rt.deps.store.get(id).await.unwrap().unwrap();
+        assert_eq!(inc.state, State::Ignored(domain::IgnoreReason::Duplicate), "{:?}", inc.outcome);
+        assert!(inc.outcome.as_deref().unwrap().contains(first.as_str()), "{:?}", inc.outcome);
+        assert!(inc.actions.is_empty() && inc.decision.is_none());
+    }
+    assert_eq!(requests(rt), asked, "no further approval request or escalation was posted");
+    // Another alert on the same workload may be another fault: it is analysed, and escalated while the first
+    // action is in flight instead of stacking a second change on it.
+    let mut labels = sb.alert().labels;
+    labels.insert("alertname".into(), "ContainerMemoryNearLimit".into());
+    rt.sinks.pager.set_default_labels(labels);
+    let other = integration_tests::trigger(&rt.deps, "s", "PSTORM-OTHER", "svc").await.1.unwrap();
+    rt.run_due().await;
+    let inc = rt.deps.store.get(&other).await.unwrap().unwrap();
+    assert_eq!(inc.state, State::Escalated, "{:?}", inc.outcome);
+    let reason = &inc.decision.as_ref().unwrap().reason;
+    assert!(reason.contains("in flight") && reason.contains(first.as_str()), "{reason}");
+    assert!(inc.actions.is_empty());
+    let inc = rt.deps.store.get(&first).await.unwrap().unwrap();
+    assert_eq!(inc.state, State::AwaitingApproval, "the first proposal is untouched");
+
+    // The fix is approved, applied and verified.
+    let hash = inc.decision.unwrap().plan.unwrap().hash;
+    let ctx = pipeline::approval::Ctx::from(&rt.deps);
+    let cor = domain::CorrelationId::generate();
+    pipeline::approval::approve(ctx, &TeamId::default_team(), &first, &hash, by("key:asha"), &cor).await.unwrap();
+    for _ in 0..40 {
+        rt.run_due().await;
+        if rt.deps.store.get(&first).await.unwrap().unwrap().state.is_terminal() {
+            break;
+        }
+        sb.advance(Duration::from_secs(30));
+    }
+    assert_eq!(rt.deps.store.get(&first).await.unwrap().unwrap().state, State::Resolved);
+    // Nothing is in flight any more: the next page is analysed on its own, and the fix that just verified makes
+    // it a recurrence for a human, not a second automatic change.
+    let later = integration_tests::trigger(&rt.deps, "s", "PSTORM-LATER", "svc").await.1.unwrap();
+    rt.run_due().await;
+    let inc = rt.deps.store.get(&later).await.unwrap().unwrap();
+    assert_ne!(inc.state, State::Ignored(domain::IgnoreReason::Duplicate));
+    assert!(inc.actions.is_empty(), "{:?}", inc.decision);
+    let limit = sb.with_world(|w| integration_tests::memory_limit(&w.deployments["ledger-export-worker"]));
+    assert_eq!(limit.as_deref(), Some("192Mi"), "raised once, by the approved fix");
+}

@@ -6,7 +6,7 @@
 //! | audit event | `INC#<id>` | `EVT#<version, 10 digits>#<n, 4 digits>` | `body` (JSON), in commit order |
 //! | external id | `EXT#<team>#<external id>` | `EXT` | `incident_id` |
 //! | delivery key | `DLV#<team>#<key>` | `DLV` | `expires_at` (TTL, epoch seconds) |
-//! | applied action | `ACTED#<team>` | `<applied ms, 16 digits>#<incident id>#<action id>` | `incident_id`, `expires_at` (TTL: 31 days, past the longest recurrence window) |
+//! | action taken or in flight | `ACTED#<team>` | `<applied ms (or, in flight, moved ms), 16 digits>#<incident id>#<action id, or state-version>` | `incident_id`, `expires_at` (TTL: 31 days, past the longest recurrence window) |
 //! | runbook entry | `RUNBOOK#<team>` | `<learned_at>#<incident id>` | `body` (JSON) |
 //! | team | `TEAM#<team>` | `META` | `body` (JSON), `version`; GSI1 `TEAMS` / `<team>` |
 //! | API key | `KEY#<sha-256 hex>` | `KEY` | `body` (JSON); GSI1 `KEYS#<team, or * for operator keys>` / `<created>#<id>` |
@@ -285,8 +285,8 @@ impl IncidentStore for DynamoStore {
         for e in event_items(&next.id, next.version, events)? {
             items.push(put(&self.table, e, None)?);
         }
-        let before: Vec<(u64, &str)> = prev.applied_millis().collect();
-        for (ms, action) in next.applied_millis().filter(|a| !before.contains(a)) {
+        let before = prev.action_index();
+        for (ms, action) in next.action_index().into_iter().filter(|a| !before.contains(a)) {
             let item = Item::from([
                 ("pk".into(), s(format!("ACTED#{}", next.team_id))),
                 ("sk".into(), s(format!("{ms:016}#{}#{action}", next.id))),

@@ -184,6 +184,14 @@ pub async fn acted_since_finds_recent_actions_past_any_number_of_new_incidents(s
     let a3 = acted(&a2, "2026-01-01T00:40:00Z", ActionStatus::Applied);
     s.commit(&a2, &a3, &[]).await.unwrap();
     assert_eq!(ids(s.acted_since(&t, since, 100).await.unwrap()), vec![a.id.to_string(), b.id.to_string()]);
+    // A proposal in flight (awaiting approval) counts from when the incident moved, before anything is applied.
+    let (d, ev) = incident("t", 5, "2026-01-01T00:45:00Z");
+    s.create(&d, &ev).await.unwrap();
+    let mut waiting = moved(&d, State::AwaitingApproval);
+    waiting.updated_at = "2026-01-01T00:50:00Z".into();
+    s.commit(&d, &waiting, &[]).await.unwrap();
+    let found = s.acted_since(&t, ms("2026-01-01T00:45:00Z"), 100).await.unwrap();
+    assert_eq!(ids(found), vec![d.id.to_string()]);
 }
 
 #[macro_export]

@@ -170,13 +170,19 @@ impl Incident {
         self.actions.iter().filter(|a| matches!(a.status, ActionStatus::Applied | ActionStatus::Undone))
     }
 
-    /// When each applied action was applied, in epoch milliseconds, with its id: the keys of the stores' index of
-    /// acted-on incidents ([`crate::ports::IncidentStore::acted_since`]).
-    pub fn applied_millis(&self) -> impl Iterator<Item = (u64, &str)> {
-        self.applied_actions().filter_map(|a| {
-            let at = a.applied_at.as_deref()?.parse::<jiff::Timestamp>().ok()?;
-            Some((at.as_millisecond().max(0) as u64, a.id.as_str()))
-        })
+    /// The keys of the stores' index of incidents the agent acted on ([`crate::ports::IncidentStore::acted_since`]),
+    /// in epoch milliseconds with a label unique within the incident: when each applied action was applied, and,
+    /// while an action is in flight ([`State::holds_an_action`]), when the incident last moved.
+    pub fn action_index(&self) -> Vec<(u64, String)> {
+        let ms = |t: &str| t.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond().max(0) as u64);
+        let mut keys: Vec<(u64, String)> =
+            self.applied_actions().filter_map(|a| Some((ms(a.applied_at.as_deref()?)?, a.id.to_string()))).collect();
+        if self.state.holds_an_action()
+            && let Some(at) = ms(&self.updated_at)
+        {
+            keys.push((at, format!("{}-{}", self.state.name(), self.version)));
+        }
+        keys
     }
 }
 

@@ -86,9 +86,10 @@ pub trait IncidentStore: Send + Sync {
     /// Every incident not in a terminal state, across teams (for recovery after a restart and stuck-work sweeps).
     async fn list_active(&self) -> Result<Vec<Incident>, StoreError>;
 
-    /// A team's incidents with an action the agent applied at or after `since_ms` (epoch milliseconds), newest
-    /// action first, at most `limit`: the decide policy's history (recurrence, cooldown, budgets). Read through an
-    /// index of applied actions, so neither a storm of new incidents nor a long history hides a recent action.
+    /// A team's incidents with an action the agent applied at or after `since_ms` (epoch milliseconds), or with one
+    /// in flight (awaiting approval, executing, verifying) that moved since, newest first, at most `limit`: the
+    /// decide policy's history (recurrence, cooldown, budgets, work already under way). Read through an index
+    /// ([`Incident::action_index`]), so neither a storm of new incidents nor a long history hides an action.
     async fn acted_since(&self, team: &TeamId, since_ms: u64, limit: usize) -> Result<Vec<Incident>, StoreError>;
 
     /// The incident opened for an alert source's incident id, if any.

@@ -66,6 +66,11 @@ impl State {
         matches!(self, Self::Resolved | Self::Escalated | Self::RolledBack | Self::Failed | Self::Ignored(_))
     }
 
+    /// An action of the agent's is in flight: proposed to a human, being applied, or being verified.
+    pub fn holds_an_action(self) -> bool {
+        matches!(self, Self::AwaitingApproval | Self::Executing | Self::Verifying)
+    }
+
     /// Checks a transition against the table of design §1.
     pub fn check_transition(self, to: State) -> Result<(), TransitionError> {
         use State::*;
@@ -73,7 +78,10 @@ impl State {
             (self, to),
             (Received, Analyzing | Ignored(_) | Failed)
                 | (Analyzing, AwaitingApproval | Executing | Escalated | Resolved | Failed)
-                | (Analyzing, Ignored(IgnoreReason::ResolvedByHuman | IgnoreReason::ResolvedAtSource))
+                | (
+                    Analyzing,
+                    Ignored(IgnoreReason::ResolvedByHuman | IgnoreReason::ResolvedAtSource | IgnoreReason::Duplicate)
+                )
                 | (
                     AwaitingApproval,
                     Executing | Escalated | Ignored(IgnoreReason::ResolvedByHuman | IgnoreReason::ResolvedAtSource)
@@ -144,6 +152,7 @@ mod tests {
             &[Received, Ignored(IgnoreReason::QuotaExceeded)],
             &[Received, Analyzing, AwaitingApproval, Ignored(IgnoreReason::ResolvedByHuman)],
             &[Received, Analyzing, Executing, Failed],
+            &[Received, Analyzing, Ignored(IgnoreReason::Duplicate)],
         ];
         for path in paths {
             for w in path.windows(2) {

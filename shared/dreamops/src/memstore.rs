@@ -131,7 +131,9 @@ impl IncidentStore for MemoryStore {
             .incidents
             .values()
             .filter(|i| &i.team_id == team)
-            .filter_map(|i| i.applied_millis().map(|(ms, _)| ms).filter(|ms| *ms >= since_ms).max().map(|ms| (ms, i)))
+            .filter_map(|i| {
+                i.action_index().into_iter().map(|(ms, _)| ms).filter(|ms| *ms >= since_ms).max().map(|ms| (ms, i))
+            })
             .collect();
         hits.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.id.cmp(&a.1.id)));
         Ok(hits.into_iter().take(limit).map(|(_, i)| i.clone()).collect())

@@ -119,6 +119,12 @@ impl<M: Message> LocalQueue<M> {
         self.lock().items.len()
     }
 
+    /// Messages visible now (not waiting out a delay or a back-off).
+    pub fn due_len(&self) -> usize {
+        let now = self.clock.now();
+        self.lock().heap.iter().filter(|std::cmp::Reverse((due, _))| *due <= now).count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

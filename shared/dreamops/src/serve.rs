@@ -442,6 +442,10 @@ async fn metrics(
         "# HELP dreamops_queue_depth Stage messages waiting in the local queues.\n# TYPE dreamops_queue_depth gauge\n",
     );
     let _ = writeln!(out, "dreamops_queue_depth {}", rt.queue.len());
+    out.push_str(
+        "# HELP dreamops_queue_due Stage messages visible now (the rest wait out a delay or a back-off).\n# TYPE dreamops_queue_due gauge\n",
+    );
+    let _ = writeln!(out, "dreamops_queue_due {}", rt.queue.due_len());
     out.push_str("# HELP dreamops_dead_letters Stage messages given up on.\n# TYPE dreamops_dead_letters gauge\n");
     let _ = writeln!(out, "dreamops_dead_letters {}", rt.queue.dead_letters().len());
     out.push_str(

@@ -21,7 +21,8 @@ const DELIVERIES: TableDefinition<(&str, &str), u64> = TableDefinition::new("del
 /// (team, source incident id) → incident id.
 const EXTERNAL: TableDefinition<(&str, &str), &str> = TableDefinition::new("external");
 const RUNBOOK: TableDefinition<(&str, u64), &str> = TableDefinition::new("runbook");
-/// (team, applied at ms, incident id) → (): incidents an applied action touched, in time order (decide's history).
+/// (team, ms, incident id) → (): incidents the agent acted on, by when each action was applied or (while one is in
+/// flight) when the incident last moved, in time order: decide's history.
 const ACTED: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("acted");
 /// team id → team (JSON).
 const TEAMS: TableDefinition<&str, &str> = TableDefinition::new("teams");
@@ -272,7 +273,7 @@ impl RedbStore {
                 for row in incidents.iter().map_err(err)? {
                     let (_, v) = row.map_err(err)?;
                     let inc: Incident = serde_json::from_str(v.value()).map_err(corrupt)?;
-                    for (ms, _) in inc.applied_millis() {
+                    for (ms, _) in inc.action_index() {
                         acted.insert((inc.team_id.as_str(), ms, inc.id.as_str()), ()).map_err(err)?;
                     }
                 }
@@ -481,7 +482,7 @@ impl IncidentStore for RedbStore {
         }
         let (id, version, state, team) = (prev.id.clone(), prev.version, prev.state, next.team_id.to_string());
         let json = to_json(next)?;
-        let acted: Vec<u64> = next.applied_millis().map(|(ms, _)| ms).collect();
+        let acted: Vec<u64> = next.action_index().into_iter().map(|(ms, _)| ms).collect();
         let events = events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
         self.write(move |txn| {
             {

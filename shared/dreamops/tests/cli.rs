@@ -156,8 +156,6 @@ async fn a_newcomer_gets_a_key_and_drives_approvals_from_the_command_line() {
     assert!(err.contains("in use by another process") && err.contains("POST /v1/teams"), "{err}");
 
     let first = send_alert(&s.url, secret, "PCLI1").await;
-    // A second page for the same fault, proposed before the first is fixed (afterwards the cooldown escalates it).
-    let second = send_alert(&s.url, secret, "PCLI2").await;
     let mut listed = String::new();
     // Polled as a person would: each command is two requests (whoami, then the listing), well under the limit.
     for _ in 0..100 {
@@ -170,18 +168,26 @@ async fn a_newcomer_gets_a_key_and_drives_approvals_from_the_command_line() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(listed.contains("awaiting_approval") && listed.contains("KubePodNotReady"), "{listed}");
-    let (code, out, _) = dreamops_env(&["incidents", "show", &first], &env);
-    assert_eq!(code, 0);
-    let detail: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let hash = detail["proposal"]["plan"]["hash"].as_str().unwrap().to_owned();
-    // A pinned hash that is not the proposal's is refused by the API.
-    let (code, _, err) = dreamops_env(&["approve", &first, "--proposal", &"b".repeat(64)], &env);
+    // A second page for the same fault while the first waits is folded into it: nothing to decide there.
+    let repeat = send_alert(&s.url, secret, "PCLI2").await;
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = dreamops_env(&["incidents", "show", &repeat], &env).1;
+        if shown.contains("duplicate") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(shown.contains("duplicate") && shown.contains(&first), "{shown}");
+    let (code, _, err) = dreamops_env(&["reject", &repeat, "--reason", "x"], &env);
     assert_eq!(code, 2);
-    assert!(err.contains("409 stale_proposal"), "{err}");
-    let (code, out, err) = dreamops_env(&["approve", &first, "--proposal", &hash], &env);
+    assert!(err.contains("409 not_awaiting_approval"), "{err}");
+    let (code, out, err) = dreamops_env(&["reject", &first, "--reason", "change freeze until 18:00"], &env);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("metadata.uid") && out.contains(&hash) && out.contains("executing"), "{out}");
+    assert!(out.contains("escalated"), "{out}");
 
+    // Nothing was applied, so the next page of the fault is proposed afresh.
+    let second = send_alert(&s.url, secret, "PCLI3").await;
     for _ in 0..100 {
         let (_, out, _) = dreamops_env(&["incidents", "show", &second], &env);
         if out.contains("awaiting_approval") {
@@ -189,9 +195,17 @@ async fn a_newcomer_gets_a_key_and_drives_approvals_from_the_command_line() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let (code, out, err) = dreamops_env(&["reject", &second, "--reason", "change freeze until 18:00"], &env);
+    let (code, out, _) = dreamops_env(&["incidents", "show", &second], &env);
+    assert_eq!(code, 0);
+    let detail: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let hash = detail["proposal"]["plan"]["hash"].as_str().unwrap().to_owned();
+    // A pinned hash that is not the proposal's is refused by the API.
+    let (code, _, err) = dreamops_env(&["approve", &second, "--proposal", &"b".repeat(64)], &env);
+    assert_eq!(code, 2);
+    assert!(err.contains("409 stale_proposal"), "{err}");
+    let (code, out, err) = dreamops_env(&["approve", &second, "--proposal", &hash], &env);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("escalated"), "{out}");
+    assert!(out.contains("metadata.uid") && out.contains(&hash) && out.contains("executing"), "{out}");
     let (code, _, err) = dreamops_env(&["incidents", "list"], &[("DREAMOPS_URL", s.url.as_str())]);
     assert_eq!(code, 2);
     assert!(err.contains("DREAMOPS_API_KEY"), "{err}");

@@ -79,10 +79,47 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     }
     let workload =
         deps.cluster.resolve_workload(&alert).await.map_err(|e| StageError::from_port("resolve workload", e))?;
-    let snapshot =
-        deps.cluster.snapshot(&alert, workload.as_ref()).await.map_err(|e| StageError::from_port("snapshot", e))?;
     let settings =
         deps.teams.settings(&inc.team_id).await.map_err(|e| StageError::from_port("read team settings", e))?;
+    let now: Timestamp = deps.clock.now();
+    // Every incident the agent acted on, or has an action in flight in, within the longest window the policy
+    // looks back over (recurrence, cooldown, the hourly budgets, a proposal waiting for a human), found through
+    // the store's index of actions: however many alerts arrived since, none of those actions is out of sight.
+    let window = [
+        settings.recurrence_window_secs,
+        settings.cooldown_secs,
+        3600,
+        settings.approval_timeout_secs,
+        settings.verify.deadline_secs,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(3600);
+    let since_ms = (now.as_millisecond().max(0) as u64).saturating_sub(window * 1000);
+    let recent: Vec<Incident> = deps
+        .store
+        .acted_since(&inc.team_id, since_ms, HISTORY_LIMIT)
+        .await
+        .map_err(|e| StageError::from_port("read the recent actions", e))?
+        .into_iter()
+        .filter(|i| i.id != inc.id)
+        .collect();
+    // The same alert on the same workload is already being handled by an action in flight: this page is a repeat
+    // of it (a storm, a re-fire), folded into that incident before the cluster is read again, so a storm of pages
+    // for one fault becomes one proposal, one approval request and one fix. Only the same alert: another alert on
+    // that workload may be another fault, and goes on to the decide policy, which escalates it while the action is
+    // in flight rather than stacking a second change on the first.
+    if let (Some(w), Some(name)) = (&workload, &alert.alertname)
+        && let Some(twin) = recent.iter().find(|i| {
+            i.state.holds_an_action() && i.workload.as_ref() == Some(w) && i.alert.alertname.as_ref() == Some(name)
+        })
+        && !matches!(inc.source, domain::AlertSource::Manual { .. })
+    {
+        let why = format!("the same alert ({name}) on {w} already has an action in flight there ({})", twin.state);
+        return fold(deps, inc, twin, &alert, workload.clone(), why).await;
+    }
+    let snapshot =
+        deps.cluster.snapshot(&alert, workload.as_ref()).await.map_err(|e| StageError::from_port("snapshot", e))?;
     // Rules first; the model only when they abstain or are less sure than the team requires. What the runbook
     // holds for this fingerprint goes to the model as data, then shapes the proposal (crate::runbook).
     let mut diagnosis = crate::diagnose::diagnose(&snapshot);
@@ -129,20 +166,6 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         }
     }
     let fp = fingerprint(&inc.team_id, workload.as_ref(), diagnosis.category);
-    let now: Timestamp = deps.clock.now();
-    // Every incident the agent acted on within the longest window the policy looks back over (recurrence,
-    // cooldown, the hourly budgets), found through the store's index of applied actions: however many alerts
-    // arrived since, none of those actions is out of sight.
-    let window = settings.recurrence_window_secs.max(settings.cooldown_secs).max(3600);
-    let since_ms = (now.as_millisecond().max(0) as u64).saturating_sub(window * 1000);
-    let history: Vec<Incident> = deps
-        .store
-        .acted_since(&inc.team_id, since_ms, HISTORY_LIMIT)
-        .await
-        .map_err(|e| StageError::from_port("read the recent actions", e))?
-        .into_iter()
-        .filter(|i| i.id != inc.id)
-        .collect();
     let target_ns = diagnosis.proposal.target.as_ref().map(|t| t.namespace.as_str());
     let (mut decision, mut reason) = decide(&DecideInput {
         settings: &settings,
@@ -150,7 +173,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         namespace: target_ns,
         workload: workload.as_ref(),
         fingerprint: &fp,
-        history: &history,
+        history: &recent,
         now,
         agent_namespace: deps.config.agent_namespace.as_deref(),
     });
@@ -275,6 +298,26 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         Decision::EscalateOnly => notify::escalated(deps, &next, None).await,
         Decision::NoOp => notify::noop(deps, &next).await,
     }
+    Ok(())
+}
+
+/// Closes `inc` as a duplicate of `twin`, whose action in flight handles the same alert: nothing is proposed
+/// and nobody is asked again (the dashboard and the incident's timeline say where it went).
+async fn fold(
+    deps: &Deps,
+    inc: Incident,
+    twin: &Incident,
+    alert: &domain::Alert,
+    workload: Option<domain::action::WorkloadRef>,
+    why: String,
+) -> Result<(), StageError> {
+    let mut rec = Recorder::new(inc, "analyze");
+    rec.next.alert.labels = alert.labels.clone();
+    rec.next.alert.alertname = alert.alertname.clone();
+    rec.next.workload = workload;
+    rec.next.outcome = Some(format!("duplicate of incident {} ({}), which is handling it", twin.id, twin.state));
+    rec.transition(State::Ignored(domain::IgnoreReason::Duplicate), format!("folded into incident {}", twin.id), why)?;
+    rec.commit(deps).await?;
     Ok(())
 }
 

@@ -91,6 +91,15 @@ pub fn decide(input: &DecideInput<'_>) -> (Decision, String) {
         );
     }
     if let Some(w) = input.workload {
+        // Another fault's action on the same workload is under way: two changes at once could mask or undo each
+        // other, and neither could be verified on its own.
+        if let Some(other) = input.history.iter().find(|i| i.state.holds_an_action() && i.workload.as_ref() == Some(w))
+        {
+            return (
+                Decision::EscalateOnly,
+                format!("in flight: incident {} already has an action on {w} ({})", other.id, other.state),
+            );
+        }
         let on_workload: Vec<Timestamp> = input
             .history
             .iter()
