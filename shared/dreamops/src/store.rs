@@ -670,7 +670,7 @@ impl TeamStore for RedbStore {
                 let json = serde_json::to_string(&team).map_err(corrupt)?;
                 t.insert(team.id.as_str(), json.as_str()).map_err(err)?;
             }
-            put_event(&txn, &event)?;
+            put_event(txn, &event)?;
             Ok(true)
         })
         .await
@@ -719,7 +719,7 @@ impl TeamStore for RedbStore {
                 let json = serde_json::to_string(&next).map_err(corrupt)?;
                 t.insert(next.id.as_str(), json.as_str()).map_err(err)?;
             }
-            put_event(&txn, &event)?;
+            put_event(txn, &event)?;
             Ok(())
         })
         .await
@@ -736,7 +736,7 @@ impl TeamStore for RedbStore {
                 let json = serde_json::to_string(&key).map_err(corrupt)?;
                 t.insert(key.hash.as_str(), json.as_str()).map_err(err)?;
             }
-            put_event(&txn, &event)?;
+            put_event(txn, &event)?;
             Ok(())
         })
         .await
@@ -801,7 +801,7 @@ impl TeamStore for RedbStore {
                 t.insert(k.hash.as_str(), json.as_str()).map_err(err)?;
                 k
             };
-            put_event(&txn, &event)?;
+            put_event(txn, &event)?;
             Ok(Some(found))
         })
         .await
@@ -831,7 +831,7 @@ impl TeamStore for RedbStore {
     async fn record(&self, event: &ControlEvent) -> Result<(), StoreError> {
         let event = event.clone();
         self.write(move |txn| {
-            put_event(&txn, &event)?;
+            put_event(txn, &event)?;
             Ok(())
         })
         .await
@@ -1032,7 +1032,7 @@ impl BillingStore for RedbStore {
     async fn update_order(&self, next: &Order) -> Result<(), StoreError> {
         let next = next.clone();
         self.write(move |txn| {
-            replace_order(&txn, &next)?;
+            replace_order(txn, &next)?;
             Ok(())
         })
         .await
@@ -1041,7 +1041,7 @@ impl BillingStore for RedbStore {
     async fn settle(&self, order: &Order, account: &BillingAccount) -> Result<(), StoreError> {
         let (order, account) = (order.clone(), account.clone());
         self.write(move |txn| {
-            replace_order(&txn, &order)?;
+            replace_order(txn, &order)?;
             {
                 let mut t = txn.open_table(ACCOUNTS).map_err(err)?;
                 let stored: Option<BillingAccount> = read_json(&t, account.team_id.as_str())?;
