@@ -214,3 +214,25 @@ async fn pages_for_a_fault_already_in_hand_are_folded_into_its_incident() {
     let limit = sb.with_world(|w| integration_tests::memory_limit(&w.deployments["ledger-export-worker"]));
     assert_eq!(limit.as_deref(), Some("192Mi"), "raised once, by the approved fix");
 }
+
+/// The same storm drained the way `serve` drains it, several analyses side by side: still exactly one proposal.
+#[tokio::test]
+async fn pages_analysed_side_by_side_still_make_one_proposal() {
+    let (a, first) = proposed("oom-limit", TeamSettings::default()).await;
+    let rt = &a.rt;
+    // The first proposal is rejected, so nothing is in flight and nothing was applied.
+    let cor = domain::CorrelationId::generate();
+    let ctx = pipeline::approval::Ctx::from(&rt.deps);
+    pipeline::approval::reject(ctx, &TeamId::default_team(), &first, by("key:asha"), "later", &cor).await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 * dreamops::runtime::WORKERS {
+        ids.push(integration_tests::trigger(&rt.deps, "s", &format!("PSIDE{n}"), "svc").await.1.unwrap());
+    }
+    rt.drain().await;
+    let mut states = std::collections::BTreeMap::<String, usize>::new();
+    for id in &ids {
+        *states.entry(rt.deps.store.get(id).await.unwrap().unwrap().state.to_string()).or_default() += 1;
+    }
+    assert_eq!(states.get("awaiting_approval"), Some(&1), "{states:?}");
+    assert_eq!(states.get("ignored(duplicate)"), Some(&(ids.len() - 1)), "{states:?}");
+}

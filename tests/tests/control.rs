@@ -1142,6 +1142,7 @@ async fn through_the_lambda_an_approval_bound_to_the_diff_reaches_the_executor()
         llm: None,
         metering: None,
         config: pipeline::PipelineConfig::default(),
+        proposals: Default::default(),
     };
     let id = integration_tests::trigger(&deps, "s", "PLAMBDA1", "payment-gateway").await.1.unwrap();
     let inc = store.get(&id).await.unwrap().unwrap();

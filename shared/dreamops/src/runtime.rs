@@ -36,6 +36,11 @@ pub struct LocalBilling {
     pub queue: Arc<LocalQueue<domain::billing::BillingMessage>>,
 }
 
+/// Stage messages `serve` runs at once while the webhook intake is quiet. A run mostly waits (on the cluster, on
+/// the store's durable commits), so a backlog drains several times faster side by side; the incidents' conditional
+/// commits keep racing runs safe, and analyses that would put an action in flight take turns (`Deps::proposals`).
+pub const WORKERS: usize = 8;
+
 /// Back-off before a failed delivery becomes visible again.
 fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs((5u64 << receive_count.min(6)).min(300))
@@ -86,6 +91,7 @@ impl Runtime {
             llm: None,
             metering: None,
             config,
+            proposals: Default::default(),
         };
         Self {
             intake: deps.intake(),
@@ -165,16 +171,31 @@ impl Runtime {
         self.run_due_paced(false).await
     }
 
-    /// As [`Runtime::run_due`]; with `paced`, each stage run gives way to the webhook intake while it is busy.
+    /// As [`Runtime::run_due`], the way `serve` runs: up to [`WORKERS`] messages at once while the webhook intake
+    /// is quiet, one at a time giving way to it while it is busy (crate::pace).
+    pub async fn drain(&self) -> (usize, Duration) {
+        self.run_due_paced(true).await
+    }
+
+    /// With `paced`, see [`Runtime::drain`]; without, one message at a time in order ([`Runtime::run_due`]).
     async fn run_due_paced(&self, paced: bool) -> (usize, Duration) {
         let mut n = 0;
         let mut spent = Duration::ZERO;
-        while let Some(d) = self.queue.pop_due() {
-            let took = self.process(d).await;
-            spent += took;
-            n += 1;
-            if paced {
+        loop {
+            if paced && self.intake_load.busy() {
+                let Some(d) = self.queue.pop_due() else { break };
+                let took = self.process(d).await;
+                (spent, n) = (spent + took, n + 1);
                 self.intake_load.pace(took).await;
+                continue;
+            }
+            let batch: Vec<Delivery> =
+                std::iter::from_fn(|| self.queue.pop_due()).take(if paced { WORKERS } else { 1 }).collect();
+            if batch.is_empty() {
+                break;
+            }
+            for took in futures_util::future::join_all(batch.into_iter().map(|d| self.process(d))).await {
+                (spent, n) = (spent + took, n + 1);
             }
         }
         if let Some(b) = &self.billing {
@@ -234,7 +255,7 @@ impl Runtime {
     /// Drains the queues until the process stops (`serve`), giving way to the webhook intake while it is busy.
     pub async fn work_forever(self) {
         loop {
-            self.run_due_paced(true).await;
+            self.drain().await;
             let wait = match self.next_due() {
                 Some(due) => {
                     let ms = due.duration_since(self.deps.clock.now()).as_millis().clamp(5, 1000);

@@ -82,40 +82,13 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     let settings =
         deps.teams.settings(&inc.team_id).await.map_err(|e| StageError::from_port("read team settings", e))?;
     let now: Timestamp = deps.clock.now();
-    // Every incident the agent acted on, or has an action in flight in, within the longest window the policy
-    // looks back over (recurrence, cooldown, the hourly budgets, a proposal waiting for a human), found through
-    // the store's index of actions: however many alerts arrived since, none of those actions is out of sight.
-    let window = [
-        settings.recurrence_window_secs,
-        settings.cooldown_secs,
-        3600,
-        settings.approval_timeout_secs,
-        settings.verify.deadline_secs,
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(3600);
-    let since_ms = (now.as_millisecond().max(0) as u64).saturating_sub(window * 1000);
-    let recent: Vec<Incident> = deps
-        .store
-        .acted_since(&inc.team_id, since_ms, HISTORY_LIMIT)
-        .await
-        .map_err(|e| StageError::from_port("read the recent actions", e))?
-        .into_iter()
-        .filter(|i| i.id != inc.id)
-        .collect();
+    let mut recent = recent_actions(deps, &inc, &settings, now).await?;
     // The same alert on the same workload is already being handled by an action in flight: this page is a repeat
     // of it (a storm, a re-fire), folded into that incident before the cluster is read again, so a storm of pages
     // for one fault becomes one proposal, one approval request and one fix. Only the same alert: another alert on
     // that workload may be another fault, and goes on to the decide policy, which escalates it while the action is
     // in flight rather than stacking a second change on the first.
-    if let (Some(w), Some(name)) = (&workload, &alert.alertname)
-        && let Some(twin) = recent.iter().find(|i| {
-            i.state.holds_an_action() && i.workload.as_ref() == Some(w) && i.alert.alertname.as_ref() == Some(name)
-        })
-        && !matches!(inc.source, domain::AlertSource::Manual { .. })
-    {
-        let why = format!("the same alert ({name}) on {w} already has an action in flight there ({})", twin.state);
+    if let Some((twin, why)) = same_alert_in_flight(&recent, &inc, &alert, workload.as_ref()) {
         return fold(deps, inc, twin, &alert, workload.clone(), why).await;
     }
     let snapshot =
@@ -167,16 +140,31 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     }
     let fp = fingerprint(&inc.team_id, workload.as_ref(), diagnosis.category);
     let target_ns = diagnosis.proposal.target.as_ref().map(|t| t.namespace.as_str());
-    let (mut decision, mut reason) = decide(&DecideInput {
-        settings: &settings,
-        diagnosis: &diagnosis,
-        namespace: target_ns,
-        workload: workload.as_ref(),
-        fingerprint: &fp,
-        history: &recent,
-        now,
-        agent_namespace: deps.config.agent_namespace.as_deref(),
-    });
+    let decide_on = |recent: &[Incident]| {
+        decide(&DecideInput {
+            settings: &settings,
+            diagnosis: &diagnosis,
+            namespace: target_ns,
+            workload: workload.as_ref(),
+            fingerprint: &fp,
+            history: recent,
+            now,
+            agent_namespace: deps.config.agent_namespace.as_deref(),
+        })
+    };
+    let (mut decision, mut reason) = decide_on(&recent);
+    // A proposal puts an action in flight: analyses in this process that would do so take turns from here to
+    // their commit, each reading the actions anew, so two pages analysed side by side cannot both put an action
+    // on one workload (the second is folded or escalated as if it had come after).
+    let mut proposing = None;
+    if matches!(decision, Decision::Auto | Decision::NeedsApproval) && !read_only {
+        proposing = Some(deps.proposals.lock().await);
+        recent = recent_actions(deps, &inc, &settings, now).await?;
+        if let Some((twin, why)) = same_alert_in_flight(&recent, &inc, &alert, workload.as_ref()) {
+            return fold(deps, inc, twin, &alert, workload.clone(), why).await;
+        }
+        (decision, reason) = decide_on(&recent);
+    }
 
     if read_only {
         (decision, reason) = (Decision::NoOp, "a read-only request: the diagnosis is the answer".into());
@@ -283,6 +271,7 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
     let Some(next) = rec.commit(deps).await? else {
         return Ok(());
     };
+    drop(proposing);
     if let Some(m) = next_msg {
         let delay = match &m.body {
             StageMessage::ExpireApproval { .. } => {
@@ -299,6 +288,55 @@ pub async fn handle(deps: &Deps, msg: &Envelope) -> Result<(), StageError> {
         Decision::NoOp => notify::noop(deps, &next).await,
     }
     Ok(())
+}
+
+/// Every incident of the team the agent acted on, or has an action in flight in, within the longest window the
+/// policy looks back over (recurrence, cooldown, the hourly budgets, a proposal waiting for a human, a fix being
+/// verified), found through the store's index of actions: however many alerts arrived since, none of those
+/// actions is out of sight.
+async fn recent_actions(
+    deps: &Deps,
+    inc: &Incident,
+    settings: &domain::TeamSettings,
+    now: Timestamp,
+) -> Result<Vec<Incident>, StageError> {
+    let window = [
+        settings.recurrence_window_secs,
+        settings.cooldown_secs,
+        3600,
+        settings.approval_timeout_secs,
+        settings.verify.deadline_secs,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(3600);
+    let since_ms = (now.as_millisecond().max(0) as u64).saturating_sub(window * 1000);
+    Ok(deps
+        .store
+        .acted_since(&inc.team_id, since_ms, HISTORY_LIMIT)
+        .await
+        .map_err(|e| StageError::from_port("read the recent actions", e))?
+        .into_iter()
+        .filter(|i| i.id != inc.id)
+        .collect())
+}
+
+/// The incident whose action in flight handles the same alert (name) on the same workload, and why this page is
+/// its duplicate. A person's own request is never folded.
+fn same_alert_in_flight<'a>(
+    recent: &'a [Incident],
+    inc: &Incident,
+    alert: &domain::Alert,
+    workload: Option<&domain::action::WorkloadRef>,
+) -> Option<(&'a Incident, String)> {
+    if matches!(inc.source, domain::AlertSource::Manual { .. }) {
+        return None;
+    }
+    let (w, name) = (workload?, alert.alertname.as_ref()?);
+    let twin = recent.iter().find(|i| {
+        i.state.holds_an_action() && i.workload.as_ref() == Some(w) && i.alert.alertname.as_ref() == Some(name)
+    })?;
+    Some((twin, format!("the same alert ({name}) on {w} already has an action in flight there ({})", twin.state)))
 }
 
 /// Closes `inc` as a duplicate of `twin`, whose action in flight handles the same alert: nothing is proposed

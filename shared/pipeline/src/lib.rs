@@ -145,6 +145,8 @@ pub struct Deps {
     /// Alert metering; `None` leaves the deployment unmetered.
     pub metering: Option<quota::Metering>,
     pub config: PipelineConfig,
+    /// Analyses that would put an action in flight take turns on this, within one process (crate::analyze).
+    pub proposals: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What the intake needs, and nothing more: no cluster, model, PagerDuty or chat client, so the webhook-intake

@@ -145,6 +145,7 @@ impl StageFunction {
                 .and_then(|tz| pipeline::quota::Metering::new(store.clone(), tz).ok()),
             runbook: store,
             llm,
+            proposals: Default::default(),
             config: PipelineConfig {
                 pagerduty_bot_user_id: config.bot_user_id.clone(),
                 agent_namespace: config.agent_namespace.clone(),
