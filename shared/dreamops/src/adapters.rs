@@ -94,7 +94,21 @@ pub enum PagerCall {
     Escalate { team: String, incident: String },
 }
 
-/// Records PagerDuty calls instead of sending them, and serves the alert labels PagerDuty would hold for an
+/// How many calls a recording sink keeps: the newest, so a long-running `serve` (where the recordings stand in
+/// for PagerDuty and keep what the dashboard's demo shows) does not grow with every page it ever handled.
+pub const RECORDED: usize = 2_000;
+
+/// Appends to a recording, dropping its oldest half once it holds [`RECORDED`].
+fn keep<T>(log: &Mutex<Vec<T>>, item: T) {
+    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+    if log.len() >= RECORDED {
+        log.drain(..RECORDED / 2);
+        log.shrink_to(RECORDED);
+    }
+    log.push(item);
+}
+
+/// Records PagerDuty calls instead of sending them (the newest [`RECORDED`]), and serves the alert labels PagerDuty would hold for an
 /// incident (registered by whoever raised the alert: the demo, or `serve --sandbox`).
 #[derive(Debug, Default)]
 pub struct RecordingPager {
@@ -120,7 +134,7 @@ impl RecordingPager {
 
     fn record(&self, c: PagerCall) {
         tracing::info!(call = ?c, "PagerDuty (recorded).");
-        self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        keep(&self.calls, c);
     }
 }
 
@@ -156,7 +170,7 @@ impl Pager for RecordingPager {
     }
 }
 
-/// Records chat messages instead of posting them.
+/// Records chat messages instead of posting them (the newest [`RECORDED`]).
 #[derive(Debug, Default)]
 pub struct RecordingChat {
     messages: Mutex<Vec<(String, ChatMessage)>>,
@@ -172,7 +186,7 @@ impl RecordingChat {
 impl Chat for RecordingChat {
     async fn post(&self, team: &TeamId, message: &ChatMessage) -> Result<(), NotifyError> {
         tracing::info!(team_id = %team, headline = %message.headline, "Chat (recorded).");
-        self.messages.lock().unwrap_or_else(|p| p.into_inner()).push((team.to_string(), message.clone()));
+        keep(&self.messages, (team.to_string(), message.clone()));
         Ok(())
     }
 }
@@ -189,6 +203,25 @@ pub struct RecordingIssues {
 impl RecordingIssues {
     pub fn calls(&self) -> Vec<IssueCall> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn recordings_keep_the_newest_calls_only() {
+        let pager = RecordingPager::default();
+        let team = TeamId::default_team();
+        for n in 0..RECORDED + 10 {
+            pager.add_note(&team, &format!("P{n}"), "note").await.unwrap();
+        }
+        let calls = pager.calls();
+        assert!(calls.len() <= RECORDED && calls.len() > RECORDED / 2, "{}", calls.len());
+        let last = format!("P{}", RECORDED + 9);
+        assert!(matches!(calls.last(), Some(PagerCall::Note { incident, .. }) if *incident == last));
+        assert!(!calls.iter().any(|c| matches!(c, PagerCall::Note { incident, .. } if incident == "P0")));
     }
 }
 

@@ -107,6 +107,11 @@ impl<M: Message> LocalQueue<M> {
             return None;
         }
         q.heap.pop();
+        // A drained backlog gives its memory back (a heap never shrinks by itself).
+        if q.heap.capacity() > 4096 && q.heap.len() < q.heap.capacity() / 4 {
+            let keep = (q.heap.len() * 2).max(4096);
+            q.heap.shrink_to(keep);
+        }
         q.items.remove(&seq)
     }
 
