@@ -285,8 +285,7 @@ impl IncidentStore for DynamoStore {
         for e in event_items(&next.id, next.version, events)? {
             items.push(put(&self.table, e, None)?);
         }
-        let before = prev.action_index();
-        for (ms, action) in next.action_index().into_iter().filter(|a| !before.contains(a)) {
+        for (ms, action) in next.action_index_added(prev) {
             let item = Item::from([
                 ("pk".into(), s(format!("ACTED#{}", next.team_id))),
                 ("sk".into(), s(format!("{ms:016}#{}#{action}", next.id))),

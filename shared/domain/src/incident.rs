@@ -184,6 +184,13 @@ impl Incident {
         }
         keys
     }
+
+    /// The [`Incident::action_index`] keys this version has that `prev` (the version it replaces) had not: what
+    /// a commit adds to the index.
+    pub fn action_index_added(&self, prev: &Incident) -> Vec<(u64, String)> {
+        let before = prev.action_index();
+        self.action_index().into_iter().filter(|k| !before.contains(k)).collect()
+    }
 }
 
 /// Who caused an audit event.

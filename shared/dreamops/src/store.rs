@@ -485,7 +485,7 @@ impl IncidentStore for RedbStore {
         }
         let (id, version, state, team) = (prev.id.clone(), prev.version, prev.state, next.team_id.to_string());
         let json = to_json(next)?;
-        let acted: Vec<u64> = next.action_index().into_iter().map(|(ms, _)| ms).collect();
+        let acted: Vec<u64> = next.action_index_added(prev).into_iter().map(|(ms, _)| ms).collect();
         let events = events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
         self.write(move |txn| {
             {
