@@ -78,6 +78,16 @@ pub const CERT_EXPIRED: &[&str] =
     &["certificate has expired", "certificate expired", "expired certificate", "x509: certificate is not valid"];
 pub const HUNG_SIGNATURES: &[&str] =
     &["deadlock", "waiting for lock", "waiting to lock", "all workers blocked", "blocked for more than", "hung task"];
+/// A registry's answers that refuse pulls for now: rate limits and server errors, not a missing tag or bad
+/// credentials.
+pub const REGISTRY_REFUSING: &[&str] = &[
+    "toomanyrequests",
+    "429 too many requests",
+    "pull rate limit",
+    "503 service unavailable",
+    "502 bad gateway",
+    "500 internal server error",
+];
 pub const RATE_LIMITED: &[&str] = &["rate limit exceeded", "too many requests", "rate-limited", "ratelimited"];
 /// Lines that say the process is failing now.
 pub const ERROR_MARKERS: &[&str] =
@@ -394,23 +404,68 @@ impl<'a> Facts<'a> {
     }
 }
 
+/// A metric key as words: lowercased, with `/` read as "per" and every other separator as a space, so that
+/// `cpu_seconds_per_request`, `CPU per request`, `requests/s` and `req-per-sec` read alike (" cpu per request ",
+/// " requests per s ").
+fn key_words(key: &str) -> String {
+    let mut out = String::from(" ");
+    for ch in key.to_lowercase().chars() {
+        match ch {
+            '/' => out.push_str(" per "),
+            c if c.is_alphanumeric() => out.push(c),
+            _ => out.push(' '),
+        }
+    }
+    out.push(' ');
+    out.split_whitespace().fold(String::from(" "), |acc, w| acc + w + " ")
+}
+
+/// Units of elapsed time, as the word after "per" in a rate.
+const TIME_UNITS: &[&str] =
+    &["s", "sec", "secs", "second", "seconds", "min", "mins", "minute", "minutes", "h", "hr", "hour", "hours", "day"];
+/// Things that divide a quantity without making it a cost of work: "per pod", "per node".
+const SHARE_UNITS: &[&str] =
+    &["pod", "pods", "node", "nodes", "series", "replica", "replicas", "instance", "container", "core", "cores"];
+/// What arriving work is called in a metric's name.
+const WORK_NOUNS: &[&str] =
+    &["req", "request", "quer", "call", "event", "message", "order", "session", "transaction", "hit"];
+
+/// The unit after each "per" in a key's words, skipping a count ("per 1k requests").
+fn per_units(k: &str) -> impl Iterator<Item = &str> {
+    let words: Vec<&str> = k.split_whitespace().collect();
+    let units: Vec<&str> = words
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w == "per")
+        .filter_map(|(i, _)| words[i + 1..].iter().copied().find(|w| !w.starts_with(|c: char| c.is_ascii_digit())))
+        .collect();
+    units.into_iter()
+}
+
 /// A metric that counts work arriving (requests, events, queries per unit of time), not errors, completions or a
 /// cost per unit of work.
 fn is_demand_metric(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    let rate = ["per_second", "per_minute", "per_hour", "rps", "qps", "traffic", "request_rate", "arrival"]
+    let k = key_words(key);
+    let per_time = per_units(&k).any(|u| TIME_UNITS.contains(&u));
+    let rate = per_time
+        || [" rps ", " qps ", "traffic", "arrival"].iter().any(|s| k.contains(s))
+        || k.contains(" rate ") && WORK_NOUNS.iter().any(|n| k.contains(n));
+    let not_demand = ["error", "fail", "restart", "drop", "complet", "throughput", "evict", "scale", "latency", "5xx"]
         .iter()
         .any(|s| k.contains(s));
-    let not_demand =
-        ["error", "fail", "restart", "drop", "complet", "throughput", "evict", "scale"].iter().any(|s| k.contains(s));
-    rate && !not_demand && !is_cost_metric(&k)
+    rate && !not_demand && !is_cost_metric(key)
 }
 
-/// A metric of resources spent per unit of work: `cpu_seconds_per_request`, `db_queries_per_request`.
+/// A metric that counts failures: errors, failed requests, 5xx answers.
+fn is_error_metric(key: &str) -> bool {
+    let k = key_words(key);
+    ["error", "fail", "5xx", " 500", "exception"].iter().any(|s| k.contains(s))
+}
+
+/// A metric of resources spent per unit of work: `cpu_seconds_per_request`, `db_queries_per_request`,
+/// "CPU per request": a "per" whose unit is neither time nor a share of the fleet.
 fn is_cost_metric(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k.contains("_per_")
-        && !["per_second", "per_minute", "per_hour", "per_pod", "per_node", "per_series"].iter().any(|s| k.ends_with(s))
+    per_units(&key_words(key)).any(|u| !TIME_UNITS.contains(&u) && !SHARE_UNITS.contains(&u))
 }
 
 impl Facts<'_> {
@@ -435,6 +490,16 @@ impl Facts<'_> {
     pub fn demand_flat(&self) -> bool {
         let mut trends = self.metric_trends(is_demand_metric).peekable();
         trends.peek().is_some() && trends.all(|(_, _, t)| !matches!(t, Trend::Rising(_)))
+    }
+
+    /// The strongest rise in an error metric (errors, failures, 5xx) against its own baseline.
+    pub fn error_rise(&self) -> Option<(f64, String)> {
+        self.metric_trends(is_error_metric)
+            .filter_map(|(k, v, t)| match t {
+                Trend::Rising(r) => Some((r, format!("{k}: {}", quote(v)))),
+                _ => None,
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
     }
 
     /// The strongest rise in cost per unit of work, with the metric that says so.
@@ -477,13 +542,34 @@ const BOUNDED_MEMORY: &[&str] = &[
     "per concurrent",
     "spikes",
 ];
-/// Words that say memory climbs with uptime.
-const GROWING_MEMORY: &[&str] =
-    &["climbs", "grows", "growing", "growth", "rose", "rising", "increases", "linear", "steadily", "creeps", "leak"];
+/// Words that say memory climbs with uptime. "climb" covers "climbs" and "climbing"; a sawtooth is growth from each
+/// start cut by each kill.
+const GROWING_MEMORY: &[&str] = &[
+    "climb",
+    "grows",
+    "growing",
+    "growth",
+    "rose",
+    "rising",
+    "increases",
+    "linear",
+    "steadily",
+    "creeps",
+    "leak",
+    "sawtooth",
+];
+/// Words that put a clause in the past, about an earlier version rather than the running one.
+const EARLIER: &[&str] = &["previous", "before the", "old version", "earlier version", "prior version", "used to"];
 
 impl Facts<'_> {
     /// The shape of a container's memory over its uptime, from its usage trend and note and from memory metrics,
     /// with the text that says so. `None` when nothing describes it.
+    ///
+    /// Texts are read clause by clause (`;` and `. ` separate them), in order: the container's own trend first.
+    /// A clause about an earlier version (it names an image tag of the previous revision but not of the current
+    /// one, or says "previous", "before the") describes the baseline, not the running process: "on v2.6.0 a flat
+    /// 60Mi; since v2.8.0 it grows from each start" is growth. Within a clause the bounded words are checked first
+    /// ("no growth" contains "growth").
     pub fn memory_shape(&self, c: &ContainerView) -> Option<(MemoryShape, String)> {
         let usage = c.usage.as_ref();
         let own = ["trend", "note"].into_iter().filter_map(|k| usage.and_then(|u| u.get(k)).map(|v| (k, v.as_str())));
@@ -493,10 +579,23 @@ impl Facts<'_> {
                 .then_some(())
                 .and_then(|()| v.as_str().map(|v| (k.as_str(), v)))
         });
-        let texts: Vec<(&str, &str)> = own.chain(metrics).collect();
-        for (shape, words) in [(MemoryShape::Bounded, BOUNDED_MEMORY), (MemoryShape::Grows, GROWING_MEMORY)] {
-            if let Some((k, v)) = texts.iter().find(|(_, v)| contains_any(&v.to_ascii_lowercase(), words)) {
-                return Some((shape, format!("{k}: {}", quote(v))));
+        let tags = |r: Option<&Revision>| -> Vec<String> {
+            r.map(|r| r.images.iter().filter_map(|i| i.rsplit_once(':')).map(|(_, t)| t.to_ascii_lowercase()).collect())
+                .unwrap_or_default()
+        };
+        let (now_tags, old_tags) = (tags(self.current), tags(self.previous));
+        let about_earlier = |clause: &str| {
+            let names = |ts: &[String]| ts.iter().any(|t| t.len() >= 2 && clause.contains(t.as_str()));
+            contains_any(clause, EARLIER) || (names(&old_tags) && !names(&now_tags))
+        };
+        for (k, v) in own.chain(metrics) {
+            let lower = v.to_ascii_lowercase();
+            for clause in lower.split([';', '\n']).flat_map(|c| c.split(". ")).filter(|c| !about_earlier(c)) {
+                for (shape, words) in [(MemoryShape::Bounded, BOUNDED_MEMORY), (MemoryShape::Grows, GROWING_MEMORY)] {
+                    if contains_any(clause, words) {
+                        return Some((shape, format!("{k}: {}", quote(v))));
+                    }
+                }
             }
         }
         None

@@ -173,6 +173,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::image,
     rules::missing_object,
     rules::disk_full,
+    rules::own_storage_eviction,
     rules::oom,
     // Load and cost per request decide between scaling and rolling back before their symptoms (throttling, probe
     // kills under load) are read as causes.
@@ -182,6 +183,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     // A standby waiting for leadership looks like a lone wedged pod; it is not one.
     rules::standby_by_design,
     rules::hung,
+    rules::work_stopped,
     rules::readiness_never_passes,
     rules::auth,
     rules::certificate,

@@ -94,23 +94,36 @@ pub fn node_failure(f: &Facts<'_>) -> Option<Finding> {
             .pods()
             .iter()
             .find(|q| q.name != p.name && q.node == p.node && q.ready && age_secs(q.age.as_deref()) < stuck_age);
-        if let Some(q) = later_ok {
-            evidence.push(format!(
-                "pod {} started on the same node {} later and is ready: the node's runtime creates sandboxes",
-                q.name,
-                q.age.as_deref().unwrap_or("?")
-            ));
+        // Weaker, but still about one pod: it is the only pod of the workload that cannot get a sandbox while a
+        // sibling runs ready on the same node. A broken runtime or CNI fails every pod placed on the node, so the
+        // one-of-many pattern points at this pod object; deleting it costs one replica that was not serving anyway.
+        let sibling_ok = f.pods().iter().find(|q| q.name != p.name && q.node == p.node && q.ready);
+        let confidence = if later_ok.is_some() { 0.8 } else { 0.76 };
+        if let Some(q) = later_ok.or(sibling_ok) {
+            evidence.push(if later_ok.is_some() {
+                format!(
+                    "pod {} started on the same node {} later and is ready: the node's runtime creates sandboxes",
+                    q.name,
+                    q.age.as_deref().unwrap_or("?")
+                )
+            } else {
+                format!(
+                    "pod {} of the same workload runs ready on the same node, and no other pod of it is stuck: the \
+                     failure is this pod's, not the node's",
+                    q.name
+                )
+            });
             return Some(Finding::act(
                 Category::AppHung,
                 "single-pod-sandbox-stuck",
                 format!(
-                    "Pod {} cannot get a pod sandbox, but its node starts other pods (one that came later is ready): the \
-                     failure belongs to that pod object, not the node. Deleting it lets its ReplicaSet create a new pod.",
+                    "Pod {} cannot get a pod sandbox, but its node runs other pods of the workload: the failure belongs \
+                     to that pod object, not the node. Deleting it lets its ReplicaSet create a new pod.",
                     p.name
                 ),
                 evidence,
                 (ActionKind::DeletePod, f.pod_target(p)),
-                0.8,
+                confidence,
                 Risk::Low,
             ));
         }
@@ -412,6 +425,20 @@ pub fn image(f: &Facts<'_>) -> Option<Finding> {
             "the tag or repository does not exist"
         } else if contains_any(&detail, &["401", "403", "unauthorized", "forbidden", "denied", "authorize"]) {
             "the registry rejects the credentials (pull secret or registry token)"
+        } else if contains_any(&detail, REGISTRY_REFUSING) {
+            // The tag exists; the registry is refusing or failing pulls for now. Nothing in the workload is wrong,
+            // and every action that creates pods (restart, scale, delete, even a rollback onto nodes without the
+            // old image) needs more pulls against the same refusal.
+            let what = format!(
+                "Image {} of container {} cannot be pulled ({reason}) because the registry is throttling or failing \
+                 pulls, not because the image is wrong. Running pods are unaffected; a human should add registry \
+                 credentials or a mirror, or wait for the limit to reset. Creating pods now only adds pulls.",
+                c.image, c.name
+            );
+            return Some(Finding {
+                change_induced: f.rollout_precedes_fault(),
+                ..Finding::escalate(Category::BadImage, "registry-refusing-pulls", what, evidence, 0.85)
+            });
         } else {
             "the pull fails"
         };
@@ -484,6 +511,48 @@ pub fn disk_full(f: &Facts<'_>) -> Option<Finding> {
         evidence,
         0.88,
     ))
+}
+
+/// The kubelet's own eviction messages for a pod that outgrew the local storage its spec allows (its writable
+/// layers, logs and emptyDirs against `limits.ephemeral-storage` or an emptyDir `sizeLimit`). They are fixed strings
+/// of the kubelet's eviction manager, not words of a write-up.
+const OWN_STORAGE_EVICTION: &[&str] = &[
+    "ephemeral local storage usage exceeds the total limit",
+    "exceeded its local ephemeral storage limit",
+    "usage of emptydir volume",
+];
+
+/// Pods evicted for exceeding their own ephemeral-storage allowance: the workload's own writes fill the space its
+/// spec gives it (a full disk of its own making, unlike a node low on disk, which evicts whoever asked for
+/// nothing). Every replacement fills up the same way, so restarting only restarts the clock. When a recent
+/// revision is what started the writes and the one before it served, roll back; otherwise a human must stop the
+/// writes or give them room.
+pub fn own_storage_eviction(f: &Facts<'_>) -> Option<Finding> {
+    let (p, message) = f.pods().iter().find_map(|p| {
+        let own = |m: &str| contains_any(&m.to_ascii_lowercase(), OWN_STORAGE_EVICTION);
+        p.status_message
+            .as_deref()
+            .filter(|m| own(m))
+            .or_else(|| p.events.iter().find(|e| e.reason == "Evicted" && own(&e.message)).map(|e| e.message.as_str()))
+            .map(|m| (p, m))
+    })?;
+    let mut evidence = vec![format!("pod {} evicted: {}", p.name, quote(message))];
+    if let Some((q, c, used)) = f.containers().find_map(|(q, c)| {
+        let u = c.usage.as_ref()?;
+        u.get("ephemeral-storage").map(|used| (q, c, used))
+    }) {
+        evidence.push(format!(
+            "pod {} container {} uses {used} of ephemeral storage (limit {}){}",
+            q.name,
+            c.name,
+            c.resources.limits.get("ephemeral-storage").map(String::as_str).unwrap_or("unset"),
+            c.usage.as_ref().and_then(|u| u.get("trend")).map(|t| format!(": {}", quote(t))).unwrap_or_default()
+        ));
+    }
+    let what = "Pods are evicted for using more local storage than their spec allows (their own writable layer, logs \
+                or emptyDir): the workload fills its own disk, and every replacement fills it again."
+        .to_owned();
+    Some(rollback_or_escalate(f, Category::DiskFull, "own-storage-eviction", what, evidence))
 }
 
 /// OOM kills: a limit below a bounded need, or a leak.
@@ -803,6 +872,61 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
         format!("Pod {} is hung: the process is alive but stuck (waiting on a lock or deadlocked). {why}", p.name),
         evidence,
         0.8,
+    ))
+}
+
+/// Metric names that count work done (not work arriving).
+const WORK_DONE: &[&str] = &["consum", "processed", "process rate", "throughput", "completed", "drain", "handled"];
+/// Words that say work is waiting for the stalled consumers.
+const WORK_WAITING: &[&str] = &["backlog", "waiting", "queued", " lag", "pending messages", "has grown", "growing"];
+
+/// Consumers alive but doing nothing: the work they do fell to (almost) nothing against its own stated baseline
+/// while work waits for them, every pod runs without restarts, no rollout or edit came before it and every
+/// dependency they read from is healthy. A process that lost its place after a dependency blip (a consumer that
+/// never re-subscribed, a loop stuck on a dead lock) stays wedged while its heartbeat or probe still passes; a fresh
+/// process starts consuming again. One stalled pod among working siblings is the wedged-pod rule's case; this is all
+/// of them at once.
+pub fn work_stopped(f: &Facts<'_>) -> Option<Finding> {
+    let (key, text) = f.s.observations.metrics.iter().find_map(|(k, v)| {
+        let (k_l, v) = (k.to_ascii_lowercase(), v.as_str()?);
+        (contains_any(&k_l, WORK_DONE) && matches!(trend(v), Some(Trend::Falling(r)) if r <= 0.05))
+            .then_some((k.as_str(), v))
+    })?;
+    let waiting = std::iter::once(f.alert_text.clone())
+        .chain(f.s.observations.metrics.values().filter_map(|v| v.as_str()).map(str::to_ascii_lowercase))
+        .chain(f.dependencies().iter().map(|d| d.evidence.to_ascii_lowercase()))
+        .any(|t| contains_any(&t, WORK_WAITING));
+    let healthy_pods = !f.pods().is_empty()
+        && f.pods().iter().all(|p| {
+            p.phase == "Running"
+                && p.containers.iter().all(|c| c.state == ContainerState::Running && c.restart_count == 0)
+        });
+    if !waiting
+        || !healthy_pods
+        || f.rollout_precedes_fault()
+        || f.recent_changes(&[]).any(|c| !c.kind.eq_ignore_ascii_case("node"))
+        || f.dependencies().is_empty()
+        || f.dependencies().iter().any(dependency_down)
+    {
+        return None;
+    }
+    let target = f.target()?;
+    let mut evidence = vec![format!("{key}: {}", quote(text))];
+    evidence.extend(
+        f.dependencies().iter().map(|d| format!("dependency {} is {}: {}", d.name, d.status, quote(&d.evidence))),
+    );
+    evidence.push(format!("all {} pods running with no restarts", f.pods().len()));
+    Some(Finding::act(
+        Category::AppHung,
+        "consumers-stalled",
+        "The workers are alive but have stopped doing their work while it waits for them and what they read from is \
+         healthy: they are wedged (a consumer that never resumed, a stuck loop), which no probe caught. A rolling \
+         restart gives them fresh processes."
+            .to_owned(),
+        evidence,
+        (ActionKind::Restart, target),
+        0.8,
+        Risk::Low,
     ))
 }
 
@@ -1360,8 +1484,26 @@ pub fn crash_after_rollout(f: &Facts<'_>) -> Option<Finding> {
     if let Some(l) = f.logs.iter().find(|l| contains_any(&l.lower, CRASH_MARKERS)) {
         evidence.push(format!("log: {}", quote(l.text)));
     }
-    let what = format!("Container {} crashes since the latest rollout (a code regression).", c.name);
-    Some(rollback_or_escalate(f, Category::BadDeployRegression, "crash-after-rollout", what, evidence))
+    // Both revisions run the same images: the code did not change, the revision's configuration did (env, args,
+    // flags, resources), so the crash is a configuration mistake, not a regression of the code.
+    let same_code =
+        f.current.zip(f.previous).is_some_and(|(cur, prev)| !cur.images.is_empty() && cur.images == prev.images);
+    let (category, what) = if same_code {
+        (
+            Category::BadConfig,
+            format!(
+                "Container {} crashes since the latest rollout, which kept the image and changed only the \
+                 configuration: a configuration mistake.",
+                c.name
+            ),
+        )
+    } else {
+        (
+            Category::BadDeployRegression,
+            format!("Container {} crashes since the latest rollout (a code regression).", c.name),
+        )
+    };
+    Some(rollback_or_escalate(f, category, "crash-after-rollout", what, evidence))
 }
 
 /// CPU limit throttling.
@@ -1490,7 +1632,14 @@ pub fn regression_after_rollout(f: &Facts<'_>) -> Option<Finding> {
         return None;
     }
     let w = f.s.observations.workload.as_ref()?;
-    let errors = f.failing_now();
+    // Errors in the latest log lines, or error lines anywhere in the tail while an error metric rose against its own
+    // baseline (a stack trace pushes the error line out of the last two, a later success line follows it).
+    let errors = f.failing_now().or_else(|| {
+        f.error_rise()?;
+        f.pods().iter().find_map(|p| {
+            p.logs_tail.iter().find(|l| contains_any(&l.to_ascii_lowercase(), ERROR_MARKERS)).map(|l| (p, l.as_str()))
+        })
+    });
     let saturated = w.hpa.as_ref().is_some_and(|h| h.current.is_some() && h.current == h.max)
         || f.containers().any(|(_, c)| Facts::cpu_ratios(c).0.is_some_and(|r| r >= 1.3));
     if errors.is_none() && !saturated {

@@ -108,6 +108,9 @@ const BASELINE_BEFORE_MARKER: &[&str] = &[
     "same day",
     "at this hour",
     "at this time",
+    // "140/s until 09:02, 0/s since": the level before a moment is the baseline.
+    "until",
+    "till ",
     "normally",
     "usually",
     "typically",
