@@ -191,6 +191,17 @@ pub fn quote(line: &str) -> String {
     }
 }
 
+/// A revision whose only difference from the one before it is the restart annotation: "rollout restart (pod template
+/// annotation only)" as the snapshot builder writes it, or a write-up's "annotation kubectl.kubernetes.io/restartedAt".
+pub fn restart_only(r: &Revision) -> bool {
+    let c = r.change.to_ascii_lowercase();
+    let restart = c.contains("restartedat") || c.contains("rollout restart");
+    let other = ["image", "env", "resources", "limit", "request", "args", "command", "probe", "replicas", "volume"]
+        .iter()
+        .any(|w| c.contains(w));
+    restart && !other
+}
+
 /// One log line, lowercased once.
 pub struct LogLine<'a> {
     pub pod: usize,
@@ -212,8 +223,19 @@ pub struct Facts<'a> {
 impl<'a> Facts<'a> {
     pub fn new(s: &'a Snapshot) -> Self {
         let hist = s.observations.rollout_history.as_deref().unwrap_or(&[]);
-        let current = hist.iter().find(|r| r.current).or_else(|| hist.iter().max_by_key(|r| r.revision));
-        let previous = current.and_then(|c| hist.iter().filter(|r| r.revision < c.revision).max_by_key(|r| r.revision));
+        let running = hist.iter().find(|r| r.current).or_else(|| hist.iter().max_by_key(|r| r.revision));
+        // A revision that only restarted the pods (`kubectl rollout restart` stamps an annotation) changed nothing
+        // that runs: it cannot be what started a fault, and undoing it is one more restart. The revision that last
+        // changed the template is the one that counts, and the one before that is what a rollback returns to.
+        let before = |r: &Revision| hist.iter().filter(|x| x.revision < r.revision).max_by_key(|x| x.revision);
+        let mut current = running;
+        while let Some(c) = current.filter(|c| restart_only(c)) {
+            match before(c) {
+                Some(b) => current = Some(b),
+                None => break,
+            }
+        }
+        let previous = current.and_then(before);
         let logs = s
             .observations
             .pods
@@ -558,6 +580,59 @@ const GROWING_MEMORY: &[&str] = &[
     "leak",
     "sawtooth",
 ];
+/// A climb that ends within a few minutes of start ("climbs to 126Mi within minutes of start", "within 2-3 minutes
+/// of start"): a working set loading, whose size is then fixed, not growth with uptime.
+fn loads_at_start(clause: &str) -> bool {
+    clause.contains("start")
+        && clause.match_indices("within ").any(|(at, w)| {
+            let rest = &clause[at + w.len()..];
+            let (count, unit) = rest.split_once(' ').unwrap_or((rest, ""));
+            let few = count
+                .split(['-', '–'])
+                .map(|n| n.trim_start_matches(['~', 'a']).parse::<f64>())
+                .all(|n| n.is_ok_and(|n| n <= 10.0));
+            count.starts_with("minutes")
+                || count.starts_with("seconds")
+                || few && (unit.starts_with("min") || unit.starts_with("sec"))
+        })
+}
+
+/// A quantity of memory per unit of time ("+90Mi a day", "14Mi per hour", "~3MB/h"): a rate of growth, whatever
+/// words surround it.
+fn memory_per_time(clause: &str) -> bool {
+    const UNITS: &[&str] = &["ki", "mi", "gi", "kb", "mb", "gb"];
+    const PER: &[&str] = &[
+        " a day",
+        " per day",
+        "/day",
+        "/d ",
+        " a week",
+        " per week",
+        " an hour",
+        " per hour",
+        "/h",
+        "/hour",
+        " a minute",
+        " per minute",
+        "/min",
+        " each day",
+        " every day",
+        " daily",
+    ];
+    let b = clause.as_bytes();
+    clause.match_indices(|c: char| c.is_ascii_digit()).any(|(at, _)| {
+        let rest = &clause[at..];
+        let unit_at = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ',')).unwrap_or(rest.len());
+        let after = rest[unit_at..].trim_start();
+        let after_unit = UNITS.iter().find_map(|u| after.strip_prefix(u));
+        at.checked_sub(1).is_none_or(|p| !b[p].is_ascii_digit())
+            && after_unit.is_some_and(|t| {
+                let t = t.trim_start_matches(['b', 'B']);
+                PER.iter().any(|p| t.starts_with(p) || t.starts_with(p.trim_start()))
+            })
+    })
+}
+
 /// Words that put a clause in the past, about an earlier version rather than the running one.
 const EARLIER: &[&str] = &["previous", "before the", "old version", "earlier version", "prior version", "used to"];
 
@@ -575,7 +650,9 @@ impl Facts<'_> {
         let own = ["trend", "note"].into_iter().filter_map(|k| usage.and_then(|u| u.get(k)).map(|v| (k, v.as_str())));
         let metrics = self.s.observations.metrics.iter().filter_map(|(k, v)| {
             let k_l = k.to_ascii_lowercase();
-            (k_l.contains("memory") && ["uptime", "trend", "growth", "working_set"].iter().any(|w| k_l.contains(w)))
+            ["memory", "rss", "heap", "working_set", "working set"]
+                .iter()
+                .any(|w| k_l.contains(w))
                 .then_some(())
                 .and_then(|()| v.as_str().map(|v| (k.as_str(), v)))
         });
@@ -591,10 +668,11 @@ impl Facts<'_> {
         for (k, v) in own.chain(metrics) {
             let lower = v.to_ascii_lowercase();
             for clause in lower.split([';', '\n']).flat_map(|c| c.split(". ")).filter(|c| !about_earlier(c)) {
-                for (shape, words) in [(MemoryShape::Bounded, BOUNDED_MEMORY), (MemoryShape::Grows, GROWING_MEMORY)] {
-                    if contains_any(clause, words) {
-                        return Some((shape, format!("{k}: {}", quote(v))));
-                    }
+                if contains_any(clause, BOUNDED_MEMORY) || loads_at_start(clause) {
+                    return Some((MemoryShape::Bounded, format!("{k}: {}", quote(v))));
+                }
+                if contains_any(clause, GROWING_MEMORY) || memory_per_time(clause) {
+                    return Some((MemoryShape::Grows, format!("{k}: {}", quote(v))));
                 }
             }
         }

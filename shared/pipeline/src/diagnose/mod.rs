@@ -204,6 +204,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::traffic_hpa,
     rules::traffic_cpu,
     rules::cleared,
+    rules::rerun_succeeded,
     rules::subject_gone,
     rules::rollout_progressing,
     rules::crash_unexplained,

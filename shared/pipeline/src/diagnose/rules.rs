@@ -2003,6 +2003,51 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
         0.8,
     ))
 }
+/// Pod reasons and events that say the node took the pod away (preemption of a spot VM, a graceful node
+/// shutdown), not that the work failed on its own.
+const NODE_TOOK_IT: &[&str] = &["preempt", "shutdown", "node shutdown", "spot", "reclaimed", "terminated in response"];
+
+/// A run of scheduled work that the node killed (preemption, node shutdown), followed by a later run that
+/// succeeded: the failure had a transient cause that is gone and the work is done. Only for Job pods; a failure of
+/// the work itself (its own error) is not this.
+pub fn rerun_succeeded(f: &Facts<'_>) -> Option<Finding> {
+    let job_pod = |p: &PodView| p.owner.as_deref().is_some_and(|o| o.starts_with("Job/"));
+    let killed = f.pods().iter().find(|p| {
+        let said = p.status_reason.iter().chain(p.status_message.iter()).map(|t| t.to_ascii_lowercase());
+        let events = p.events.iter().map(|e| format!("{} {}", e.reason, e.message).to_ascii_lowercase());
+        job_pod(p) && p.phase == "Failed" && said.chain(events).any(|t| contains_any(&t, NODE_TOOK_IT))
+    })?;
+    let killed_age = age_secs(killed.age.as_deref());
+    let rerun =
+        f.pods().iter().find(|q| job_pod(q) && q.phase == "Succeeded" && age_secs(q.age.as_deref()) < killed_age)?;
+    // Any other pod failing for a reason of its own keeps this open.
+    if f.pods().iter().any(|q| q.name != killed.name && q.name != rerun.name && q.phase == "Failed") {
+        return None;
+    }
+    let mut evidence = vec![format!(
+        "pod {} failed when its node took it away: {}",
+        killed.name,
+        killed
+            .events
+            .iter()
+            .find(|e| contains_any(&format!("{} {}", e.reason, e.message).to_ascii_lowercase(), NODE_TOOK_IT))
+            .map(|e| quote(&e.message))
+            .or_else(|| killed.status_message.as_deref().map(quote))
+            .unwrap_or_default()
+    )];
+    evidence.push(format!("a later run, pod {} ({} old), succeeded", rerun.name, rerun.age.as_deref().unwrap_or("?")));
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "rerun-succeeded",
+        format!(
+            "A run of {} was killed by its node (preemption or shutdown), not by a fault of its own, and a later run \
+             succeeded: the work is done and the cause is gone.",
+            killed.owner.as_deref().unwrap_or("the job")
+        ),
+        evidence,
+        0.8,
+    ))
+}
 
 /// The alert is about a node that no longer exists: a recent change deleted or replaced it, every node left is
 /// Ready and no pod is waiting. The series behind the alert outlived its subject (an exporter keeps the last value

@@ -983,3 +983,95 @@ fn errors_that_rose_with_a_rollout_roll_back_even_when_a_success_line_follows_th
     set(&mut v, "/observations/metrics", json!({"5xx ratio": "0.1%, same as last week"}));
     assert_ne!(run(&v).proposal.action, ActionKind::Rollback);
 }
+
+#[test]
+fn a_revision_that_only_restarted_the_pods_is_never_blamed_or_undone() {
+    // The pods crash after a rollout that changed the image, and a restart was tried after it: the image change is
+    // the fault and the rollback goes to the revision before it, past the restart.
+    let mut v = healthy();
+    crashloop(&mut v, &["panic: nil map"]);
+    set(
+        &mut v,
+        "/observations/rollout_history",
+        json!([
+            {"revision": 8, "replicaset": "web-6e5d4c3b2", "age": "10m", "change": "rollout restart (pod template annotation only)",
+             "images": ["registry.internal/shop/web:2.0.0"], "current": true, "pods_ready": "0/3"},
+            {"revision": 7, "replicaset": "web-5d4c3b2a1", "age": "40m", "change": "image 1.9 -> 2.0.0",
+             "images": ["registry.internal/shop/web:2.0.0"], "current": false, "pods_ready": "0/3"},
+            {"revision": 6, "replicaset": "web-4c3b2a1f0", "age": "40d", "change": "image 1.8 -> 1.9",
+             "images": ["registry.internal/shop/web:1.9"], "current": false, "pods_ready": "3/3"}]),
+    );
+    let d = run(&v);
+    assert_eq!(d.proposal.action, ActionKind::Rollback, "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().params["to_revision"], json!(6));
+
+    // A restart an hour ago on a revision 60 days old is no recent rollout: nothing to roll back.
+    let mut v = healthy();
+    crashloop(&mut v, &["panic: nil map"]);
+    set(&mut v, "/observations/rollout_history/0/age", json!("60d"));
+    set(
+        &mut v,
+        "/observations/rollout_history",
+        json!([
+            {"revision": 8, "replicaset": "web-6e5d4c3b2", "age": "55m",
+             "change": "annotation kubectl.kubernetes.io/restartedAt (manual restart)",
+             "images": ["registry.internal/shop/web:2.0.0"], "current": true, "pods_ready": "0/3"},
+            {"revision": 7, "replicaset": "web-5d4c3b2a1", "age": "60d", "change": "image 1.9 -> 2.0.0",
+             "images": ["registry.internal/shop/web:2.0.0"], "current": false, "pods_ready": "3/3"}]),
+    );
+    assert_ne!(run(&v).proposal.action, ActionKind::Rollback);
+}
+
+#[test]
+fn memory_per_unit_of_time_is_growth_and_a_climb_done_within_minutes_of_start_is_not() {
+    let shape_of = |metric: &str| {
+        let mut v = healthy();
+        oom_after(&mut v, "2025-01-01T06:00:00Z", "");
+        set(&mut v, "/observations/pods/0/containers/0/usage", json!({"memory": "500Mi"}));
+        set(&mut v, "/observations/metrics", json!({"proxy memory (per pod)": metric}));
+        run(&v).category
+    };
+    assert_eq!(shape_of("a straight line of about +90Mi a day since the pods started"), Category::MemoryLeak);
+    assert_eq!(shape_of("~14Mi per hour at constant traffic"), Category::MemoryLeak);
+    assert_eq!(shape_of("climbs to 480Mi within minutes of start as its caches fill"), Category::OomLimitTooLow);
+    assert_eq!(shape_of("reaches 480Mi within 2-3 minutes of start, then holds"), Category::OomLimitTooLow);
+}
+
+#[test]
+fn a_job_run_killed_by_its_node_then_rerun_successfully_has_cleared() {
+    let job_pod = |name: &str, phase: &str, age: &str, events: Value| {
+        pod(
+            name,
+            json!({"phase": phase, "ready": false, "age": age, "owner": "Job/export-1",
+                   "containers": [container(json!({"state": "terminated", "ready": false}))], "events": events}),
+        )
+    };
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/workload",
+        json!({"kind": "Job", "name": "export-1", "replicas_desired": 1, "replicas_ready": 0, "replicas_updated": null,
+               "replicas_available": 0, "strategy": null, "hpa": null, "conditions": []}),
+    );
+    set(&mut v, "/observations/rollout_history", Value::Null);
+    let preempted = json!([{"type": "Warning", "reason": "Preempted", "age": "70m", "count": 1, "from": "kubelet",
+                            "message": "Node is being preempted (spot VM reclaimed)"}]);
+    set(
+        &mut v,
+        "/observations/pods",
+        json!([
+            job_pod("export-1-a", "Failed", "80m", preempted.clone()),
+            job_pod("export-2-b", "Succeeded", "20m", json!([]))
+        ]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+
+    // The run failed on its own (no node took it away): not cleared, even though a later run succeeded.
+    set(&mut v, "/observations/pods/0/events", json!([]));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+
+    // Preempted, but no later run has succeeded yet.
+    set(&mut v, "/observations/pods", json!([job_pod("export-1-a", "Failed", "80m", preempted)]));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
