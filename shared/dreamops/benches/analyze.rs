@@ -1,5 +1,6 @@
 //! Rules-path analysis latency: `diagnose` on every eval case (the starter set in ../shared/eval/cases, the
-//! project's own in tests/eval/cases and the blind set in tests/eval/blind), the snapshot already in memory.
+//! project's own in tests/eval/cases, the blind set in tests/eval/blind and the holdout batches in
+//! tests/eval/holdout), the snapshot already in memory.
 //! Target: p99 under 1 ms per case.
 //!
 //! Run: `cargo bench -p dreamops --bench analyze` (prints p50/p99/max over all runs and the slowest cases).
@@ -21,7 +22,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn cases() -> Vec<(String, Snapshot)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut out = Vec::new();
-    for dir in [root.join("../shared/eval/cases"), root.join("tests/eval/cases"), root.join("tests/eval/blind")] {
+    for dir in [
+        root.join("../shared/eval/cases"),
+        root.join("tests/eval/cases"),
+        root.join("tests/eval/blind"),
+        root.join("tests/eval/holdout"),
+    ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             println!("skipping {} (missing)", dir.display());
             continue;
