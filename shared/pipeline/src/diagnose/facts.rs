@@ -53,7 +53,19 @@ pub const CONNECTION_FAILURES: &[&str] = &[
     "connectexception",
     "temporary failure in name resolution",
 ];
-pub const DISK_FULL: &[&str] = &["no space left on device", "enospc", "disk full", "disk quota exceeded"];
+/// What software says when its filesystem is full: the kernel's ENOSPC, SQLite's "database or disk is full",
+/// Elasticsearch's flood-stage watermark.
+pub const DISK_FULL: &[&str] = &[
+    "no space left on device",
+    "enospc",
+    "disk full",
+    "disk is full",
+    "disk quota exceeded",
+    "out of disk space",
+    "file system is full",
+    "filesystem is full",
+    "flood stage disk watermark",
+];
 pub const AUTH_FAILURES: &[&str] = &[
     "password authentication failed",
     "authentication failed",
@@ -633,6 +645,31 @@ fn memory_per_time(clause: &str) -> bool {
     })
 }
 
+/// Memory that returns to a level when the work ends: peaks that follow the work ("drops back when a query
+/// finishes", "sits at 600Mi between queries").
+const RETURNS: &[&str] = &[
+    "drops back",
+    "drop back",
+    "falls back",
+    "fall back",
+    "comes back down",
+    "back down",
+    "returns to",
+    "between queries",
+    "between requests",
+    "between jobs",
+    "between batches",
+    "between runs",
+];
+
+/// `phrase` occurs after a negation in the few words before it ("never drops back", "does not fall back").
+fn negated(clause: &str, phrase: &str) -> bool {
+    clause.match_indices(phrase).any(|(at, _)| {
+        let before: String = clause[..at].chars().rev().take(14).collect::<Vec<_>>().into_iter().rev().collect();
+        [" never ", " not ", "n't ", " no ", "never "].iter().any(|n| format!(" {before}").contains(n))
+    })
+}
+
 /// Words that put a clause in the past, about an earlier version rather than the running one.
 const EARLIER: &[&str] = &["previous", "before the", "old version", "earlier version", "prior version", "used to"];
 
@@ -668,7 +705,14 @@ impl Facts<'_> {
         for (k, v) in own.chain(metrics) {
             let lower = v.to_ascii_lowercase();
             for clause in lower.split([';', '\n']).flat_map(|c| c.split(". ")).filter(|c| !about_earlier(c)) {
-                if contains_any(clause, BOUNDED_MEMORY) || loads_at_start(clause) {
+                // "never drops back", "does not fall back": the negation of a bounded shape is growth.
+                if RETURNS.iter().any(|w| negated(clause, w)) {
+                    return Some((MemoryShape::Grows, format!("{k}: {}", quote(v))));
+                }
+                if contains_any(clause, BOUNDED_MEMORY)
+                    || loads_at_start(clause)
+                    || RETURNS.iter().any(|w| clause.contains(w))
+                {
                     return Some((MemoryShape::Bounded, format!("{k}: {}", quote(v))));
                 }
                 if contains_any(clause, GROWING_MEMORY) || memory_per_time(clause) {

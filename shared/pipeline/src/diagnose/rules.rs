@@ -341,11 +341,19 @@ pub fn standby_by_design(f: &Facts<'_>) -> Option<Finding> {
 pub fn unschedulable(f: &Facts<'_>) -> Option<Finding> {
     let scheduling =
         f.events().find(|(p, e)| e.reason == "FailedScheduling" && p.phase == "Pending").map(|(p, e)| event_line(p, e));
+    // A quota refuses pods at creation: no pod exists to carry a scheduling event, only the ReplicaSet's
+    // FailedCreate (in the workload's conditions or its note).
     let quota = f.s.observations.workload.as_ref().and_then(|w| {
         w.conditions
             .iter()
             .find(|c| lower_has(c, &["exceeded quota", "forbidden"]))
             .map(|c| format!("workload condition {}", quote(c)))
+            .or_else(|| {
+                w.note
+                    .as_deref()
+                    .filter(|n| lower_has(n, &["exceeded quota"]))
+                    .map(|n| format!("workload: {}", quote(n)))
+            })
     });
     let line = scheduling.or(quota)?;
     let mut evidence = vec![line.clone()];
@@ -809,12 +817,20 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
     // A pod is not wedged before it has had time to boot: a replacement a minute old that is not ready yet is
     // starting (a rollout or a reschedule), and deleting it only restarts the wait.
     let booted = |p: &PodView| age_secs(p.age.as_deref()) >= BOOT_SECS;
+    // A pod of the revision a recent rollout is bringing in that has never become ready is that rollout's problem
+    // (see `new_revision_never_ready`), not a wedge: its ready siblings are the old revision's.
+    let of_fresh_rollout = |p: &PodView| {
+        f.recent_rollout()
+            && f.current.is_some_and(|c| p.owner.as_deref() == Some(format!("ReplicaSet/{}", c.replicaset).as_str()))
+            && p.containers.iter().all(|c| c.restart_count == 0)
+    };
     let lone_unready = || {
         let unready: Vec<(usize, &PodView)> = pods.iter().enumerate().filter(|(_, p)| !p.ready).collect();
         match unready.as_slice() {
             [(i, p)]
                 if p.phase == "Running"
                     && booted(p)
+                    && !of_fresh_rollout(p)
                     && p.containers.iter().all(|c| c.state == ContainerState::Running)
                     && ready_siblings(*i) >= 1 =>
             {
@@ -930,6 +946,69 @@ pub fn work_stopped(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// A recent rollout whose new pods run but never pass readiness while the previous revision's pods serve: the
+/// rollout is stuck on the new revision. When the revision changed the probe, or the probe gets an answer (404)
+/// from an application that serves its other paths, the probe is what is wrong; otherwise the new version does not
+/// become ready. Either way the previous revision served: roll back. Deleting or restarting the new pods brings
+/// them back the same; a rolling restart would also replace the old pods that still serve.
+pub fn new_revision_never_ready(f: &Facts<'_>) -> Option<Finding> {
+    let cur = f.current.filter(|_| f.recent_rollout())?;
+    let own = format!("ReplicaSet/{}", cur.replicaset);
+    let (new, old): (Vec<&PodView>, Vec<&PodView>) =
+        f.pods().iter().partition(|p| p.owner.as_deref() == Some(own.as_str()));
+    let stuck = !new.is_empty()
+        && new.iter().all(|p| {
+            !p.ready
+                && p.phase == "Running"
+                && p.containers.iter().all(|c| c.state == ContainerState::Running && c.restart_count == 0)
+        });
+    if !stuck || !old.iter().any(|p| p.ready) {
+        return None;
+    }
+    let (p, e) = new.iter().find_map(|p| {
+        p.events
+            .iter()
+            .find(|e| e.reason == "Unhealthy" && lower_has(&e.message, &["readiness probe failed"]))
+            .map(|e| (*p, e))
+    })?;
+    let probe_changed = lower_has(&cur.change, &["probe"]);
+    let answered = lower_has(&e.message, &["statuscode: 404", "status code 404", " 404"]);
+    let mut evidence = vec![
+        event_line(p, e),
+        format!(
+            "{} pod(s) of revision {} never ready; {} pod(s) of the previous revision serve",
+            new.len(),
+            cur.revision,
+            old.iter().filter(|q| q.ready).count()
+        ),
+    ];
+    if let Some((c, probe)) = p.containers.iter().find_map(|c| c.probes.get("readiness").map(|pr| (c, pr))) {
+        evidence.push(format!("container {} readiness probe: {probe}", c.name));
+    }
+    let (category, what) = if probe_changed || answered {
+        (
+            Category::ProbeMisconfigured,
+            format!(
+                "The new revision's pods run but never pass readiness{}: the probe checks something the application \
+                 does not serve, so the rollout is stuck while the old pods carry the traffic.",
+                if probe_changed {
+                    " since the revision changed the probe"
+                } else {
+                    " (the application answers, with 404)"
+                }
+            ),
+        )
+    } else {
+        (
+            Category::BadDeployRegression,
+            "The new revision's pods run but never become ready while the previous revision's pods serve: the new \
+             version does not come up healthy, and the rollout is stuck."
+                .to_owned(),
+        )
+    };
+    Some(rollback_or_escalate(f, category, "new-revision-never-ready", what, evidence))
+}
+
 /// No pod ever passes readiness while the application runs normally.
 pub fn readiness_never_passes(f: &Facts<'_>) -> Option<Finding> {
     let pods = f.pods();
@@ -973,6 +1052,34 @@ pub fn auth(f: &Facts<'_>) -> Option<Finding> {
     let accepted = f.dependencies().iter().find(|d| {
         lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, &["succeeds", "succeeded", "auth_ok", "works"])
     });
+    // Without a Secret edit: the system itself says the credential the pods started with was revoked or expired
+    // and the fresh one (re-rendered by an agent, re-issued by a broker) works. Same mechanism, a process holding
+    // what it read at start.
+    let replaced = f.dependencies().iter().find(|d| {
+        lower_has(&d.status, &["healthy"])
+            && lower_has(&d.evidence, &["accepts", "succeeds", "works"])
+            && lower_has(&d.evidence, &["expired", "revoked", "dropped", "rotated", "replaced"])
+    });
+    if rotated.is_none()
+        && let (Some(d), Some(target)) = (replaced, f.target())
+    {
+        evidence.push(format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)));
+        return Some(Finding::act(
+            Category::AuthOrPermission,
+            "credential-replaced-not-loaded",
+            format!(
+                "Credentials are rejected ('{}'), and {} says the credential the pods started with was revoked or \
+                 expired while the fresh one works: the pods still present the old one. A rolling restart makes them \
+                 read the current credential.",
+                quote(line),
+                d.name
+            ),
+            evidence,
+            (ActionKind::Restart, target),
+            0.78,
+            Risk::Medium,
+        ));
+    }
     if let (Some(c), Some(d), Some(target)) = (rotated, accepted, f.target()) {
         evidence.push(format!(
             "{} {} changed {} ago, after the pods started: {}",
@@ -1020,6 +1127,48 @@ pub fn auth(f: &Facts<'_>) -> Option<Finding> {
         evidence,
         0.86,
     ))
+}
+
+/// TLS peers that do not trust a certificate's issuer: the chain is not in the trust bundle the client holds (a CA
+/// that rotated without its bundle being re-injected, a bundle switched off or never configured). Nothing in the
+/// action space re-injects trust. After a recent configuration change it is that change; otherwise a rotated
+/// authority not yet loaded where it is checked.
+const UNTRUSTED: &[&str] = &[
+    "certificate signed by unknown authority",
+    "unable to get local issuer certificate",
+    "self signed certificate in certificate chain",
+    "self-signed certificate in certificate chain",
+    "unknown certificate authority",
+    "tls: unknown certificate",
+];
+
+pub fn untrusted_certificate(f: &Facts<'_>) -> Option<Finding> {
+    let (p, line) = f.find_log(UNTRUSTED)?;
+    let mut evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+    let change = f.recent_changes(&[]).find(|c| !c.kind.eq_ignore_ascii_case("node"));
+    if let Some(c) = change {
+        evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)));
+    }
+    if let Some(o) = f.s.observations.other.as_deref() {
+        evidence.push(quote(o));
+    }
+    let category = if change.is_some() { Category::BadConfig } else { Category::CertificateExpired };
+    Some(Finding {
+        change_induced: change.is_some(),
+        ..Finding::escalate(
+            category,
+            "certificate-untrusted",
+            format!(
+                "A TLS peer does not trust the certificate's issuer ('{}'): the trust bundle on the checking side does \
+                 not hold the issuing CA{}. Restarts and rollbacks do not inject trust; a human must restore the CA \
+                 bundle (or the component that injects it).",
+                quote(line),
+                if change.is_some() { ", after a recent configuration change" } else { "" }
+            ),
+            evidence,
+            0.78,
+        )
+    })
 }
 
 /// Expired certificates: renewed but not loaded (restart), or not renewed (escalate).
@@ -2003,6 +2152,71 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
         0.8,
     ))
 }
+/// Alerts about how many replicas or targets are up, not about errors or latency.
+const AVAILABILITY_ALERTS: &[&str] = &[
+    "targetdown",
+    "target down",
+    "targets are down",
+    "replicasmismatch",
+    "replicas mismatch",
+    "podnotready",
+    "not ready",
+    "unavailable",
+];
+
+/// An availability alert (replicas short, a scrape target down) raised while the workload's own rollout replaced its
+/// pods, observed after that rollout finished: every replica is updated and ready, nothing restarted or warned in
+/// the quiet window since, and no error metric rose. The rollout was the transient cause and it is over.
+pub fn cleared_after_rollout(f: &Facts<'_>) -> Option<Finding> {
+    let w = f.s.observations.workload.as_ref()?;
+    let cur = f.current?;
+    let about_availability =
+        contains_any(&f.alertname, AVAILABILITY_ALERTS) || contains_any(&f.alert_text, AVAILABILITY_ALERTS);
+    let about_errors = contains_any(&f.alert_text, &["error", "5xx", "latency", "slow", "fail"]);
+    let finished = f.all_serving() && w.replicas_updated == w.replicas_desired;
+    let since_fired = secs_between(&f.s.alert.fired_at, &f.s.observations.observed_at)?;
+    // The rollout began before the alert fired (it explains it), and the alert is at least the quiet window old.
+    let rollout_first = age_secs(Some(&cur.age)) as i64 >= since_fired;
+    if !about_availability || about_errors || !finished || !rollout_first || since_fired < QUIET_SECS {
+        return None;
+    }
+    if f.failing_now().is_some()
+        || f.error_rise().is_some()
+        || f.events().any(|(_, e)| e.type_ == "Warning" && age_secs(Some(&e.age)) < 600)
+    {
+        return None;
+    }
+    let quiet = f.containers().all(|(_, c)| {
+        c.restart_count == 0
+            || c.last_termination.as_ref().is_some_and(|t| {
+                secs_between(&t.finished_at, &f.s.observations.observed_at).is_some_and(|s| s >= QUIET_SECS)
+            })
+    });
+    if !quiet
+        || f.pods().iter().any(|p| age_secs(p.age.as_deref()) as i64 > age_secs(Some(&cur.age)) as i64 && !p.ready)
+    {
+        return None;
+    }
+    let cause = format!(
+        "revision {} rolled out {} ago and finished: {}/{} replicas updated and ready",
+        cur.revision,
+        cur.age,
+        w.replicas_ready.unwrap_or_default(),
+        w.replicas_desired.unwrap_or_default()
+    );
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "cleared-after-rollout",
+        format!(
+            "The alert was raised while the workload's own rollout replaced its pods; {cause}, nothing has restarted or \
+             warned for {} minutes and errors did not rise. It has cleared: nothing to do.",
+            since_fired / 60
+        ),
+        vec![cause, format!("alert fired {} minutes before this snapshot", since_fired / 60)],
+        0.78,
+    ))
+}
+
 /// Pod reasons and events that say the node took the pod away (preemption of a spot VM, a graceful node
 /// shutdown), not that the work failed on its own.
 const NODE_TOOK_IT: &[&str] = &["preempt", "shutdown", "node shutdown", "spot", "reclaimed", "terminated in response"];

@@ -1075,3 +1075,170 @@ fn a_job_run_killed_by_its_node_then_rerun_successfully_has_cleared() {
     set(&mut v, "/observations/pods", json!([job_pod("export-1-a", "Failed", "80m", preempted)]));
     assert_ne!(run(&v).proposal.action, ActionKind::Noop);
 }
+
+/// `shop/web` mid-rollout: revision 8 (25 minutes old) has one pod that runs but fails readiness, revision 7's pod
+/// serves.
+fn stuck_on_readiness(change: &str, failure: &str) -> Value {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/rollout_history",
+        json!([
+            {"revision": 8, "replicaset": "web-6e5d4c3b2", "age": "25m", "change": change,
+             "images": ["registry.internal/shop/web:2.0.0"], "current": true, "pods_ready": "0/1"},
+            {"revision": 7, "replicaset": "web-5d4c3b2a1", "age": "20d", "change": "image 1.9 -> 2.0.0",
+             "images": ["registry.internal/shop/web:2.0.0"], "current": false, "pods_ready": "3/3"}]),
+    );
+    set(&mut v, "/observations/pods/0/owner", json!("ReplicaSet/web-6e5d4c3b2"));
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    set(&mut v, "/observations/pods/0/age", json!("20m"));
+    set(&mut v, "/observations/pods/0/containers/0/ready", json!(false));
+    set(
+        &mut v,
+        "/observations/pods/0/events",
+        json!([{"type": "Warning", "reason": "Unhealthy", "age": "10s", "count": 90, "from": "kubelet",
+                "message": format!("Readiness probe failed: {failure}")}]),
+    );
+    set(&mut v, "/alert/title", json!("KubeDeploymentRolloutStuck shop/web"));
+    v
+}
+
+#[test]
+fn a_new_revisions_pod_that_never_gets_ready_rolls_back_and_is_never_deleted_as_wedged() {
+    let d = run(&stuck_on_readiness(
+        "container app probes changed (readiness /healthz -> /ready)",
+        "HTTP probe failed with statuscode: 404",
+    ));
+    assert_eq!((d.category, d.proposal.action), (Category::ProbeMisconfigured, ActionKind::Rollback), "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().params["to_revision"], json!(7));
+
+    // The probe unchanged and no answer from the application: the new version does not come up.
+    let d = run(&stuck_on_readiness(
+        "env CACHE_WARM=true",
+        "Get \"http://10.0.0.7:8080/healthz\": dial tcp: connection refused",
+    ));
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+
+    // The same lone unready pod when no rollout is under way is a wedge among working siblings.
+    let mut v = stuck_on_readiness("env CACHE_WARM=true", "HTTP probe failed with statuscode: 503");
+    set(&mut v, "/observations/rollout_history/0/age", json!("20d"));
+    set(&mut v, "/observations/rollout_history/1/age", json!("40d"));
+    set(&mut v, "/observations/pods/1/owner", json!("ReplicaSet/web-6e5d4c3b2"));
+    let d = run(&v);
+    assert_ne!(d.rule, "new-revision-never-ready", "{}", d.summary);
+}
+
+#[test]
+fn an_untrusted_issuer_is_escalated_and_blames_a_recent_change_when_there_is_one() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["ERROR calling https://auth.internal:8443: x509: certificate signed by unknown authority"]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::CertificateExpired, ActionKind::Escalate), "{}", d.summary);
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "30m", "kind": "ConfigMap", "object": "shop/trust-bundle", "summary": "ca.crt replaced"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert!(d.change_induced);
+}
+
+fn target_down_after_rollout(since_fired: &str) -> Value {
+    let mut v = healthy();
+    set(&mut v, "/alert/title", json!("TargetDown shop/web"));
+    set(&mut v, "/alert/alertname", json!("TargetDown"));
+    set(&mut v, "/alert/details", json!("33% of the web targets are down."));
+    set(&mut v, "/alert/fired_at", json!(since_fired));
+    set(&mut v, "/observations/rollout_history/0/age", json!("16m"));
+    for i in 0..2 {
+        set(&mut v, &format!("/observations/pods/{i}/age"), json!("14m"));
+    }
+    v
+}
+
+#[test]
+fn an_availability_alert_from_a_finished_healthy_rollout_has_cleared() {
+    let d = run(&target_down_after_rollout("2025-01-01T09:50:00Z"));
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+
+    // Fired three minutes ago: it may still be going on.
+    assert_ne!(run(&target_down_after_rollout("2025-01-01T09:59:00Z")).proposal.action, ActionKind::Noop);
+
+    // An alert about errors is not explained by pods being replaced.
+    let mut v = target_down_after_rollout("2025-01-01T09:50:00Z");
+    set(&mut v, "/alert/details", json!("5xx ratio above 5% since the rollout"));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+
+    // A replica still short: the rollout has not finished.
+    let mut v = target_down_after_rollout("2025-01-01T09:50:00Z");
+    set(&mut v, "/observations/workload/replicas_ready", json!(2));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
+
+#[test]
+fn a_credential_the_system_revoked_restarts_when_the_fresh_one_works() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/logs_tail", json!(["ERROR: permission denied for table items"]));
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "db", "kind": "postgres", "status": "healthy",
+                "evidence": "accepts logins with the credentials the agent rendered at 16:01; the role the pods started with was dropped when its lease expired"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AuthOrPermission, ActionKind::Restart), "{}", d.summary);
+
+    // Nothing says the old credential was replaced: a permission problem for a human.
+    set(&mut v, "/observations/dependencies/0/evidence", json!("accepts logins from other services"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AuthOrPermission, ActionKind::Escalate), "{}", d.summary);
+}
+
+#[test]
+fn memory_that_returns_after_the_work_is_bounded_and_memory_that_never_does_grows() {
+    let mut v = healthy();
+    oom_after(&mut v, "2025-01-01T07:00:00Z", "");
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0/usage",
+        json!({"memory": "300Mi", "note": "sits at 250Mi between queries; jumps to the limit when the monthly report runs"}),
+    );
+    let d = run(&v);
+    assert_eq!(
+        (d.category, d.proposal.action),
+        (Category::OomLimitTooLow, ActionKind::RaiseMemoryLimit),
+        "{}",
+        d.summary
+    );
+
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0/usage",
+        json!({"memory": "300Mi", "note": "each export adds ~40Mi that never drops back after it finishes"}),
+    );
+    assert_eq!(run(&v).category, Category::MemoryLeak);
+}
+
+#[test]
+fn full_disks_and_quota_refusals_are_read_from_what_the_software_and_the_replicaset_say() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["logger=sqlstore level=error msg=\"failed to save\" error=\"database or disk is full\""]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DiskFull, ActionKind::Escalate), "{}", d.summary);
+
+    let mut v = healthy();
+    v["observations"]["workload"]["note"] = json!(
+        "ReplicaSet events: Error creating: pods is forbidden: exceeded quota: compute, requested: requests.cpu=1"
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::Unschedulable, ActionKind::Escalate), "{}", d.summary);
+}
