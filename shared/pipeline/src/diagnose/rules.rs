@@ -789,6 +789,23 @@ pub fn liveness_kills(f: &Facts<'_>) -> Option<Finding> {
     if let Some(l) = p.logs_tail.last() {
         evidence.push(format!("last log line: {}", quote(l)));
     }
+    // Probes that time out while a dependency is degraded fail because of it (a health endpoint that queries it,
+    // threads stuck waiting on it): the dependency is the cause, and every restart adds reconnects to its load.
+    if let Some(d) = f.dependencies().iter().find(|d| dependency_down(d)) {
+        evidence.push(format!("dependency {} is {}: {}", d.name, d.status, quote(&d.evidence)));
+        return Some(Finding::escalate(
+            Category::DependencyFailure,
+            "probes-fail-with-dependency",
+            format!(
+                "Probes fail and the kubelet restarts the pods while {} is {}: the probes (or the threads that answer \
+                 them) wait on it. Restarting or rolling back the workload adds load to {} and fixes nothing; a human \
+                 must relieve the dependency (and take it out of the probes).",
+                d.name, d.status, d.name
+            ),
+            evidence,
+            0.82,
+        ));
+    }
     let what = "The liveness probe kills containers that are not crashing (the probe fails with the application still \
                 starting or serving elsewhere): the probe is misconfigured (port, path or timing)."
         .to_owned();
@@ -1655,8 +1672,28 @@ pub fn crash_after_rollout(f: &Facts<'_>) -> Option<Finding> {
     Some(rollback_or_escalate(f, category, "crash-after-rollout", what, evidence))
 }
 
+/// Lines a runtime writes when it collects back to back.
+const GC_THRASH: &[&str] = &["gc overhead limit exceeded", "full gc", "allocation failure", "gc pause", "[gc ("];
+
+/// A container at 88% or more of its memory limit whose runtime logs back-to-back collections or whose memory grows
+/// with uptime.
+fn gc_bound(f: &Facts<'_>) -> bool {
+    f.pods().iter().enumerate().any(|(i, p)| {
+        p.containers.iter().any(|c| {
+            Facts::memory_fraction(c).is_some_and(|x| x >= 0.88)
+                && (f.logs.iter().any(|l| l.pod == i && contains_any(&l.lower, GC_THRASH))
+                    || f.memory_shape(c).is_some_and(|(s, _)| s == MemoryShape::Grows))
+        })
+    })
+}
+
 /// CPU limit throttling.
 pub fn cpu_throttling(f: &Facts<'_>) -> Option<Finding> {
+    // CPU spent in garbage collection by a process at its memory limit is the memory's doing: a heap that fills
+    // with uptime makes the collector run back to back. Throttling is the symptom; `memory_near_limit` reads it.
+    if gc_bound(f) {
+        return None;
+    }
     let pinned = f.containers().find_map(|(p, c)| {
         let (_, lim) = Facts::cpu_ratios(c);
         lim.filter(|r| *r >= 0.95).map(|r| (p, c, r))
@@ -1818,7 +1855,8 @@ pub fn traffic_hpa(f: &Facts<'_>) -> Option<Finding> {
     let hpa = w.hpa.as_ref()?;
     let (cur, target) = (percent(hpa.current_metric.as_deref()?)?, percent(hpa.target.as_deref()?)?);
     let (current, max) = (hpa.current?, hpa.max?);
-    if current < max || cur <= target * 1.2 || f.recent_rollout() {
+    // Saturation from dearer requests is not demand (see `cost_regression`).
+    if current < max || cur <= target * 1.2 || f.recent_rollout() || f.cost_rise().is_some() {
         return None;
     }
     if f.containers().any(|(_, c)| c.state != ContainerState::Running || c.state_reason.is_some()) {
@@ -1851,7 +1889,7 @@ pub fn traffic_hpa(f: &Facts<'_>) -> Option<Finding> {
 /// A fixed-size workload whose healthy pods all run far above their CPU requests.
 pub fn traffic_cpu(f: &Facts<'_>) -> Option<Finding> {
     let w = f.s.observations.workload.as_ref()?;
-    if w.hpa.is_some() || f.recent_rollout() || !f.all_serving() {
+    if w.hpa.is_some() || f.recent_rollout() || !f.all_serving() || f.cost_rise().is_some() {
         return None;
     }
     let ratios: Vec<f64> =
@@ -2031,10 +2069,34 @@ pub fn cost_regression(f: &Facts<'_>) -> Option<Finding> {
     if f.previous.is_none() || age > CHANGE_BASELINE_SECS {
         return None;
     }
-    // A later in-place edit or a sick dependency could equally explain dearer requests.
-    let later_edit = f.recent_changes(&[]).any(|c| age_secs(Some(&c.age)) < age);
-    if later_edit || f.dependencies().iter().any(dependency_down) {
+    // A sick dependency could equally explain dearer requests; its own rule reads it.
+    if f.dependencies().iter().any(dependency_down) {
         return None;
+    }
+    // An in-place edit after the revision (a ConfigMap, a flag, an HPA) is the later change: the cost rose with it,
+    // and rollout undo would revert the wrong thing. More replicas would only carry the dearer work at its new price.
+    if let Some(c) =
+        f.recent_changes(&[]).find(|c| age_secs(Some(&c.age)) < age && !c.kind.eq_ignore_ascii_case("node"))
+    {
+        return Some(Finding {
+            change_induced: true,
+            ..Finding::escalate(
+                Category::BadConfig,
+                "cost-per-request-after-edit",
+                format!(
+                    "Each request costs {rise:.1}x its baseline while demand is not up, and the latest change is an \
+                     in-place edit ({} {}, {} ago: {}), newer than revision {}: the edit made the work dearer. Rollout \
+                     undo cannot revert it and scaling out would pay the new price; a human must revert or size for it.",
+                    c.kind,
+                    c.object,
+                    c.age,
+                    quote(&c.summary),
+                    cur.revision
+                ),
+                vec![cost, format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary))],
+                0.8,
+            )
+        });
     }
     let mut evidence = vec![cost];
     if f.demand_flat() {

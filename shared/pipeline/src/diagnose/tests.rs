@@ -1242,3 +1242,78 @@ fn full_disks_and_quota_refusals_are_read_from_what_the_software_and_the_replica
     let d = run(&v);
     assert_eq!((d.category, d.proposal.action), (Category::Unschedulable, ActionKind::Escalate), "{}", d.summary);
 }
+
+#[test]
+fn dearer_requests_after_an_in_place_edit_are_escalated_never_scaled_or_rolled_back() {
+    // The HPA is pinned and each request costs 3x since a ConfigMap edit newer than the revision.
+    let mut v = saturated("1,000, the same as last week", "3.1ms, up from 1.0ms");
+    set(&mut v, "/observations/rollout_history/0/age", json!("3d"));
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "40m", "kind": "ConfigMap", "object": "shop/web-flags", "summary": "rerank_enabled false -> true"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert!(d.change_induced);
+
+    // Without the cost metric the same pinned HPA is demand: scale out.
+    set(&mut v, "/observations/metrics", json!({"requests_per_second": "2,400, up from 1,000 at this hour last week"}));
+    assert_eq!(run(&v).proposal.action, ActionKind::ScaleUp);
+}
+
+#[test]
+fn cpu_burnt_in_garbage_collection_at_the_memory_limit_is_the_leak_not_throttling() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(
+            json!({"resources": {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+                         "usage": {"cpu": "1990m", "memory": "3.9Gi"}}),
+        ),
+    );
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!([
+            "[GC (Allocation Failure) 3612M->3577M(3840M), 1.91 secs]",
+            "java.lang.OutOfMemoryError: GC overhead limit exceeded"
+        ]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::MemoryLeak, ActionKind::Restart), "{}", d.summary);
+
+    // The same CPU with memory far from its limit: throttling.
+    set(&mut v, "/observations/pods/0/containers/0/usage/memory", json!("1.2Gi"));
+    set(&mut v, "/observations/pods/0/logs_tail", json!(["GET /price 200 900ms"]));
+    assert_ne!(run(&v).category, Category::MemoryLeak);
+}
+
+#[test]
+fn probes_failing_while_their_dependency_is_degraded_blame_the_dependency() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"restart_count": 4, "ready": false,
+                         "last_termination": {"reason": "Error", "exit_code": 137, "finished_at": "2025-01-01T09:55:00Z"}})),
+    );
+    set(
+        &mut v,
+        "/observations/pods/0/events",
+        json!([{"type": "Warning", "reason": "Unhealthy", "age": "1m", "count": 12, "from": "kubelet",
+                "message": "Liveness probe failed: Get \"http://10.0.0.9:8000/healthz\": context deadline exceeded"}]),
+    );
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "db", "kind": "mysql", "status": "degraded", "evidence": "CPU 100%, queries 5s"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::Escalate), "{}", d.summary);
+
+    // The dependency healthy: the probe itself.
+    set(&mut v, "/observations/dependencies/0/status", json!("healthy"));
+    assert_eq!(run(&v).category, Category::ProbeMisconfigured);
+}
