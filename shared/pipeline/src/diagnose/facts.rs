@@ -86,8 +86,16 @@ pub const AUTH_FAILURES: &[&str] = &[
     "invalid credentials",
     "login failed",
 ];
-pub const CERT_EXPIRED: &[&str] =
-    &["certificate has expired", "certificate expired", "expired certificate", "x509: certificate is not valid"];
+/// What TLS stacks say when a certificate is past its validity: Go's x509, OpenSSL's "certificate has expired", and
+/// Java's `CertificateExpiredException` under "PKIX path validation failed ... validity check failed".
+pub const CERT_EXPIRED: &[&str] = &[
+    "certificate has expired",
+    "certificate expired",
+    "expired certificate",
+    "x509: certificate is not valid",
+    "certificateexpiredexception",
+    "validity check failed",
+];
 pub const HUNG_SIGNATURES: &[&str] =
     &["deadlock", "waiting for lock", "waiting to lock", "all workers blocked", "blocked for more than", "hung task"];
 /// A registry's answers that refuse pulls for now: rate limits and server errors, not a missing tag or bad
@@ -338,6 +346,12 @@ impl<'a> Facts<'a> {
         self.previous.is_some() && self.current.and_then(|c| parse_age(&c.age)).is_some_and(|a| a < RECENT_ROLLOUT_SECS)
     }
 
+    /// The current revision runs the same images as the one before it: the code did not change, only the pod
+    /// template's configuration (env, args, flags, probes, resources).
+    pub fn same_images_as_previous(&self) -> bool {
+        self.current.zip(self.previous).is_some_and(|(cur, prev)| !cur.images.is_empty() && cur.images == prev.images)
+    }
+
     /// The revision before the current one served: some or all of its pods were ready when it last ran.
     pub fn previous_healthy(&self) -> bool {
         match self.previous.and_then(|p| p.pods_ready.as_deref()) {
@@ -490,6 +504,15 @@ fn is_demand_metric(key: &str) -> bool {
     rate && !not_demand && !is_cost_metric(key)
 }
 
+/// A metric of how long answers take.
+fn is_latency_metric(key: &str) -> bool {
+    let k = key_words(key);
+    [" latency", " p50 ", " p90 ", " p95 ", " p99 ", " p999 ", "response time", "request duration", " duration "]
+        .iter()
+        .any(|s| k.contains(s))
+        && !is_cost_metric(key)
+}
+
 /// A metric that counts failures: errors, failed requests, 5xx answers.
 fn is_error_metric(key: &str) -> bool {
     let k = key_words(key);
@@ -524,6 +547,16 @@ impl Facts<'_> {
     pub fn demand_flat(&self) -> bool {
         let mut trends = self.metric_trends(is_demand_metric).peekable();
         trends.peek().is_some() && trends.all(|(_, _, t)| !matches!(t, Trend::Rising(_)))
+    }
+
+    /// The strongest rise in a latency metric (p50/p95/p99, response or request time) against its own baseline.
+    pub fn latency_rise(&self) -> Option<(f64, String)> {
+        self.metric_trends(is_latency_metric)
+            .filter_map(|(k, v, t)| match t {
+                Trend::Rising(r) => Some((r, format!("{k}: {}", quote(v)))),
+                _ => None,
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
     }
 
     /// The strongest rise in an error metric (errors, failures, 5xx) against its own baseline.

@@ -1652,8 +1652,7 @@ pub fn crash_after_rollout(f: &Facts<'_>) -> Option<Finding> {
     }
     // Both revisions run the same images: the code did not change, the revision's configuration did (env, args,
     // flags, resources), so the crash is a configuration mistake, not a regression of the code.
-    let same_code =
-        f.current.zip(f.previous).is_some_and(|(cur, prev)| !cur.images.is_empty() && cur.images == prev.images);
+    let same_code = f.same_images_as_previous();
     let (category, what) = if same_code {
         (
             Category::BadConfig,
@@ -1828,7 +1827,14 @@ pub fn regression_after_rollout(f: &Facts<'_>) -> Option<Finding> {
     });
     let saturated = w.hpa.as_ref().is_some_and(|h| h.current.is_some() && h.current == h.max)
         || f.containers().any(|(_, c)| Facts::cpu_ratios(c).0.is_some_and(|r| r >= 1.3));
-    if errors.is_none() && !saturated {
+    // Slower answers at the same demand, with the dependencies healthy, that began with the rollout: the new
+    // version takes longer per request even if nothing errors or saturates.
+    let slower = f.latency_rise().filter(|_| {
+        f.demand_rise().is_none()
+            && !f.dependencies().iter().any(dependency_down)
+            && f.recent_changes(&[]).next().is_none()
+    });
+    if errors.is_none() && !saturated && slower.is_none() {
         return None;
     }
     let mut evidence = Vec::new();
@@ -1838,7 +1844,13 @@ pub fn regression_after_rollout(f: &Facts<'_>) -> Option<Finding> {
     if saturated {
         evidence.push("saturated right after the rollout (HPA at its maximum or CPU far above requests)".into());
     }
-    let what = if errors.is_some() {
+    if let Some((_, line)) = &slower {
+        evidence.push(line.clone());
+    }
+    let what = if errors.is_none() && !saturated {
+        "Answers got slower with the latest rollout while demand, errors and dependencies are unchanged: the new \
+         version takes longer per request (a regression)."
+    } else if errors.is_some() {
         "Errors started with the latest rollout while pods, nodes and dependencies are healthy: a regression in the new version."
     } else {
         "Load looks high, but it started with the latest rollout: the new version costs more per request (a regression, not demand)."

@@ -1317,3 +1317,57 @@ fn probes_failing_while_their_dependency_is_degraded_blame_the_dependency() {
     set(&mut v, "/observations/dependencies/0/status", json!("healthy"));
     assert_eq!(run(&v).category, Category::ProbeMisconfigured);
 }
+
+#[test]
+fn javas_expiry_wording_is_an_expired_certificate() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!([
+            "javax.net.ssl.SSLHandshakeException: PKIX path validation failed: java.security.cert.CertPathValidatorException: validity check failed",
+            "Caused by: java.security.cert.CertificateExpiredException: NotAfter: Fri Nov 07 11:52:33 UTC 2025"
+        ]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::CertificateExpired, ActionKind::Escalate), "{}", d.summary);
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "2d", "kind": "Secret", "object": "shop/web-client-cert", "summary": "renewed by cert-manager"}]),
+    );
+    // Renewed after the pods started (they are 3 days old): a fresh process loads it.
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::CertificateExpired, ActionKind::Restart), "{}", d.summary);
+}
+
+#[test]
+fn answers_that_got_slower_with_a_rollout_roll_back_unless_something_else_explains_them() {
+    let mut v = healthy();
+    recent_rollout(&mut v);
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"p99 latency": "300ms since the 09:00 release; 85ms before it", "requests_per_second": "2,200, same as yesterday"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+
+    // More demand explains slower answers.
+    set(&mut v, "/observations/metrics/requests_per_second", json!("5,100, up from 2,200 at this hour yesterday"));
+    assert_ne!(run(&v).rule, "regression-after-rollout");
+
+    // So does a degraded dependency.
+    set(&mut v, "/observations/metrics/requests_per_second", json!("2,200, same as yesterday"));
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "db", "kind": "postgres", "status": "degraded", "evidence": "p99 query 900ms"}]),
+    );
+    assert_ne!(run(&v).proposal.action, ActionKind::Rollback);
+
+    // And no rollout: nothing to blame.
+    let mut v = healthy();
+    set(&mut v, "/observations/metrics", json!({"p99 latency": "300ms since 09:00; 85ms before"}));
+    assert_ne!(run(&v).proposal.action, ActionKind::Rollback);
+}
