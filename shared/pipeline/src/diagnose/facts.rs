@@ -498,9 +498,24 @@ fn is_demand_metric(key: &str) -> bool {
     let rate = per_time
         || [" rps ", " qps ", "traffic", "arrival"].iter().any(|s| k.contains(s))
         || k.contains(" rate ") && WORK_NOUNS.iter().any(|n| k.contains(n));
-    let not_demand = ["error", "fail", "restart", "drop", "complet", "throughput", "evict", "scale", "latency", "5xx"]
-        .iter()
-        .any(|s| k.contains(s));
+    // Work done (processed, consumed, handled) is capacity, not arrivals.
+    let not_demand = [
+        "error",
+        "fail",
+        "restart",
+        "drop",
+        "complet",
+        "throughput",
+        "evict",
+        "scale",
+        "latency",
+        "5xx",
+        "process",
+        "consum",
+        "handled",
+    ]
+    .iter()
+    .any(|s| k.contains(s));
     rate && !not_demand && !is_cost_metric(key)
 }
 

@@ -767,10 +767,13 @@ fn raise_did_not_hold(f: &Facts<'_>, c: &domain::observation::ContainerView, evi
 
 /// The kubelet kills containers for failing liveness while the application itself shows no crash.
 pub fn liveness_kills(f: &Facts<'_>) -> Option<Finding> {
-    let (p, e) =
-        f.events().find(|(_, e)| e.reason == "Unhealthy" && lower_has(&e.message, &["liveness probe failed"]))?;
-    let killed = p.events.iter().any(|e| e.reason == "Killing" && lower_has(&e.message, &["liveness"]))
-        || p.containers.iter().any(|c| c.restart_count > 0);
+    // A startup probe kills the same way, while the process is still starting.
+    let (p, e) = f.events().find(|(_, e)| {
+        e.reason == "Unhealthy" && lower_has(&e.message, &["liveness probe failed", "startup probe failed"])
+    })?;
+    let killed =
+        p.events.iter().any(|e| e.reason == "Killing" && lower_has(&e.message, &["liveness", "startup probe"]))
+            || p.containers.iter().any(|c| c.restart_count > 0);
     if !killed {
         return None;
     }
@@ -783,8 +786,10 @@ pub fn liveness_kills(f: &Facts<'_>) -> Option<Finding> {
     if let Some(k) = p.events.iter().find(|e| e.reason == "Killing") {
         evidence.push(event_line(p, k));
     }
-    if let Some((c, probe)) = p.containers.iter().find_map(|c| c.probes.get("liveness").map(|pr| (c, pr))) {
-        evidence.push(format!("container {} liveness probe: {probe}", c.name));
+    for kind in ["liveness", "startup"] {
+        if let Some((c, probe)) = p.containers.iter().find_map(|c| c.probes.get(kind).map(|pr| (c, pr))) {
+            evidence.push(format!("container {} {kind} probe: {probe}", c.name));
+        }
     }
     if let Some(l) = p.logs_tail.last() {
         evidence.push(format!("last log line: {}", quote(l)));

@@ -1371,3 +1371,52 @@ fn answers_that_got_slower_with_a_rollout_roll_back_unless_something_else_explai
     set(&mut v, "/observations/metrics", json!({"p99 latency": "300ms since 09:00; 85ms before"}));
     assert_ne!(run(&v).proposal.action, ActionKind::Rollback);
 }
+
+#[test]
+fn work_arriving_is_demand_and_work_done_is_not() {
+    // Arrivals doubled against "an ordinary" evening; the processed count is capacity, flat by nature.
+    let mut v = saturated("", "");
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"messages enqueued per minute": "4,800 since the campaign began; 2,100 on an ordinary Monday evening",
+               "messages processed per minute": "about 2,600, every worker busy",
+               "CPU seconds per message": "unchanged"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::TrafficSpike, ActionKind::ScaleUp), "{}", d.summary);
+
+    // Only the work done rose (a backlog draining faster): not demand.
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"messages processed per minute": "4,800, up from 2,100 an hour ago", "CPU seconds per message": "unchanged"}),
+    );
+    assert_ne!(run(&v).rule, "demand-beyond-capacity");
+}
+
+#[test]
+fn a_startup_probe_that_kills_a_slow_start_is_the_probe() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"restart_count": 7, "ready": false,
+                         "last_termination": {"reason": "Error", "exit_code": 137, "finished_at": "2025-01-01T09:58:00Z"}})),
+    );
+    set(
+        &mut v,
+        "/observations/pods/0/events",
+        json!([{"type": "Warning", "reason": "Unhealthy", "age": "2m", "count": 42, "from": "kubelet",
+                "message": "Startup probe failed: dial tcp 10.0.0.5:8080: connect: connection refused"},
+               {"type": "Normal", "reason": "Killing", "age": "2m", "count": 7, "from": "kubelet",
+                "message": "Container app failed startup probe, will be restarted"}]),
+    );
+    set(&mut v, "/observations/pods/0/logs_tail", json!(["INFO loading schema (61%)"]));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::ProbeMisconfigured, ActionKind::Escalate), "{}", d.summary);
+
+    // A process that crashes by itself is not the probe's fault.
+    set(&mut v, "/observations/pods/0/logs_tail", json!(["panic: runtime error: index out of range"]));
+    assert_ne!(run(&v).category, Category::ProbeMisconfigured);
+}
