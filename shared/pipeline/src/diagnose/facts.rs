@@ -548,14 +548,20 @@ impl Facts<'_> {
         })
     }
 
-    /// The strongest rise in demand the metrics state, with the metric that says so.
-    pub fn demand_rise(&self) -> Option<(f64, String)> {
-        self.metric_trends(is_demand_metric)
+    /// The strongest rise against its own stated baseline among the metrics `select` picks, with the metric that
+    /// says so.
+    fn strongest_rise(&self, select: fn(&str) -> bool) -> Option<(f64, String)> {
+        self.metric_trends(select)
             .filter_map(|(k, v, t)| match t {
                 Trend::Rising(r) => Some((r, format!("{k}: {}", quote(v)))),
                 _ => None,
             })
             .max_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    /// The strongest rise in demand the metrics state, with the metric that says so.
+    pub fn demand_rise(&self) -> Option<(f64, String)> {
+        self.strongest_rise(is_demand_metric)
     }
 
     /// Demand is stated and none of it is rising.
@@ -566,32 +572,17 @@ impl Facts<'_> {
 
     /// The strongest rise in a latency metric (p50/p95/p99, response or request time) against its own baseline.
     pub fn latency_rise(&self) -> Option<(f64, String)> {
-        self.metric_trends(is_latency_metric)
-            .filter_map(|(k, v, t)| match t {
-                Trend::Rising(r) => Some((r, format!("{k}: {}", quote(v)))),
-                _ => None,
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0))
+        self.strongest_rise(is_latency_metric)
     }
 
     /// The strongest rise in an error metric (errors, failures, 5xx) against its own baseline.
     pub fn error_rise(&self) -> Option<(f64, String)> {
-        self.metric_trends(is_error_metric)
-            .filter_map(|(k, v, t)| match t {
-                Trend::Rising(r) => Some((r, format!("{k}: {}", quote(v)))),
-                _ => None,
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0))
+        self.strongest_rise(is_error_metric)
     }
 
     /// The strongest rise in cost per unit of work, with the metric that says so.
     pub fn cost_rise(&self) -> Option<(f64, String)> {
-        self.metric_trends(is_cost_metric)
-            .filter_map(|(k, v, t)| match t {
-                Trend::Rising(r) => Some((r, format!("{k}: {}", quote(v)))),
-                _ => None,
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0))
+        self.strongest_rise(is_cost_metric)
     }
 
     /// Cost per unit of work is stated and flat, with the metric that says so.
@@ -637,6 +628,8 @@ const GROWING_MEMORY: &[&str] = &[
     "linear",
     "steadily",
     "creeps",
+    "crept",
+    "upward",
     "leak",
     "sawtooth",
 ];

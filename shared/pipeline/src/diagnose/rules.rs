@@ -2271,9 +2271,7 @@ pub fn cleared_after_rollout(f: &Facts<'_>) -> Option<Finding> {
                 secs_between(&t.finished_at, &f.s.observations.observed_at).is_some_and(|s| s >= QUIET_SECS)
             })
     });
-    if !quiet
-        || f.pods().iter().any(|p| age_secs(p.age.as_deref()) as i64 > age_secs(Some(&cur.age)) as i64 && !p.ready)
-    {
+    if !quiet {
         return None;
     }
     let cause = format!(
