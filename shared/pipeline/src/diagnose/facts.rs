@@ -346,6 +346,13 @@ impl<'a> Facts<'a> {
         self.previous.is_some() && self.current.and_then(|c| parse_age(&c.age)).is_some_and(|a| a < RECENT_ROLLOUT_SECS)
     }
 
+    /// The pod belongs to the current revision's ReplicaSet.
+    pub fn of_current_revision(&self, p: &PodView) -> bool {
+        self.current.is_some_and(|c| {
+            p.owner.as_deref().and_then(|o| o.strip_prefix("ReplicaSet/")) == Some(c.replicaset.as_str())
+        })
+    }
+
     /// The current revision runs the same images as the one before it: the code did not change, only the pod
     /// template's configuration (env, args, flags, probes, resources).
     pub fn same_images_as_previous(&self) -> bool {

@@ -842,9 +842,7 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
     // A pod of the revision a recent rollout is bringing in that has never become ready is that rollout's problem
     // (see `new_revision_never_ready`), not a wedge: its ready siblings are the old revision's.
     let of_fresh_rollout = |p: &PodView| {
-        f.recent_rollout()
-            && f.current.is_some_and(|c| p.owner.as_deref() == Some(format!("ReplicaSet/{}", c.replicaset).as_str()))
-            && p.containers.iter().all(|c| c.restart_count == 0)
+        f.recent_rollout() && f.of_current_revision(p) && p.containers.iter().all(|c| c.restart_count == 0)
     };
     let lone_unready = || {
         let unready: Vec<(usize, &PodView)> = pods.iter().enumerate().filter(|(_, p)| !p.ready).collect();
@@ -975,9 +973,7 @@ pub fn work_stopped(f: &Facts<'_>) -> Option<Finding> {
 /// them back the same; a rolling restart would also replace the old pods that still serve.
 pub fn new_revision_never_ready(f: &Facts<'_>) -> Option<Finding> {
     let cur = f.current.filter(|_| f.recent_rollout())?;
-    let own = format!("ReplicaSet/{}", cur.replicaset);
-    let (new, old): (Vec<&PodView>, Vec<&PodView>) =
-        f.pods().iter().partition(|p| p.owner.as_deref() == Some(own.as_str()));
+    let (new, old): (Vec<&PodView>, Vec<&PodView>) = f.pods().iter().partition(|p| f.of_current_revision(p));
     let stuck = !new.is_empty()
         && new.iter().all(|p| {
             !p.ready
@@ -2180,12 +2176,22 @@ const FINISHED: &[&str] =
 /// A fault younger than this may still be going on.
 const QUIET_SECS: i64 = 10 * 60;
 
+/// A Warning event younger than the quiet window.
+fn warned_lately(f: &Facts<'_>) -> bool {
+    f.events().any(|(_, e)| e.type_ == "Warning" && age_secs(Some(&e.age)) < QUIET_SECS as u64)
+}
+
+/// A termination that ended at least the quiet window before the snapshot.
+fn ended_before_quiet(f: &Facts<'_>, t: &domain::observation::Termination) -> bool {
+    secs_between(&t.finished_at, &f.s.observations.observed_at).is_some_and(|s| s >= QUIET_SECS)
+}
+
 /// The condition has cleared and the transient cause is over.
 pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
     if !f.all_serving() || f.failing_now().is_some() {
         return None;
     }
-    if f.events().any(|(_, e)| e.type_ == "Warning" && age_secs(Some(&e.age)) < 600) {
+    if warned_lately(f) {
         return None;
     }
     let youngest_pod = f.pods().iter().map(|p| age_secs(p.age.as_deref())).min().unwrap_or(u64::MAX);
@@ -2200,11 +2206,7 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
     // the quiet window below.
     let finished =
         f.recent_changes(&[]).find(|c| lower_has(&c.summary, TRANSIENT_DISRUPTIONS) && lower_has(&c.summary, FINISHED));
-    let quiet = f.containers().all(|(_, c)| {
-        c.last_termination.as_ref().is_none_or(|t| {
-            secs_between(&t.finished_at, &f.s.observations.observed_at).is_some_and(|s| s >= QUIET_SECS)
-        })
-    });
+    let quiet = f.containers().all(|(_, c)| c.last_termination.as_ref().is_none_or(|t| ended_before_quiet(f, t)));
     let cause = match (drained, recovered, finished.filter(|_| quiet)) {
         (Some(c), _, _) => {
             format!("{} {} {} ago ({}); the rescheduled pod is ready again", c.kind, c.object, c.age, c.summary)
@@ -2259,18 +2261,12 @@ pub fn cleared_after_rollout(f: &Facts<'_>) -> Option<Finding> {
     if !about_availability || about_errors || !finished || !rollout_first || since_fired < QUIET_SECS {
         return None;
     }
-    if f.failing_now().is_some()
-        || f.error_rise().is_some()
-        || f.events().any(|(_, e)| e.type_ == "Warning" && age_secs(Some(&e.age)) < 600)
-    {
+    if f.failing_now().is_some() || f.error_rise().is_some() || warned_lately(f) {
         return None;
     }
-    let quiet = f.containers().all(|(_, c)| {
-        c.restart_count == 0
-            || c.last_termination.as_ref().is_some_and(|t| {
-                secs_between(&t.finished_at, &f.s.observations.observed_at).is_some_and(|s| s >= QUIET_SECS)
-            })
-    });
+    let quiet = f
+        .containers()
+        .all(|(_, c)| c.restart_count == 0 || c.last_termination.as_ref().is_some_and(|t| ended_before_quiet(f, t)));
     if !quiet {
         return None;
     }
@@ -2303,11 +2299,18 @@ const NODE_TOOK_IT: &[&str] = &["preempt", "shutdown", "node shutdown", "spot", 
 /// the work itself (its own error) is not this.
 pub fn rerun_succeeded(f: &Facts<'_>) -> Option<Finding> {
     let job_pod = |p: &PodView| p.owner.as_deref().is_some_and(|o| o.starts_with("Job/"));
-    let killed = f.pods().iter().find(|p| {
-        let said = p.status_reason.iter().chain(p.status_message.iter()).map(|t| t.to_ascii_lowercase());
-        let events = p.events.iter().map(|e| format!("{} {}", e.reason, e.message).to_ascii_lowercase());
-        job_pod(p) && p.phase == "Failed" && said.chain(events).any(|t| contains_any(&t, NODE_TOOK_IT))
-    })?;
+    // What says the node took the pod away: an event first, else the pod's own reason or message.
+    fn took_it(p: &PodView) -> Option<&str> {
+        let matches = |t: &str| contains_any(&t.to_ascii_lowercase(), NODE_TOOK_IT);
+        p.events
+            .iter()
+            .find(|e| matches(&format!("{} {}", e.reason, e.message)))
+            .map(|e| e.message.as_str())
+            .or_else(|| p.status_message.as_deref().filter(|m| matches(m)))
+            .or_else(|| p.status_reason.as_deref().filter(|r| matches(r)))
+    }
+    let (killed, why) =
+        f.pods().iter().filter(|p| job_pod(p) && p.phase == "Failed").find_map(|p| took_it(p).map(|w| (p, w)))?;
     let killed_age = age_secs(killed.age.as_deref());
     let rerun =
         f.pods().iter().find(|q| job_pod(q) && q.phase == "Succeeded" && age_secs(q.age.as_deref()) < killed_age)?;
@@ -2315,17 +2318,7 @@ pub fn rerun_succeeded(f: &Facts<'_>) -> Option<Finding> {
     if f.pods().iter().any(|q| q.name != killed.name && q.name != rerun.name && q.phase == "Failed") {
         return None;
     }
-    let mut evidence = vec![format!(
-        "pod {} failed when its node took it away: {}",
-        killed.name,
-        killed
-            .events
-            .iter()
-            .find(|e| contains_any(&format!("{} {}", e.reason, e.message).to_ascii_lowercase(), NODE_TOOK_IT))
-            .map(|e| quote(&e.message))
-            .or_else(|| killed.status_message.as_deref().map(quote))
-            .unwrap_or_default()
-    )];
+    let mut evidence = vec![format!("pod {} failed when its node took it away: {}", killed.name, quote(why))];
     evidence.push(format!("a later run, pod {} ({} old), succeeded", rerun.name, rerun.age.as_deref().unwrap_or("?")));
     Some(Finding::noop(
         Category::BenignOrSelfResolved,

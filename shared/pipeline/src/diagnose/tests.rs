@@ -1290,18 +1290,24 @@ fn cpu_burnt_in_garbage_collection_at_the_memory_limit_is_the_leak_not_throttlin
     assert_ne!(run(&v).category, Category::MemoryLeak);
 }
 
+/// The first pod's container restarted `restarts` times, last killed (exit 137) two minutes before the snapshot,
+/// with the given events.
+fn killed_by_probe(v: &mut Value, restarts: i64, events: Value) {
+    set(
+        v,
+        "/observations/pods/0/containers/0",
+        container(json!({"restart_count": restarts, "ready": false,
+                         "last_termination": {"reason": "Error", "exit_code": 137, "finished_at": "2025-01-01T09:58:00Z"}})),
+    );
+    set(v, "/observations/pods/0/events", events);
+}
+
 #[test]
 fn probes_failing_while_their_dependency_is_degraded_blame_the_dependency() {
     let mut v = healthy();
-    set(
+    killed_by_probe(
         &mut v,
-        "/observations/pods/0/containers/0",
-        container(json!({"restart_count": 4, "ready": false,
-                         "last_termination": {"reason": "Error", "exit_code": 137, "finished_at": "2025-01-01T09:55:00Z"}})),
-    );
-    set(
-        &mut v,
-        "/observations/pods/0/events",
+        4,
         json!([{"type": "Warning", "reason": "Unhealthy", "age": "1m", "count": 12, "from": "kubelet",
                 "message": "Liveness probe failed: Get \"http://10.0.0.9:8000/healthz\": context deadline exceeded"}]),
     );
@@ -1398,15 +1404,9 @@ fn work_arriving_is_demand_and_work_done_is_not() {
 #[test]
 fn a_startup_probe_that_kills_a_slow_start_is_the_probe() {
     let mut v = healthy();
-    set(
+    killed_by_probe(
         &mut v,
-        "/observations/pods/0/containers/0",
-        container(json!({"restart_count": 7, "ready": false,
-                         "last_termination": {"reason": "Error", "exit_code": 137, "finished_at": "2025-01-01T09:58:00Z"}})),
-    );
-    set(
-        &mut v,
-        "/observations/pods/0/events",
+        7,
         json!([{"type": "Warning", "reason": "Unhealthy", "age": "2m", "count": 42, "from": "kubelet",
                 "message": "Startup probe failed: dial tcp 10.0.0.5:8080: connect: connection refused"},
                {"type": "Normal", "reason": "Killing", "age": "2m", "count": 7, "from": "kubelet",
