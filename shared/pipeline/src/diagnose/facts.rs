@@ -96,8 +96,17 @@ pub const CERT_EXPIRED: &[&str] = &[
     "certificateexpiredexception",
     "validity check failed",
 ];
-pub const HUNG_SIGNATURES: &[&str] =
-    &["deadlock", "waiting for lock", "waiting to lock", "all workers blocked", "blocked for more than", "hung task"];
+pub const HUNG_SIGNATURES: &[&str] = &[
+    "deadlock",
+    "waiting for lock",
+    "waiting to lock",
+    "all workers blocked",
+    "blocked for more than",
+    "hung task",
+    // A Go goroutine dump's goroutine parked on a mutex ("[semacquire, 46 minutes]", "[sync.Mutex.Lock, …]").
+    "semacquire",
+    "sync.mutex.lock",
+];
 /// A registry's answers that refuse pulls for now: rate limits and server errors, not a missing tag or bad
 /// credentials.
 pub const REGISTRY_REFUSING: &[&str] = &[
@@ -711,7 +720,7 @@ const RETURNS: &[&str] = &[
 ];
 
 /// `phrase` occurs after a negation in the few words before it ("never drops back", "does not fall back").
-fn negated(clause: &str, phrase: &str) -> bool {
+pub(super) fn negated(clause: &str, phrase: &str) -> bool {
     clause.match_indices(phrase).any(|(at, _)| {
         let before: String = clause[..at].chars().rev().take(14).collect::<Vec<_>>().into_iter().rev().collect();
         [" never ", " not ", "n't ", " no ", "never "].iter().any(|n| format!(" {before}").contains(n))

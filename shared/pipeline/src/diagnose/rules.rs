@@ -748,6 +748,28 @@ fn raise_did_not_hold(f: &Facts<'_>, c: &domain::observation::ContainerView, evi
         cur.age,
         quote(&cur.change)
     ));
+    // The raise came with a new image, and the previous image served at the lower limit: the new release needs
+    // more than any limit tried, so its code is what changed. Roll back to the release that fit; another raise
+    // would not hold either.
+    if !f.same_images_as_previous()
+        && f.previous_healthy()
+        && let Some(found) = rollback_to_previous(
+            f,
+            Category::BadDeployRegression,
+            "oom-new-release-at-any-limit",
+            &format!(
+                "Container {} is OOMKilled at {limit} although revision {} raised its memory ({}) together with a new \
+                 image, while the previous revision served at the lower limit: the new release needs more than any \
+                 limit tried.",
+                c.name,
+                cur.revision,
+                quote(&cur.change)
+            ),
+            evidence.clone(),
+        )
+    {
+        return Some(found);
+    }
     Some(Finding::escalate(
         Category::OomLimitTooLow,
         "oom-raise-did-not-hold",
@@ -830,8 +852,10 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
         })
     };
     let signature = |i: usize| f.logs.iter().any(|l| l.pod == i && contains_any(&l.lower, HUNG_SIGNATURES));
+    // A sibling carries the load only if it works: a ready one that burns no CPU is as stuck as the signed pod
+    // (every replica wedged on the same lock).
     let ready_siblings =
-        |i: usize| pods.iter().enumerate().filter(|(j, q)| *j != i && q.ready && !signature(*j)).count();
+        |i: usize| pods.iter().enumerate().filter(|(j, q)| *j != i && q.ready && !signature(*j) && !idle(q)).count();
     // A pod with a hang signature, or the single unready one among ready siblings.
     let signed = pods.iter().enumerate().find(|(i, p)| {
         p.phase == "Running" && signature(*i) && (idle(p) || !p.ready || p.containers.iter().all(|c| c.usage.is_none()))
@@ -892,6 +916,35 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
             evidence,
             (ActionKind::DeletePod, f.pod_target(p)),
             0.85,
+            Risk::Low,
+        ));
+    }
+    // Every replica of a Deployment wedged at once (the signed pod and idle siblings), on a revision that did not
+    // just roll out, with no edit before it and what it depends on healthy: the processes are stuck, not the spec,
+    // and a rolling restart gives each a fresh one (policy 4). A change or a failing dependency would be the cause
+    // and a restart would only hang again, so those stay with a human.
+    let all_wedged = pods.iter().enumerate().all(|(j, q)| q.phase == "Running" && (signature(j) || idle(q)));
+    if deployment_pod
+        && pods.len() >= 2
+        && all_wedged
+        && !f.rollout_precedes_fault()
+        && !f.recent_changes(&[]).any(|c| !c.kind.eq_ignore_ascii_case("node"))
+        && !f.dependencies().iter().any(dependency_down)
+        && let Some(target) = f.target()
+    {
+        evidence.push(format!("all {} replicas are idle or stuck: none carries the load", pods.len()));
+        return Some(Finding::act(
+            Category::AppHung,
+            "all-replicas-wedged",
+            format!(
+                "Every replica is wedged: pod {} is stuck (waiting on a lock) and its siblings do no work either, while \
+                 the spec has not changed and its dependencies are healthy. A rolling restart gives them fresh \
+                 processes.",
+                p.name
+            ),
+            evidence,
+            (ActionKind::Restart, target),
+            0.8,
             Risk::Low,
         ));
     }
@@ -1193,7 +1246,11 @@ pub fn untrusted_certificate(f: &Facts<'_>) -> Option<Finding> {
 pub fn certificate(f: &Facts<'_>) -> Option<Finding> {
     let log = f.find_log(CERT_EXPIRED);
     let metric = f.find_metric(CERT_EXPIRED);
-    let alert = f.alertname.contains("cert") && f.alertname.contains("expir");
+    // The alert itself may be the evidence: a TLS probe that saw the served certificate expire ("ProbeTLSExpired",
+    // "the certificate served by … expired") names the mechanism even when no log line does.
+    let about_tls = |t: &str| contains_any(t, &["cert", "tls", "ssl", "x509"]);
+    let alert = (about_tls(&f.alertname) && f.alertname.contains("expir"))
+        || (about_tls(&f.alert_text) && f.alert_text.contains("expired") && !negated(&f.alert_text, "expired"));
     if log.is_none() && metric.is_none() && !alert {
         return None;
     }
@@ -2079,18 +2136,17 @@ pub fn cost_regression(f: &Facts<'_>) -> Option<Finding> {
     }
     let cur = f.current?;
     let age = age_secs(Some(&cur.age));
-    if f.previous.is_none() || age > CHANGE_BASELINE_SECS {
-        return None;
-    }
     // A sick dependency could equally explain dearer requests; its own rule reads it.
     if f.dependencies().iter().any(dependency_down) {
         return None;
     }
     // An in-place edit after the revision (a ConfigMap, a flag, an HPA) is the later change: the cost rose with it,
     // and rollout undo would revert the wrong thing. More replicas would only carry the dearer work at its new price.
-    if let Some(c) =
-        f.recent_changes(&[]).find(|c| age_secs(Some(&c.age)) < age && !c.kind.eq_ignore_ascii_case("node"))
-    {
+    // This needs no earlier revision: the edit is the change, however old the revision it was applied to.
+    if let Some(c) = f.recent_changes(&[]).find(|c| {
+        let edited = age_secs(Some(&c.age));
+        edited < age && edited <= CHANGE_BASELINE_SECS && !c.kind.eq_ignore_ascii_case("node")
+    }) {
         return Some(Finding {
             change_induced: true,
             ..Finding::escalate(
@@ -2110,6 +2166,9 @@ pub fn cost_regression(f: &Facts<'_>) -> Option<Finding> {
                 0.8,
             )
         });
+    }
+    if f.previous.is_none() || age > CHANGE_BASELINE_SECS {
+        return None;
     }
     let mut evidence = vec![cost];
     if f.demand_flat() {
@@ -2207,6 +2266,24 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
     let finished =
         f.recent_changes(&[]).find(|c| lower_has(&c.summary, TRANSIENT_DISRUPTIONS) && lower_has(&c.summary, FINISHED));
     let quiet = f.containers().all(|(_, c)| c.last_termination.as_ref().is_none_or(|t| ended_before_quiet(f, t)));
+    // A pod that waited for a node (the scheduler found no room, the autoscaler backed off) and was placed later,
+    // at least the quiet window ago: the wait was the condition, and it ended when a node came.
+    let placed = f.pods().iter().find_map(|p| {
+        let waited = p.events.iter().find(|e| matches!(e.reason.as_str(), "FailedScheduling" | "NotTriggerScaleUp"))?;
+        let scheduled = p.events.iter().find(|e| {
+            e.reason == "Scheduled"
+                && age_secs(Some(&e.age)) <= age_secs(Some(&waited.age))
+                && age_secs(Some(&e.age)) >= QUIET_SECS as u64
+        })?;
+        Some(format!(
+            "pod {} waited for a node ({} {} ago: {}) and was scheduled {} ago",
+            p.name,
+            waited.reason,
+            waited.age,
+            quote(&waited.message),
+            scheduled.age
+        ))
+    });
     let cause = match (drained, recovered, finished.filter(|_| quiet)) {
         (Some(c), _, _) => {
             format!("{} {} {} ago ({}); the rescheduled pod is ready again", c.kind, c.object, c.age, c.summary)
@@ -2220,7 +2297,7 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
             quote(&c.summary),
             QUIET_SECS / 60
         ),
-        (None, None, None) => return None,
+        (None, None, None) => placed?,
     };
     Some(Finding::noop(
         Category::BenignOrSelfResolved,

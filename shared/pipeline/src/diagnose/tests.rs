@@ -394,6 +394,9 @@ fn trends_read_baselines_in_any_shape() {
     near("doubled since the partner integration went live", 2.0);
     near("tripled in an hour", 3.0);
     near("4-fold", 4.0);
+    near("about 30 times higher since 13:43", 30.0);
+    near("4 times the usual", 4.0);
+    near("5 times lower than last week", 0.2);
     near("down 70% since 14:05", 0.3);
     near("60% lower than the same window yesterday", 0.4);
     near("120, was 400 two hours ago", 0.3);
@@ -416,6 +419,7 @@ fn trends_read_baselines_in_any_shape() {
         "cpu at 95% of the limit",
         "9,800 for 2 weeks",
         "9,800 on 3 nodes",
+        "restarted 5 times in 10 minutes",
     ] {
         assert_eq!(trend(none), None, "{none}");
     }
@@ -516,6 +520,9 @@ fn a_memory_raise_that_did_not_hold_is_not_repeated_but_a_cut_is_undone() {
     oom_after(&mut v, "2025-01-01T09:50:00Z", "");
     recent_rollout(&mut v);
     set(&mut v, "/observations/rollout_history/0/change", json!("memory 256Mi -> 512Mi (to stop the OOMs)"));
+    // A revision that only raised memory keeps the previous revision's image.
+    set(&mut v, "/observations/rollout_history/0/images", json!(["registry.internal/shop/web:1.9"]));
+    set(&mut v, "/observations/pods/0/containers/0/image", json!("registry.internal/shop/web:1.9"));
     let d = run(&v);
     assert_eq!(d.proposal.action, ActionKind::Escalate, "{}", d.summary);
     assert_eq!(d.rule, "oom-raise-did-not-hold");
@@ -1419,4 +1426,136 @@ fn a_startup_probe_that_kills_a_slow_start_is_the_probe() {
     // A process that crashes by itself is not the probe's fault.
     set(&mut v, "/observations/pods/0/logs_tail", json!(["panic: runtime error: index out of range"]));
     assert_ne!(run(&v).category, Category::ProbeMisconfigured);
+}
+
+#[test]
+fn a_tls_alert_that_says_expired_is_evidence_and_a_renewal_since_start_restarts() {
+    // No log names the expiry, but the probe's alert does, and the Secret was renewed after the pods started.
+    let mut v = healthy();
+    set(&mut v, "/alert/alertname", json!("ProbeTLSExpired"));
+    set(&mut v, "/alert/details", json!("TLS certificate served by https://web.example.com expired 2 hours ago."));
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["http: TLS handshake error: remote error: tls: bad certificate"]),
+    );
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "2d", "kind": "Secret", "object": "shop/web-tls", "summary": "renewed by cert-manager"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::CertificateExpired, ActionKind::Restart), "{}", d.summary);
+
+    // A TLS alert that says the certificate has not expired is no evidence of expiry.
+    set(&mut v, "/alert/alertname", json!("ProbeTLSHandshakeFailed"));
+    set(&mut v, "/alert/details", json!("TLS handshake failures; the certificate is not expired."));
+    assert_ne!(run(&v).category, Category::CertificateExpired);
+}
+
+#[test]
+fn a_pod_that_waited_for_a_node_and_was_placed_since_has_cleared() {
+    let mut v = healthy();
+    set(&mut v, "/alert/alertname", json!("KubePodNotScheduled"));
+    set(&mut v, "/alert/title", json!("Pod shop/web-5d4c3b2a1-aaaaa was Pending for 10 minutes"));
+    let events = |scheduled: &str| {
+        json!([{"type": "Warning", "reason": "FailedScheduling", "age": "27m", "count": 3, "from": "default-scheduler",
+                "message": "0/3 nodes are available: 3 Insufficient memory."},
+               {"type": "Normal", "reason": "NotTriggerScaleUp", "age": "27m", "count": 1, "from": "cluster-autoscaler",
+                "message": "pod didn't trigger scale-up: 1 in backoff after failed scale-up"},
+               {"type": "Normal", "reason": "Scheduled", "age": scheduled, "count": 1, "from": "default-scheduler",
+                "message": "Successfully assigned shop/web-5d4c3b2a1-aaaaa to node-b"}])
+    };
+    set(&mut v, "/observations/pods/0/events", events("13m"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+
+    // Placed a minute ago: too soon to call it over.
+    set(&mut v, "/observations/pods/0/events", events("1m"));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
+
+/// Two replicas of `shop/web`, the first with a goroutine dump parked on a mutex, both at ~0 CPU.
+fn all_wedged() -> Value {
+    let mut v = healthy();
+    for i in 0..2 {
+        set(&mut v, &format!("/observations/pods/{i}/containers/0/usage"), json!({"cpu": "1m", "memory": "200Mi"}));
+    }
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!([
+            "goroutine 1776 [semacquire, 46 minutes]: sync.(*Mutex).Lock ... http2.(*ClientConn).CanTakeNewRequest"
+        ]),
+    );
+    v
+}
+
+#[test]
+fn every_replica_wedged_restarts_but_a_working_sibling_means_delete_the_one() {
+    let d = run(&all_wedged());
+    assert_eq!((d.category, d.proposal.action), (Category::AppHung, ActionKind::Restart), "{}", d.summary);
+
+    // A sibling that works carries the load: only the stuck pod goes.
+    let mut v = all_wedged();
+    set(&mut v, "/observations/pods/1/containers/0/usage", json!({"cpu": "300m", "memory": "200Mi"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AppHung, ActionKind::DeletePod), "{}", d.summary);
+
+    // An edit just before it is the likelier cause: a restart would hang again.
+    let mut v = all_wedged();
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "50m", "kind": "ConfigMap", "object": "shop/web-config", "summary": "pool size edited"}]),
+    );
+    assert_ne!(run(&v).proposal.action, ActionKind::Restart);
+}
+
+#[test]
+fn dearer_requests_after_an_edit_escalate_even_on_an_old_first_revision() {
+    // One revision, nine days old, and a ConfigMap pushed four minutes ago; each request now costs 30 times more.
+    let mut v = saturated("41,000, the usual level", "about 30 times higher since 13:43");
+    v["observations"]["rollout_history"].as_array_mut().unwrap().truncate(1);
+    set(&mut v, "/observations/rollout_history/0/age", json!("9d"));
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "4m", "kind": "ConfigMap", "object": "shop/rules", "summary": "ruleset push: one rule added"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "cost-per-request-after-edit");
+
+    // The same cost with no edit: not the edit's rule (and never a scale-up of dearer work).
+    set(&mut v, "/observations/recent_changes", json!([]));
+    let d = run(&v);
+    assert_ne!(d.rule, "cost-per-request-after-edit");
+    assert_ne!(d.proposal.action, ActionKind::ScaleUp, "{}", d.summary);
+}
+
+#[test]
+fn oom_after_a_raise_that_came_with_a_new_image_rolls_back_the_image() {
+    let mut v = healthy();
+    recent_rollout(&mut v);
+    set(&mut v, "/observations/rollout_history/0/change", json!("image 1.9 -> 2.0.0; memory limit 512Mi -> 4Gi"));
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(
+            json!({"restart_count": 6, "resources": {"requests": {"memory": "4Gi"}, "limits": {"memory": "4Gi"}},
+            "last_termination": {"reason": "OOMKilled", "exit_code": 137, "started_at": "2025-01-01T10:00:00Z",
+                                 "finished_at": "2025-01-01T10:00:12Z"}}),
+        ),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().params["to_revision"], json!(6));
+
+    // The raise alone (same image as before): the need follows the limit, another raise would not hold either.
+    set(&mut v, "/observations/rollout_history/0/change", json!("memory limit 512Mi -> 4Gi"));
+    set(&mut v, "/observations/rollout_history/0/images", json!(["registry.internal/shop/web:1.9"]));
+    set(&mut v, "/observations/pods/0/containers/0/image", json!("registry.internal/shop/web:1.9"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::OomLimitTooLow, ActionKind::Escalate), "{}", d.summary);
 }

@@ -142,6 +142,13 @@ struct Num {
     multiple: bool,
 }
 
+/// Words after "N times" that make it a multiple of a baseline ("30 times higher", "4 times the usual").
+const TIMES_UP: &[&str] = &[
+    "higher", "more", "larger", "greater", "bigger", "as much", "as many", "as high", "the ", "over", "above", "normal",
+];
+/// Words after "N times" that make it a fraction of a baseline ("3 times lower").
+const TIMES_DOWN: &[&str] = &["lower", "less", "fewer", "smaller"];
+
 /// The measurements in a text: `2,050`, `410k` (×1000), `1.6ms` (unit ignored), `3.3x` (a multiple). Clock times (`18:30`), dates (`2026-11-28`), versions (`4.2.0`, `v88`) and
 /// durations ("2 weeks", "7-day") are left out.
 fn numbers(lower: &str) -> Vec<Num> {
@@ -197,6 +204,16 @@ fn numbers(lower: &str) -> Vec<Num> {
         }
         if lower[end..].starts_with("×") {
             multiple = true;
+        }
+        // "30 times higher", "4 times the usual": a multiple said in words. Only before a comparison, so a count
+        // ("restarted 5 times") stays a count; "3 times lower" is a third.
+        if let Some(after) = rest.strip_prefix("times ") {
+            let after = after.trim_start();
+            if TIMES_UP.iter().any(|w| after.starts_with(w)) {
+                multiple = true;
+            } else if TIMES_DOWN.iter().any(|w| after.starts_with(w)) && value > 0.0 {
+                (value, multiple) = (1.0 / value, true);
+            }
         }
         out.push(Num { start, end, value, multiple });
     }
