@@ -208,6 +208,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::cleared,
     rules::rerun_succeeded,
     rules::cleared_after_rollout,
+    rules::informational,
     rules::subject_gone,
     rules::rollout_progressing,
     rules::crash_unexplained,

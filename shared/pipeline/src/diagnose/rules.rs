@@ -883,7 +883,33 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
             _ => None,
         }
     };
-    let (i, p) = signed.or_else(lone_unready)?;
+    // One replica that stopped working while it still looks healthy: it burns no CPU while its siblings of the same
+    // workload are busy, and work waits (a backlog, consumer lag). A consumer whose loop stalled holds its share of
+    // the work (its partitions, its queue) and no probe notices; replacing it hands the work to a live process.
+    let cpu = |q: &PodView| {
+        q.containers.iter().filter_map(|c| c.usage.as_ref()?.get("cpu").and_then(|m| cpu_millis(m))).sum::<f64>()
+    };
+    let waiting = || {
+        contains_any(&f.alert_text, WORK_WAITING)
+            || f.s.observations.metrics.values().filter_map(|v| v.as_str()).any(|v| lower_has(v, WORK_WAITING))
+    };
+    let lone_idle = || {
+        let idle_pods: Vec<(usize, &PodView)> = pods.iter().enumerate().filter(|(_, q)| idle(q)).collect();
+        match idle_pods.as_slice() {
+            [(i, p)]
+                if p.ready
+                    && booted(p)
+                    && !of_fresh_rollout(p)
+                    && p.containers.iter().all(|c| c.restart_count == 0)
+                    && pods.iter().enumerate().any(|(j, q)| j != *i && q.ready && cpu(q) >= 10.0)
+                    && waiting() =>
+            {
+                Some((*i, *p))
+            }
+            _ => None,
+        }
+    };
+    let (i, p) = signed.or_else(lone_unready).or_else(lone_idle)?;
     let mut evidence = vec![format!(
         "pod {} is Running{} with {} restarts",
         p.name,
@@ -1402,7 +1428,11 @@ pub fn network(f: &Facts<'_>) -> Option<Finding> {
         return None;
     }
     let failing = f.find_log(CONNECTION_FAILURES);
-    if failing.is_none() && !no_endpoints {
+    // The pods are the server side: when clients (a blackbox probe, callers) cannot reach them, the alert is where
+    // the failure shows, while the pods' own logs stay clean.
+    let clients_fail = contains_any(&f.alert_text, CONNECTION_FAILURES)
+        || contains_any(&f.alert_text, &["connection timed out", "no route to host", "unreachable"]);
+    if failing.is_none() && !no_endpoints && !clients_fail {
         return None;
     }
     let mut evidence = Vec::new();
@@ -1414,6 +1444,9 @@ pub fn network(f: &Facts<'_>) -> Option<Finding> {
     }
     if no_endpoints {
         evidence.push(quote(f.s.observations.other.as_deref().unwrap_or_default()));
+    }
+    if failing.is_none() && clients_fail {
+        evidence.push(format!("alert: {}", quote(f.s.alert.details.trim())));
     }
     let what = match change {
         Some(c) if c.kind.eq_ignore_ascii_case("NetworkPolicy") => {
@@ -1478,15 +1511,16 @@ pub fn stale_connections(f: &Facts<'_>) -> Option<Finding> {
             Risk::Low,
         ));
     }
+    // A failover or switchover the dependency reports as finished: it is healthy, with a new primary.
     let d = f.dependencies().iter().find(|d| {
         lower_has(&d.status, DEPENDENCY_RECOVERED)
-            || lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, &["failover completed", "failed over"])
+            || lower_has(&d.status, &["healthy"])
+                && (lower_has(&d.evidence, &["failed over", "switched over"])
+                    || lower_has(&d.evidence, FAILOVER) && lower_has(&d.evidence, FINISHED))
     });
     // The failover may be recorded as a change (an operator promoting a replica) rather than in the dependency's
     // status: it counts when it came after the pods opened their connections and every dependency is healthy now.
-    let failover = f
-        .changes_after_pods_started(&[])
-        .find(|c| lower_has(&c.summary, &["failover", "failed over", "promoted", "switchover"]));
+    let failover = f.changes_after_pods_started(&[]).find(|c| lower_has(&c.summary, FAILOVER));
     let all_healthy =
         !f.dependencies().is_empty() && f.dependencies().iter().all(|d| lower_has(&d.status, &["healthy"]));
     let d = match (d, failover.filter(|_| all_healthy)) {
@@ -1494,51 +1528,90 @@ pub fn stale_connections(f: &Facts<'_>) -> Option<Finding> {
         (None, Some(c)) => {
             let (p, line) = f.failing_now()?;
             let dep = &f.dependencies()[0];
-            return Some(Finding::act(
-                Category::DependencyFailure,
-                "stale-connections-after-failover",
-                format!(
-                    "{} {} failed over {} ago ({}) and {} is healthy, but the pods, older than the failover, still \
+            return Some(only_pod_or_all(
+                f,
+                p,
+                Finding::act(
+                    Category::DependencyFailure,
+                    "stale-connections-after-failover",
+                    format!(
+                        "{} {} failed over {} ago ({}) and {} is healthy, but the pods, older than the failover, still \
                      fail ('{}'): their pooled connections point at the old primary. A rolling restart opens fresh \
                      connections through the Service.",
-                    c.kind,
-                    c.object,
-                    c.age,
-                    quote(&c.summary),
-                    dep.name,
-                    quote(line)
+                        c.kind,
+                        c.object,
+                        c.age,
+                        quote(&c.summary),
+                        dep.name,
+                        quote(line)
+                    ),
+                    vec![
+                        format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)),
+                        format!("dependency {}: {} ({})", dep.name, dep.status, quote(&dep.evidence)),
+                        format!("log of {} now: {}", p.name, quote(line)),
+                    ],
+                    (ActionKind::Restart, target),
+                    0.8,
+                    Risk::Low,
                 ),
-                vec![
-                    format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)),
-                    format!("dependency {}: {} ({})", dep.name, dep.status, quote(&dep.evidence)),
-                    format!("log of {} now: {}", p.name, quote(line)),
-                ],
-                (ActionKind::Restart, target),
-                0.8,
-                Risk::Low,
             ));
         }
         (None, None) => return None,
     };
     let (p, line) = f.failing_now()?;
-    Some(Finding::act(
-        Category::DependencyFailure,
-        "stale-connections-after-failover",
-        format!(
-            "Dependency {} failed over and is healthy again ({}), but the pods still fail ('{}'): their pooled \
+    // A connection that broke and was never re-established is the process's own reconnect failing (see
+    // `dead_connection`), not connections still open to the old primary.
+    if lower_has(line, CONNECTION_LOST) {
+        return None;
+    }
+    Some(only_pod_or_all(
+        f,
+        p,
+        Finding::act(
+            Category::DependencyFailure,
+            "stale-connections-after-failover",
+            format!(
+                "Dependency {} failed over and is healthy again ({}), but the pods still fail ('{}'): their pooled \
              connections point at the old endpoint. A rolling restart opens fresh connections.",
-            d.name,
-            quote(&d.evidence),
-            quote(line)
+                d.name,
+                quote(&d.evidence),
+                quote(line)
+            ),
+            vec![
+                format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)),
+                format!("log of {} now: {}", p.name, quote(line)),
+            ],
+            (ActionKind::Restart, target),
+            0.82,
+            Risk::Low,
         ),
-        vec![
-            format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)),
-            format!("log of {} now: {}", p.name, quote(line)),
-        ],
-        (ActionKind::Restart, target),
-        0.82,
-        Risk::Low,
     ))
+}
+
+/// Words that name a change of primary: a failover, a switchover, a replica promoted.
+const FAILOVER: &[&str] = &["failover", "failed over", "switchover", "switched over", "promoted"];
+
+/// A restart for stale state narrowed to the one pod that has it: when every sibling of a Deployment's failing pod
+/// works (ready, its latest log lines clean), only that pod's process kept the stale state, and replacing it fixes
+/// it without cycling the healthy replicas. Otherwise the rolling restart stands.
+fn only_pod_or_all(f: &Facts<'_>, p: &PodView, mut found: Finding) -> Finding {
+    let pods = f.pods();
+    let clean = |q: &PodView| {
+        let n = q.logs_tail.len();
+        q.ready && !q.logs_tail[n.saturating_sub(2)..].iter().any(|l| lower_has(l, ERROR_MARKERS))
+    };
+    let alone = pods.len() >= 2 && pods.iter().filter(|q| q.name != p.name).all(clean);
+    let replaceable = f.deployment().is_some() && p.owner.as_deref().is_some_and(|o| o.starts_with("ReplicaSet/"));
+    if alone && replaceable {
+        found.evidence.push(format!("only pod {} fails; its {} siblings work", p.name, pods.len() - 1));
+        found.summary = format!(
+            "{} Only pod {} still fails while its siblings work, so replacing that pod is enough.",
+            found.summary, p.name
+        );
+        found.proposal.action = ActionKind::DeletePod;
+        found.proposal.target = Some(f.pod_target(p));
+    }
+    found
 }
 
 /// Log lines that say a long-lived connection or watch broke, as opposed to a dependency refusing new ones.
@@ -2550,5 +2623,49 @@ pub fn rollout_progressing(f: &Facts<'_>) -> Option<Finding> {
             ),
         ],
         0.75,
+    ))
+}
+
+/// Severities an alert rule gives to what needs no action.
+const INFORMATIONAL: &[&str] = &["info", "informational", "none", "notice"];
+
+/// An alert its own rule marks informational (severity `info`) about a workload that shows nothing wrong: every
+/// replica serves, nothing fails or warned lately, nothing restarted in the quiet window, no rollout is under way
+/// and no error, latency or cost metric rose. Its author said it needs no action and the cluster agrees; any
+/// symptom beyond the alert itself leaves it to the other rules or a human.
+pub fn informational(f: &Facts<'_>) -> Option<Finding> {
+    let a = &f.s.alert;
+    // The alert's severity, and its severity label when it has one, both say informational.
+    let severity = a.severity.to_ascii_lowercase();
+    let label_agrees =
+        a.labels.get("severity").is_none_or(|l| INFORMATIONAL.contains(&l.to_ascii_lowercase().as_str()));
+    if !INFORMATIONAL.contains(&severity.as_str()) || !label_agrees {
+        return None;
+    }
+    let quiet = f
+        .containers()
+        .all(|(_, c)| c.restart_count == 0 || c.last_termination.as_ref().is_some_and(|t| ended_before_quiet(f, t)));
+    if !f.all_serving()
+        || f.failing_now().is_some()
+        || warned_lately(f)
+        || !quiet
+        || f.recent_rollout()
+        || f.error_rise().is_some()
+        || f.latency_rise().is_some()
+        || f.cost_rise().is_some()
+    {
+        return None;
+    }
+    let what = format!("alert {} has severity {severity}", a.alertname.as_deref().unwrap_or(&a.title));
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "informational-alert",
+        format!(
+            "The {what}: its rule marks it as needing no action, and the workload agrees: every replica is ready, \
+             nothing fails, restarted or warned lately and no error or latency metric rose. Nothing to do (tune the \
+             alert if it is noise)."
+        ),
+        vec![what, format!("{} pods ready; clean logs; no warning events in the last 10 minutes", f.pods().len())],
+        0.8,
     ))
 }

@@ -1559,3 +1559,92 @@ fn oom_after_a_raise_that_came_with_a_new_image_rolls_back_the_image() {
     let d = run(&v);
     assert_eq!((d.category, d.proposal.action), (Category::OomLimitTooLow, ActionKind::Escalate), "{}", d.summary);
 }
+
+/// Both pods write to a database whose switchover finished; the first pod's writes are refused by the old primary.
+fn after_switchover(second_pod_log: &str) -> Value {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["ERROR write failed: cannot execute INSERT in a read-only transaction", "INFO GET /health 200"]),
+    );
+    set(&mut v, "/observations/pods/1/logs_tail", json!([second_pod_log]));
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "db", "kind": "postgresql", "status": "healthy",
+                "evidence": "switchover at 03:05 completed at 03:08: pg-1 is the new primary"}]),
+    );
+    v
+}
+
+#[test]
+fn writes_refused_after_a_finished_switchover_restart_or_replace_the_one_pod() {
+    // Both pods fail: a rolling restart of the Deployment.
+    let d = run(&after_switchover("ERROR write failed: cannot execute UPDATE in a read-only transaction"));
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::Restart), "{}", d.summary);
+
+    // Only one pod kept the stale pool: replace that pod, leave its working sibling alone.
+    let d = run(&after_switchover("INFO batch written rows=200"));
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::DeletePod), "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().name, "web-5d4c3b2a1-aaaaa");
+
+    // A connection that broke and never came back is the process's reconnect, not a stale primary.
+    let mut v = after_switchover("INFO batch written rows=200");
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["error QueryFailedError: Connection terminated: the connection pool is not connected"]),
+    );
+    assert_ne!(run(&v).rule, "stale-connections-after-failover");
+}
+
+#[test]
+fn one_idle_replica_while_work_waits_is_replaced_but_not_without_a_backlog() {
+    let mut v = healthy();
+    set(&mut v, "/alert/details", json!("Consumer group lag on partitions 3,4 above 50,000 for 20 minutes."));
+    set(&mut v, "/observations/pods/0/containers/0/usage", json!({"cpu": "1m", "memory": "190Mi"}));
+    set(&mut v, "/observations/pods/1/containers/0/usage", json!({"cpu": "150m", "memory": "200Mi"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AppHung, ActionKind::DeletePod), "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().name, "web-5d4c3b2a1-aaaaa");
+
+    // A quiet replica with nothing waiting is just quiet.
+    set(&mut v, "/alert/details", json!("Error ratio above 1% for 10 minutes."));
+    assert_ne!(run(&v).proposal.action, ActionKind::DeletePod);
+}
+
+#[test]
+fn a_new_network_policy_with_clients_timing_out_is_the_network_even_with_clean_pod_logs() {
+    let mut v = healthy();
+    set(&mut v, "/alert/details", json!("Probe of http://10.0.0.9:31380/health failing: connection timed out."));
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "12m", "kind": "NetworkPolicy", "object": "shop/np-default", "summary": "created: ingress from project namespaces only"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NetworkMisconfig, ActionKind::Escalate), "{}", d.summary);
+
+    // The same policy while clients get through is not blamed.
+    set(&mut v, "/alert/details", json!("Error ratio above 1% for 10 minutes."));
+    assert_ne!(run(&v).category, Category::NetworkMisconfig);
+}
+
+#[test]
+fn an_informational_alert_on_a_healthy_workload_is_a_noop_but_not_with_a_symptom() {
+    let mut v = healthy();
+    set(&mut v, "/alert/severity", json!("info"));
+    set(&mut v, "/alert/alertname", json!("CPUThrottlingHigh"));
+    set(&mut v, "/alert/details", json!("41% throttling of CPU for container app."));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+
+    // Latency that rose is a symptom: not for this rule.
+    set(&mut v, "/observations/metrics", json!({"latency p99": "2,400 ms, up from 300 ms an hour ago"}));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+    // Nor is a critical alert on the same quiet workload.
+    set(&mut v, "/observations/metrics", json!({}));
+    set(&mut v, "/alert/severity", json!("critical"));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
