@@ -2313,6 +2313,12 @@ fn warned_lately(f: &Facts<'_>) -> bool {
     f.events().any(|(_, e)| e.type_ == "Warning" && age_secs(Some(&e.age)) < QUIET_SECS as u64)
 }
 
+/// No container restarted within the quiet window: each never restarted, or its last run ended before it.
+fn restarts_quiet(f: &Facts<'_>) -> bool {
+    f.containers()
+        .all(|(_, c)| c.restart_count == 0 || c.last_termination.as_ref().is_some_and(|t| ended_before_quiet(f, t)))
+}
+
 /// A termination that ended at least the quiet window before the snapshot.
 fn ended_before_quiet(f: &Facts<'_>, t: &domain::observation::Termination) -> bool {
     secs_between(&t.finished_at, &f.s.observations.observed_at).is_some_and(|s| s >= QUIET_SECS)
@@ -2414,10 +2420,7 @@ pub fn cleared_after_rollout(f: &Facts<'_>) -> Option<Finding> {
     if f.failing_now().is_some() || f.error_rise().is_some() || warned_lately(f) {
         return None;
     }
-    let quiet = f
-        .containers()
-        .all(|(_, c)| c.restart_count == 0 || c.last_termination.as_ref().is_some_and(|t| ended_before_quiet(f, t)));
-    if !quiet {
+    if !restarts_quiet(f) {
         return None;
     }
     let cause = format!(
@@ -2642,13 +2645,10 @@ pub fn informational(f: &Facts<'_>) -> Option<Finding> {
     if !INFORMATIONAL.contains(&severity.as_str()) || !label_agrees {
         return None;
     }
-    let quiet = f
-        .containers()
-        .all(|(_, c)| c.restart_count == 0 || c.last_termination.as_ref().is_some_and(|t| ended_before_quiet(f, t)));
     if !f.all_serving()
         || f.failing_now().is_some()
         || warned_lately(f)
-        || !quiet
+        || !restarts_quiet(f)
         || f.recent_rollout()
         || f.error_rise().is_some()
         || f.latency_rise().is_some()
