@@ -191,6 +191,68 @@ async fn a_failed_write_in_a_group_leaves_nothing_and_fails_alone() {
     }
 }
 
+/// What a crash leaves behind: the store file and its journal as they are on disk while the store is open (copied
+/// then, with the writer idle). Logged writes (deliveries, creates, transitions) are committed to redb
+/// non-durably, so the file alone has none of them; the journal brings every acknowledged one back, at its last
+/// version with its whole timeline, and a clean close leaves nothing to replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_journal_brings_back_every_acknowledged_write() {
+    use domain::state::State;
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.redb");
+    let s = RedbStore::open(&live).unwrap();
+    let team = TeamId::parse("t").unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..48u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let (inc, ev) = incident("t", n, "2026-01-01T00:00:00Z");
+            assert!(s.create(&inc, &ev).await.unwrap());
+            if n % 2 == 0 {
+                let next = conformance::store::moved(&inc, State::Analyzing);
+                s.commit(&inc, &next, std::slice::from_ref(&ev)).await.unwrap();
+                return (next.id, 2, State::Analyzing, 2);
+            }
+            (inc.id, 1, State::Received, 1)
+        }));
+    }
+    let mut expected = Vec::new();
+    for t in tasks {
+        expected.push(t.await.unwrap());
+    }
+    assert!(s.record_delivery(&team, "delivery-1").await.unwrap());
+    let crashed = dir.path().join("crashed.redb");
+    let bare = dir.path().join("bare.redb");
+    std::fs::copy(&live, &crashed).unwrap();
+    std::fs::copy(crate::store::journal_path(&live), crate::store::journal_path(&crashed)).unwrap();
+    std::fs::copy(&live, &bare).unwrap();
+    drop(s);
+
+    let b = RedbStore::open(&bare).unwrap();
+    for (id, ..) in &expected {
+        assert!(b.get(id).await.unwrap().is_none(), "{id} reached the store file without a checkpoint");
+    }
+    let c = RedbStore::open(&crashed).unwrap();
+    assert!(c.replayed() > 0, "the journal held the writes");
+    for (id, version, state, events) in &expected {
+        let got = c.get(id).await.unwrap().unwrap_or_else(|| panic!("{id} was acknowledged and lost"));
+        assert_eq!((got.version, got.state), (*version, *state), "{id}");
+        assert_eq!(c.timeline(id).await.unwrap().len(), *events, "{id}'s timeline");
+        assert_eq!(c.find_by_external_id(&team, got.source.external_id()).await.unwrap().as_ref(), Some(id));
+    }
+    assert!(!c.record_delivery(&team, "delivery-1").await.unwrap(), "the delivery key came back too");
+    assert_eq!(c.list(&team, 100, None).await.unwrap().items.len(), expected.len());
+    drop(c);
+    let again = loop {
+        match RedbStore::open_now(&crashed) {
+            Ok(s) => break s,
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    assert_eq!(again.replayed(), 0, "a clean close checkpoints: nothing left to replay");
+    assert_eq!(again.list(&team, 100, None).await.unwrap().items.len(), expected.len());
+}
+
 /// A store written before the applied-action index existed gets it on open: the decide policy's history is
 /// complete from the first analysis after an upgrade.
 #[tokio::test]

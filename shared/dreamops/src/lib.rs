@@ -8,6 +8,7 @@ pub mod demo;
 pub mod demo_billing;
 pub mod eval;
 pub mod http;
+pub mod journal;
 pub mod memstore;
 pub mod pace;
 pub mod payments;

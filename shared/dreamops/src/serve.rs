@@ -458,7 +458,16 @@ async fn metrics(
         use std::sync::atomic::Ordering::Relaxed;
         for (name, help, v) in [
             ("dreamops_store_writes_total", "Store writes committed by group commit.", &c.writes),
-            ("dreamops_store_durable_commits_total", "Durable store commits (one fsync each).", &c.durable_commits),
+            (
+                "dreamops_store_durable_commits_total",
+                "Commit groups made durable (a journal record or a checkpoint, one fsync each).",
+                &c.durable_commits,
+            ),
+            (
+                "dreamops_store_checkpoints_total",
+                "Durable store-file commits that checkpoint the journal.",
+                &c.checkpoints,
+            ),
             (
                 "dreamops_store_split_groups_total",
                 "Commit groups rerun write by write after one failed.",
