@@ -194,7 +194,7 @@ impl Journal {
     /// follow `covered`, the number the store's last durable commit covers. The journal is not written until
     /// [`Journal::checkpointed`] says those records are covered.
     pub fn open(path: &Path, covered: u64) -> Result<(Self, Vec<Record>), StoreError> {
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
