@@ -149,14 +149,16 @@ struct GroupCommit {
     _alive: Arc<()>,
 }
 
-/// How often the write-back thread starts writing the store file's dirty pages.
+/// How often the write-back thread syncs the store file.
 const WRITE_BACK: Duration = Duration::from_millis(100);
 
-/// Starts writing the store file's dirty pages to the disk every [`WRITE_BACK`], without waiting for them
-/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), until `alive` is gone. Between checkpoints the file takes only
+/// Syncs the store file's dirty pages to the disk every [`WRITE_BACK`] (`fdatasync` on a descriptor of its own, on
+/// a thread of its own, so no writer waits for it) until `alive` is gone. Between checkpoints the file takes only
 /// non-durable commits, whose pages would otherwise pile up in the page cache for the checkpoint's fsync to write
-/// all at once while every writer waits (a 60–90 ms stall every few seconds at 12,000 alerts/s); written back as
-/// they come, the checkpoint finds little left to write.
+/// all at once while every writer waits (measured: p99 25.8 ms, max 90 ms at 12,000 alerts/s; 8.7–9.1 ms with
+/// this thread). It changes nothing redb relies on: non-durable commits write only pages the last durable commit
+/// does not use, and the file's header, which says which pages those are, moves only on a durable commit.
+/// (`sync_file_range`, which would not wait, needs `unsafe`, which the workspace forbids.)
 fn write_back(path: &std::path::Path, alive: std::sync::Weak<()>) {
     let Ok(file) = std::fs::File::open(path) else { return };
     let spawned = std::thread::Builder::new().name("redb-write-back".into()).spawn(move || {
