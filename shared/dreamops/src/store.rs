@@ -209,7 +209,6 @@ impl GroupCommit {
                     let committed = run_group(&db, &mut group, &counted, &mut journal, &mut redo)
                         .map_err(|e| e.to_string());
                     counted.writes.fetch_add(group.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    counted.durable_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     for job in group {
                         job.answer(committed.clone().map_err(StoreError::Unavailable));
                     }
@@ -247,11 +246,12 @@ fn run_group(
             return checkpoint(db, journal, Some(txn), stats);
         }
         // Nothing put (every write found its row there already): nothing to make durable.
-        if !redo.is_empty()
-            && let Err(e) = journal.append(redo)
-        {
-            txn.abort().map_err(err)?;
-            return Err(e);
+        if !redo.is_empty() {
+            if let Err(e) = journal.append(redo) {
+                txn.abort().map_err(err)?;
+                return Err(e);
+            }
+            stats.durable_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         return txn.commit().map_err(err);
     }
@@ -287,6 +287,7 @@ fn checkpoint(
     txn.commit().map_err(err)?;
     journal.checkpointed();
     stats.checkpoints.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    stats.durable_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
@@ -361,14 +362,9 @@ impl RedbStore {
         let journal = match file {
             None => None,
             Some(file) => {
-                let path = &journal_path(file);
-                let covered = txn
-                    .open_table(journal::CHECKPOINT)
-                    .map_err(err)?
-                    .get(journal::CHECKPOINT_KEY)
-                    .map_err(err)?
-                    .map_or(0, |v| v.value());
-                let (journal, records) = Journal::open(path, covered)?;
+                let mut checkpoint = txn.open_table(journal::CHECKPOINT).map_err(err)?;
+                let covered = checkpoint.get(journal::CHECKPOINT_KEY).map_err(err)?.map_or(0, |v| v.value());
+                let (journal, records) = Journal::open(&journal_path(file), covered)?;
                 for record in &records {
                     apply(&txn, &journal::decode(&record.payload)?)?;
                 }
@@ -380,10 +376,7 @@ impl RedbStore {
                         "Store: put the journal's writes after the last checkpoint back."
                     );
                 }
-                txn.open_table(journal::CHECKPOINT)
-                    .map_err(err)?
-                    .insert(journal::CHECKPOINT_KEY, journal.last())
-                    .map_err(err)?;
+                checkpoint.insert(journal::CHECKPOINT_KEY, journal.last()).map_err(err)?;
                 Some((journal, file))
             }
         };
