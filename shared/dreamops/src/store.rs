@@ -595,7 +595,9 @@ impl NewIncident {
         if txn.open_table(INCIDENTS).map_err(err)?.get(id).map_err(err)?.is_some() {
             return Ok(false);
         }
-        let seq = next_event(txn, id)?;
+        // An incident's events are written only with it or after it (`commit` needs the incident), and incidents
+        // are never deleted, so a new incident has none yet: its first event is number 0, with no range scan.
+        let seq = 0;
         let team = self.team.as_str();
         put_all(
             txn,

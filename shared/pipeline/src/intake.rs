@@ -102,13 +102,27 @@ struct Event {
     event_type: String,
     occurred_at: Option<String>,
     agent: Option<Reference>,
-    data: Value,
+    data: Data,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Reference {
     id: Option<String>,
     summary: Option<String>,
+}
+
+/// `event.data`: the fields of the incident (or the note) the agent reads; every other field is skipped unread.
+#[derive(Debug, Default)]
+struct Data {
+    id: Scalar,
+    number: Scalar,
+    title: Scalar,
+    urgency: Scalar,
+    html_url: Scalar,
+    created_at: Scalar,
+    service: Option<Reference>,
+    /// An `incident.annotated` note's text.
+    content: Scalar,
 }
 
 #[derive(Debug)]
@@ -122,31 +136,265 @@ struct IncidentData {
     service: Option<Reference>,
 }
 
-/// A scalar as text: strings as they are (empty is absent), numbers and booleans in their JSON form.
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// One field's value as the lenient reader keeps it: a string, a number (in its JSON form), a boolean, or nothing
+/// (absent, null, an object or an array, which are skipped).
+#[derive(Debug, Default)]
+enum Scalar {
+    #[default]
+    None,
+    Str(String),
+    Number(serde_json::Number),
+    Bool(bool),
+}
+
+impl Scalar {
+    /// As text: strings as they are (empty is absent), numbers and booleans in their JSON form.
+    fn text(&self) -> Option<String> {
+        match self {
+            Self::Str(s) if !s.is_empty() => Some(s.clone()),
+            Self::Number(n) => Some(n.to_string()),
+            Self::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A non-negative integer, sent as a number or as a string of digits.
+    fn count(&self) -> Option<u64> {
+        match self {
+            Self::Number(n) => n.as_u64(),
+            Self::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
-/// A non-negative integer, sent as a number or as a string of digits.
-fn count(v: Option<&Value>) -> Option<u64> {
-    match v? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+// The delivery is read straight into these fields rather than into a `serde_json::Value` tree (which allocated a
+// map node per object and a string per field of the whole body, most of it never read): values of fields the
+// agent does not read are skipped as they are parsed. It accepts what the tree did: any JSON type anywhere (a
+// field of an unusable type reads as absent), and a repeated key keeps its last value, as the tree's map did.
+
+/// A JSON object read field by field; any other JSON value reads as `None`.
+struct Object<T>(Option<T>);
+
+/// A type read from a JSON object's fields.
+trait Fields: Default {
+    /// Reads the value of `key` from `map` (with `next_value`), or skips it.
+    fn field<'de, A: serde::de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
+}
+
+fn skip<'de, A: serde::de::MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    map.next_value::<serde::de::IgnoredAny>().map(drop)
+}
+
+impl<'de, T: Fields> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Fields> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = T::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    out.field(&key, &mut map)?;
+                }
+                Ok(Object(Some(out)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Object(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Object(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Object(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Object(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Object(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Object(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Object(None))
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
     }
+}
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v.into()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(serde_json::Number::from_f64(v).map_or(Scalar::None, Scalar::Number))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::None)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::None)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::None)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// The body: `{"event": {...}}`.
+#[derive(Default)]
+struct Body {
+    event: Option<RawEvent>,
+}
+
+#[derive(Default)]
+struct RawEvent {
+    id: Scalar,
+    event_type: Scalar,
+    occurred_at: Scalar,
+    agent: Option<Reference>,
+    data: Data,
 }
 
 /// A `{id, summary}` reference; a bare string is taken as the id.
-fn reference(v: Option<&Value>) -> Option<Reference> {
-    match v? {
-        Value::Object(o) => Some(Reference { id: text(o.get("id")), summary: text(o.get("summary")) }),
-        Value::String(s) if !s.is_empty() => Some(Reference { id: Some(s.clone()), summary: None }),
-        _ => None,
+#[derive(Default)]
+struct RawReference {
+    id: Scalar,
+    summary: Scalar,
+}
+
+/// Reads a reference field: an object, or a bare (non-empty) string taken as the id; anything else is absent.
+fn reference<'de, A: serde::de::MapAccess<'de>>(map: &mut A) -> Result<Option<Reference>, A::Error> {
+    struct Visit;
+    impl<'de> serde::de::DeserializeSeed<'de> for Visit {
+        type Value = Option<Reference>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<Reference>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut r = RawReference::default();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                r.field(&key, &mut map)?;
+            }
+            Ok(Some(Reference { id: r.id.text(), summary: r.summary.text() }))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok((!v.is_empty()).then(|| Reference { id: Some(v.to_owned()), summary: None }))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    map.next_value_seed(Visit)
+}
+
+impl Fields for RawReference {
+    fn field<'de, A: serde::de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "id" => self.id = map.next_value()?,
+            "summary" => self.summary = map.next_value()?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl Fields for Body {
+    fn field<'de, A: serde::de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "event" => self.event = map.next_value::<Object<RawEvent>>()?.0,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl Fields for RawEvent {
+    fn field<'de, A: serde::de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "id" => self.id = map.next_value()?,
+            "event_type" => self.event_type = map.next_value()?,
+            "occurred_at" => self.occurred_at = map.next_value()?,
+            "agent" => self.agent = reference(map)?,
+            "data" => self.data = map.next_value::<Object<Data>>()?.0.unwrap_or_default(),
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl Fields for Data {
+    fn field<'de, A: serde::de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "id" => self.id = map.next_value()?,
+            "number" => self.number = map.next_value()?,
+            "title" => self.title = map.next_value()?,
+            "urgency" => self.urgency = map.next_value()?,
+            "html_url" => self.html_url = map.next_value()?,
+            "created_at" => self.created_at = map.next_value()?,
+            "service" => self.service = reference(map)?,
+            "content" => self.content = map.next_value()?,
+            _ => skip(map)?,
+        }
+        Ok(())
     }
 }
 
@@ -156,20 +404,20 @@ fn valid_event_type(t: &str) -> bool {
 }
 
 fn parse_event(body: &[u8]) -> Result<Event, Reply> {
-    let v: Value = serde_json::from_slice(body)
+    let body: Object<Body> = serde_json::from_slice(body)
         .map_err(|e| Reply::error(400, "malformed_json", format!("body is not a PagerDuty v3 webhook: {e}")))?;
-    let Some(ev) = v.get("event").filter(|e| e.is_object()) else {
+    let Some(ev) = body.0.and_then(|b| b.event) else {
         return Err(Reply::error(400, "malformed_json", "body is not a PagerDuty v3 webhook: no `event` object"));
     };
-    let Some(event_type) = ev.get("event_type").and_then(Value::as_str).filter(|t| valid_event_type(t)) else {
+    let Some(event_type) = ev.event_type.as_str().filter(|t| valid_event_type(t)) else {
         return Err(Reply::error(400, "malformed_json", "event.event_type is missing or not an event type"));
     };
     Ok(Event {
-        id: text(ev.get("id")).unwrap_or_default(),
+        id: ev.id.text().unwrap_or_default(),
         event_type: event_type.to_owned(),
-        occurred_at: text(ev.get("occurred_at")),
-        agent: reference(ev.get("agent")),
-        data: ev.get("data").cloned().unwrap_or(Value::Null),
+        occurred_at: ev.occurred_at.text(),
+        agent: ev.agent,
+        data: ev.data,
     })
 }
 
@@ -236,7 +484,7 @@ pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
         "incident.triggered" | "incident.reopened" => trigger(deps, &team, webhook_id, &ev).await,
         "incident.acknowledged" | "incident.resolved" => human_update(deps, &team, webhook_id, &ev).await,
         "incident.annotated" => {
-            let content = ev.data.get("content").and_then(Value::as_str).unwrap_or_default();
+            let content = ev.data.content.as_str().unwrap_or_default();
             if content.starts_with(NOTE_PREFIX) {
                 Reply::accepted("ignored", json!({"reason": "own_echo"}))
             } else {
@@ -249,7 +497,7 @@ pub async fn pagerduty(deps: &Deps, req: WebhookRequest<'_>) -> Reply {
 
 fn incident_data(ev: &Event) -> Result<IncidentData, Reply> {
     let d = &ev.data;
-    let Some(id) = text(d.get("id")).filter(|id| id.len() <= 200) else {
+    let Some(id) = d.id.text().filter(|id| id.len() <= 200) else {
         return Err(Reply::error(
             400,
             "invalid_event",
@@ -258,12 +506,12 @@ fn incident_data(ev: &Event) -> Result<IncidentData, Reply> {
     };
     Ok(IncidentData {
         id,
-        number: count(d.get("number")),
-        title: text(d.get("title")),
-        urgency: text(d.get("urgency")),
-        html_url: text(d.get("html_url")),
-        created_at: text(d.get("created_at")),
-        service: reference(d.get("service")),
+        number: d.number.count(),
+        title: d.title.text(),
+        urgency: d.urgency.text(),
+        html_url: d.html_url.text(),
+        created_at: d.created_at.text(),
+        service: d.service.clone(),
     })
 }
 
@@ -503,5 +751,78 @@ mod tests {
         assert_eq!(incident_id_for(&t, "w1"), incident_id_for(&t, "w1"));
         assert_ne!(incident_id_for(&t, "w1"), incident_id_for(&t, "w2"));
         assert_ne!(incident_id_for(&t, "w1"), incident_id_for(&TeamId::parse("other").unwrap(), "w1"));
+    }
+
+    fn parsed(body: &str) -> Result<(Event, IncidentData), String> {
+        let ev = parse_event(body.as_bytes()).map_err(|r| r.body["error"]["code"].to_string())?;
+        let data = incident_data(&ev).map_err(|r| r.body["error"]["code"].to_string())?;
+        Ok((ev, data))
+    }
+
+    #[test]
+    fn the_event_is_read_leniently_field_by_field() {
+        // Numbers as text, text as numbers, references as bare ids, unusable types read as absent.
+        let (ev, d) = parsed(
+            r#"{"x":[1,{"y":null}],"event":{"id":42,"event_type":"incident.triggered","occurred_at":null,
+                "agent":"PBOT","client":{"a":[[]]},
+                "data":{"id":"Q1","number":"7","title":12.5,"urgency":true,"html_url":{"u":1},"created_at":[],
+                        "service":{"id":9,"summary":"web","extra":{"deep":[1,2,3]}},"assignees":[{"id":"U"}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!((ev.id.as_str(), ev.event_type.as_str(), ev.occurred_at), ("42", "incident.triggered", None));
+        let agent = ev.agent.unwrap();
+        assert_eq!((agent.id.as_deref(), agent.summary), (Some("PBOT"), None));
+        assert_eq!((d.id.as_str(), d.number), ("Q1", Some(7)));
+        assert_eq!((d.title.as_deref(), d.urgency.as_deref()), (Some("12.5"), Some("true")));
+        assert_eq!((d.html_url, d.created_at), (None, None));
+        let service = d.service.unwrap();
+        assert_eq!((service.id.as_deref(), service.summary.as_deref()), (Some("9"), Some("web")));
+
+        // A repeated key keeps its last value (as a JSON object map does), at every level.
+        let (ev, d) = parsed(
+            r#"{"event":{"event_type":"incident.acknowledged","event_type":"incident.resolved",
+                "data":{"id":"A","id":"B","service":"S1","service":["x"]}}}"#,
+        )
+        .unwrap();
+        assert_eq!((ev.event_type.as_str(), d.id.as_str()), ("incident.resolved", "B"));
+        assert!(d.service.is_none(), "the last `service` was an array");
+
+        // Text is kept as sent: escapes decoded, bidi and control characters included.
+        let (_, d) =
+            parsed(r#"{"event":{"event_type":"incident.triggered","data":{"id":"Q\u202e1","title":"a\tb\u0000"}}}"#)
+                .unwrap();
+        assert_eq!((d.id.as_str(), d.title.as_deref()), ("Q\u{202e}1", Some("a\tb\u{0}")));
+
+        // An annotation's text is read only when it is text.
+        let ev =
+            parse_event(br#"{"event":{"event_type":"incident.annotated","data":{"content":"[DreamOps] x"}}}"#).unwrap();
+        assert_eq!(ev.data.content.as_str(), Some("[DreamOps] x"));
+        let ev = parse_event(br#"{"event":{"event_type":"incident.annotated","data":{"content":5}}}"#).unwrap();
+        assert_eq!(ev.data.content.as_str(), None);
+    }
+
+    #[test]
+    fn only_the_event_type_and_the_incident_id_are_required() {
+        let malformed = "\"malformed_json\"";
+        for body in ["", "[]", "null", "\"event\"", "{}", r#"{"event":[]}"#, r#"{"event":"incident.triggered"}"#] {
+            assert_eq!(parsed(body).err().as_deref(), Some(malformed), "{body}");
+        }
+        for body in [
+            r#"{"event":{"data":{"id":"Q"}}}"#,
+            r#"{"event":{"event_type":7,"data":{"id":"Q"}}}"#,
+            r#"{"event":{"event_type":"incident triggered","data":{"id":"Q"}}}"#,
+            r#"{"event":{"event_type":"incident.triggered","data":{"id":"Q"}} "#,
+            r#"{"event":{"event_type":"incident.triggered","data":{"id":"Q"}}} trailing"#,
+        ] {
+            assert_eq!(parsed(body).err().as_deref(), Some(malformed), "{body}");
+        }
+        let invalid = "\"invalid_event\"";
+        for data in ["", r#","data":null"#, r#","data":{"id":null}"#, r#","data":{"id":""}"#, r#","data":{"id":{}}"#] {
+            let body = format!(r#"{{"event":{{"event_type":"incident.triggered"{data}}}}}"#);
+            assert_eq!(parsed(&body).err().as_deref(), Some(invalid), "{body}");
+        }
+        let long =
+            format!(r#"{{"event":{{"event_type":"incident.triggered","data":{{"id":"{}"}}}}}}"#, "Q".repeat(201));
+        assert_eq!(parsed(&long).err().as_deref(), Some(invalid));
     }
 }
