@@ -180,8 +180,22 @@ impl Scalar {
 // agent does not read are skipped as they are parsed. It accepts what the tree did: any JSON type anywhere (a
 // field of an unusable type reads as absent), and a repeated key keeps its last value, as the tree's map did.
 
-/// A JSON object read field by field; any other JSON value reads as `None`.
-struct Object<T>(Option<T>);
+/// One JSON value as the lenient reader reads it: an object field by field into `T`, anything else as a [`Scalar`]
+/// (arrays are skipped and read as [`Scalar::None`]).
+enum Json<T> {
+    Object(T),
+    Scalar(Scalar),
+}
+
+impl<T> Json<T> {
+    /// The object, or `None` for any other JSON value.
+    fn object(self) -> Option<T> {
+        match self {
+            Self::Object(t) => Some(t),
+            Self::Scalar(_) => None,
+        }
+    }
+}
 
 /// A type read from a JSON object's fields.
 trait Fields: Default {
@@ -193,11 +207,21 @@ fn skip<'de, A: serde::de::MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> 
     map.next_value::<serde::de::IgnoredAny>().map(drop)
 }
 
-impl<'de, T: Fields> serde::Deserialize<'de> for Object<T> {
+/// An object none of whose fields is read.
+#[derive(Default)]
+struct Skipped;
+
+impl Fields for Skipped {
+    fn field<'de, A: serde::de::MapAccess<'de>>(&mut self, _: &str, map: &mut A) -> Result<(), A::Error> {
+        skip(map)
+    }
+}
+
+impl<'de, T: Fields> serde::Deserialize<'de> for Json<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visit<T>(std::marker::PhantomData<T>);
         impl<'de, T: Fields> serde::de::Visitor<'de> for Visit<T> {
-            type Value = Object<T>;
+            type Value = Json<T>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
@@ -206,29 +230,32 @@ impl<'de, T: Fields> serde::Deserialize<'de> for Object<T> {
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     out.field(&key, &mut map)?;
                 }
-                Ok(Object(Some(out)))
+                Ok(Json::Object(out))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Object(None))
+                Ok(Json::Scalar(Scalar::None))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Object(None))
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Json::Scalar(Scalar::Str(v.to_owned())))
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Object(None))
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Json::Scalar(Scalar::Str(v)))
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Object(None))
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Json::Scalar(Scalar::Number(v.into())))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Object(None))
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Json::Scalar(Scalar::Number(v.into())))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Object(None))
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Json::Scalar(serde_json::Number::from_f64(v).map_or(Scalar::None, Scalar::Number)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Json::Scalar(Scalar::Bool(v)))
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Object(None))
+                Ok(Json::Scalar(Scalar::None))
             }
         }
         d.deserialize_any(Visit(std::marker::PhantomData))
@@ -237,43 +264,10 @@ impl<'de, T: Fields> serde::Deserialize<'de> for Object<T> {
 
 impl<'de> serde::Deserialize<'de> for Scalar {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v.to_owned()))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar::Number(v.into()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar::Number(v.into()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(serde_json::Number::from_f64(v).map_or(Scalar::None, Scalar::Number))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar::Bool(v))
-            }
-            fn visit_unit<E>(self) -> Result<Scalar, E> {
-                Ok(Scalar::None)
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
-                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Scalar::None)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Scalar::None)
-            }
-        }
-        d.deserialize_any(Visit)
+        Ok(match Json::<Skipped>::deserialize(d)? {
+            Json::Scalar(s) => s,
+            Json::Object(Skipped) => Scalar::None,
+        })
     }
 }
 
@@ -301,49 +295,11 @@ struct RawReference {
 
 /// Reads a reference field: an object, or a bare (non-empty) string taken as the id; anything else is absent.
 fn reference<'de, A: serde::de::MapAccess<'de>>(map: &mut A) -> Result<Option<Reference>, A::Error> {
-    struct Visit;
-    impl<'de> serde::de::DeserializeSeed<'de> for Visit {
-        type Value = Option<Reference>;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    impl<'de> serde::de::Visitor<'de> for Visit {
-        type Value = Option<Reference>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut r = RawReference::default();
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                r.field(&key, &mut map)?;
-            }
-            Ok(Some(Reference { id: r.id.text(), summary: r.summary.text() }))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-            Ok((!v.is_empty()).then(|| Reference { id: Some(v.to_owned()), summary: None }))
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-    map.next_value_seed(Visit)
+    Ok(match map.next_value::<Json<RawReference>>()? {
+        Json::Object(r) => Some(Reference { id: r.id.text(), summary: r.summary.text() }),
+        Json::Scalar(Scalar::Str(id)) if !id.is_empty() => Some(Reference { id: Some(id), summary: None }),
+        Json::Scalar(_) => None,
+    })
 }
 
 impl Fields for RawReference {
@@ -360,7 +316,7 @@ impl Fields for RawReference {
 impl Fields for Body {
     fn field<'de, A: serde::de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
-            "event" => self.event = map.next_value::<Object<RawEvent>>()?.0,
+            "event" => self.event = map.next_value::<Json<RawEvent>>()?.object(),
             _ => skip(map)?,
         }
         Ok(())
@@ -374,7 +330,7 @@ impl Fields for RawEvent {
             "event_type" => self.event_type = map.next_value()?,
             "occurred_at" => self.occurred_at = map.next_value()?,
             "agent" => self.agent = reference(map)?,
-            "data" => self.data = map.next_value::<Object<Data>>()?.0.unwrap_or_default(),
+            "data" => self.data = map.next_value::<Json<Data>>()?.object().unwrap_or_default(),
             _ => skip(map)?,
         }
         Ok(())
@@ -404,9 +360,9 @@ fn valid_event_type(t: &str) -> bool {
 }
 
 fn parse_event(body: &[u8]) -> Result<Event, Reply> {
-    let body: Object<Body> = serde_json::from_slice(body)
+    let body: Json<Body> = serde_json::from_slice(body)
         .map_err(|e| Reply::error(400, "malformed_json", format!("body is not a PagerDuty v3 webhook: {e}")))?;
-    let Some(ev) = body.0.and_then(|b| b.event) else {
+    let Some(ev) = body.object().and_then(|b| b.event) else {
         return Err(Reply::error(400, "malformed_json", "body is not a PagerDuty v3 webhook: no `event` object"));
     };
     let Some(event_type) = ev.event_type.as_str().filter(|t| valid_event_type(t)) else {
