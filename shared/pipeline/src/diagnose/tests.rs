@@ -400,6 +400,12 @@ fn trends_read_baselines_in_any_shape() {
     near("down 70% since 14:05", 0.3);
     near("60% lower than the same window yesterday", 0.4);
     near("120, was 400 two hours ago", 0.3);
+    // Units of one dimension compare by size: the larger latency or memory is the larger, whatever it is written in.
+    near("p99 2.4 s, up from 300 ms", 8.0);
+    near("2.4 seconds (300ms an hour ago)", 8.0);
+    near("1.5 GiB, was 512 MiB at start", 3.0);
+    near("180 µs vs 1.2 ms yesterday", 0.15);
+    near("from 300 to 2,400 ms", 8.0);
     assert_eq!(trend("well above normal for a Tuesday"), Some(Trend::Rising(1.5)));
     assert_eq!(trend("no spike; 1,200 across the day"), None);
     for flat in [

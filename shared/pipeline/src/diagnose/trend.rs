@@ -133,13 +133,74 @@ const DURATION_UNITS: &[&str] = &[
 const IDENTIFIER_WORDS: &[&str] =
     &["revision", "release", "rev", "version", "build", "#", "pr", "v", "node", "pod", "replica", "shard", "step"];
 
-/// A measurement in the text: where it starts and ends, its value, and whether it is a multiple (`3.3x`).
+/// A measurement in the text: where it starts and ends, its value, whether it is a multiple (`3.3x`), and the unit
+/// it was written in when that unit has a known size.
 #[derive(Debug, Clone, Copy)]
 struct Num {
     start: usize,
     end: usize,
     value: f64,
     multiple: bool,
+    unit: Option<Unit>,
+}
+
+/// What a unit measures: two numbers compare by their units' sizes only when they measure the same thing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dimension {
+    Time,
+    Bytes,
+}
+
+/// A unit with a known size in its dimension's base (seconds, bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Unit {
+    dimension: Dimension,
+    scale: f64,
+}
+
+/// Units whose size is known. A write-up compares latency and memory across units ("2.4 s, up from 300 ms",
+/// "1.2 GiB, was 800 MiB"): read without them, the larger value would look like the smaller one.
+const UNITS: &[(&str, Dimension, f64)] = &[
+    ("ns", Dimension::Time, 1e-9),
+    ("µs", Dimension::Time, 1e-6),
+    ("us", Dimension::Time, 1e-6),
+    ("ms", Dimension::Time, 1e-3),
+    ("s", Dimension::Time, 1.0),
+    ("sec", Dimension::Time, 1.0),
+    ("secs", Dimension::Time, 1.0),
+    ("second", Dimension::Time, 1.0),
+    ("seconds", Dimension::Time, 1.0),
+    ("bytes", Dimension::Bytes, 1.0),
+    ("kb", Dimension::Bytes, 1e3),
+    ("mb", Dimension::Bytes, 1e6),
+    ("gb", Dimension::Bytes, 1e9),
+    ("tb", Dimension::Bytes, 1e12),
+    ("kib", Dimension::Bytes, 1024.0),
+    ("mib", Dimension::Bytes, 1_048_576.0),
+    ("gib", Dimension::Bytes, 1_073_741_824.0),
+    ("tib", Dimension::Bytes, 1_099_511_627_776.0),
+    ("ki", Dimension::Bytes, 1024.0),
+    ("mi", Dimension::Bytes, 1_048_576.0),
+    ("gi", Dimension::Bytes, 1_073_741_824.0),
+    ("ti", Dimension::Bytes, 1_099_511_627_776.0),
+];
+
+/// The unit written right after a number ("300ms", "2.4 s", "1.2GiB"), when its size is known.
+fn unit_after(rest: &str) -> Option<Unit> {
+    let rest = rest.strip_prefix([' ', '\u{a0}']).unwrap_or(rest);
+    let word: &str = &rest[..rest.find(|c: char| !c.is_alphabetic()).unwrap_or(rest.len())];
+    UNITS.iter().find(|(name, ..)| *name == word).map(|&(_, dimension, scale)| Unit { dimension, scale })
+}
+
+/// Spelled-out seconds are a duration ("for 30 seconds") unless the text also measures time below a second
+/// ("2.4 seconds, up from 300 ms"): then they are a latency compared with it.
+fn measures_subsecond_time(lower: &str) -> bool {
+    let b = lower.as_bytes();
+    lower.char_indices().any(|(at, _)| {
+        at > 0
+            && b[at - 1].is_ascii_digit()
+            && unit_after(&lower[at..]).is_some_and(|u| u.dimension == Dimension::Time && u.scale < 1.0)
+    })
 }
 
 /// Words after "N times" that make it a multiple of a baseline ("30 times higher", "4 times the usual").
@@ -149,11 +210,12 @@ const TIMES_UP: &[&str] = &[
 /// Words after "N times" that make it a fraction of a baseline ("3 times lower").
 const TIMES_DOWN: &[&str] = &["lower", "less", "fewer", "smaller"];
 
-/// The measurements in a text: `2,050`, `410k` (×1000), `1.6ms` (unit ignored), `3.3x` (a multiple). Clock times (`18:30`), dates (`2026-11-28`), versions (`4.2.0`, `v88`) and
-/// durations ("2 weeks", "7-day") are left out.
+/// The measurements in a text: `2,050`, `410k` (×1000), `1.6ms` (its unit kept), `3.3x` (a multiple). Clock times
+/// (`18:30`), dates (`2026-11-28`), versions (`4.2.0`, `v88`) and durations ("2 weeks", "7-day") are left out.
 fn numbers(lower: &str) -> Vec<Num> {
     let b = lower.as_bytes();
     let mut out = Vec::new();
+    let subsecond = measures_subsecond_time(lower);
     let mut i = 0;
     while i < b.len() {
         let starts = b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'));
@@ -188,9 +250,12 @@ fn numbers(lower: &str) -> Vec<Num> {
                 && before.len().checked_sub(w.len() + 1).is_none_or(|p| !before.as_bytes()[p].is_ascii_alphanumeric())
         });
         let rest = lower[end..].trim_start_matches(['-', ' ']);
-        let duration = DURATION_UNITS
-            .iter()
-            .any(|u| rest.strip_prefix(u).is_some_and(|after| !after.starts_with(|c: char| c.is_ascii_alphabetic())));
+        let unit = unit_after(&lower[end..]);
+        let latency = subsecond && unit.is_some_and(|u| u.dimension == Dimension::Time);
+        let duration = !latency
+            && DURATION_UNITS.iter().any(|u| {
+                rest.strip_prefix(u).is_some_and(|after| !after.starts_with(|c: char| c.is_ascii_alphabetic()))
+            });
         if clock_or_date || version || identifier || duration {
             continue;
         }
@@ -215,7 +280,7 @@ fn numbers(lower: &str) -> Vec<Num> {
                 (value, multiple) = (1.0 / value, true);
             }
         }
-        out.push(Num { start, end, value, multiple });
+        out.push(Num { start, end, value, multiple, unit: unit.filter(|_| !multiple) });
     }
     out
 }
@@ -331,7 +396,13 @@ fn against_baseline(lower: &str, nums: &[Num]) -> Option<f64> {
     };
     let baseline = (0..plain.len()).find(|&i| is_baseline(i))?;
     let current = (0..plain.len()).find(|&i| i != baseline && !is_baseline(i))?;
-    let (c, b) = (plain[current].value, plain[baseline].value);
+    let (c, b) = (plain[current], plain[baseline]);
+    // Both in units of one dimension: compare sizes ("2.4 s" against "300 ms"). Otherwise a unit written once
+    // ("from 300 to 2,400 ms") is shared, and the numbers compare as written.
+    let (c, b) = match (c.unit, b.unit) {
+        (Some(cu), Some(bu)) if cu.dimension == bu.dimension => (c.value * cu.scale, b.value * bu.scale),
+        _ => (c.value, b.value),
+    };
     (b > 0.0).then(|| c / b)
 }
 
