@@ -697,6 +697,8 @@ fn memory_per_time(clause: &str) -> bool {
         at.checked_sub(1).is_none_or(|p| !b[p].is_ascii_digit())
             && after_unit.is_some_and(|t| {
                 let t = t.trim_start_matches(['b', 'B']);
+                // "28Mi more every day", "5Mi extra an hour": the rate may carry one word before its period.
+                let t = [" more", " extra", " added", " higher"].iter().find_map(|w| t.strip_prefix(w)).unwrap_or(t);
                 PER.iter().any(|p| t.starts_with(p) || t.starts_with(p.trim_start()))
             })
     })
@@ -755,11 +757,30 @@ impl Facts<'_> {
                 .unwrap_or_default()
         };
         let (now_tags, old_tags) = (tags(self.current), tags(self.previous));
+        // A revision named by number ("over the 63 days of revision 7") is as much a version as an image tag.
+        let numbers = |r: Option<&Revision>| -> Vec<String> {
+            r.map(|r| vec![format!("revision {}", r.revision), format!("rev {}", r.revision)]).unwrap_or_default()
+        };
+        let (now_revs, old_revs) = (numbers(self.current), numbers(self.previous));
         let about_earlier = |clause: &str| {
             let names = |ts: &[String]| ts.iter().any(|t| t.len() >= 2 && clause.contains(t.as_str()));
-            contains_any(clause, EARLIER) || (names(&old_tags) && !names(&now_tags))
+            let names_revision = |rs: &[String]| {
+                rs.iter().any(|r| {
+                    clause
+                        .match_indices(r.as_str())
+                        .any(|(at, w)| !clause[at + w.len()..].starts_with(|c: char| c.is_ascii_digit()))
+                })
+            };
+            contains_any(clause, EARLIER)
+                || (names(&old_tags) && !names(&now_tags))
+                || (names_revision(&old_revs) && !names_revision(&now_revs))
         };
         for (k, v) in own.chain(metrics) {
+            // A metric whose name says it is about an earlier version ("memory before the upgrade", "memory on the
+            // previous release") describes the baseline in every clause, whatever the clauses say.
+            if about_earlier(&k.to_ascii_lowercase()) {
+                continue;
+            }
             let lower = v.to_ascii_lowercase();
             for clause in lower.split([';', '\n']).flat_map(|c| c.split(". ")).filter(|c| !about_earlier(c)) {
                 // "never drops back", "does not fall back": the negation of a bounded shape is growth.

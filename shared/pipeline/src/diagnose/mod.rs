@@ -194,6 +194,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::network,
     rules::unresolvable_host,
     rules::stale_connections,
+    rules::dependency_exhausted_by_release,
     rules::dependency,
     rules::dead_connection,
     rules::crash_after_rollout,

@@ -1291,17 +1291,27 @@ pub fn certificate(f: &Facts<'_>) -> Option<Finding> {
         evidence.push(format!("alert {}", f.s.alert.alertname.as_deref().unwrap_or_default()));
     }
     // A Secret written after the pods started (cert-manager's renewal, a manual re-issue) holds the new certificate,
-    // however long ago: a process that reads its certificate once at start serves the old one until it restarts.
-    let renewed = f.changes_after_pods_started(&["Secret"]).find(|c| !lower_has(&c.summary, &["created"]));
+    // however long ago: a process that reads its certificate once at start serves the old one until it restarts. The
+    // renewal may be recorded on the Secret or on the Certificate object that writes it ("renewed", "re-issued").
+    let renewed =
+        f.changes_after_pods_started(&["Secret"]).find(|c| !lower_has(&c.summary, &["created"])).or_else(|| {
+            f.changes_after_pods_started(&["Certificate"])
+                .find(|c| lower_has(&c.summary, &["renewed", "re-issued", "reissued", "issued"]))
+        });
     if let (Some(c), Some(target)) = (renewed, f.target()) {
         evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, c.summary));
         evidence.push("the pods started before the renewal and still serve the old certificate".into());
+        let expired = if f.alert_text.contains("expires in") || f.alert_text.contains("expiring") {
+            "The served certificate is about to expire"
+        } else {
+            "The certificate expired"
+        };
         return Some(Finding::act(
             Category::CertificateExpired,
             "certificate-renewed-not-loaded",
             format!(
-                "The certificate expired, but {} was already renewed {} ago; the pods started earlier and still serve \
-                 the old certificate. A rolling restart reloads the renewed one.",
+                "{expired}, but {} was already renewed {} ago; the pods started earlier and still serve the old \
+                 certificate. A rolling restart reloads the renewed one.",
                 c.object, c.age
             ),
             evidence,
@@ -1686,6 +1696,48 @@ const DNS_LOOKUP_FAILURES: &[&str] = &[
     ":53: server misbehaving",
     "temporary failure in name resolution",
 ];
+
+/// A dependency out of a shared, per-client resource: its connection slots.
+const CONNECTIONS_EXHAUSTED: &[&str] = &[
+    "max_connections",
+    "too many connections",
+    "too many clients",
+    "remaining connection slots",
+    "connection limit",
+    "connections in use",
+    "idle in transaction",
+    "maxclients",
+];
+
+/// A dependency that is degraded because its connection slots are used up, when it names this workload as the
+/// client holding them and the workload's current revision came just before (with a healthy one before it) while
+/// demand is not up: the release holds connections it does not give back (a leak in an error path, a new cache
+/// layer that pins them). The dependency is the victim, not the cause, so escalating to its owner would leave the
+/// fault in place, and scaling out would open more connections against a database already at its limit. Rolling
+/// back releases them. Without the recent revision, or with demand up, the dependency rule decides.
+pub fn dependency_exhausted_by_release(f: &Facts<'_>) -> Option<Finding> {
+    let workload = f.s.observations.workload.as_ref()?.name.to_ascii_lowercase();
+    // The workload's name as a whole word: "web" is not named by "web-frontend".
+    let names_workload = |text: &str| {
+        let part = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        text.match_indices(workload.as_str())
+            .any(|(at, w)| !part(text[..at].chars().next_back()) && !part(text[at + w.len()..].chars().next()))
+    };
+    let d = f.dependencies().iter().find(|d| {
+        let evidence = d.evidence.to_ascii_lowercase();
+        dependency_down(d) && contains_any(&evidence, CONNECTIONS_EXHAUSTED) && names_workload(&evidence)
+    })?;
+    if !f.recent_rollout() || f.demand_rise().is_some() {
+        return None;
+    }
+    let evidence = vec![format!("dependency {} ({}): {} — {}", d.name, d.kind, d.status, quote(&d.evidence))];
+    let what = format!(
+        "{} has run out of connections, and the connections it names are held by {} itself, with demand not up: the \
+         release holds connections it does not release, and the dependency is its victim.",
+        d.name, workload
+    );
+    rollback_to_previous(f, Category::BadDeployRegression, "dependency-exhausted-by-release", &what, evidence)
+}
 
 /// A downstream system is down, slow or unreachable.
 pub fn dependency(f: &Facts<'_>) -> Option<Finding> {
@@ -2270,7 +2322,6 @@ pub fn memory_near_limit(f: &Facts<'_>) -> Option<Finding> {
     if uptime < 3600 || uptime == u64::MAX {
         return None;
     }
-    let target = f.target()?;
     let mut evidence = vec![format!(
         "pod {} container {} memory at {:.0}% of its limit after {}",
         p.name,
@@ -2281,6 +2332,30 @@ pub fn memory_near_limit(f: &Facts<'_>) -> Option<Finding> {
     if let Some(trend) = c.usage.as_ref().and_then(|u| u.get("trend")) {
         evidence.push(format!("trend: {}", quote(trend)));
     }
+    // A StatefulSet or DaemonSet leaks the same way, but the agent restarts only Deployments: say what a restart
+    // would do and leave it to a human, when the observations show the growth with uptime.
+    let Some(target) = f.target() else {
+        let w = f.s.observations.workload.as_ref()?;
+        let (MemoryShape::Grows, shape) = f.memory_shape(c)? else { return None };
+        evidence.push(format!("memory over uptime: {shape}"));
+        return Some(Finding::escalate(
+            Category::MemoryLeak,
+            "memory-near-limit-not-a-deployment",
+            format!(
+                "Container {} of {} {} is at {:.0}% of its memory limit after {} of uptime with no OOM kill yet, and \
+                 its memory grows with uptime (a leak). A rolling restart of the {} would reset it before the OOM \
+                 kill, but the agent restarts only Deployments: a human must restart it, and the leak needs a code fix.",
+                c.name,
+                w.kind.as_str(),
+                w.name,
+                frac * 100.0,
+                p.age.as_deref().unwrap_or("?"),
+                w.kind.as_str()
+            ),
+            evidence,
+            0.8,
+        ));
+    };
     Some(Finding::act(
         Category::MemoryLeak,
         "memory-near-limit",

@@ -1654,3 +1654,102 @@ fn an_informational_alert_on_a_healthy_workload_is_a_noop_but_not_with_a_symptom
     set(&mut v, "/alert/severity", json!("critical"));
     assert_ne!(run(&v).proposal.action, ActionKind::Noop);
 }
+
+/// A metric named for an earlier version describes the baseline in all its clauses: "memory before the upgrade:
+/// flat over revision 6" does not make the current revision's growth bounded.
+#[test]
+fn a_metric_about_the_previous_revision_is_its_baseline_not_the_shape_now() {
+    let mut v = healthy();
+    set(&mut v, "/observations/rollout_history/0/age", json!("2d"));
+    oom_after(&mut v, "2024-12-30T10:00:00Z", "");
+    set(&mut v, "/observations/pods/0/containers/0/usage", json!({"memory": "220Mi"}));
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"app memory before the upgrade": "flat at 90Mi for 40 days",
+               "app memory by pod": "rising about 10Mi an hour since each pod started"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::MemoryLeak, ActionKind::Rollback), "{}", d.summary);
+    // A clause that names the previous revision by number is about it too.
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"app memory": "flat at 90Mi over revision 6; rising 10Mi an hour now"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::MemoryLeak, ActionKind::Rollback), "{}", d.summary);
+    // The same clause about the running revision is its shape: flat memory and an OOM after days is a limit.
+    set(&mut v, "/observations/metrics", json!({"app memory": "flat at 400-500Mi over revision 7, peaks with work"}));
+    let d = run(&v);
+    assert_eq!(d.category, Category::OomLimitTooLow, "{}", d.summary);
+}
+
+/// A leak near the limit of a workload the agent cannot restart (a DaemonSet) is named and handed over, not left
+/// unexplained; a memory level near the limit with no growth is not called a leak there.
+#[test]
+fn a_leak_near_the_limit_of_a_daemonset_is_escalated_as_a_leak() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/kind", json!("DaemonSet"));
+    set(&mut v, "/observations/pods/0/owner", json!("DaemonSet/web"));
+    set(&mut v, "/observations/pods/0/age", json!("11d"));
+    set(&mut v, "/observations/pods/0/containers/0/usage", json!({"cpu": "40m", "memory": "476Mi"}));
+    set(&mut v, "/observations/metrics", json!({"agent memory": "170Mi at start, about 28Mi more every day"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::MemoryLeak, ActionKind::Escalate), "{}", d.summary);
+    assert!(d.summary.contains("only Deployments"), "{}", d.summary);
+    set(&mut v, "/observations/metrics", json!({"agent memory": "flat at 470-480Mi since start"}));
+    assert_ne!(run(&v).category, Category::MemoryLeak);
+}
+
+/// A renewal recorded on the Certificate object after the pods started is a renewed certificate on disk, also
+/// before the served one has expired; a Certificate that was only created is not.
+#[test]
+fn a_certificate_renewed_by_its_certificate_object_restarts_before_it_expires() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/age", json!("90d"));
+    set(&mut v, "/observations/pods/1/age", json!("90d"));
+    set(&mut v, "/observations/rollout_history/0/age", json!("90d"));
+    set(&mut v, "/alert/alertname", json!("ProbeSSLCertificateExpiry"));
+    set(&mut v, "/alert/details", json!("The certificate served at https://shop.example expires in 30h."));
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "20d", "kind": "Certificate", "object": "shop/web-tls", "summary": "created"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::CertificateExpired, ActionKind::Escalate));
+    set(&mut v, "/observations/recent_changes/0/summary", json!("renewed by cert-manager, Secret web-tls updated"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::CertificateExpired, ActionKind::Restart));
+    assert!(d.summary.contains("about to expire"), "{}", d.summary);
+}
+
+/// A database out of connections that names this workload as their holder, right after its rollout and with demand
+/// not up, is the release's leak: roll back. Held by another client, or with demand up, or with no recent rollout,
+/// the dependency is the fault and a human decides.
+#[test]
+fn connections_exhausted_by_the_workload_itself_after_its_rollout_roll_back() {
+    let mut v = healthy();
+    recent_rollout(&mut v);
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "orders-db", "kind": "postgresql", "status": "degraded",
+                "evidence": "max_connections 100 reached; 70 connections from web idle in transaction"}]),
+    );
+    set(&mut v, "/observations/metrics", json!({"requests per second": "1,300, up from 1,100 yesterday"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+    // Another client's connections ("web-frontend" is not "web"): the dependency's owner must act.
+    let mut other = v.clone();
+    set(&mut other, "/observations/dependencies/0/evidence", json!("max_connections reached; 70 from web-frontend"));
+    assert_eq!(run(&other).category, Category::DependencyFailure);
+    // Demand tripled: the connections may be legitimate load.
+    let mut busy = v.clone();
+    set(&mut busy, "/observations/metrics", json!({"requests per second": "3,300, up from 1,100 yesterday"}));
+    assert_ne!(run(&busy).proposal.action, ActionKind::Rollback);
+    // No recent rollout: nothing to undo.
+    set(&mut v, "/observations/rollout_history/0/age", json!("20d"));
+    assert_eq!(run(&v).category, Category::DependencyFailure);
+}
