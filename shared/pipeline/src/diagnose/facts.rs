@@ -34,6 +34,11 @@ pub const CONFIG_SIGNATURES: &[&str] = &[
     "invalid argument",
     "mapping values are not allowed",
     "unknown field",
+    // The process rejects the value of a setting ("invalid value for PRICING_TABLE", "unrecognized option").
+    "invalid value for",
+    "illegal value for",
+    "unsupported value",
+    "unrecognized option",
     // A filesystem the spec mounts read-only or with the wrong owner (securityContext, volume permissions).
     "permission denied",
     "read-only file system",
@@ -587,6 +592,11 @@ impl Facts<'_> {
     }
 
     /// The strongest rise in a latency metric (p50/p95/p99, response or request time) against its own baseline.
+    /// A latency metric says latency is at its usual level.
+    pub fn latency_flat(&self) -> bool {
+        self.metric_trends(is_latency_metric).any(|(.., t)| t == Trend::Flat)
+    }
+
     pub fn latency_rise(&self) -> Option<(f64, String)> {
         self.strongest_rise(is_latency_metric)
     }
@@ -814,9 +824,10 @@ impl Facts<'_> {
     /// The observations date the fault from a rollout: a metric or note says it began since, after, or (for a
     /// baseline) before a revision, release or upgrade.
     pub fn onset_tied_to_rollout(&self) -> bool {
-        let o = &self.s.observations;
-        let texts = o.metrics.values().filter_map(|v| v.as_str()).chain(o.other.as_deref());
-        texts.map(str::to_ascii_lowercase).any(|t| {
+        if self.fault_predates_rollout() {
+            return false;
+        }
+        self.texts().any(|t| {
             ONSET_MARKERS.iter().any(|m| {
                 t.match_indices(m).any(|(at, _)| {
                     let rest: String = t[at + m.len()..].chars().take(40).collect();
@@ -826,10 +837,41 @@ impl Facts<'_> {
         })
     }
 
+    /// The metrics' values and the free-form note, lower-cased: where write-ups date a fault.
+    fn texts(&self) -> impl Iterator<Item = String> + '_ {
+        let o = &self.s.observations;
+        o.metrics.values().filter_map(|v| v.as_str()).chain(o.other.as_deref()).map(str::to_ascii_lowercase)
+    }
+
+    /// The observations say the fault began before the current rollout ("failures started before revision 41",
+    /// "the errors predate the release"): the revision cannot have caused it, however recent it is. "Before" dates a
+    /// baseline too ("1.6ms before revision 88"); only a start, a fault or "already" before it makes it the fault's.
+    pub fn fault_predates_rollout(&self) -> bool {
+        const STARTS: &[&str] =
+            &["start", "began", "begun", "appeared", "already", "first seen", "occurred", "happening"];
+        self.texts().any(|t| {
+            let near_rollout = |at: usize, len: usize| {
+                let rest: String = t[at + len..].chars().take(40).collect();
+                contains_any(&rest, ROLLOUT_NOUNS)
+            };
+            t.match_indices("predat").any(|(at, w)| near_rollout(at, w.len()))
+                || ["before ", "earlier than ", "prior to "].iter().any(|m| {
+                    t.match_indices(m).any(|(at, w)| {
+                        let head: String =
+                            t[..at].chars().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+                        contains_any(&head, STARTS) && near_rollout(at, w.len())
+                    })
+                })
+        })
+    }
+
     /// The current revision is what changed before the fault: rolled out within [`RECENT_ROLLOUT_SECS`], or
     /// within a week when the observations date the fault from it and nothing was edited since. A fault that shows
     /// at the next peak, or when a leak reaches the limit, still came with the revision.
     pub fn rollout_precedes_fault(&self) -> bool {
+        if self.fault_predates_rollout() {
+            return false;
+        }
         if self.recent_rollout() {
             return true;
         }

@@ -210,6 +210,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::rerun_succeeded,
     rules::cleared_after_rollout,
     rules::informational,
+    rules::throttling_without_effect,
     rules::subject_gone,
     rules::rollout_progressing,
     rules::crash_unexplained,

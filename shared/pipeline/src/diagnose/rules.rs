@@ -1430,9 +1430,30 @@ pub fn autoscaler_config(f: &Facts<'_>) -> Option<Finding> {
 }
 
 /// A recent Service or NetworkPolicy change broke the path the workload's calls take.
-pub fn network(f: &Facts<'_>) -> Option<Finding> {
+/// Words that say a Service selects no pod, in an alert or a metric about its endpoints.
+const NO_ENDPOINTS: &[&str] = &["no endpoints", "0 ready endpoints", "no healthy upstream", "no active endpoint"];
+
+/// The Service in front of the workload has no endpoints: the note says `<none>`, a metric about endpoints reads
+/// none or zero, or the alert says so ("no healthy upstream", "0 ready endpoints").
+fn no_endpoints(f: &Facts<'_>) -> Option<String> {
     let other = f.other();
-    let no_endpoints = other.contains("endpoints") && other.contains("<none>");
+    if other.contains("endpoints") && other.contains("<none>") {
+        return Some(quote(f.s.observations.other.as_deref().unwrap_or_default()));
+    }
+    let metric = f.s.observations.metrics.iter().find(|(k, v)| {
+        let (k, v) = (k.to_ascii_lowercase(), v.as_str().unwrap_or_default().trim_start().to_ascii_lowercase());
+        k.contains("endpoints") && (v.starts_with("none") || v.starts_with("<none>") || v.starts_with("0 ") || v == "0")
+    });
+    if let Some((k, v)) = metric {
+        return Some(format!("{k}: {}", quote(v.as_str().unwrap_or_default())));
+    }
+    contains_any(&f.alert_text, NO_ENDPOINTS).then(|| format!("alert: {}", quote(f.s.alert.details.trim())))
+}
+
+pub fn network(f: &Facts<'_>) -> Option<Finding> {
+    // Empty endpoints with no ready pod are explained by the pods (none running, none ready), not by the network.
+    let endpoints = no_endpoints(f).filter(|_| f.pods().iter().any(|p| p.ready));
+    let no_endpoints = endpoints.is_some();
     let change = f.recent_changes(&["NetworkPolicy", "Service", "Endpoints", "Ingress"]).next();
     if change.is_none() && !no_endpoints {
         return None;
@@ -1452,11 +1473,29 @@ pub fn network(f: &Facts<'_>) -> Option<Finding> {
     if let Some((p, l)) = failing {
         evidence.push(format!("log of {}: {}", p.name, quote(l)));
     }
-    if no_endpoints {
-        evidence.push(quote(f.s.observations.other.as_deref().unwrap_or_default()));
+    if let Some(e) = endpoints {
+        evidence.push(e);
     }
     if failing.is_none() && clients_fail {
         evidence.push(format!("alert: {}", quote(f.s.alert.details.trim())));
+    }
+    // No Service or policy was edited, the pods are ready, and the pod template changed just before: the new
+    // template's labels (or ports) no longer match what the Service selects. The previous template matched, so
+    // rolling back restores the endpoints.
+    if change.is_none()
+        && no_endpoints
+        && f.all_serving()
+        && f.rollout_precedes_fault()
+        && let Some(found) = rollback_to_previous(
+            f,
+            Category::NetworkMisconfig,
+            "service-selects-no-pod-after-rollout",
+            "The Service has no endpoints while every pod is ready and no Service was edited: the current pod \
+             template no longer carries what the Service selects.",
+            evidence.clone(),
+        )
+    {
+        return Some(found);
     }
     let what = match change {
         Some(c) if c.kind.eq_ignore_ascii_case("NetworkPolicy") => {
@@ -1926,13 +1965,32 @@ pub fn scaled_down(f: &Facts<'_>) -> Option<Finding> {
             if !(c.object == name || c.object.ends_with(&format!("/{name}"))) {
                 return None;
             }
-            let rest = &c.summary[c.summary.find("replicas")? + "replicas".len()..];
-            let mut nums =
-                rest.split(|ch: char| !ch.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<i64>());
-            Some((c, nums.next()?.ok()?, nums.next()?.ok()?))
+            let (from, to) = replica_change(&c.summary)?;
+            Some((c, from, to))
         })
         .collect();
     let &(c, from, to) = scales.iter().find(|(_, from, to)| to < from && w.replicas_desired == Some(*to))?;
+    // A disruption someone scheduled with its own end (a chaos experiment, a drill with a TTL) reverts itself: within
+    // its window the low count is by design, and scaling up would spoil the test. After the window it should have
+    // been restored, so the ordinary scale-back below applies.
+    if let Some(ttl) = time_boxed(&c.summary)
+        && parse_age(&c.age).is_some_and(|age| age < ttl)
+    {
+        return Some(Finding::noop(
+            Category::BenignOrSelfResolved,
+            "time-boxed-disruption",
+            format!(
+                "{name} was scaled from {from} to {to} {} ago as a planned, time-boxed disruption ({}): it restores \
+                 itself when its {} window ends, in about {}. Nothing to do unless the replicas are not back by then.",
+                c.age,
+                quote(&c.summary),
+                format_age(ttl),
+                format_age(ttl - parse_age(&c.age).unwrap_or(0))
+            ),
+            vec![format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary))],
+            0.8,
+        ));
+    }
     // Someone else scaled it up in the same window: two writers own the replica count (an autoscaler and a GitOps
     // sync, say) and revert each other. A third writer's scale-up is undone at the next reconcile.
     if let Some((up, ..)) = scales.iter().find(|(u, a, b)| b > a && u.actor.is_some() && u.actor != c.actor) {
@@ -1976,6 +2034,54 @@ pub fn scaled_down(f: &Facts<'_>) -> Option<Finding> {
         0.88,
         Risk::Low,
     ))
+}
+
+/// The replica counts of a scale operation's summary: "replicas 3 -> 0", "scaled from 3 to 0 replicas",
+/// "scaled 2 -> 0 by …". The first pair after "replicas", else the first "from N to M" or "N -> M".
+fn replica_change(summary: &str) -> Option<(i64, i64)> {
+    let ints = |t: &str| -> Vec<i64> {
+        t.split(|ch: char| !ch.is_ascii_digit()).filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect()
+    };
+    if let Some(at) = summary.find("replicas")
+        && let [from, to, ..] = ints(&summary[at + "replicas".len()..])[..]
+    {
+        return Some((from, to));
+    }
+    let lower = summary.to_ascii_lowercase();
+    // Only a scale operation has replica counts; "image 1.1444 -> 1.1445" is a version.
+    if !contains_any(&lower, &["scale", "replica"]) {
+        return None;
+    }
+    // Whole numbers only: a digit run that is part of a version or a name ("1.1444", "v2") is not a count.
+    let part = |c: Option<char>| c.is_some_and(|c| c == '.' || c.is_ascii_alphanumeric());
+    let pair = |sep: &str| {
+        lower.match_indices(sep).find_map(|(at, w)| {
+            let before = lower[..at].trim_end();
+            let digits = before.chars().rev().take_while(char::is_ascii_digit).count();
+            let head = &before[..before.len() - digits];
+            let from: i64 = before[head.len()..].parse().ok().filter(|_| !part(head.chars().next_back()))?;
+            let after = lower[at + w.len()..].trim_start();
+            let digits = after.chars().take_while(char::is_ascii_digit).count();
+            let to: i64 = after[..digits].parse().ok().filter(|_| !part(after[digits..].chars().next()))?;
+            Some((from, to))
+        })
+    };
+    pair(" to ").filter(|_| lower.contains("from ")).or_else(|| pair("->")).or_else(|| pair("→"))
+}
+
+/// The window a planned disruption gives itself ("ttl 300s", "ttl: 5m", "for 10m" after "experiment"/"drill"), in
+/// seconds. `None` when the change is not a planned, self-reverting one.
+fn time_boxed(summary: &str) -> Option<u64> {
+    let lower = summary.to_ascii_lowercase();
+    let planned = contains_any(&lower, &["chaos", "experiment", "game day", "gameday", "drill", "fault injection"]);
+    let reverts = contains_any(&lower, &["ttl", "restore", "revert", "automatic"]);
+    if !planned || !reverts {
+        return None;
+    }
+    let at = lower.find("ttl")? + "ttl".len();
+    let rest = lower[at..].trim_start_matches([':', '=', ' ']);
+    let token: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    parse_age(&token).filter(|s| *s > 0)
 }
 
 /// The workload rejects a client over its rate limit: working as designed.
@@ -2711,6 +2817,47 @@ const INFORMATIONAL: &[&str] = &["info", "informational", "none", "notice"];
 /// replica serves, nothing fails or warned lately, nothing restarted in the quiet window, no rollout is under way
 /// and no error, latency or cost metric rose. Its author said it needs no action and the cluster agrees; any
 /// symptom beyond the alert itself leaves it to the other rules or a human.
+/// A CPU throttling alert on containers that use a small part of their CPU limit, while the work shows no effect
+/// (latency at its usual level, nothing failing, restarting or warning): the throttling is an accounting artefact of
+/// short bursts (the kernel's CFS quota periods), not a shortage, and nothing the action set does changes it. Real
+/// throttling shows as use at the limit, which `cpu_throttling` reads first.
+pub fn throttling_without_effect(f: &Facts<'_>) -> Option<Finding> {
+    let about = |t: &str| t.to_ascii_lowercase().contains("throttl");
+    if !(about(&f.alertname) || about(&f.s.alert.title)) {
+        return None;
+    }
+    let ratios: Vec<f64> = f.containers().filter_map(|(_, c)| Facts::cpu_ratios(c).1).collect();
+    if ratios.is_empty() || ratios.iter().any(|r| *r > 0.5) {
+        return None;
+    }
+    if !f.all_serving()
+        || !f.latency_flat()
+        || f.failing_now().is_some()
+        || warned_lately(f)
+        || !restarts_quiet(f)
+        || f.recent_rollout()
+        || f.error_rise().is_some()
+    {
+        return None;
+    }
+    let peak = ratios.iter().copied().fold(0.0, f64::max);
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "throttling-without-effect",
+        format!(
+            "The alert reports CPU throttling, but the containers use at most {:.0}% of their CPU limit and latency is \
+             at its usual level with nothing failing: the throttling is short bursts within CFS quota periods, with no \
+             effect on the work. Nothing to do now (tune the alert, or the CPU limit, outside the incident).",
+            peak * 100.0
+        ),
+        vec![
+            format!("CPU use at most {:.0}% of the limit", peak * 100.0),
+            "latency at its usual level; every replica ready".into(),
+        ],
+        0.75,
+    ))
+}
+
 pub fn informational(f: &Facts<'_>) -> Option<Finding> {
     let a = &f.s.alert;
     // The alert's severity, and its severity label when it has one, both say informational.

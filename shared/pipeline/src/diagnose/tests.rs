@@ -1753,3 +1753,124 @@ fn connections_exhausted_by_the_workload_itself_after_its_rollout_roll_back() {
     set(&mut v, "/observations/rollout_history/0/age", json!("20d"));
     assert_eq!(run(&v).category, Category::DependencyFailure);
 }
+
+/// Liveness kills on a revision two days old: dated from it, they roll back; when the observations say the
+/// failures began before it, the revision is not the change and a human tunes the probe.
+#[test]
+fn a_fault_that_predates_the_rollout_is_not_rolled_back() {
+    let mut v = healthy();
+    set(&mut v, "/observations/rollout_history/0/age", json!("2d"));
+    set(&mut v, "/observations/pods/0/containers/0/restart_count", json!(4));
+    set(
+        &mut v,
+        "/observations/pods/0/events",
+        json!([{"type": "Warning", "reason": "Unhealthy", "age": "1m", "count": 30, "from": "kubelet",
+                "message": "Liveness probe failed: Get \"http://10.0.0.9:8080/\": context deadline exceeded"},
+               {"type": "Normal", "reason": "Killing", "age": "2m", "count": 4, "from": "kubelet",
+                "message": "Container app failed liveness probe, will be restarted"}]),
+    );
+    set(&mut v, "/observations/other", json!("The kills began with revision 7."));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::ProbeMisconfigured, ActionKind::Rollback), "{}", d.summary);
+    for predates in ["Failures started before revision 7.", "The kills predate the release."] {
+        set(&mut v, "/observations/other", json!(predates));
+        let d = run(&v);
+        assert_eq!((d.category, d.proposal.action), (Category::ProbeMisconfigured, ActionKind::Escalate), "{predates}");
+    }
+    // "before" that dates a baseline still ties a regression to the revision.
+    set(&mut v, "/observations/other", json!("p99 5.2ms, up from 1.6ms before revision 7"));
+    assert_eq!(run(&v).proposal.action, ActionKind::Rollback);
+}
+
+/// A Service with no endpoints while every pod is ready: after a pod-template rollout and no Service edit, the
+/// template stopped carrying what the Service selects (roll back); after a Service edit, a human fixes the Service;
+/// with no ready pod at all, the empty endpoints are the pods' doing, not the network's.
+#[test]
+fn no_endpoints_after_a_template_rollout_roll_back_and_after_a_service_edit_escalate() {
+    let mut v = healthy();
+    recent_rollout(&mut v);
+    set(&mut v, "/alert/details", json!("probe failed: dial tcp 34.90.1.1:443: connect: connection refused"));
+    set(&mut v, "/observations/metrics", json!({"endpoints of Service web": "none since 09:38 (3 before)"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NetworkMisconfig, ActionKind::Rollback), "{}", d.summary);
+    let mut edited = v.clone();
+    set(
+        &mut edited,
+        "/observations/recent_changes",
+        json!([{"age": "10m", "kind": "Service", "object": "shop/web", "summary": "selector changed to app=web-v2"}]),
+    );
+    let d = run(&edited);
+    assert_eq!((d.category, d.proposal.action), (Category::NetworkMisconfig, ActionKind::Escalate), "{}", d.summary);
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    set(&mut v, "/observations/pods/1/ready", json!(false));
+    assert_ne!(run(&v).category, Category::NetworkMisconfig);
+}
+
+/// Scale operations written in prose ("scaled from 3 to 0 replicas") are read; a planned disruption with a TTL is
+/// left alone within its window and scaled back after it; an image version is not a replica count.
+#[test]
+fn replica_counts_are_read_in_prose_and_a_time_boxed_disruption_is_left_to_revert() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/replicas_desired", json!(0));
+    set(&mut v, "/observations/workload/replicas_ready", json!(0));
+    set(&mut v, "/observations/pods", json!([]));
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "13m", "kind": "Deployment", "object": "shop/web",
+                "summary": "scaled from 3 to 0 replicas by ops@example with the note 'maintenance'"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::ReplicasScaledDown, ActionKind::ScaleUp), "{}", d.summary);
+    assert_eq!(d.proposal.target.as_ref().unwrap().params["replicas"], json!(3));
+    set(
+        &mut v,
+        "/observations/recent_changes/0/summary",
+        json!("scaled 3 -> 0 by the chaos tool (experiment web-zero, ttl 300s, original count kept)"),
+    );
+    set(&mut v, "/observations/recent_changes/0/age", json!("2m"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    // Past its window the experiment should have restored the count: scale back.
+    set(&mut v, "/observations/recent_changes/0/age", json!("20m"));
+    assert_eq!(run(&v).proposal.action, ActionKind::ScaleUp);
+    // "image 1.4 -> 1.5" has no replica counts.
+    set(&mut v, "/observations/recent_changes/0/summary", json!("image 3.1444 -> 3.1445 applied by CI"));
+    assert_ne!(run(&v).category, Category::ReplicasScaledDown);
+}
+
+/// A throttling alert on containers far below their CPU limit, with latency at its usual level, has no effect on
+/// the work (NOOP); at the limit it is throttling; with latency up, it is not dismissed.
+#[test]
+fn a_throttling_alert_far_below_the_limit_with_usual_latency_is_noise() {
+    let mut v = healthy();
+    set(&mut v, "/alert/alertname", json!("CPUThrottlingHigh"));
+    set(&mut v, "/alert/title", json!("CPUThrottlingHigh shop/web"));
+    set(&mut v, "/alert/severity", json!("warning"));
+    for i in 0..2 {
+        set(
+            &mut v,
+            &format!("/observations/pods/{i}/containers/0/resources/limits"),
+            json!({"cpu": "1", "memory": "512Mi"}),
+        );
+        set(&mut v, &format!("/observations/pods/{i}/containers/0/usage"), json!({"cpu": "140m", "memory": "200Mi"}));
+    }
+    set(&mut v, "/observations/metrics", json!({"request latency p99": "42 ms, the same as last week"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    let mut slow = v.clone();
+    set(&mut slow, "/observations/metrics", json!({"request latency p99": "420 ms, up from 40 ms yesterday"}));
+    assert_ne!(run(&slow).proposal.action, ActionKind::Noop);
+    set(&mut v, "/observations/pods/0/containers/0/usage", json!({"cpu": "990m", "memory": "200Mi"}));
+    assert_eq!(run(&v).category, Category::CpuThrottling);
+}
+
+/// A process that rejects the value of a setting at start is configuration, also right after a rollout.
+#[test]
+fn a_rejected_setting_value_at_start_is_configuration() {
+    let mut v = healthy();
+    recent_rollout(&mut v);
+    crashloop(&mut v, &["java.lang.IllegalArgumentException: invalid value for PRICING_TABLE: \"eu-2025\""]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Rollback), "{}", d.summary);
+}
