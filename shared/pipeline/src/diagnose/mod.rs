@@ -196,6 +196,8 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::stale_connections,
     rules::dependency_exhausted_by_release,
     rules::dependency,
+    rules::undecodable_record,
+    rules::slow_name_resolution,
     rules::dead_connection,
     rules::crash_after_rollout,
     rules::cpu_throttling,

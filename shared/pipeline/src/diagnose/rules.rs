@@ -337,25 +337,69 @@ pub fn standby_by_design(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// How long a node scale-up the cluster autoscaler triggered may take before the pods it was for count as stuck.
+const SCALE_UP_WINDOW_SECS: u64 = 10 * 60;
+
 /// Pods that cannot be created or placed.
 pub fn unschedulable(f: &Facts<'_>) -> Option<Finding> {
     let scheduling =
         f.events().find(|(p, e)| e.reason == "FailedScheduling" && p.phase == "Pending").map(|(p, e)| event_line(p, e));
     // A quota refuses pods at creation: no pod exists to carry a scheduling event, only the ReplicaSet's
     // FailedCreate (in the workload's conditions or its note).
-    let quota = f.s.observations.workload.as_ref().and_then(|w| {
-        w.conditions
-            .iter()
-            .find(|c| lower_has(c, &["exceeded quota", "forbidden"]))
-            .map(|c| format!("workload condition {}", quote(c)))
-            .or_else(|| {
-                w.note
-                    .as_deref()
-                    .filter(|n| lower_has(n, &["exceeded quota"]))
-                    .map(|n| format!("workload: {}", quote(n)))
+    let quota =
+        f.s.observations
+            .workload
+            .as_ref()
+            .and_then(|w| {
+                w.conditions
+                    .iter()
+                    .find(|c| lower_has(c, &["exceeded quota", "forbidden"]))
+                    .map(|c| format!("workload condition {}", quote(c)))
+                    .or_else(|| {
+                        w.note
+                            .as_deref()
+                            .filter(|n| lower_has(n, &["exceeded quota"]))
+                            .map(|n| format!("workload: {}", quote(n)))
+                    })
             })
-    });
+            // The ReplicaSet's FailedCreate may also arrive among a pod's events (the adapter lists the workload's).
+            .or_else(|| {
+                f.events()
+                    .find(|(_, e)| e.reason == "FailedCreate" && lower_has(&e.message, &["exceeded quota"]))
+                    .map(|(p, e)| event_line(p, e))
+            });
     let line = scheduling.or(quota)?;
+    // Capacity on its way: the cluster autoscaler took the pending pods as its reason to add nodes a few minutes ago
+    // and has not reported that it cannot. New nodes take minutes to join; until then Pending is the design working,
+    // and nothing on the workload would bring them sooner. Past the window (or with a scale-up refused) the pods are
+    // stuck and the rest of this rule decides.
+    let triggered = f.events().filter(|(p, _)| p.phase == "Pending").find(|(_, e)| e.reason == "TriggeredScaleUp");
+    let refused = f.events().any(|(_, e)| {
+        matches!(e.reason.as_str(), "NotTriggerScaleUp" | "FailedScaleUp" | "ScaleUpFailed")
+            || lower_has(&e.message, &["max node group size reached", "scale-up failed"])
+    });
+    let serving = f.pods().iter().any(|p| p.ready && p.phase == "Running");
+    if let Some((p, e)) = triggered
+        && !refused
+        && serving
+        && age_secs(Some(&e.age)) <= SCALE_UP_WINDOW_SECS
+        && f.pods().iter().filter(|q| q.phase == "Pending").all(|q| age_secs(q.age.as_deref()) <= SCALE_UP_WINDOW_SECS)
+    {
+        return Some(Finding::noop(
+            Category::BenignOrSelfResolved,
+            "scale-up-in-progress",
+            format!(
+                "Pods are pending for capacity, and the cluster autoscaler started adding nodes for them {} ago ({}); \
+                 new nodes take minutes to join and the running pods serve meanwhile. Nothing to do unless the pods \
+                 are still pending after about {} minutes.",
+                e.age,
+                quote(&e.message),
+                SCALE_UP_WINDOW_SECS / 60
+            ),
+            vec![line, event_line(p, e)],
+            0.75,
+        ));
+    }
     let mut evidence = vec![line.clone()];
     if let Some(o) = f.s.observations.other.as_deref() {
         evidence.push(quote(o));
@@ -410,7 +454,8 @@ pub fn unschedulable(f: &Facts<'_>) -> Option<Finding> {
         Category::Unschedulable,
         "unschedulable",
         format!(
-            "Pods are pending: {why}. Scaling or restarting cannot help; a human must change the spec or capacity."
+            "{}: {why}. Scaling or restarting cannot help; a human must change the spec or capacity.",
+            if l.contains("quota") { "Pods cannot be created" } else { "Pods are pending" }
         ),
         evidence,
         0.88,
@@ -1249,7 +1294,24 @@ pub fn untrusted_certificate(f: &Facts<'_>) -> Option<Finding> {
     if let Some(o) = f.s.observations.other.as_deref() {
         evidence.push(quote(o));
     }
-    let category = if change.is_some() { Category::BadConfig } else { Category::CertificateExpired };
+    // A certificate authority that was renewed or rotated (a new key) while the certificates it signed, or the
+    // bundles that trust it, were not all reissued: the peers straddle two authorities. That is the certificate
+    // lifecycle, not a configuration edit, even though the change is recent. The change is on the authority's own
+    // objects (its Certificate, Issuer or Secret); an edited trust bundle (a ConfigMap) is configuration.
+    let ca_rotated = f.recent_changes(&["Certificate", "Issuer", "ClusterIssuer", "Secret"]).any(|c| {
+        let text = format!("{} {}", c.object, c.summary).to_ascii_lowercase();
+        contains_any(
+            &text,
+            &["-ca", " ca ", "ca.crt", "ca renewed", "ca rotated", "authority", "root ca", "intermediate"],
+        ) && contains_any(&text, &["renew", "rotat", "new key", "reissu", "expired", "replaced"])
+    });
+    let category = if ca_rotated {
+        Category::CertificateExpired
+    } else if change.is_some() {
+        Category::BadConfig
+    } else {
+        Category::CertificateExpired
+    };
     Some(Finding {
         change_induced: change.is_some(),
         ..Finding::escalate(
@@ -1257,10 +1319,20 @@ pub fn untrusted_certificate(f: &Facts<'_>) -> Option<Finding> {
             "certificate-untrusted",
             format!(
                 "A TLS peer does not trust the certificate's issuer ('{}'): the trust bundle on the checking side does \
-                 not hold the issuing CA{}. Restarts and rollbacks do not inject trust; a human must restore the CA \
-                 bundle (or the component that injects it).",
+                 not hold the issuing CA{}. Restarts and rollbacks do not inject trust; a human must {}.",
                 quote(line),
-                if change.is_some() { ", after a recent configuration change" } else { "" }
+                if ca_rotated {
+                    ", after the certificate authority was renewed or rotated"
+                } else if change.is_some() {
+                    ", after a recent configuration change"
+                } else {
+                    ""
+                },
+                if ca_rotated {
+                    "reissue the certificates the old authority signed (and the bundles that trust it)"
+                } else {
+                    "restore the CA bundle (or the component that injects it)"
+                }
             ),
             evidence,
             0.78,
@@ -1776,6 +1848,143 @@ pub fn dependency_exhausted_by_release(f: &Facts<'_>) -> Option<Finding> {
         d.name, workload
     );
     rollback_to_previous(f, Category::BadDeployRegression, "dependency-exhausted-by-release", &what, evidence)
+}
+
+/// Words of a record the consumer cannot decode.
+const UNDECODABLE: &[&str] = &[
+    "error deserializing",
+    "failed to deserialize",
+    "could not deserialize",
+    "deserialization error",
+    "deserializationexception",
+    "serializationexception",
+    "failed to decode",
+    "poison",
+];
+
+/// A consumer that fails on the same input record over and over: it logs that it cannot decode a record, and the
+/// lag of the stream it reads grows. Its position is where the record is, so a restart resumes at the same record
+/// and fails again. When its own revision came just before, that revision reads the stream differently (roll back);
+/// otherwise the record or its producer changed, which a human must handle (skip or dead-letter the record, deploy
+/// a reader for the new format, or revert the producer).
+pub fn undecodable_record(f: &Facts<'_>) -> Option<Finding> {
+    let (p, line) = f.find_log(UNDECODABLE)?;
+    // The same failure repeats: more than one line of the pod says it (a loop), or the alert is about lag.
+    let repeated = f.logs.iter().filter(|l| contains_any(&l.lower, UNDECODABLE)).count() >= 2;
+    let lag = contains_any(&f.alert_text, &["lag", "backlog", "behind"])
+        || f.s.observations.metrics.keys().any(|k| lower_has(k, &["lag", "offset"]));
+    if !repeated && !lag {
+        return None;
+    }
+    let evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+    let what = format!(
+        "A consumer cannot decode an input record and retries it forever ('{}'): its position stays at the record, the \
+         lag behind it grows, and a restart resumes at the same record.",
+        quote(line)
+    );
+    if f.rollout_precedes_fault()
+        && let Some(found) = rollback_to_previous(
+            f,
+            Category::BadDeployRegression,
+            "undecodable-record-since-revision",
+            &what,
+            evidence.clone(),
+        )
+    {
+        return Some(found);
+    }
+    let mut evidence = evidence;
+    for c in f.recent_changes(&[]).filter(|c| !c.kind.eq_ignore_ascii_case("node")) {
+        evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)));
+    }
+    Some(Finding::escalate(
+        Category::DependencyFailure,
+        "undecodable-record",
+        format!(
+            "{what} The record or its producer changed, not this workload: a human must skip or dead-letter the \
+             record, deploy a reader for the new format, or revert the producer."
+        ),
+        evidence,
+        0.8,
+    ))
+}
+
+/// The longest time, in seconds, a text gives in seconds or milliseconds ("about 5 s", "dns_ms":5012, "1,200 ms").
+fn longest_seconds(text: &str) -> Option<f64> {
+    let lower = text.to_ascii_lowercase();
+    let b = lower.as_bytes();
+    let mut best: Option<f64> = None;
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.')) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b',' || b[i] == b'.') {
+            i += 1;
+        }
+        let Ok(n) = lower[start..i].trim_end_matches([',', '.']).replace(',', "").parse::<f64>() else { continue };
+        let rest = lower[i..].trim_start();
+        let unit = rest.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default();
+        // A field named in milliseconds carries its unit before the number ("dns_ms":5012).
+        let before = lower[..start].trim_end_matches([' ', ':', '"', '=']);
+        let secs = match unit {
+            "ms" => Some(n / 1e3),
+            "s" | "sec" | "secs" | "second" | "seconds" => Some(n),
+            _ if before.ends_with("_ms") || before.ends_with("ms") => Some(n / 1e3),
+            _ => None,
+        };
+        if let Some(s) = secs {
+            best = Some(best.map_or(s, |b: f64| b.max(s)));
+        }
+    }
+    best
+}
+
+/// Calls that are slow because resolving names is: a metric or log about DNS (lookup, resolution) reports seconds
+/// or timeouts while the DNS servers themselves are up and demand and the cost of a request are not up. Each lookup
+/// of an outside name walks the pod's search path first (ndots) and a dropped query costs the resolver's timeout:
+/// the fault is the pod DNS configuration or the cluster's resolver path, which no workload action changes.
+pub fn slow_name_resolution(f: &Facts<'_>) -> Option<Finding> {
+    let about_dns = |k: &str| lower_has(k, &["dns", "name resolution", "lookup", "resolv"]);
+    let slow =
+        |v: &str| longest_seconds(v).is_some_and(|s| s >= 1.0) || lower_has(v, &["timed out", "time out", "timeout"]);
+    let metric = f.s.observations.metrics.iter().find_map(|(k, v)| {
+        let v = v.as_str()?;
+        (about_dns(k) && slow(v)).then(|| format!("{k}: {}", quote(v)))
+    });
+    let log = f.logs.iter().find(|l| {
+        l.lower
+            .match_indices("dns")
+            .any(|(at, _)| longest_seconds(&l.lower[at..(at + 24).min(l.lower.len())]).is_some_and(|s| s >= 1.0))
+    });
+    let seen = metric.or_else(|| log.map(|l| format!("log of {}: {}", f.pods()[l.pod].name, quote(l.text))))?;
+    if f.dependencies().iter().any(dependency_down) || f.demand_rise().is_some() || f.cost_rise().is_some() {
+        return None;
+    }
+    let slow_calls = f.latency_rise().is_some() || contains_any(&f.alert_text, &["latency", "slow", "p99", "p95"]);
+    if !slow_calls {
+        return None;
+    }
+    let mut evidence = vec![seen];
+    let ndots = f.other().contains("ndots")
+        || f.s.observations.metrics.values().filter_map(|v| v.as_str()).any(|v| lower_has(v, &["ndots"]));
+    if let Some(o) = f.s.observations.other.as_deref() {
+        evidence.push(quote(o));
+    }
+    Some(Finding::escalate(
+        Category::NetworkMisconfig,
+        "slow-name-resolution",
+        format!(
+            "The calls are slow because resolving names is: lookups take seconds or time out while the DNS servers \
+             run and demand is not up{}. No workload action changes resolution; a human must fix the pods' DNS \
+             configuration (ndots, fully qualified names) or the resolver path (a node-local cache, dropped queries).",
+            if ndots { ", and every outside name first walks the search path (ndots)" } else { "" }
+        ),
+        evidence,
+        0.78,
+    ))
 }
 
 /// A downstream system is down, slow or unreachable.

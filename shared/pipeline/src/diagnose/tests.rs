@@ -1874,3 +1874,118 @@ fn a_rejected_setting_value_at_start_is_configuration() {
     let d = run(&v);
     assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Rollback), "{}", d.summary);
 }
+
+/// Pods pending for capacity while the cluster autoscaler adds nodes for them, within its window, are the design
+/// working (NOOP); a refused scale-up, or one older than the window, leaves them stuck.
+#[test]
+fn pending_pods_with_a_node_scale_up_under_way_are_waited_for() {
+    let mut v = healthy();
+    let pending = pod(
+        "web-5d4c3b2a1-ccccc",
+        json!({"phase": "Pending", "ready": false, "age": "2m", "node": null,
+               "containers": [container(json!({"state": "waiting", "ready": false, "usage": null}))],
+               "events": [{"type": "Warning", "reason": "FailedScheduling", "age": "2m", "count": 3,
+                           "from": "default-scheduler", "message": "0/2 nodes are available: 2 Insufficient cpu."},
+                          {"type": "Normal", "reason": "TriggeredScaleUp", "age": "2m", "count": 1,
+                           "from": "cluster-autoscaler", "message": "pod triggered scale-up: [{pool-a 2->3 (max: 6)}]"}],
+               "logs_tail": []}),
+    );
+    v["observations"]["pods"].as_array_mut().unwrap().push(pending);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    let mut refused = v.clone();
+    set(&mut refused, "/observations/pods/2/events/1/reason", json!("NotTriggerScaleUp"));
+    set(
+        &mut refused,
+        "/observations/pods/2/events/1/message",
+        json!("pod didn't trigger scale-up: max node group size reached"),
+    );
+    assert_eq!(run(&refused).category, Category::Unschedulable);
+    set(&mut v, "/observations/pods/2/age", json!("25m"));
+    set(&mut v, "/observations/pods/2/events/1/age", json!("24m"));
+    assert_eq!(run(&v).category, Category::Unschedulable);
+}
+
+/// A quota refusal carried as a ReplicaSet FailedCreate among the pods' events is an unschedulable rollout.
+#[test]
+fn a_quota_refusal_among_the_events_is_unschedulable() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/events",
+        json!([{"type": "Warning", "reason": "FailedCreate", "age": "1m", "count": 40, "from": "replicaset-controller",
+                "message": "Error creating: pods \"web-x\" is forbidden: exceeded quota: ns-quota, requested: limits.cpu=1"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::Unschedulable, ActionKind::Escalate), "{}", d.summary);
+    assert!(d.summary.starts_with("Pods cannot be created"), "{}", d.summary);
+}
+
+/// "Unknown authority" after a certificate authority was renewed with a new key is the certificate lifecycle (the
+/// leaves were not reissued); after an unrelated edit it is that edit.
+#[test]
+fn an_untrusted_issuer_after_a_ca_rotation_is_the_certificate_lifecycle() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["ERROR upstream: x509: certificate signed by unknown authority"]),
+    );
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "3h", "kind": "Certificate", "object": "cert-manager/internal-ca",
+                "summary": "CA renewed: new key pair, new ca.crt"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::CertificateExpired, ActionKind::Escalate), "{}", d.summary);
+    assert!(d.summary.contains("reissue"), "{}", d.summary);
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "3h", "kind": "ConfigMap", "object": "shop/web-config", "summary": "tls.verify set to strict"}]),
+    );
+    assert_eq!(run(&v).category, Category::BadConfig);
+}
+
+/// A consumer that fails on the same undecodable record over and over escalates as its input (a restart replays
+/// it); right after its own rollout, the new revision reads the stream differently and is rolled back.
+#[test]
+fn a_consumer_looping_on_an_undecodable_record_escalates_unless_its_own_rollout_did_it() {
+    let mut v = healthy();
+    let line = "ERROR SerializationException: Error deserializing key/value for partition events-2 at offset 22";
+    set(&mut v, "/observations/pods/0/logs_tail", json!([line, line]));
+    set(&mut v, "/alert/details", json!("consumer group lag on events partition 2 is 18,400 and growing"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::Escalate), "{}", d.summary);
+    recent_rollout(&mut v);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+    // One decode error with no lag and no repetition is not a stuck consumer.
+    let mut once = healthy();
+    set(&mut once, "/observations/pods/0/logs_tail", json!([line, "INFO processed 400 records"]));
+    assert_ne!(run(&once).category, Category::DependencyFailure);
+}
+
+/// Slow calls whose time goes to name resolution, with the DNS servers up and demand flat, are the DNS path;
+/// with DNS lookups fast, or demand up, they are not.
+#[test]
+fn calls_slow_in_name_resolution_are_the_dns_path() {
+    let mut v = healthy();
+    set(&mut v, "/alert/details", json!("p99 latency 5.3 s over 10 minutes"));
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"outbound DNS time": "about 5 s on 8% of calls, 2-4 ms otherwise",
+               "requests per second": "640, the usual level"}),
+    );
+    set(&mut v, "/observations/other", json!("The pods use ndots:5 with four search domains."));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NetworkMisconfig, ActionKind::Escalate), "{}", d.summary);
+    assert!(d.summary.contains("ndots"), "{}", d.summary);
+    let mut fast = v.clone();
+    set(&mut fast, "/observations/metrics/outbound DNS time", json!("2-4 ms"));
+    assert_ne!(run(&fast).rule, "slow-name-resolution");
+    set(&mut v, "/observations/metrics/requests per second", json!("2,100, up from 640 yesterday"));
+    assert_ne!(run(&v).rule, "slow-name-resolution");
+}
