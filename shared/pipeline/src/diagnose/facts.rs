@@ -147,7 +147,9 @@ pub const DEPENDENCY_BAD: &[&str] = &[
 ];
 pub const DEPENDENCY_RECOVERED: &[&str] = &["failed over", "recovered", "restored"];
 /// A mount whose server came back with new file handles: a fresh mount (new pod) fixes it.
-pub const STALE_MOUNT: &[&str] = &["stale file handle", "stale nfs file handle", "estale"];
+/// A FUSE mount whose daemon died ("transport endpoint is not connected", ENOTCONN) cannot be reattached either.
+pub const STALE_MOUNT: &[&str] =
+    &["stale file handle", "stale nfs file handle", "estale", "transport endpoint is not connected", "enotconn"];
 /// Alerts that fire by design (heartbeats and inhibition helpers).
 pub const HEARTBEAT_ALERTS: &[&str] = &["watchdog", "deadmansswitch", "deadmanssnitch", "infoinhibitor", "heartbeat"];
 

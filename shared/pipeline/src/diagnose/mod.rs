@@ -215,6 +215,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::throttling_without_effect,
     rules::subject_gone,
     rules::rollout_progressing,
+    rules::corrupted_local_state,
     rules::crash_unexplained,
 ];
 

@@ -1191,8 +1191,13 @@ pub fn auth(f: &Facts<'_>) -> Option<Finding> {
     // reads the current one; while new pods fail their readiness the old ones keep serving, so it cannot make
     // things worse. Without the dependency's word that the new credential works, it stays a human's call.
     let rotated = f.changes_after_pods_started(&["Secret"]).find(|c| !lower_has(&c.summary, &["created", "deleted"]));
+    // "succeed" covers "succeeds" and "succeeded"; a negated one ("logins do not succeed") is not the system's word.
     let accepted = f.dependencies().iter().find(|d| {
-        lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, &["succeeds", "succeeded", "auth_ok", "works"])
+        let evidence = d.evidence.to_ascii_lowercase();
+        lower_has(&d.status, &["healthy"])
+            && ["succeed", "auth_ok", "works", "accepts", "accepted"]
+                .iter()
+                .any(|w| evidence.contains(w) && !negated(&evidence, w))
     });
     // Without a Secret edit: the system itself says the credential the pods started with was revoked or expired
     // and the fresh one (re-rendered by an agent, re-issued by a broker) works. Same mechanism, a process holding
@@ -1618,23 +1623,32 @@ pub fn stale_connections(f: &Facts<'_>) -> Option<Finding> {
         if let Some(d) = f.dependencies().iter().find(|d| lower_has(&d.status, &["healthy"])) {
             evidence.push(format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)));
         }
-        return Some(Finding::act(
-            Category::DependencyFailure,
-            "stale-mount",
-            format!(
-                "The pods' network file system mount is stale ('{}'): its server restarted and the old file handles \
-                 are invalid. A rolling restart remounts the volume.",
-                quote(line)
+        return Some(only_pod_or_all(
+            f,
+            p,
+            Finding::act(
+                Category::DependencyFailure,
+                "stale-mount",
+                format!(
+                    "The pods' network file system mount is stale ('{}'): its server (or the daemon that served it) \
+                     restarted and the old handles are invalid. A rolling restart remounts the volume.",
+                    quote(line)
+                ),
+                evidence,
+                (ActionKind::Restart, target),
+                0.82,
+                Risk::Low,
             ),
-            evidence,
-            (ActionKind::Restart, target),
-            0.82,
-            Risk::Low,
         ));
     }
-    // A failover or switchover the dependency reports as finished: it is healthy, with a new primary.
+    // A failover or switchover the dependency reports as finished: it is healthy, with a new primary. Or it moved:
+    // it answers at a new address (a name that now resolves elsewhere, a server replaced behind the same name), and
+    // a process that resolved the name once, or pooled connections to the old address, still uses the old one.
+    let moved =
+        |d: &domain::observation::Dependency| lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, MOVED);
     let d = f.dependencies().iter().find(|d| {
         lower_has(&d.status, DEPENDENCY_RECOVERED)
+            || moved(d)
             || lower_has(&d.status, &["healthy"])
                 && (lower_has(&d.evidence, &["failed over", "switched over"])
                     || lower_has(&d.evidence, FAILOVER) && lower_has(&d.evidence, FINISHED))
@@ -1685,19 +1699,31 @@ pub fn stale_connections(f: &Facts<'_>) -> Option<Finding> {
     if lower_has(line, CONNECTION_LOST) {
         return None;
     }
+    let what = if moved(d) && !lower_has(&d.evidence, FAILOVER) {
+        format!(
+            "Dependency {} moved and answers at its new address ({}), but the pods still fail ('{}'): their pooled \
+             connections, or the address they resolved at start, point at the old one. A rolling restart resolves the \
+             name again and opens fresh connections.",
+            d.name,
+            quote(&d.evidence),
+            quote(line)
+        )
+    } else {
+        format!(
+            "Dependency {} failed over and is healthy again ({}), but the pods still fail ('{}'): their pooled \
+             connections point at the old endpoint. A rolling restart opens fresh connections.",
+            d.name,
+            quote(&d.evidence),
+            quote(line)
+        )
+    };
     Some(only_pod_or_all(
         f,
         p,
         Finding::act(
             Category::DependencyFailure,
             "stale-connections-after-failover",
-            format!(
-                "Dependency {} failed over and is healthy again ({}), but the pods still fail ('{}'): their pooled \
-             connections point at the old endpoint. A rolling restart opens fresh connections.",
-                d.name,
-                quote(&d.evidence),
-                quote(line)
-            ),
+            what,
             vec![
                 format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)),
                 format!("log of {} now: {}", p.name, quote(line)),
@@ -1708,6 +1734,9 @@ pub fn stale_connections(f: &Facts<'_>) -> Option<Finding> {
         ),
     ))
 }
+
+/// Words that say a dependency now answers somewhere else: its name resolves to a new address, or it moved.
+const MOVED: &[&str] = &["now resolves to", "now points to", "now points at", "moved to", "migrated to", "cut over to"];
 
 /// Words that name a change of primary: a failover, a switchover, a replica promoted.
 const FAILOVER: &[&str] = &["failover", "failed over", "switchover", "switched over", "promoted"];
@@ -2058,6 +2087,60 @@ pub fn dependency(f: &Facts<'_>) -> Option<Finding> {
 fn dependency_down(d: &domain::observation::Dependency) -> bool {
     let s = d.status.to_ascii_lowercase();
     !s.starts_with("healthy") && contains_any(&s, DEPENDENCY_BAD)
+}
+
+/// Words of local data that is damaged: an embedded database or a file the process keeps beside it.
+const CORRUPTED: &[&str] = &[
+    "disk image is malformed",
+    "file is not a database",
+    "database corruption",
+    "corrupt",
+    "checksum mismatch",
+    "checksum error",
+    "bad magic number",
+];
+
+/// One pod of a Deployment crash-loops on damaged local data (an embedded database or cache it keeps in a volume that
+/// outlives its container, such as an emptyDir) while its siblings run the same revision: the damage is that pod's
+/// own (an abrupt kill mid-write), a container restart keeps the volume and fails again, and a new pod starts with
+/// an empty one. Several pods with it, or a first run of a new revision, are not one pod's accident.
+pub fn corrupted_local_state(f: &Facts<'_>) -> Option<Finding> {
+    f.deployment()?;
+    let pods = f.pods();
+    let crashing = |p: &PodView| {
+        p.containers.iter().any(|c| {
+            c.state_reason.as_deref() == Some("CrashLoopBackOff")
+                || c.last_termination.as_ref().is_some_and(|t| t.exit_code != 0 && t.reason != "OOMKilled")
+        })
+    };
+    fn says_corrupt(p: &PodView) -> Option<&String> {
+        p.logs_tail.iter().chain(p.previous_logs_tail.iter()).find(|l| contains_any(&l.to_ascii_lowercase(), CORRUPTED))
+    }
+    let broken: Vec<&PodView> = pods.iter().filter(|p| crashing(p) && says_corrupt(p).is_some()).collect();
+    let [p] = broken.as_slice() else { return None };
+    let same_revision_serves = pods.iter().any(|q| q.name != p.name && q.ready && q.owner == p.owner);
+    if !same_revision_serves || !p.owner.as_deref().is_some_and(|o| o.starts_with("ReplicaSet/")) {
+        return None;
+    }
+    let line = says_corrupt(p)?;
+    Some(Finding::act(
+        Category::AppHung,
+        "corrupted-local-state",
+        format!(
+            "Pod {} exits at start on damaged local data ('{}') while its siblings run the same revision: the damage \
+             is in that pod's own volume, which a container restart keeps. Deleting the pod gives its replacement a \
+             fresh one.",
+            p.name,
+            quote(line)
+        ),
+        vec![
+            format!("log of {}: {}", p.name, quote(line)),
+            format!("siblings of {} on the same ReplicaSet are ready", p.name),
+        ],
+        (ActionKind::DeletePod, f.pod_target(p)),
+        0.78,
+        Risk::Low,
+    ))
 }
 
 /// Crash-looping since the latest rollout.

@@ -668,6 +668,11 @@ fn a_rotated_credential_restarts_only_when_its_system_accepts_the_new_one() {
     );
     let d = run(&v);
     assert_eq!((d.category, d.proposal.action), (Category::AuthOrPermission, ActionKind::Restart), "{}", d.summary);
+    // The same fact in other words, and its negation.
+    set(&mut v, "/observations/dependencies/0/evidence", json!("logins with the new password succeed"));
+    assert_eq!(run(&v).proposal.action, ActionKind::Restart);
+    set(&mut v, "/observations/dependencies/0/evidence", json!("logins with the new password do not succeed"));
+    assert_eq!(run(&v).proposal.action, ActionKind::Escalate);
 }
 
 #[test]
@@ -1988,4 +1993,65 @@ fn calls_slow_in_name_resolution_are_the_dns_path() {
     assert_ne!(run(&fast).rule, "slow-name-resolution");
     set(&mut v, "/observations/metrics/requests per second", json!("2,100, up from 640 yesterday"));
     assert_ne!(run(&v).rule, "slow-name-resolution");
+}
+
+/// A dependency that moved (its name now resolves or points elsewhere) and answers there, while the pods still fail
+/// against the old address: a fresh process resolves and connects again. Without the move, it is not stale state.
+#[test]
+fn a_dependency_that_moved_to_a_new_address_restarts_the_pods_still_using_the_old_one() {
+    let mut v = healthy();
+    for i in 0..2 {
+        set(
+            &mut v,
+            &format!("/observations/pods/{i}/logs_tail"),
+            json!(["ERROR Connection to 10.20.3.7:5432 refused. Check that the postmaster is accepting connections."]),
+        );
+    }
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "orders-db", "kind": "postgresql", "status": "healthy",
+                "evidence": "move completed at 02:04: db.internal now points to 10.20.9.14; the old server was shut down"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::Restart), "{}", d.summary);
+    assert!(d.summary.contains("moved"), "{}", d.summary);
+    set(&mut v, "/observations/dependencies/0/evidence", json!("accepting connections, CPU 20%"));
+    assert_ne!(run(&v).proposal.action, ActionKind::Restart);
+}
+
+/// A FUSE mount whose daemon died is as stale as an NFS handle; with only one pod affected, that pod is replaced.
+#[test]
+fn a_dead_fuse_mount_on_one_pod_replaces_that_pod() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["ERROR stat /mnt/data/a.jpg: transport endpoint is not connected"]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::DeletePod), "{}", d.summary);
+    assert_eq!(d.proposal.target.as_ref().unwrap().name, "web-5d4c3b2a1-aaaaa");
+    set(
+        &mut v,
+        "/observations/pods/1/logs_tail",
+        json!(["ERROR write /mnt/data/b.jpg: transport endpoint is not connected"]),
+    );
+    assert_eq!(run(&v).proposal.action, ActionKind::Restart);
+}
+
+/// One pod crash-looping on damaged local data while its siblings run the same revision is replaced; several pods
+/// with it are not one pod's accident.
+#[test]
+fn one_pod_with_corrupted_local_data_is_replaced() {
+    let mut v = healthy();
+    crashloop(&mut v, &["SQLite Error 11: 'database disk image is malformed'."]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AppHung, ActionKind::DeletePod), "{}", d.summary);
+    assert_eq!(d.proposal.target.as_ref().unwrap().name, "web-5d4c3b2a1-aaaaa");
+    let sick = v["observations"]["pods"][0].clone();
+    let mut second = sick.clone();
+    second["name"] = json!("web-5d4c3b2a1-bbbbb");
+    set(&mut v, "/observations/pods/1", second);
+    assert_ne!(run(&v).proposal.action, ActionKind::DeletePod);
 }
