@@ -6,7 +6,7 @@
 use domain::action::ActionTarget;
 use domain::observation::{
     ContainerState, ContainerView, Dependency, EventView, NodeView, PodView, RecentChange, Revision, Snapshot,
-    WorkloadKind, parse_age,
+    WorkloadKind, format_age, parse_age,
 };
 use domain::quantity::Bytes;
 
@@ -810,9 +810,52 @@ impl Facts<'_> {
                 }
             }
         }
-        None
+        self.memory_by_uptime(&c.name)
+    }
+
+    /// With no words for it, the replicas themselves can show the shape: when the same container in three or more
+    /// pods holds more memory the longer it has run (memory rising with each replica's uptime, the oldest holding
+    /// at least half again the youngest's, over at least twice its uptime), memory grows with uptime. Replicas of
+    /// one workload do the same work, so a difference that follows their age and nothing else is growth.
+    fn memory_by_uptime(&self, container: &str) -> Option<(MemoryShape, String)> {
+        let observed: Option<jiff::Timestamp> = self.s.observations.observed_at.parse().ok();
+        let mut runs: Vec<(u64, f64, &str)> = self
+            .pods()
+            .iter()
+            .filter_map(|p| {
+                let c = p.containers.iter().find(|c| c.name == container && c.state == ContainerState::Running)?;
+                let used = mem_bytes(c.usage.as_ref()?.get("memory")?)?;
+                // The container's own uptime: the pod's age, or the time since its last restart when that is shorter.
+                let since_restart = c.last_termination.as_ref().and_then(|t| {
+                    let end: jiff::Timestamp = t.finished_at.parse().ok()?;
+                    u64::try_from(observed?.duration_since(end).as_secs()).ok()
+                });
+                let age = p.age.as_deref().and_then(parse_age);
+                let uptime = match (age, since_restart) {
+                    (Some(a), Some(r)) => a.min(r),
+                    (a, r) => a.or(r)?,
+                };
+                Some((uptime, used, p.name.as_str()))
+            })
+            .collect();
+        if runs.len() < 3 {
+            return None;
+        }
+        runs.sort_by_key(|r| r.0);
+        let rising = runs.windows(2).all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1);
+        let (young, old) = (runs[0], runs[runs.len() - 1]);
+        if !rising || young.0 == 0 || old.0 < 2 * young.0 || old.1 < 1.5 * young.1 {
+            return None;
+        }
+        let table: Vec<String> = runs
+            .iter()
+            .map(|(up, mem, name)| format!("{name}: {:.1}Gi after {}", mem / GIB, format_age(*up)))
+            .collect();
+        Some((MemoryShape::Grows, format!("memory rises with each replica's uptime ({})", table.join(", "))))
     }
 }
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// Words that date a fault relative to something, and the nouns that make that something the current revision:
 /// "since revision 12", "since the upgrade", "began about 40 minutes after the rollout", "up from 1.6ms before

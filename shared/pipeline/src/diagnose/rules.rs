@@ -1290,8 +1290,50 @@ const UNTRUSTED: &[&str] = &[
 ];
 
 pub fn untrusted_certificate(f: &Facts<'_>) -> Option<Finding> {
-    let (p, line) = f.find_log(UNTRUSTED)?;
-    let mut evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+    // The peer that refuses the certificate may be a client outside the pods (the API server calling a webhook the
+    // pods serve): then the alert carries the refusal, not the pods' logs.
+    let logged = f.find_log(UNTRUSTED);
+    let alerted = contains_any(&f.alert_text, UNTRUSTED);
+    if logged.is_none() && !alerted {
+        return None;
+    }
+    let line = match logged {
+        Some((_, l)) => l.to_owned(),
+        None => f.s.alert.details.trim().to_owned(),
+    };
+    let line = line.as_str();
+    let mut evidence = vec![match logged {
+        Some((p, l)) => format!("log of {}: {}", p.name, quote(l)),
+        None => format!("alert: {}", quote(line)),
+    }];
+    // The pods serve the certificate: when it (with a newly issued CA) was renewed after they started and the CA
+    // that clients trust now is the new one, the pods still present the old chain. That is renewed-not-loaded, and a
+    // rolling restart loads it. Only when the refusal is seen by the pods' clients (the alert), since a refusal the
+    // pods log is about a peer they call.
+    if logged.is_none()
+        && let Some(c) = f
+            .changes_after_pods_started(&["Certificate", "Secret"])
+            .find(|c| lower_has(&c.summary, &["renewed", "re-issued", "reissued", "rotated"]))
+        && let Some(target) = f.target()
+    {
+        evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)));
+        evidence.push("the pods started before the renewal and still serve the old certificate".into());
+        return Some(Finding::act(
+            Category::CertificateExpired,
+            "certificate-renewed-not-loaded",
+            format!(
+                "Clients refuse the certificate the pods serve ('{}'), but {} was renewed {} ago, after the pods started: \
+                 they still present the old certificate and chain. A rolling restart loads the renewed one.",
+                quote(line),
+                c.object,
+                c.age
+            ),
+            evidence,
+            (ActionKind::Restart, target),
+            0.8,
+            Risk::Low,
+        ));
+    }
     let change = f.recent_changes(&[]).find(|c| !c.kind.eq_ignore_ascii_case("node"));
     if let Some(c) = change {
         evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)));
@@ -2072,8 +2114,14 @@ pub fn dependency(f: &Facts<'_>) -> Option<Finding> {
             0.84,
         ));
     }
+    // A dependency that fails because its own certificate expired (it serves one it did not reload, or no renewed
+    // one exists) is the certificate lifecycle; its owner must act either way.
+    let cert_expired = bad.is_some_and(|d| {
+        let e = d.evidence.to_ascii_lowercase();
+        contains_any(&e, &["certificate", "cert ", "x509", "tls"]) && e.contains("expired") && !negated(&e, "expired")
+    });
     Some(Finding::escalate(
-        Category::DependencyFailure,
+        if cert_expired { Category::CertificateExpired } else { Category::DependencyFailure },
         "dependency-failure",
         format!(
             "The workload's dependency is failing: {who}. The pods themselves run; restarting, rolling back or scaling \

@@ -2055,3 +2055,69 @@ fn one_pod_with_corrupted_local_data_is_replaced() {
     set(&mut v, "/observations/pods/1", second);
     assert_ne!(run(&v).proposal.action, ActionKind::DeletePod);
 }
+
+/// With no words for the shape, replicas whose memory rises with their uptime show growth: an OOM after minutes is
+/// then a leak, not a limit to raise. Memory that does not follow uptime says nothing.
+#[test]
+fn memory_rising_with_each_replicas_uptime_is_growth() {
+    let mut v = healthy();
+    let third = pod("web-5d4c3b2a1-ccccc", json!({}));
+    v["observations"]["pods"].as_array_mut().unwrap().push(third);
+    for (i, (age, mem)) in [("1h", "100Mi"), ("6h", "260Mi"), ("12h", "440Mi")].iter().enumerate() {
+        set(&mut v, &format!("/observations/pods/{i}/age"), json!(age));
+        set(&mut v, &format!("/observations/pods/{i}/containers/0/usage"), json!({"cpu": "100m", "memory": mem}));
+    }
+    // The youngest was just killed at the limit 20 minutes into its run.
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0/last_termination",
+        json!({"reason": "OOMKilled", "exit_code": 137, "started_at": "2025-01-01T08:40:00Z",
+               "finished_at": "2025-01-01T09:00:00Z"}),
+    );
+    set(&mut v, "/observations/pods/0/containers/0/restart_count", json!(1));
+    let d = run(&v);
+    assert_eq!(d.category, Category::MemoryLeak, "{}", d.summary);
+    assert!(d.evidence.iter().any(|e| e.contains("uptime")), "{:?}", d.evidence);
+    // The same memory on replicas whose order does not follow their age: no shape, and a 20-minute run is no leak.
+    set(&mut v, "/observations/pods/2/containers/0/usage", json!({"cpu": "100m", "memory": "120Mi"}));
+    assert_ne!(run(&v).category, Category::MemoryLeak);
+}
+
+/// The pods' clients (not the pods) refuse the certificate they serve, after it was renewed with a new CA since
+/// the pods started: the pods still present the old chain, and a restart loads the renewed one.
+#[test]
+fn an_untrusted_served_certificate_renewed_since_the_pods_started_restarts() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/alert/details",
+        json!("failed calling webhook \"validate.web\": x509: certificate signed by unknown authority"),
+    );
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "1d", "kind": "Certificate", "object": "shop/web-webhook",
+                "summary": "renewed by cert-manager with a new self-signed CA; Secret updated"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::CertificateExpired, ActionKind::Restart), "{}", d.summary);
+    // Renewed before the pods started: they already hold it, so the refusal is about trust, not reloading.
+    set(&mut v, "/observations/recent_changes/0/age", json!("10d"));
+    assert_eq!(run(&v).proposal.action, ActionKind::Escalate);
+}
+
+/// A dependency that fails because its certificate expired is the certificate lifecycle, escalated to its owner.
+#[test]
+fn a_dependency_failing_on_its_expired_certificate_is_a_certificate_fault() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "mesh-injector", "kind": "webhook", "status": "failing",
+                "evidence": "serves a certificate that expired at 09:12"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::CertificateExpired, ActionKind::Escalate), "{}", d.summary);
+    set(&mut v, "/observations/dependencies/0/evidence", json!("returns 500 on every call"));
+    assert_eq!(run(&v).category, Category::DependencyFailure);
+}
