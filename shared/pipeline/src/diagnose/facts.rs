@@ -130,6 +130,10 @@ pub const CRASH_MARKERS: &[&str] = &["panic", "exception", "traceback", "fatal",
 /// Dependency states that mean it is not serving.
 pub const DEPENDENCY_BAD: &[&str] = &[
     "down",
+    // Restarting over and over is not serving.
+    "crashloop",
+    "crash-loop",
+    "oomkilled",
     "stopped",
     "unreachable",
     "unavailable",

@@ -206,6 +206,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::regression_after_rollout,
     // A process near its memory limit burns CPU in garbage collection: not demand.
     rules::memory_near_limit,
+    rules::hpa_pinned_by_footprint,
     rules::traffic_hpa,
     rules::traffic_cpu,
     rules::cleared,

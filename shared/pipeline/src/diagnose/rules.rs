@@ -129,6 +129,41 @@ pub fn node_failure(f: &Facts<'_>) -> Option<Finding> {
         }
     }
     let stateful = f.pods().iter().any(|p| p.owner.as_deref().is_some_and(|o| o.starts_with("StatefulSet/")));
+    // The controllers already handled it: every pod on a lost node is a Deployment pod marked for deletion, and
+    // enough ready replicas on healthy nodes serve. What is left is an object the dead kubelet cannot confirm.
+    let on_bad_node = |p: &PodView| {
+        p.status_reason.as_deref() == Some("NodeLost")
+            || p.node
+                .as_deref()
+                .and_then(|n| f.node(n))
+                .is_some_and(|n| n.conditions.get("Ready").is_some_and(|r| r != "True"))
+    };
+    let lost: Vec<&PodView> = f.pods().iter().filter(|p| on_bad_node(p)).collect();
+    let marked = |p: &PodView| {
+        lower_has(p.status_message.as_deref().unwrap_or_default(), &["terminating", "deletiontimestamp"])
+            || p.events.iter().any(|e| e.reason == "TaintManagerEviction")
+    };
+    let serving = f.pods().iter().filter(|p| p.ready && !on_bad_node(p)).count() as i64;
+    let desired = f.s.observations.workload.as_ref().and_then(|w| w.replicas_desired);
+    if !stateful
+        && f.deployment().is_some()
+        && !lost.is_empty()
+        && lost.iter().all(|p| marked(p) && p.owner.as_deref().is_some_and(|o| o.starts_with("ReplicaSet/")))
+        && desired.is_some_and(|d| d > 0 && serving >= d)
+    {
+        return Some(Finding::noop(
+            Category::BenignOrSelfResolved,
+            "node-lost-pods-replaced",
+            format!(
+                "A node under the workload is gone, but its pods were already marked for deletion and {serving} \
+                 ready replicas on healthy nodes serve (the Deployment wants {}): the controllers replaced them. What \
+                 remains is a pod object the dead kubelet cannot confirm; removing the node from the cluster clears it.",
+                desired.unwrap_or_default()
+            ),
+            evidence,
+            0.8,
+        ));
+    }
     Some(Finding::escalate(
         Category::NodeFailure,
         "node-failure",
@@ -548,7 +583,7 @@ pub fn missing_object(f: &Facts<'_>) -> Option<Finding> {
 
 /// A volume or filesystem the workload writes to is full.
 pub fn disk_full(f: &Facts<'_>) -> Option<Finding> {
-    let (p, line) = f.find_log(DISK_FULL)?;
+    let Some((p, line)) = f.find_log(DISK_FULL) else { return disk_filling(f) };
     let mut evidence = vec![format!("log of {}: {}", p.name, quote(line))];
     if let Some(o) = f.s.observations.other.as_deref() {
         evidence.push(quote(o));
@@ -563,6 +598,59 @@ pub fn disk_full(f: &Facts<'_>) -> Option<Finding> {
         ),
         evidence,
         0.88,
+    ))
+}
+
+/// Words that make a metric or an alert about the workload's own storage.
+const OWN_VOLUME: &[&str] = &["volume", "pvc", "disk", "filesystem", "pgdata", "wal", "data dir"];
+
+/// How full a text says a volume is, from a percentage ("93% full") or two sizes ("9.3Gi of 10Gi used"). The first
+/// size read against the larger one after it.
+fn fullness(text: &str) -> Option<f64> {
+    if let Some(p) = percent(text).filter(|p| *p <= 100.0) {
+        return Some(p / 100.0);
+    }
+    let sizes: Vec<f64> = text
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';' | '/'))
+        .filter_map(mem_bytes)
+        .collect();
+    match sizes.as_slice() {
+        [used, total, ..] if *total > 0.0 && used <= total => Some(used / total),
+        _ => None,
+    }
+}
+
+/// A volume of the workload's own close to full (at least 90%) before any write has failed: a metric about it, or
+/// the alert, says so. It will fail like a full one, and no action frees a persistent volume; a human must act
+/// while there is still room.
+fn disk_filling(f: &Facts<'_>) -> Option<Finding> {
+    let metric = f.s.observations.metrics.iter().find_map(|(k, v)| {
+        let v = v.as_str()?;
+        let about = lower_has(k, OWN_VOLUME);
+        // A key naming the volume with its size ("WAL volume (10Gi)") carries the total.
+        let fill = fullness(v).or_else(|| fullness(&format!("{v} {k}")));
+        (about && fill.is_some_and(|x| x >= 0.9)).then(|| format!("{k}: {}", quote(v)))
+    });
+    let alerted = (lower_has(&f.alert_text, OWN_VOLUME) && f.alert_text.contains("full"))
+        .then(|| fullness(&f.alert_text))
+        .flatten()
+        .filter(|x| *x >= 0.9)
+        .map(|_| format!("alert: {}", quote(f.s.alert.details.trim())));
+    let seen = metric.or(alerted)?;
+    let mut evidence = vec![seen.clone()];
+    if let Some(o) = f.s.observations.other.as_deref() {
+        evidence.push(quote(o));
+    }
+    Some(Finding::escalate(
+        Category::DiskFull,
+        "disk-filling",
+        format!(
+            "A volume the workload writes to is nearly full ({seen}); when it fills, writes fail like a full disk. \
+             Restarting frees nothing on a persistent volume; a human must free space, expand the volume or remove \
+             what keeps filling it."
+        ),
+        evidence,
+        0.84,
     ))
 }
 
@@ -1287,6 +1375,9 @@ const UNTRUSTED: &[&str] = &[
     "self-signed certificate in certificate chain",
     "unknown certificate authority",
     "tls: unknown certificate",
+    // Java's words for the same refusal.
+    "pkix path building failed",
+    "unable to find valid certification path",
 ];
 
 pub fn untrusted_certificate(f: &Facts<'_>) -> Option<Finding> {
@@ -1939,15 +2030,33 @@ const UNDECODABLE: &[&str] = &[
 /// otherwise the record or its producer changed, which a human must handle (skip or dead-letter the record, deploy
 /// a reader for the new format, or revert the producer).
 pub fn undecodable_record(f: &Facts<'_>) -> Option<Finding> {
-    let (p, line) = f.find_log(UNDECODABLE)?;
-    // The same failure repeats: more than one line of the pod says it (a loop), or the alert is about lag.
-    let repeated = f.logs.iter().filter(|l| contains_any(&l.lower, UNDECODABLE)).count() >= 2;
     let lag = contains_any(&f.alert_text, &["lag", "backlog", "behind"])
         || f.s.observations.metrics.keys().any(|k| lower_has(k, &["lag", "offset"]));
-    if !repeated && !lag {
-        return None;
-    }
-    let evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+    // A consumer that drops the record instead of crashing on it logs nothing more: a decode-failure counter that
+    // moved, with the lag growing behind it, says the same.
+    let counted = || {
+        f.s.observations.metrics.iter().find_map(|(k, v)| {
+            let v = v.as_str()?;
+            (lower_has(k, &["deserializ", "decode", "poison"]) && v.chars().any(|c| c.is_ascii_digit() && c != '0'))
+                .then(|| format!("{k}: {}", quote(v)))
+        })
+    };
+    let (line, evidence) = match f.find_log(UNDECODABLE) {
+        Some((p, line)) => {
+            // The same failure repeats: more than one line of the pod says it (a loop), or the alert is about lag.
+            let repeated = f.logs.iter().filter(|l| contains_any(&l.lower, UNDECODABLE)).count() >= 2;
+            if !repeated && !lag {
+                return None;
+            }
+            (line.to_owned(), vec![format!("log of {}: {}", p.name, quote(line))])
+        }
+        None if lag => {
+            let m = counted()?;
+            (m.clone(), vec![m])
+        }
+        None => return None,
+    };
+    let line = line.as_str();
     let what = format!(
         "A consumer cannot decode an input record and retries it forever ('{}'): its position stays at the record, the \
          lag behind it grows, and a restart resumes at the same record.",
@@ -2491,13 +2600,79 @@ pub fn regression_after_rollout(f: &Facts<'_>) -> Option<Finding> {
 }
 
 /// Demand above capacity with the HPA pinned at its maximum.
+/// An HPA's metrics as (name, percent) pairs: "memory 166% of requests; cpu 2% of requests" is memory 166 and cpu 2.
+fn hpa_metrics(text: &str) -> Vec<(String, f64)> {
+    text.split([';', ','])
+        .filter_map(|m| {
+            let name = m.split_whitespace().next()?.to_ascii_lowercase();
+            Some((name, percent(m)?))
+        })
+        .collect()
+}
+
+/// The HPA metric furthest above its target, as (name, current, target).
+fn hpa_driver(hpa: &domain::observation::HpaView) -> Option<(String, f64, f64)> {
+    let (current, targets) = (hpa_metrics(hpa.current_metric.as_deref()?), hpa_metrics(hpa.target.as_deref()?));
+    current
+        .into_iter()
+        .filter_map(|(name, cur)| {
+            let target = targets.iter().find(|(t, _)| *t == name).or(targets.first()).map(|(_, t)| *t)?;
+            (target > 0.0).then_some((name, cur, target))
+        })
+        .max_by(|a, b| (a.1 / a.2).total_cmp(&(b.1 / b.2)))
+}
+
+/// An HPA pinned at its maximum by a memory metric while the load metrics sit far below their targets and demand is
+/// not up: memory that each new pod reaches at boot does not fall as replicas are added, so the HPA can never
+/// bring it under target and runs at its ceiling whatever the traffic. That is the autoscaler's configuration (a
+/// memory request below the idle footprint, or a memory metric on a workload whose memory does not follow load);
+/// raising the ceiling only pins it higher.
+pub fn hpa_pinned_by_footprint(f: &Facts<'_>) -> Option<Finding> {
+    let w = f.s.observations.workload.as_ref()?;
+    let hpa = w.hpa.as_ref()?;
+    let (current, max) = (hpa.current?, hpa.max?);
+    let (name, cur, target) = hpa_driver(hpa)?;
+    if current < max || !name.starts_with("mem") || cur <= target {
+        return None;
+    }
+    let load_low = hpa_metrics(hpa.current_metric.as_deref()?)
+        .iter()
+        .filter(|(n, _)| !n.starts_with("mem"))
+        .all(|(_, v)| *v < 50.0);
+    if !load_low || f.demand_rise().is_some() {
+        return None;
+    }
+    Some(Finding {
+        change_induced: f.recent_changes(&["HorizontalPodAutoscaler"]).next().is_some(),
+        ..Finding::escalate(
+            Category::BadConfig,
+            "hpa-pinned-by-memory",
+            format!(
+                "The HPA of {} is pinned at its maximum of {max} by its memory metric ({cur:.0}% of requests against \
+                 a {target:.0}% target) while the load it should follow is low ({}): each pod's memory is a footprint \
+                 that new pods reach too, so adding replicas cannot lower it. This is not demand; scaling out would \
+                 only pin it higher. A human must fix the autoscaler (a memory request that matches the footprint, \
+                 or no memory metric).",
+                w.name,
+                hpa.current_metric.as_deref().unwrap_or_default()
+            ),
+            vec![
+                format!("HPA current {current} = max {max}; {}", hpa.current_metric.as_deref().unwrap_or_default()),
+                format!("HPA target: {}", hpa.target.as_deref().unwrap_or_default()),
+            ],
+            0.8,
+        )
+    })
+}
+
 pub fn traffic_hpa(f: &Facts<'_>) -> Option<Finding> {
     let w = f.s.observations.workload.as_ref()?;
     let hpa = w.hpa.as_ref()?;
-    let (cur, target) = (percent(hpa.current_metric.as_deref()?)?, percent(hpa.target.as_deref()?)?);
+    let (_, cur, target) = hpa_driver(hpa)?;
     let (current, max) = (hpa.current?, hpa.max?);
-    // Saturation from dearer requests is not demand (see `cost_regression`).
-    if current < max || cur <= target * 1.2 || f.recent_rollout() || f.cost_rise().is_some() {
+    // Saturation from dearer requests is not demand (see `cost_regression`), and demand the metrics say is at its
+    // usual level is not a spike.
+    if current < max || cur <= target * 1.2 || f.recent_rollout() || f.cost_rise().is_some() || f.demand_flat() {
         return None;
     }
     if f.containers().any(|(_, c)| c.state != ContainerState::Running || c.state_reason.is_some()) {

@@ -2121,3 +2121,102 @@ fn a_dependency_failing_on_its_expired_certificate_is_a_certificate_fault() {
     set(&mut v, "/observations/dependencies/0/evidence", json!("returns 500 on every call"));
     assert_eq!(run(&v).category, Category::DependencyFailure);
 }
+
+/// An HPA pinned at its maximum by a memory metric while CPU sits far below target and demand is not up is its
+/// configuration, not a traffic spike; with demand up, or CPU driving it, it is demand.
+#[test]
+fn an_hpa_pinned_by_a_memory_footprint_is_configuration_not_demand() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/workload/hpa",
+        json!({"min": 1, "max": 8, "current": 8, "desired": 14, "target": "memory 80% of requests; cpu 70% of requests",
+               "current_metric": "memory 166% of requests; cpu 2% of requests"}),
+    );
+    set(&mut v, "/observations/metrics", json!({"requests per second": "0.3, the usual level"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    // CPU drives it: demand.
+    set(&mut v, "/observations/workload/hpa/current_metric", json!("memory 60% of requests; cpu 190% of requests"));
+    set(&mut v, "/observations/metrics", json!({"requests per second": "9,000, up from 3,000 yesterday"}));
+    assert_eq!(run(&v).proposal.action, ActionKind::ScaleUp);
+    // CPU over target but demand at its usual level is not a spike either.
+    set(&mut v, "/observations/metrics", json!({"requests per second": "3,000, the usual level"}));
+    assert_ne!(run(&v).proposal.action, ActionKind::ScaleUp);
+}
+
+/// A pod on a lost node that is marked for deletion, with the Deployment's replicas serving elsewhere, was already
+/// replaced (NOOP); not yet replaced, the node is escalated.
+#[test]
+fn a_lost_nodes_pod_already_replaced_is_a_noop() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/replicas_desired", json!(1));
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    set(&mut v, "/observations/pods/0/node", json!("node-dead"));
+    set(&mut v, "/observations/pods/0/status_reason", json!("NodeLost"));
+    set(
+        &mut v,
+        "/observations/pods/0/status_message",
+        json!("Pod is Terminating: deletionTimestamp set; node not responding"),
+    );
+    set(&mut v, "/observations/pods/1/node", json!("node-b"));
+    set(
+        &mut v,
+        "/observations/nodes",
+        json!([{"name": "node-dead", "conditions": {"Ready": "Unknown"}, "unschedulable": false},
+               {"name": "node-b", "conditions": {"Ready": "True"}, "unschedulable": false}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    set(&mut v, "/observations/workload/replicas_desired", json!(2));
+    assert_eq!(run(&v).category, Category::NodeFailure);
+}
+
+/// A volume of the workload's own at 90% or more, from a metric or the alert, is a filling disk before any write
+/// fails; at half full it is not.
+#[test]
+fn a_volume_close_to_full_is_a_filling_disk() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"WAL volume web-1 (10Gi)": "9.3Gi used; segments waiting to be archived"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DiskFull, ActionKind::Escalate), "{}", d.summary);
+    set(&mut v, "/observations/metrics", json!({"WAL volume web-1 (10Gi)": "5.1Gi used"}));
+    assert_ne!(run(&v).category, Category::DiskFull);
+    let mut alerted = healthy();
+    set(&mut alerted, "/alert/details", json!("data volume of shop/web-0 is 95% full and growing"));
+    assert_eq!(run(&alerted).category, Category::DiskFull);
+}
+
+/// A dependency that crash-loops (or is OOM-killed over and over) is down; Java's PKIX refusal is an untrusted
+/// issuer; a consumer stalled behind a record that only a decode-failure counter shows is an undecodable record.
+#[test]
+fn crashlooping_dependencies_pkix_refusals_and_counted_decode_failures_are_read() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/logs_tail", json!(["ERROR lookup db on 10.96.0.10:53: i/o timeout"]));
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "coredns", "kind": "cluster dns", "status": "crashlooping", "evidence": "OOMKilled every few minutes"}]),
+    );
+    assert_eq!(run(&v).category, Category::DependencyFailure);
+
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["ERROR PKIX path building failed: unable to find valid certification path to requested target"]),
+    );
+    assert_eq!(run(&v).rule, "certificate-untrusted");
+
+    let mut v = healthy();
+    set(&mut v, "/alert/details", json!("consumer group lag on clicks-4 is 2.1M and growing"));
+    set(&mut v, "/observations/metrics", json!({"deserializationFailures": "1 at 08:41, then 0"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::Escalate), "{}", d.summary);
+    set(&mut v, "/observations/metrics", json!({"deserializationFailures": "0"}));
+    assert_ne!(run(&v).rule, "undecodable-record");
+}
