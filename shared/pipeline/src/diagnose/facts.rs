@@ -748,6 +748,26 @@ pub(super) fn negated(clause: &str, phrase: &str) -> bool {
 /// Words that put a clause in the past, about an earlier version rather than the running one.
 const EARLIER: &[&str] = &["previous", "before the", "old version", "earlier version", "prior version", "used to"];
 
+/// The clauses of a lower-cased text: `;`, new lines and `. ` separate them.
+fn clauses(lower: &str) -> impl Iterator<Item = &str> {
+    lower.split([';', '\n']).flat_map(|c| c.split(". "))
+}
+
+/// The memory shape one clause states. The bounded words are checked first ("no growth" contains "growth").
+fn clause_shape(clause: &str) -> Option<MemoryShape> {
+    // "never drops back", "does not fall back": the negation of a bounded shape is growth.
+    if RETURNS.iter().any(|w| negated(clause, w)) {
+        return Some(MemoryShape::Grows);
+    }
+    if contains_any(clause, BOUNDED_MEMORY) || loads_at_start(clause) || RETURNS.iter().any(|w| clause.contains(w)) {
+        return Some(MemoryShape::Bounded);
+    }
+    if contains_any(clause, GROWING_MEMORY) || memory_per_time(clause) {
+        return Some(MemoryShape::Grows);
+    }
+    None
+}
+
 impl Facts<'_> {
     /// The shape of a container's memory over its uptime, from its usage trend and note and from memory metrics,
     /// with the text that says so. `None` when nothing describes it.
@@ -758,63 +778,81 @@ impl Facts<'_> {
     /// 60Mi; since v2.8.0 it grows from each start" is growth. Within a clause the bounded words are checked first
     /// ("no growth" contains "growth").
     pub fn memory_shape(&self, c: &ContainerView) -> Option<(MemoryShape, String)> {
-        let usage = c.usage.as_ref();
-        let own = ["trend", "note"].into_iter().filter_map(|k| usage.and_then(|u| u.get(k)).map(|v| (k, v.as_str())));
-        let metrics = self.s.observations.metrics.iter().filter_map(|(k, v)| {
-            let k_l = k.to_ascii_lowercase();
-            ["memory", "rss", "heap", "working_set", "working set"]
-                .iter()
-                .any(|w| k_l.contains(w))
-                .then_some(())
-                .and_then(|()| v.as_str().map(|v| (k.as_str(), v)))
-        });
-        let tags = |r: Option<&Revision>| -> Vec<String> {
-            r.map(|r| r.images.iter().filter_map(|i| i.rsplit_once(':')).map(|(_, t)| t.to_ascii_lowercase()).collect())
-                .unwrap_or_default()
-        };
-        let (now_tags, old_tags) = (tags(self.current), tags(self.previous));
-        // A revision named by number ("over the 63 days of revision 7") is as much a version as an image tag.
-        let numbers = |r: Option<&Revision>| -> Vec<String> {
-            r.map(|r| vec![format!("revision {}", r.revision), format!("rev {}", r.revision)]).unwrap_or_default()
-        };
-        let (now_revs, old_revs) = (numbers(self.current), numbers(self.previous));
-        let about_earlier = |clause: &str| {
-            let names = |ts: &[String]| ts.iter().any(|t| t.len() >= 2 && clause.contains(t.as_str()));
-            let names_revision = |rs: &[String]| {
-                rs.iter().any(|r| {
-                    clause
-                        .match_indices(r.as_str())
-                        .any(|(at, w)| !clause[at + w.len()..].starts_with(|c: char| c.is_ascii_digit()))
-                })
-            };
-            contains_any(clause, EARLIER)
-                || (names(&old_tags) && !names(&now_tags))
-                || (names_revision(&old_revs) && !names_revision(&now_revs))
-        };
-        for (k, v) in own.chain(metrics) {
+        for (k, v) in self.memory_texts(c) {
             // A metric whose name says it is about an earlier version ("memory before the upgrade", "memory on the
             // previous release") describes the baseline in every clause, whatever the clauses say.
-            if about_earlier(&k.to_ascii_lowercase()) {
+            if self.about_earlier(&k.to_ascii_lowercase()) {
                 continue;
             }
             let lower = v.to_ascii_lowercase();
-            for clause in lower.split([';', '\n']).flat_map(|c| c.split(". ")).filter(|c| !about_earlier(c)) {
-                // "never drops back", "does not fall back": the negation of a bounded shape is growth.
-                if RETURNS.iter().any(|w| negated(clause, w)) {
-                    return Some((MemoryShape::Grows, format!("{k}: {}", quote(v))));
-                }
-                if contains_any(clause, BOUNDED_MEMORY)
-                    || loads_at_start(clause)
-                    || RETURNS.iter().any(|w| clause.contains(w))
-                {
-                    return Some((MemoryShape::Bounded, format!("{k}: {}", quote(v))));
-                }
-                if contains_any(clause, GROWING_MEMORY) || memory_per_time(clause) {
-                    return Some((MemoryShape::Grows, format!("{k}: {}", quote(v))));
+            for clause in clauses(&lower).filter(|c| !self.about_earlier(c)) {
+                if let Some(shape) = clause_shape(clause) {
+                    return Some((shape, format!("{k}: {}", quote(v))));
                 }
             }
         }
         self.memory_by_uptime(&c.name)
+    }
+
+    /// The container's own memory notes and the memory metrics, as (name, text). Metrics of the whole process
+    /// (memory, RSS, working set) come before those of a managed heap: the kernel kills on the process's memory, and
+    /// a heap that stays flat while the resident set grows is a leak outside the heap, not a bounded process.
+    fn memory_texts<'c>(&'c self, c: &'c ContainerView) -> impl Iterator<Item = (&'c str, &'c str)> + 'c {
+        let usage = c.usage.as_ref();
+        let own =
+            ["trend", "note"].into_iter().filter_map(move |k| usage.and_then(|u| u.get(k)).map(|v| (k, v.as_str())));
+        let metric = |heap: bool| {
+            self.s.observations.metrics.iter().filter_map(move |(k, v)| {
+                let k_l = k.to_ascii_lowercase();
+                let process = ["memory", "rss", "working_set", "working set"].iter().any(|w| k_l.contains(w));
+                let of_heap = k_l.contains("heap") && !process;
+                (if heap { of_heap } else { process }).then_some(()).and_then(|()| v.as_str().map(|v| (k.as_str(), v)))
+            })
+        };
+        own.chain(metric(false)).chain(metric(true))
+    }
+
+    /// A text is about an earlier version, not the running one: it says so ("previous", "before the"), or names an
+    /// image tag or a revision number of the previous revision but not of the current one.
+    fn about_earlier(&self, text: &str) -> bool {
+        let tags = |r: Option<&Revision>| -> Vec<String> {
+            r.map(|r| r.images.iter().filter_map(|i| i.rsplit_once(':')).map(|(_, t)| t.to_ascii_lowercase()).collect())
+                .unwrap_or_default()
+        };
+        // A revision named by number ("over the 63 days of revision 7") is as much a version as an image tag.
+        let numbers = |r: Option<&Revision>| -> Vec<String> {
+            r.map(|r| vec![format!("revision {}", r.revision), format!("rev {}", r.revision)]).unwrap_or_default()
+        };
+        let names = |ts: &[String]| ts.iter().any(|t| t.len() >= 2 && text.contains(t.as_str()));
+        let names_revision = |rs: &[String]| {
+            rs.iter().any(|r| {
+                text.match_indices(r.as_str())
+                    .any(|(at, w)| !text[at + w.len()..].starts_with(|c: char| c.is_ascii_digit()))
+            })
+        };
+        contains_any(text, EARLIER)
+            || (names(&tags(self.previous)) && !names(&tags(self.current)))
+            || (names_revision(&numbers(self.previous)) && !names_revision(&numbers(self.current)))
+    }
+
+    /// The shape of memory on the earlier version, from the clauses about it: flat (bounded), or growing too. A
+    /// clause about an earlier version that compares it with the running one ("the same slope on the previous
+    /// releases", "it leaked before too") says it grew as well. `None` when nothing is said about it.
+    pub fn memory_before(&self, c: &ContainerView) -> Option<MemoryShape> {
+        let other = self.s.observations.other.as_deref().map(|o| ("other", o));
+        for (k, v) in self.memory_texts(c).chain(other) {
+            let key_earlier = self.about_earlier(&k.to_ascii_lowercase());
+            let lower = v.to_ascii_lowercase();
+            for clause in clauses(&lower).filter(|c| key_earlier || self.about_earlier(c)) {
+                let likewise = contains_any(clause, &["same", "also", " too", "as well", "likewise", "as before"]);
+                match clause_shape(clause) {
+                    Some(shape) => return Some(shape),
+                    None if likewise && !contains_any(clause, BOUNDED_MEMORY) => return Some(MemoryShape::Grows),
+                    None => {}
+                }
+            }
+        }
+        None
     }
 
     /// With no words for it, the replicas themselves can show the shape: when the same container in three or more

@@ -213,6 +213,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::rerun_succeeded,
     rules::cleared_after_rollout,
     rules::informational,
+    rules::hpa_max_cleared,
     rules::throttling_without_effect,
     rules::subject_gone,
     rules::rollout_progressing,

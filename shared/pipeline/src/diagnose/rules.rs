@@ -737,13 +737,20 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
             limit.as_deref().unwrap_or("memory"),
             run.map(|r| format_age(r.max(0) as u64)).unwrap_or_else(|| "some".into())
         );
-        if f.recent_rollout() && f.previous_healthy() {
+        // The observations may say the earlier version leaked the same way: then the revision did not bring it,
+        // and undoing it changes nothing.
+        let grew_before = f.memory_before(c) == Some(MemoryShape::Grows);
+        if grew_before {
+            evidence.push("the earlier version's memory grew the same way".into());
+        }
+        if f.recent_rollout() && f.previous_healthy() && !grew_before {
             return Some(rollback_or_escalate(f, Category::MemoryLeak, "oom-leak-after-rollout", what, evidence));
         }
         // Memory that grows with uptime on a revision younger than the baseline window, whose predecessor ran
         // without it and with nothing edited since: the leak came with the revision, however many hours ago it was
         // rolled out (a leak shows when it reaches the limit, not at the rollout).
-        if shape.is_some_and(|s| s.0 == MemoryShape::Grows)
+        if !grew_before
+            && shape.is_some_and(|s| s.0 == MemoryShape::Grows)
             && f.current.is_some_and(|cur| age_secs(Some(&cur.age)) <= CHANGE_BASELINE_SECS)
             && !f
                 .recent_changes(&[])
@@ -2953,6 +2960,36 @@ pub fn memory_near_limit(f: &Facts<'_>) -> Option<Finding> {
     if let Some(trend) = c.usage.as_ref().and_then(|u| u.get("trend")) {
         evidence.push(format!("trend: {}", quote(trend)));
     }
+    // Growth that began with a revision young enough to blame, when the observations say the revision before it
+    // was flat and nothing was edited since: the revision brought the leak, so undo it before the first kill rather
+    // than reset it (a restart would only restart the countdown).
+    if let Some((MemoryShape::Grows, shape)) = f.memory_shape(c)
+        && f.memory_before(c) == Some(MemoryShape::Bounded)
+        && f.current.is_some_and(|cur| age_secs(Some(&cur.age)) <= CHANGE_BASELINE_SECS)
+        && !f
+            .recent_changes(&[])
+            .any(|ch| f.current.is_some_and(|cur| age_secs(Some(&ch.age)) < age_secs(Some(&cur.age))))
+    {
+        let mut with_shape = evidence.clone();
+        with_shape.push(format!("memory over uptime: {shape}"));
+        with_shape.push("the previous revision's memory was flat".into());
+        if let Some(mut found) = rollback_to_previous(
+            f,
+            Category::MemoryLeak,
+            "leak-since-revision-before-oom",
+            &format!(
+                "Container {} is at {:.0}% of its memory limit and its memory grows with uptime, which it did not on \
+                 the previous revision: the current revision leaks.",
+                c.name,
+                frac * 100.0
+            ),
+            with_shape,
+        ) {
+            found.confidence = 0.78;
+            found.risk = Risk::Medium;
+            return Some(found);
+        }
+    }
     // A StatefulSet or DaemonSet leaks the same way, but the agent restarts only Deployments: say what a restart
     // would do and leave it to a human, when the observations show the growth with uptime.
     let Some(target) = f.target() else {
@@ -3370,6 +3407,45 @@ pub fn throttling_without_effect(f: &Facts<'_>) -> Option<Finding> {
             "latency at its usual level; every replica ready".into(),
         ],
         0.75,
+    ))
+}
+
+/// An alert that the HPA reached its maximum, observed after it came back under it: the autoscaler is below its
+/// ceiling and wants fewer replicas than it runs, every pod serves, and latency and errors are not up. The spike
+/// that pinned it has passed; nothing to do (the ceiling may deserve a look if spikes repeat).
+pub fn hpa_max_cleared(f: &Facts<'_>) -> Option<Finding> {
+    let about = |t: &str| {
+        let t = t.to_ascii_lowercase();
+        t.contains("hpa") && (t.contains("max") || t.contains("ceiling"))
+    };
+    if !(about(&f.alertname) || about(&f.s.alert.title)) {
+        return None;
+    }
+    let hpa = f.s.observations.workload.as_ref()?.hpa.as_ref()?;
+    let (current, max, desired) = (hpa.current?, hpa.max?, hpa.desired?);
+    if current >= max
+        || desired > current
+        || !f.all_serving()
+        || f.latency_rise().is_some()
+        || f.error_rise().is_some()
+        || f.failing_now().is_some()
+        || !restarts_quiet(f)
+    {
+        return None;
+    }
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "hpa-max-cleared",
+        format!(
+            "The HPA reached its maximum of {max} earlier, but it is back under it ({current} replicas, wanting \
+             {desired}), every replica serves and latency and errors are not up: the spike that pinned it has passed. \
+             Nothing to do now; if such spikes repeat, the maximum deserves a look."
+        ),
+        vec![
+            format!("HPA current {current} < max {max}, desired {desired}"),
+            format!("{} pods ready; no latency or error rise", f.pods().len()),
+        ],
+        0.78,
     ))
 }
 

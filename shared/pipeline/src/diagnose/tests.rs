@@ -2220,3 +2220,66 @@ fn crashlooping_dependencies_pkix_refusals_and_counted_decode_failures_are_read(
     set(&mut v, "/observations/metrics", json!({"deserializationFailures": "0"}));
     assert_ne!(run(&v).rule, "undecodable-record");
 }
+
+/// A leak the observations say the earlier version had too is not the revision's: no rollback, the leak is
+/// escalated (or reset) instead. Without that statement, the leak on a young revision rolls back.
+#[test]
+fn a_leak_the_previous_revision_shared_is_not_rolled_back() {
+    let mut v = healthy();
+    set(&mut v, "/observations/rollout_history/0/age", json!("13h"));
+    oom_after(&mut v, "2024-12-31T20:00:00Z", "");
+    set(&mut v, "/observations/pods/0/containers/0/usage", json!({"memory": "180Mi"}));
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"app memory": "a steady climb from 150Mi after each start to the limit"}),
+    );
+    assert_eq!(run(&v).proposal.action, ActionKind::Rollback);
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"app memory": "a steady climb from 150Mi after each start to the limit; the same slope on the previous release"}),
+    );
+    let d = run(&v);
+    assert_eq!(d.category, Category::MemoryLeak, "{}", d.summary);
+    assert_ne!(d.proposal.action, ActionKind::Rollback, "{}", d.summary);
+}
+
+/// Memory near the limit that grows with uptime only since a young revision (the one before it flat) rolls back
+/// before the first kill; with nothing said about the previous revision, it is restarted.
+#[test]
+fn a_leak_near_the_limit_that_came_with_a_revision_rolls_back_before_the_kill() {
+    let mut v = healthy();
+    set(&mut v, "/observations/rollout_history/0/age", json!("3d"));
+    set(&mut v, "/observations/pods/0/containers/0/usage", json!({"cpu": "100m", "memory": "470Mi"}));
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"process RSS": "400Mi at start, rising ~13Mi an hour since the pods started",
+               "heap used": "flat at 150Mi the whole time",
+               "RSS before the upgrade": "flat at 380-420Mi over 41 days"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::MemoryLeak, ActionKind::Rollback), "{}", d.summary);
+    set(&mut v, "/observations/metrics", json!({"process RSS": "400Mi at start, rising ~13Mi an hour"}));
+    assert_eq!(run(&v).proposal.action, ActionKind::Restart);
+}
+
+/// An HPA-at-maximum alert observed after the autoscaler came back under its ceiling, with nothing failing, is a
+/// NOOP; still at its maximum, it is not.
+#[test]
+fn an_hpa_max_alert_after_the_spike_is_a_noop() {
+    let mut v = healthy();
+    set(&mut v, "/alert/alertname", json!("KubernetesHpaScaleMaximum"));
+    set(&mut v, "/alert/title", json!("KubernetesHpaScaleMaximum shop/web"));
+    set(
+        &mut v,
+        "/observations/workload/hpa",
+        json!({"min": 2, "max": 10, "current": 7, "desired": 5, "target": "cpu 65% of requests", "current_metric": "cpu 40% of requests"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    set(&mut v, "/observations/workload/hpa/current", json!(10));
+    set(&mut v, "/observations/workload/hpa/desired", json!(14));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
