@@ -403,6 +403,41 @@ pub fn unschedulable(f: &Facts<'_>) -> Option<Finding> {
                     .find(|(_, e)| e.reason == "FailedCreate" && lower_has(&e.message, &["exceeded quota"]))
                     .map(|(p, e)| event_line(p, e))
             });
+    // No scheduling decision at all: pods without a node, older than a few minutes, with not even a FailedScheduling
+    // event. The scheduler is not looking at them (down, stuck, or a custom scheduler name nobody serves); no action
+    // on the workload gets them placed.
+    let unscheduled = || {
+        f.pods()
+            .iter()
+            .filter(|p| p.phase == "Pending" && p.node.is_none() && p.events.is_empty())
+            .find(|p| age_secs(p.age.as_deref()) >= 5 * 60 && age_secs(p.age.as_deref()) != u64::MAX)
+            .map(|p| {
+                format!(
+                    "pod {} has been Pending for {} with no node and no scheduling event: no scheduler has decided on it",
+                    p.name,
+                    p.age.as_deref().unwrap_or("?")
+                )
+            })
+    };
+    if scheduling.is_none()
+        && quota.is_none()
+        && let Some(line) = unscheduled()
+    {
+        let mut evidence = vec![line];
+        if let Some(o) = f.s.observations.other.as_deref() {
+            evidence.push(quote(o));
+        }
+        return Some(Finding::escalate(
+            Category::Unschedulable,
+            "not-scheduled",
+            "Pods are Pending without any scheduling decision (no node, no FailedScheduling event): the scheduler \
+             is not placing them, which no change to the workload fixes. A human must check the control-plane \
+             scheduler (or the pods' schedulerName)."
+                .into(),
+            evidence,
+            0.8,
+        ));
+    }
     let line = scheduling.or(quota)?;
     // Capacity on its way: the cluster autoscaler took the pending pods as its reason to add nodes a few minutes ago
     // and has not reported that it cannot. New nodes take minutes to join; until then Pending is the design working,
@@ -703,6 +738,37 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
             .iter()
             .find_map(|c| c.last_termination.as_ref().filter(|t| t.reason == "OOMKilled").map(|t| (p, c, t)))
     })?;
+    // The kernel's OOM killer sends SIGKILL (exit 137). A termination labelled OOMKilled that exited on SIGTERM
+    // (143) or cleanly (0) was a graceful stop (a drain, an eviction, a rollout) that the runtime mislabelled from
+    // its cgroup's cumulative OOM counter (a child process killed earlier). It is not a memory fault: with the pods
+    // serving and memory well under the limit, there is nothing to fix, and raising the limit would answer an OOM
+    // that did not happen.
+    if matches!(t.exit_code, 0 | 143) {
+        let frac = Facts::memory_fraction(c);
+        if f.all_serving() && frac.is_none_or(|x| x < 0.8) && f.failing_now().is_none() {
+            return Some(Finding::noop(
+                Category::BenignOrSelfResolved,
+                "oomkilled-label-without-kill",
+                format!(
+                    "Container {} of pod {} is listed as OOMKilled, but it exited with code {} ({}), not 137: the \
+                     kernel's OOM killer sends SIGKILL. It was stopped gracefully and the runtime labelled the exit \
+                     from an earlier OOM kill in the same cgroup. Memory is {} of the limit and every replica serves: \
+                     nothing to fix.",
+                    c.name,
+                    p.name,
+                    t.exit_code,
+                    if t.exit_code == 143 { "SIGTERM" } else { "a clean exit" },
+                    frac.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "well under".into())
+                ),
+                vec![format!(
+                    "pod {} container {}: last termination OOMKilled with exit code {}",
+                    p.name, c.name, t.exit_code
+                )],
+                0.75,
+            ));
+        }
+        return None;
+    }
     let limit = c.resources.limits.get("memory").cloned();
     let run = t.started_at.as_deref().and_then(|s| secs_between(s, &t.finished_at));
     let mut evidence = vec![format!(

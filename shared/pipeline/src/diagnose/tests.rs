@@ -2283,3 +2283,40 @@ fn an_hpa_max_alert_after_the_spike_is_a_noop() {
     set(&mut v, "/observations/workload/hpa/desired", json!(14));
     assert_ne!(run(&v).proposal.action, ActionKind::Noop);
 }
+
+/// A termination labelled OOMKilled that exited on SIGTERM (143) was a graceful stop, not an OOM kill: nothing to
+/// raise. With exit 137 it is the OOM rule's.
+#[test]
+fn an_oomkilled_label_on_a_sigterm_exit_is_not_an_oom() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0/last_termination",
+        json!({"reason": "OOMKilled", "exit_code": 143, "started_at": "2024-12-25T08:00:00Z",
+               "finished_at": "2025-01-01T09:40:00Z"}),
+    );
+    set(&mut v, "/observations/pods/0/containers/0/restart_count", json!(1));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    set(&mut v, "/observations/pods/0/containers/0/last_termination/exit_code", json!(137));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
+
+/// A pod Pending for minutes with no node and no scheduling event at all is not being scheduled; a pod just created
+/// is not yet stuck.
+#[test]
+fn a_pod_pending_without_any_scheduling_event_is_not_being_scheduled() {
+    let mut v = healthy();
+    let pending = pod(
+        "web-5d4c3b2a1-ccccc",
+        json!({"phase": "Pending", "ready": false, "age": "30m", "node": null,
+               "containers": [container(json!({"state": "waiting", "ready": false, "usage": null}))],
+               "events": [], "logs_tail": []}),
+    );
+    v["observations"]["pods"].as_array_mut().unwrap().push(pending);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::Unschedulable, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "not-scheduled");
+    set(&mut v, "/observations/pods/2/age", json!("40s"));
+    assert_ne!(run(&v).rule, "not-scheduled");
+}
