@@ -642,7 +642,11 @@ const OWN_VOLUME: &[&str] = &["volume", "pvc", "disk", "filesystem", "pgdata", "
 /// How full a text says a volume is, from a percentage ("93% full") or two sizes ("9.3Gi of 10Gi used"). The first
 /// size read against the larger one after it.
 fn fullness(text: &str) -> Option<f64> {
-    if let Some(p) = percent(text).filter(|p| *p <= 100.0) {
+    // Only a number written as a percentage: a bare count ("12 pods") is not how full anything is.
+    let pct = text
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';'))
+        .find_map(|t| t.strip_suffix('%').and_then(|n| n.parse::<f64>().ok()));
+    if let Some(p) = pct.filter(|p| *p <= 100.0) {
         return Some(p / 100.0);
     }
     let sizes: Vec<f64> = text

@@ -2186,6 +2186,9 @@ fn a_volume_close_to_full_is_a_filling_disk() {
     assert_eq!((d.category, d.proposal.action), (Category::DiskFull, ActionKind::Escalate), "{}", d.summary);
     set(&mut v, "/observations/metrics", json!({"WAL volume web-1 (10Gi)": "5.1Gi used"}));
     assert_ne!(run(&v).category, Category::DiskFull);
+    // A bare count is not a fill level.
+    set(&mut v, "/observations/metrics", json!({"data volume": "92 files, 3Gi of 20Gi"}));
+    assert_ne!(run(&v).category, Category::DiskFull);
     let mut alerted = healthy();
     set(&mut alerted, "/alert/details", json!("data volume of shop/web-0 is 95% full and growing"));
     assert_eq!(run(&alerted).category, Category::DiskFull);
