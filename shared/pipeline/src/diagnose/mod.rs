@@ -189,6 +189,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::auth,
     rules::certificate,
     rules::untrusted_certificate,
+    rules::crash_on_changed_nodes,
     rules::crash_config,
     rules::autoscaler_config,
     rules::network,

@@ -2377,9 +2377,76 @@ pub fn corrupted_local_state(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// A container runtime's words for failing to start a container (before the process runs).
+const RUNTIME_START_FAILURES: &[&str] =
+    &["oci runtime create failed", "failed to create containerd task", "failed to create shim", "runc create failed"];
+
+/// Containers that fail to start only on nodes changed recently (a runtime, kernel or OS upgrade) while pods of
+/// the same ReplicaSet run on the nodes that were not: the nodes are the change. The workload is unchanged, so a
+/// rollback does nothing and a restart moves healthy pods onto the broken nodes; a human must fix, roll back or
+/// cordon the nodes.
+pub fn crash_on_changed_nodes(f: &Facts<'_>) -> Option<Finding> {
+    let changed: Vec<&str> =
+        f.recent_changes(&["Node"]).map(|c| c.object.rsplit('/').next().unwrap_or(&c.object)).collect();
+    if changed.is_empty() {
+        return None;
+    }
+    // The runtime could not start the container at all (the process never ran): a start error, not the
+    // application's own exit. A process that ran and failed on its own data or config is not the node's.
+    let crashing = |p: &PodView| {
+        p.containers.iter().any(|c| {
+            c.last_termination.as_ref().is_some_and(|t| {
+                matches!(t.reason.as_str(), "StartError" | "ContainerCannotRun" | "RunContainerError")
+                    || lower_has(t.message.as_deref().unwrap_or_default(), RUNTIME_START_FAILURES)
+            }) || lower_has(c.state_message.as_deref().unwrap_or_default(), RUNTIME_START_FAILURES)
+        })
+    };
+    let on_changed = |p: &PodView| p.node.as_deref().is_some_and(|n| changed.contains(&n));
+    let broken: Vec<&PodView> = f.pods().iter().filter(|p| crashing(p)).collect();
+    if broken.is_empty() || !broken.iter().all(|p| on_changed(p)) {
+        return None;
+    }
+    let healthy_elsewhere =
+        f.pods().iter().find(|q| q.ready && !on_changed(q) && broken.iter().any(|p| p.owner == q.owner))?;
+    let c = f
+        .recent_changes(&["Node"])
+        .find(|c| broken.iter().any(|p| p.node.as_deref().is_some_and(|n| c.object.ends_with(n))))?;
+    let mut evidence = vec![format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary))];
+    for p in &broken {
+        let why = p.containers.iter().find_map(|k| k.last_termination.as_ref().and_then(|t| t.message.as_deref()));
+        evidence.push(format!(
+            "pod {} on {} fails to start{}",
+            p.name,
+            p.node.as_deref().unwrap_or("?"),
+            why.map(|m| format!(": {}", quote(m))).unwrap_or_default()
+        ));
+    }
+    evidence.push(format!(
+        "pod {} of the same ReplicaSet runs on {}",
+        healthy_elsewhere.name,
+        healthy_elsewhere.node.as_deref().unwrap_or("?")
+    ));
+    Some(Finding::escalate(
+        Category::NodeFailure,
+        "crash-on-changed-nodes",
+        format!(
+            "Containers fail only on the nodes changed recently ({} {}: {}), while the same revision runs on the other \
+             nodes: the nodes are the change, not the workload. Rolling back changes nothing and a restart would move \
+             healthy pods onto the broken nodes; a human must fix, roll back or cordon those nodes.",
+            c.kind,
+            c.object,
+            quote(&c.summary)
+        ),
+        evidence,
+        0.8,
+    ))
+}
+
 /// Crash-looping since the latest rollout.
 pub fn crash_after_rollout(f: &Facts<'_>) -> Option<Finding> {
-    if !f.recent_rollout() {
+    // A recent rollout, or one up to a week old that the observations date the fault from ("0 updates since the
+    // upgrade"): a crash that only shows when work arrives comes with the revision all the same.
+    if !f.recent_rollout() && !f.rollout_precedes_fault() {
         return None;
     }
     let (p, c) = f.containers().find(|(_, c)| {

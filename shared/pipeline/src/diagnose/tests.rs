@@ -2323,3 +2323,48 @@ fn a_pod_pending_without_any_scheduling_event_is_not_being_scheduled() {
     set(&mut v, "/observations/pods/2/age", json!("40s"));
     assert_ne!(run(&v).rule, "not-scheduled");
 }
+
+/// A crash on a revision days old that the observations date the fault from rolls back like a fresh one; the same
+/// crash on an old revision nothing ties to the fault does not.
+#[test]
+fn a_crash_dated_from_a_days_old_rollout_rolls_back() {
+    let mut v = healthy();
+    set(&mut v, "/observations/rollout_history/0/age", json!("2d"));
+    crashloop(&mut v, &["panic: runtime error: invalid memory address or nil pointer dereference"]);
+    set(&mut v, "/observations/metrics", json!({"jobs done": "0 since the upgrade 2 days ago, about 6 a day before"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+    set(&mut v, "/observations/metrics", json!({"jobs done": "0 today"}));
+    assert_ne!(run(&v).proposal.action, ActionKind::Rollback);
+}
+
+/// Containers the runtime cannot start only on nodes changed recently, with the same ReplicaSet running on other
+/// nodes, are the nodes' fault; an application's own exit on such a node is not.
+#[test]
+fn start_failures_only_on_recently_changed_nodes_are_the_nodes() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/node", json!("node-3"));
+    set(&mut v, "/observations/pods/1/node", json!("node-1"));
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"state": "waiting", "state_reason": "CrashLoopBackOff", "ready": false, "restart_count": 9,
+            "last_termination": {"reason": "StartError", "exit_code": 128, "finished_at": "2025-01-01T10:01:00Z",
+                "message": "failed to create containerd task: OCI runtime create failed: mounting /proc: operation not permitted"}})),
+    );
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "55m", "kind": "Node", "object": "node-3", "summary": "containerd 1.4.9 -> 1.5.5"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NodeFailure, ActionKind::Escalate), "{}", d.summary);
+    // The process ran and exited on its own error: not the node's.
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0/last_termination",
+        json!({"reason": "Error", "exit_code": 1, "finished_at": "2025-01-01T10:01:00Z"}),
+    );
+    assert_ne!(run(&v).rule, "crash-on-changed-nodes");
+}
