@@ -193,6 +193,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::crash_config,
     rules::autoscaler_config,
     rules::network,
+    rules::mesh_change,
     rules::unresolvable_host,
     rules::stale_connections,
     rules::dependency_exhausted_by_release,

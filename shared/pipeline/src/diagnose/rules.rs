@@ -1806,6 +1806,53 @@ pub fn network(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// A sidecar proxy's words for a request it reset or could not hand to the application.
+const PROXY_RESETS: &[&str] = &[
+    "upstream_reset",
+    "disconnect/reset before headers",
+    "upstream connect error",
+    "\" 503 ur ",
+    "\" 503 uf ",
+    " 503 ur ",
+    " 503 uf ",
+];
+/// Words that name a service mesh or its data plane.
+const MESH: &[&str] = &["istio", "linkerd", "envoy", "sidecar", "mesh", "consul connect"];
+
+/// Requests reset by the sidecar proxy after the service mesh (its control plane or the sidecars) was changed, while
+/// the workload's own revision is older than that change: the path between the clients and the application broke
+/// in the mesh. Rolling the workload back reverts nothing of it, and restarts keep the same sidecar.
+pub fn mesh_change(f: &Facts<'_>) -> Option<Finding> {
+    let (p, line) = f.find_log(PROXY_RESETS)?;
+    let rev_age = f.current.map(|c| age_secs(Some(&c.age))).unwrap_or(u64::MAX);
+    let c = f.recent_changes(&[]).find(|c| {
+        lower_has(&format!("{} {} {}", c.kind, c.object, c.summary), MESH) && age_secs(Some(&c.age)) < rev_age
+    })?;
+    Some(Finding {
+        change_induced: true,
+        ..Finding::escalate(
+            Category::NetworkMisconfig,
+            "mesh-change",
+            format!(
+                "The sidecar proxy resets the requests before they reach the application ('{}'), since {} {} was \
+                 changed {} ago ({}); the workload's own revision is older. The fault is in the mesh, not the workload: \
+                 rollout undo reverts nothing of it and restarts keep the same sidecar. A human must fix or roll back \
+                 the mesh change.",
+                quote(line),
+                c.kind,
+                c.object,
+                c.age,
+                quote(&c.summary)
+            ),
+            vec![
+                format!("log of {}: {}", p.name, quote(line)),
+                format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)),
+            ],
+            0.8,
+        )
+    })
+}
+
 /// A configured hostname that does not resolve.
 pub fn unresolvable_host(f: &Facts<'_>) -> Option<Finding> {
     // With a dependency (such as cluster DNS) down, the name may be right and the resolver wrong.
@@ -3206,8 +3253,13 @@ pub fn cleared(f: &Facts<'_>) -> Option<Finding> {
     let drained = f.recent_changes(&["Node"]).find(|c| {
         lower_has(&c.summary, &["drain", "cordon", "replaced", "maintenance"]) && age_secs(Some(&c.age)) >= youngest_pod
     });
+    let quiet_now = f.containers().all(|(_, c)| c.last_termination.as_ref().is_none_or(|t| ended_before_quiet(f, t)));
+    // A dependency that says it recovered, or that it has been up since a moment (it came up after the pods that
+    // needed it, a start-order race): with every restart older than the quiet window, the wait is over.
     let recovered = f.dependencies().iter().find(|d| {
-        lower_has(&d.status, &["healthy"]) && lower_has(&d.evidence, &["completed", "recovered", "resolved"])
+        lower_has(&d.status, &["healthy"])
+            && (lower_has(&d.evidence, &["completed", "recovered", "resolved"])
+                || (quiet_now && lower_has(&d.evidence, &["ready since", "up since", "available since", "back since"])))
     });
     // A disruption that is planned and finite (an upgrade, a drain, node reboots, a failover) and says it is over.
     // It explains restarts and missing replicas only if nothing has failed since: every termination is older than

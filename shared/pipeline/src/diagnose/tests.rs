@@ -2368,3 +2368,48 @@ fn start_failures_only_on_recently_changed_nodes_are_the_nodes() {
     );
     assert_ne!(run(&v).rule, "crash-on-changed-nodes");
 }
+
+/// Requests the sidecar resets after a mesh change newer than the workload's revision are the mesh's; the same
+/// resets with no mesh change are not attributed to it.
+#[test]
+fn proxy_resets_after_a_mesh_change_are_the_mesh() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!([
+            "[2022-03-04T10:12:01Z] \"POST /ledger HTTP/2\" 503 UR upstream_reset_before_response_started{remote_reset}"
+        ]),
+    );
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "2h", "kind": "IstioOperator", "object": "istio-system/control-plane", "summary": "upgraded 1.9.4 -> 1.10.2"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NetworkMisconfig, ActionKind::Escalate), "{}", d.summary);
+    set(&mut v, "/observations/recent_changes", json!([]));
+    assert_ne!(run(&v).rule, "mesh-change");
+}
+
+/// A dependency that says it has been up since a moment, with every restart older than the quiet window, ends a
+/// start-order race (NOOP); with a restart just now, it has not cleared.
+#[test]
+fn restarts_while_a_dependency_came_up_clear_once_it_is_up_and_quiet() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/containers/0/restart_count", json!(4));
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0/last_termination",
+        json!({"reason": "Error", "exit_code": 139, "finished_at": "2025-01-01T09:45:00Z"}),
+    );
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "cache", "kind": "redis", "status": "healthy", "evidence": "ready since 09:45:30"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    set(&mut v, "/observations/pods/0/containers/0/last_termination/finished_at", json!("2025-01-01T10:01:00Z"));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
