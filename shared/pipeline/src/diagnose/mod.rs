@@ -186,6 +186,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::hung,
     rules::work_stopped,
     rules::readiness_never_passes,
+    rules::credential_not_yet_valid,
     rules::auth,
     rules::certificate,
     rules::untrusted_certificate,

@@ -1347,6 +1347,115 @@ pub fn readiness_never_passes(f: &Facts<'_>) -> Option<Finding> {
     Some(rollback_or_escalate(f, Category::ProbeMisconfigured, "readiness-never-passes", what, evidence))
 }
 
+/// What a validator says when a token or certificate is rejected for its time, not its content: issued in the
+/// future or not valid before a moment still to come. Go's x509 "has expired or is not yet valid" is left out by
+/// the caller (a line that also says "expired" is usually an expiry).
+const NOT_YET_VALID: &[&str] = &[
+    "not valid yet",
+    "not yet valid",
+    "used before issued",
+    "issued in the future",
+    "issued at a future",
+    "before its issue time",
+    "clock skew too great",
+];
+
+/// Credentials rejected for their time rather than their content: a clock that disagrees.
+///
+/// A token "used before issued" or "not valid yet" is a clock disagreement between whoever issued it and whoever
+/// validates it; the credential itself is fine. Two shapes can be told apart from the observations:
+/// - Only the pods on one node reject, while pods of the same workload on other nodes accept the same tokens: that
+///   node's clock is off. Nothing in the action space sets a clock, and a restart may land on the same node, so it
+///   is escalated as the node's fault.
+/// - Every pod rejects, and a clock was corrected after the pods started: the credentials they hold were issued
+///   while the clock was wrong and carry a future issue time, and kubelets and token brokers rotate only near
+///   expiry. Fresh pods are issued fresh credentials at the correct time; a rolling restart keeps the old pods
+///   serving while new ones fail, so it cannot make things worse.
+///
+/// Otherwise the clock at fault is not known: escalated with the mechanism named.
+pub fn credential_not_yet_valid(f: &Facts<'_>) -> Option<Finding> {
+    let pods = f.pods();
+    let rejected = |l: &&LogLine<'_>| contains_any(&l.lower, NOT_YET_VALID) && !l.lower.contains("expired");
+    let line = f.logs.iter().find(rejected)?;
+    let mut bad: Vec<usize> = f.logs.iter().filter(rejected).map(|l| l.pod).collect();
+    bad.dedup();
+    let mut evidence = vec![format!("log of {}: {}", pods[line.pod].name, quote(line.text))];
+    let bad_nodes: Vec<&str> = bad.iter().filter_map(|&i| pods[i].node.as_deref()).collect();
+    let one_node = bad_nodes.len() == bad.len() && bad_nodes.windows(2).all(|w| w[0] == w[1]);
+    let accepting_elsewhere = pods
+        .iter()
+        .enumerate()
+        .find(|(i, q)| !bad.contains(i) && q.node.as_deref().is_some_and(|n| !bad_nodes.contains(&n)) && q.ready);
+    if let (true, Some((_, q)), Some(&node)) = (one_node, accepting_elsewhere, bad_nodes.first()) {
+        evidence.push(format!("pod {} on {} accepts the same credentials", q.name, q.node.as_deref().unwrap_or("?")));
+        if let Some(note) = f.node(node).and_then(|n| n.note.as_deref()) {
+            evidence.push(format!("node {node}: {}", quote(note)));
+        }
+        return Some(Finding::escalate(
+            Category::NodeFailure,
+            "node-clock-skew",
+            format!(
+                "Credentials are rejected for their time ('{}') only by the pods on {node}, while the pods on other \
+                 nodes accept them: {node}'s clock disagrees with the issuer's. A human must fix time \
+                 synchronisation on {node} (NTP, chrony); a restart or a new pod that lands there again fails the \
+                 same way.",
+                quote(line.text)
+            ),
+            evidence,
+            0.8,
+        ));
+    }
+    let is_token = contains_any(&line.lower, &["token", "jwt", "credential", "assertion", "ticket"]);
+    if !is_token && contains_any(&line.lower, &["x509", "certificate"]) {
+        return None;
+    }
+    let corrected = f.changes_after_pods_started(&[]).find(|c| {
+        lower_has(&c.summary, &["clock", "time sync", "ntp", "chrony", "system time"])
+            && lower_has(&c.summary, &["corrected", "fixed", "resync", "synchronised", "synchronized", "stepped"])
+    });
+    let dependency_down = f.dependencies().iter().any(|d| !lower_has(&d.status, &["healthy"]));
+    if let (true, Some(c), false, Some(target)) = (is_token, corrected, dependency_down, f.target())
+        && bad.len() == pods.len()
+    {
+        evidence.push(format!(
+            "{} {} changed {} ago, after the pods started: {}",
+            c.kind,
+            c.object,
+            c.age,
+            quote(&c.summary)
+        ));
+        return Some(Finding::act(
+            Category::AuthOrPermission,
+            "credential-issued-under-skewed-clock",
+            format!(
+                "Every pod's credentials are rejected as not valid yet ('{}'), and the clock of {} was corrected {} \
+                 ago, after the pods started: the credentials were issued while the clock was wrong and carry a \
+                 future issue time, and they are not rotated before they near expiry. A rolling restart gets fresh \
+                 ones issued at the correct time.",
+                quote(line.text),
+                c.object,
+                c.age
+            ),
+            evidence,
+            (ActionKind::Restart, target),
+            0.75,
+            Risk::Medium,
+        ));
+    }
+    Some(Finding::escalate(
+        Category::AuthOrPermission,
+        "credential-not-yet-valid",
+        format!(
+            "Credentials are rejected for their time ('{}'): the clocks of the issuer and the validator disagree. A \
+             human must find the skewed clock and fix its time synchronisation; restarting or rolling back does not \
+             move a clock.",
+            quote(line.text)
+        ),
+        evidence,
+        0.7,
+    ))
+}
+
 /// Credentials or authorisation rejected.
 pub fn auth(f: &Facts<'_>) -> Option<Finding> {
     let (p, line) = f.find_log(AUTH_FAILURES)?;

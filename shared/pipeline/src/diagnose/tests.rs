@@ -2413,3 +2413,49 @@ fn restarts_while_a_dependency_came_up_clear_once_it_is_up_and_quiet() {
     set(&mut v, "/observations/pods/0/containers/0/last_termination/finished_at", json!("2025-01-01T10:01:00Z"));
     assert_ne!(run(&v).proposal.action, ActionKind::Noop);
 }
+
+/// Tokens rejected as issued in the future only by the pod on one node, while the pod on another node accepts them,
+/// are that node's clock (escalated); the same rejection on every pod is not pinned on a node.
+#[test]
+fn tokens_rejected_for_their_time_on_one_node_are_that_nodes_clock() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/1/node", json!("node-b"));
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["level=error msg=\"authentication failed: Token used before issued (iat 10:02:31, now 10:02:11)\""]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NodeFailure, ActionKind::Escalate), "{}", d.summary);
+    assert!(d.summary.contains("node-a"), "{}", d.summary);
+    // Both pods, on both nodes, reject: no one node's clock explains it.
+    let line = v.pointer("/observations/pods/0/logs_tail").unwrap().clone();
+    set(&mut v, "/observations/pods/1/logs_tail", line);
+    let d = run(&v);
+    assert_ne!(d.category, Category::NodeFailure, "{}", d.summary);
+    assert_eq!(d.proposal.action, ActionKind::Escalate, "{}", d.summary);
+}
+
+/// Every pod's tokens rejected as not valid yet after a clock was corrected, later than the pods started: the
+/// tokens were issued under the wrong clock, and fresh pods fix it (RESTART). Without the correction, or with it
+/// older than the pods, it stays a human's call.
+#[test]
+fn tokens_issued_under_a_clock_since_corrected_are_renewed_by_a_restart() {
+    let mut v = healthy();
+    crashloop(&mut v, &["listing ConfigMaps: Unauthorized: token is not valid yet (issued at 2025-01-03T09:31:00Z)"]);
+    let first = v.pointer("/observations/pods/0").unwrap().clone();
+    set(&mut v, "/observations/pods", json!([first]));
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "40m", "kind": "Node", "object": "control-plane-1",
+                "summary": "system clock corrected: it had run 2 days ahead"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AuthOrPermission, ActionKind::Restart), "{}", d.summary);
+    set(&mut v, "/observations/recent_changes/0/age", json!("5d"));
+    assert_eq!(run(&v).proposal.action, ActionKind::Escalate);
+    set(&mut v, "/observations/recent_changes", json!([]));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AuthOrPermission, ActionKind::Escalate), "{}", d.summary);
+}
