@@ -91,6 +91,13 @@ pub const AUTH_FAILURES: &[&str] = &[
     "invalid credentials",
     "login failed",
 ];
+/// What the runtime says when a probe's command cannot start in the container: the image lacks it.
+pub const PROBE_CANNOT_RUN: &[&str] = &[
+    "executable file not found",
+    "oci runtime exec failed",
+    "exec failed: unable to start container process",
+    "no such file or directory: unknown",
+];
 /// What TLS stacks say when a certificate is past its validity: Go's x509, OpenSSL's "certificate has expired", and
 /// Java's `CertificateExpiredException` under "PKIX path validation failed ... validity check failed".
 pub const CERT_EXPIRED: &[&str] = &[
@@ -505,6 +512,9 @@ const SHARE_UNITS: &[&str] =
 const WORK_NOUNS: &[&str] =
     &["req", "request", "quer", "call", "event", "message", "order", "session", "transaction", "hit"];
 
+/// How a rate of arriving work is named when the key does not name the work: "produce rate", "ingest rate".
+const ARRIVAL_VERBS: &[&str] = &[" produce", " publish", " incoming", " ingest", " inbound", " enqueue", " arrival"];
+
 /// The unit after each "per" in a key's words, skipping a count ("per 1k requests").
 fn per_units(k: &str) -> impl Iterator<Item = &str> {
     let words: Vec<&str> = k.split_whitespace().collect();
@@ -524,7 +534,8 @@ fn is_demand_metric(key: &str) -> bool {
     let per_time = per_units(&k).any(|u| TIME_UNITS.contains(&u));
     let rate = per_time
         || [" rps ", " qps ", "traffic", "arrival"].iter().any(|s| k.contains(s))
-        || k.contains(" rate ") && WORK_NOUNS.iter().any(|n| k.contains(n));
+        || k.contains(" rate ")
+            && (WORK_NOUNS.iter().any(|n| k.contains(n)) || ARRIVAL_VERBS.iter().any(|n| k.contains(n)));
     // Work done (processed, consumed, handled) is capacity, not arrivals.
     let not_demand = [
         "error",
@@ -552,6 +563,14 @@ fn is_latency_metric(key: &str) -> bool {
     [" latency", " p50 ", " p90 ", " p95 ", " p99 ", " p999 ", "response time", "request duration", " duration "]
         .iter()
         .any(|s| k.contains(s))
+        && !is_cost_metric(key)
+}
+
+/// A metric of the workload's CPU use (per pod or in total), not of its throttling or its limit.
+fn is_cpu_use_metric(key: &str) -> bool {
+    let k = key_words(key);
+    k.contains(" cpu ")
+        && !["throttl", "limit", "request", "node", "steal"].iter().any(|s| k.contains(s))
         && !is_cost_metric(key)
 }
 
@@ -612,9 +631,18 @@ impl Facts<'_> {
         self.strongest_rise(is_error_metric)
     }
 
-    /// The strongest rise in cost per unit of work, with the metric that says so.
+    /// The strongest rise in cost per unit of work, with the metric that says so. Without a per-unit metric, the
+    /// workload's own CPU use rising at least 1.5x its stated baseline while every stated demand is flat is the
+    /// same thing: the same work costs more.
     pub fn cost_rise(&self) -> Option<(f64, String)> {
-        self.strongest_rise(is_cost_metric)
+        self.strongest_rise(is_cost_metric).or_else(|| {
+            if !self.demand_flat() {
+                return None;
+            }
+            self.strongest_rise(is_cpu_use_metric)
+                .filter(|(r, _)| *r >= 1.5)
+                .map(|(r, m)| (r, format!("{m}, while demand is flat")))
+        })
     }
 
     /// Cost per unit of work is stated and flat, with the metric that says so.

@@ -882,8 +882,26 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
     if f.recent_rollout() && f.previous_healthy() {
         return Some(rollback_or_escalate(f, Category::OomLimitTooLow, "oom-after-rollout", what, evidence));
     }
-    let (Some(limit), Some(mut target)) = (limit.as_deref().and_then(|l| Bytes::parse(l).ok()), f.target()) else {
+    let Some(limit) = limit.as_deref().and_then(|l| Bytes::parse(l).ok()) else {
         return Some(Finding::escalate(Category::OomLimitTooLow, "oom-no-limit", what, evidence, 0.7));
+    };
+    // The agent changes Deployments only; a StatefulSet's or DaemonSet's limit is a human's edit, with the same
+    // bounded proposal the agent would have made.
+    let Some(mut target) = f.target() else {
+        let kind = f.s.observations.workload.as_ref().map(|w| format!("{:?} {}", w.kind, w.name));
+        return Some(Finding::escalate(
+            Category::OomLimitTooLow,
+            "oom-limit-too-low-not-deployment",
+            format!(
+                "{what} {} is not a Deployment, which the agent may change: a human must raise the {} limit (to about \
+                 {}).",
+                kind.as_deref().unwrap_or("The workload"),
+                c.name,
+                Bytes(limit.0 * 2).to_quantity()
+            ),
+            evidence,
+            0.75,
+        ));
     };
     let new = Bytes(limit.0 * 2);
     // Room on the node: a raised limit must still fit it, and a Guaranteed pod's request rises with its limit.
@@ -1275,11 +1293,17 @@ pub fn new_revision_never_ready(f: &Facts<'_>) -> Option<Finding> {
     let (p, e) = new.iter().find_map(|p| {
         p.events
             .iter()
-            .find(|e| e.reason == "Unhealthy" && lower_has(&e.message, &["readiness probe failed"]))
+            .find(|e| {
+                e.reason == "Unhealthy" && lower_has(&e.message, &["readiness probe failed", "readiness probe errored"])
+            })
             .map(|e| (*p, e))
     })?;
     let probe_changed = lower_has(&cur.change, &["probe"]);
     let answered = lower_has(&e.message, &["statuscode: 404", "status code 404", " 404"]);
+    // The probe never ran: the runtime could not start its command in the container ("exec: \"sh\": executable file
+    // not found"). The new image lacks what the probe execs (a shell, curl, a script), typically a move to a
+    // distroless or slimmer base. The application may be fine; the probe cannot pass in this image.
+    let cannot_run = lower_has(&e.message, PROBE_CANNOT_RUN);
     let mut evidence = vec![
         event_line(p, e),
         format!(
@@ -1292,7 +1316,15 @@ pub fn new_revision_never_ready(f: &Facts<'_>) -> Option<Finding> {
     if let Some((c, probe)) = p.containers.iter().find_map(|c| c.probes.get("readiness").map(|pr| (c, pr))) {
         evidence.push(format!("container {} readiness probe: {probe}", c.name));
     }
-    let (category, what) = if probe_changed || answered {
+    let (category, what) = if cannot_run {
+        (
+            Category::ProbeMisconfigured,
+            "The new revision's pods run but their readiness probe cannot even start: the new image does not ship \
+             what the probe executes, so the pods never turn ready and the rollout is stuck while the old pods carry \
+             the traffic."
+                .to_owned(),
+        )
+    } else if probe_changed || answered {
         (
             Category::ProbeMisconfigured,
             format!(
@@ -3047,6 +3079,26 @@ pub fn traffic_cpu(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// The partition count the observations state ("2 partitions", "partitions: 12"), when it is no more than the
+/// replicas: a consumer group assigns each partition to one member, so consumers beyond the partitions get no work
+/// and scaling out adds nothing. The evidence line, or `None` when no count is stated or there is room.
+fn partition_bound(f: &Facts<'_>, replicas: i64) -> Option<String> {
+    let texts = f.s.observations.metrics.iter().filter_map(|(k, v)| v.as_str().map(|v| format!("{k}: {v}")));
+    texts.chain(f.s.observations.other.clone()).find_map(|text| {
+        let lower = text.to_ascii_lowercase();
+        let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+        let n = words.iter().enumerate().find_map(|(i, w)| {
+            let before = || i.checked_sub(1).and_then(|j| words[j].parse::<i64>().ok());
+            let after = || words.get(i + 1).and_then(|n| n.parse::<i64>().ok());
+            match *w {
+                "partition" | "partitions" => before().or_else(|| after().filter(|_| *w == "partitions")),
+                _ => None,
+            }
+        })?;
+        (n >= 1 && n <= replicas).then(|| format!("{} ({n} partitions for {replicas} replicas)", quote(&text)))
+    })
+}
+
 /// Whether the nodes the snapshot lists have unrequested CPU for `extra` more pods like the first one: `None` when
 /// the snapshot does not say (no allocatable/requested figures), otherwise the evidence line either way.
 fn node_room(f: &Facts<'_>, extra: i64) -> Option<Result<String, String>> {
@@ -3125,6 +3177,21 @@ pub fn demand_beyond_capacity(f: &Facts<'_>) -> Option<Finding> {
         ));
     };
     let replicas = w.replicas_desired.or(hpa.and_then(|h| h.current)).unwrap_or(1).max(1);
+    if let Some(bound) = partition_bound(f, replicas) {
+        evidence.push(bound);
+        return Some(Finding::escalate(
+            Category::TrafficSpike,
+            "demand-beyond-partitions",
+            format!(
+                "Demand is {rise:.1}x its baseline and {saturation}, but {} already runs one consumer per partition: a \
+                 partition is read by one member of a consumer group, so another replica would sit idle. A human must \
+                 add partitions or make each consumer faster (its CPU limit).",
+                w.name
+            ),
+            evidence,
+            0.8,
+        ));
+    }
     let wanted = hpa
         .and_then(|h| h.desired)
         .filter(|d| *d > replicas)

@@ -2459,3 +2459,79 @@ fn tokens_issued_under_a_clock_since_corrected_are_renewed_by_a_restart() {
     let d = run(&v);
     assert_eq!((d.category, d.proposal.action), (Category::AuthOrPermission, ActionKind::Escalate), "{}", d.summary);
 }
+
+/// A readiness probe whose command the new image cannot start is the probe's (rolled back as PROBE_MISCONFIGURED);
+/// the same stuck rollout with a probe that runs and fails is the new version's.
+#[test]
+fn a_probe_the_new_image_cannot_run_is_the_probe() {
+    let d = run(&stuck_on_readiness(
+        "image 2.0.0 -> 2.1.0-distroless",
+        "rpc error: code = Unknown desc = failed to exec in container: OCI runtime exec failed: exec failed: unable to \
+         start container process: exec: \"sh\": executable file not found in $PATH: unknown",
+    ));
+    assert_eq!((d.category, d.proposal.action), (Category::ProbeMisconfigured, ActionKind::Rollback), "{}", d.summary);
+    let d = run(&stuck_on_readiness("image 2.0.0 -> 2.1.0", "HTTP probe failed with statuscode: 503"));
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+}
+
+/// The workload's CPU use doubling against its baseline while the stated demand is flat is a dearer unit of work
+/// (a revision two days old is rolled back); the same rise with demand up is load, not a regression.
+#[test]
+fn cpu_use_up_with_flat_demand_is_a_costlier_version() {
+    let mut v = saturated("", "");
+    set(&mut v, "/observations/rollout_history/0/age", json!("2d"));
+    set(&mut v, "/observations/workload/hpa", Value::Null);
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"samples ingested/s": "1.9M, flat for 30 days",
+               "CPU per pod": "480m before the upgrade -> 980m since"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+    set(&mut v, "/observations/metrics/samples ingested~1s", json!("3.8M, up from 1.9M last week"));
+    let d = run(&v);
+    assert_ne!(d.category, Category::BadDeployRegression, "{}", d.summary);
+}
+
+/// Demand beyond capacity for a consumer that already has one replica per partition is escalated (another replica
+/// would get no partition); with partitions to spare it scales out. A rate named for arrivals counts as demand.
+#[test]
+fn consumers_bounded_by_partitions_are_not_scaled_out() {
+    let mut v = saturated("", "");
+    set(&mut v, "/observations/workload/hpa", Value::Null);
+    set(&mut v, "/observations/workload/replicas_desired", json!(2));
+    set(
+        &mut v,
+        "/observations/metrics",
+        json!({"produce rate": "11k msgs/s since 08:50, up from 3.5k/s", "CPU seconds per message": "unchanged",
+               "topic orders": "2 partitions, 2 consumers in the group"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::TrafficSpike, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "demand-beyond-partitions");
+    set(&mut v, "/observations/metrics/topic orders", json!("partitions: 12, 2 consumers in the group"));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::TrafficSpike, ActionKind::ScaleUp), "{}", d.summary);
+}
+
+/// An OOM kill at start of a workload the agent may not change names the bounded limit a human should set.
+#[test]
+fn an_oom_kill_at_start_outside_a_deployment_says_what_limit_to_set() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/kind", json!("DaemonSet"));
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"state": "waiting", "state_reason": "CrashLoopBackOff", "ready": false, "restart_count": 9,
+            "last_termination": {"reason": "OOMKilled", "exit_code": 137, "started_at": "2025-01-01T10:00:02Z",
+                                 "finished_at": "2025-01-01T10:00:06Z"}})),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::OomLimitTooLow, ActionKind::Escalate), "{}", d.summary);
+    assert!(d.summary.contains("1Gi"), "{}", d.summary);
+    set(&mut v, "/observations/workload/kind", json!("Deployment"));
+    set(&mut v, "/observations/rollout_history/0/age", json!("20d"));
+    let d = run(&v);
+    assert_eq!(d.proposal.action, ActionKind::RaiseMemoryLimit, "{}", d.summary);
+}
