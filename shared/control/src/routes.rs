@@ -698,15 +698,20 @@ async fn dispatch(control: Arc<Control>, route: &'static Route, req: Request) ->
     };
     let span =
         tracing::info_span!("api", route = route.path, method = route.verb.as_str(), correlation_id = %correlation);
-    let _enter = span.enter();
-    let resp = match run(&control, route, req, &correlation).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    };
-    let status = resp.status().as_u16();
-    control.metrics.record(route.path, route.verb.as_str(), status, started.elapsed());
-    tracing::info!(status, ms = started.elapsed().as_secs_f64() * 1000.0, "API request answered.");
-    finish(resp, &correlation)
+    // Attached to the future, not entered across the await (which would tag other tasks' lines on this thread).
+    use tracing::Instrument as _;
+    async {
+        let resp = match run(&control, route, req, &correlation).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+        let status = resp.status().as_u16();
+        control.metrics.record(route.path, route.verb.as_str(), status, started.elapsed());
+        tracing::info!(status, ms = started.elapsed().as_secs_f64() * 1000.0, "API request answered.");
+        finish(resp, &correlation)
+    }
+    .instrument(span)
+    .await
 }
 
 async fn run(

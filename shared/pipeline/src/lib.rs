@@ -206,24 +206,30 @@ pub async fn handle_message(deps: &Deps, msg: &Envelope) -> Result<(), StageErro
         team_id = %msg.team_id,
         correlation_id = %msg.correlation_id,
     );
-    let _enter = span.enter();
-    let started = std::time::Instant::now();
-    let result = match &msg.body {
-        domain::StageMessage::Analyze => analyze::handle(deps, msg).await,
-        domain::StageMessage::Execute { action_id } => execute::handle(deps, msg, action_id).await,
-        domain::StageMessage::Verify { action_id, check } => verify::handle(deps, msg, action_id, *check).await,
-        domain::StageMessage::ExpireApproval { deadline } => approval::expire(deps, msg, deadline).await,
-        domain::StageMessage::QuotaExceeded => quota::exceeded(deps, msg).await,
-        domain::StageMessage::ResolvedByHuman { by } => notify::resolved_by_human(deps, msg, by).await,
-    };
-    let outcome = match &result {
-        Ok(()) => "ok",
-        Err(e) if e.is_retryable() => "retry",
-        Err(_) => "failed",
-    };
-    let metric = metric_line(msg.body.stage(), outcome, started.elapsed(), deps.clock.now());
-    tracing::info!(target: "dreamops::metrics", "{metric}");
-    result
+    // The span is attached to the future (not entered with a guard held across awaits): a guard would stay
+    // entered on the worker thread while this task is suspended and tag other tasks' log lines with this incident.
+    use tracing::Instrument as _;
+    async {
+        let started = std::time::Instant::now();
+        let result = match &msg.body {
+            domain::StageMessage::Analyze => analyze::handle(deps, msg).await,
+            domain::StageMessage::Execute { action_id } => execute::handle(deps, msg, action_id).await,
+            domain::StageMessage::Verify { action_id, check } => verify::handle(deps, msg, action_id, *check).await,
+            domain::StageMessage::ExpireApproval { deadline } => approval::expire(deps, msg, deadline).await,
+            domain::StageMessage::QuotaExceeded => quota::exceeded(deps, msg).await,
+            domain::StageMessage::ResolvedByHuman { by } => notify::resolved_by_human(deps, msg, by).await,
+        };
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(e) if e.is_retryable() => "retry",
+            Err(_) => "failed",
+        };
+        let metric = metric_line(msg.body.stage(), outcome, started.elapsed(), deps.clock.now());
+        tracing::info!(target: "dreamops::metrics", "{metric}");
+        result
+    }
+    .instrument(span)
+    .await
 }
 
 /// Gives up on a message that can never be processed (dead-lettered): the incident must not be left hanging in
