@@ -479,6 +479,17 @@ impl RedbStore {
         rx.await.map_err(|_| StoreError::Unavailable("the store writer dropped the write".into()))?
     }
 
+    /// Runs a point read (one key, or one short prefix) inline on the calling task: it touches one B-tree path,
+    /// which sits in redb's cache or the OS page cache, so it costs microseconds, less than the two thread hand-offs
+    /// of the blocking pool. Scans go through [`RedbStore::run`].
+    async fn lookup<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        f(&self.db)
+    }
+
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -670,7 +681,7 @@ impl IncidentStore for RedbStore {
 
     async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
         let id = id.to_string();
-        self.run(move |db| {
+        self.lookup(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(INCIDENTS).map_err(err)?;
             match t.get(id.as_str()).map_err(err)? {
@@ -809,7 +820,7 @@ impl IncidentStore for RedbStore {
 
     async fn find_by_external_id(&self, team: &TeamId, external_id: &str) -> Result<Option<IncidentId>, StoreError> {
         let (team, ext) = (team.to_string(), external_id.to_owned());
-        self.run(move |db| {
+        self.lookup(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(EXTERNAL).map_err(err)?;
             Ok(t.get((team.as_str(), ext.as_str())).map_err(err)?.map(|v| IncidentId::from_string(v.value())))
@@ -879,7 +890,7 @@ impl TeamStore for RedbStore {
 
     async fn team(&self, id: &TeamId) -> Result<Option<Team>, StoreError> {
         let id = id.to_string();
-        self.run(move |db| {
+        self.lookup(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(TEAMS).map_err(err)?;
             t.get(id.as_str()).map_err(err)?.map(|v| serde_json::from_str(v.value()).map_err(corrupt)).transpose()
@@ -945,7 +956,7 @@ impl TeamStore for RedbStore {
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let hash = hash.to_owned();
-        self.run(move |db| {
+        self.lookup(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(KEYS).map_err(err)?;
             t.get(hash.as_str()).map_err(err)?.map(|v| serde_json::from_str(v.value()).map_err(corrupt)).transpose()
@@ -1090,7 +1101,7 @@ impl RateCounter for RedbStore {
     async fn count(&self, key: &str, window_secs: u64, now_secs: u64) -> Result<u64, StoreError> {
         let key = key.to_owned();
         let secs = window_secs.max(1);
-        self.run(move |db| {
+        self.lookup(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(COUNTERS).map_err(err)?;
             Ok(t.get((key.as_str(), secs, now_secs / secs)).map_err(err)?.map_or(0, |v| v.value()))
@@ -1122,7 +1133,7 @@ fn replace_order(txn: &redb::WriteTransaction, next: &Order) -> Result<(), Store
 impl BillingStore for RedbStore {
     async fn account(&self, team: &TeamId) -> Result<Option<BillingAccount>, StoreError> {
         let team = team.to_string();
-        self.run(move |db| {
+        self.lookup(move |db| {
             let txn = db.begin_read().map_err(err)?;
             read_json(&txn.open_table(ACCOUNTS).map_err(err)?, &team)
         })
@@ -1145,7 +1156,7 @@ impl BillingStore for RedbStore {
 
     async fn usage(&self, team: &TeamId, period: &str) -> Result<u64, StoreError> {
         let (team, period) = (team.to_string(), period.to_owned());
-        self.run(move |db| {
+        self.lookup(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(USAGE).map_err(err)?;
             Ok(t.get((team.as_str(), period.as_str())).map_err(err)?.map_or(0, |v| v.value()))
@@ -1185,7 +1196,7 @@ impl BillingStore for RedbStore {
 
     async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
         let id = id.to_owned();
-        self.run(move |db| {
+        self.lookup(move |db| {
             let txn = db.begin_read().map_err(err)?;
             read_json(&txn.open_table(ORDERS).map_err(err)?, &id)
         })
@@ -1262,7 +1273,7 @@ impl BillingStore for RedbStore {
 impl domain::ports::ChatThreads for RedbStore {
     async fn thread(&self, team: &TeamId, key: &str) -> Result<Option<String>, StoreError> {
         let (team, key) = (team.to_string(), key.to_owned());
-        self.run(move |db| {
+        self.lookup(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(THREADS).map_err(err)?;
             Ok(t.get((team.as_str(), key.as_str())).map_err(err)?.map(|v| v.value().to_owned()))
