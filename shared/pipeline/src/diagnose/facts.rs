@@ -91,6 +91,20 @@ pub const AUTH_FAILURES: &[&str] = &[
     "invalid credentials",
     "login failed",
 ];
+/// How the author of a scale-down says it is deliberate and held.
+pub const DELIBERATE_SCALE_DOWN: &[&str] = &[
+    "do not scale",
+    "don't scale",
+    "do not restore",
+    "don't restore",
+    "precaution",
+    "on purpose",
+    "intentional",
+    "deliberate",
+    "keep it at",
+    "keep at 0",
+    "until further notice",
+];
 /// What the runtime says when a probe's command cannot start in the container: the image lacks it.
 pub const PROBE_CANNOT_RUN: &[&str] = &[
     "executable file not found",

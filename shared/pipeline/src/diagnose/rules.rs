@@ -882,6 +882,37 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
     if f.recent_rollout() && f.previous_healthy() {
         return Some(rollback_or_escalate(f, Category::OomLimitTooLow, "oom-after-rollout", what, evidence));
     }
+    // An autoscaler pinned at its maximum that wants more replicas, on pods that are busy (the work per replica is
+    // high, not a fixed footprint): the memory that kills them is their share of work the autoscaler cannot spread.
+    // More replicas lower each one's share; a higher limit would only let each carry more of an overload.
+    if let Some((w, hpa, wanted)) = hpa_short_of_replicas(f)
+        && shape.as_ref().is_none_or(|(s, _)| *s != MemoryShape::Grows)
+        && let Some(mut target) = f.target()
+    {
+        evidence.push(format!(
+            "HPA at its maximum of {} wants {}{}",
+            hpa.max.unwrap_or_default(),
+            hpa.desired.unwrap_or_default(),
+            hpa.current_metric.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+        ));
+        target.params.insert("replicas".into(), wanted.into());
+        return Some(Finding::act(
+            Category::TrafficSpike,
+            "oom-under-capped-autoscaler",
+            format!(
+                "{what} Its autoscaler is pinned at its maximum of {} and wants {} while the pods are busy: each \
+                 replica carries more than its share of the work. Scale {} to {wanted} replicas and raise the HPA \
+                 maximum with it.",
+                hpa.max.unwrap_or_default(),
+                hpa.desired.unwrap_or_default(),
+                w.name
+            ),
+            evidence,
+            (ActionKind::ScaleUp, target),
+            0.78,
+            Risk::Medium,
+        ));
+    }
     let Some(limit) = limit.as_deref().and_then(|l| Bytes::parse(l).ok()) else {
         return Some(Finding::escalate(Category::OomLimitTooLow, "oom-no-limit", what, evidence, 0.7));
     };
@@ -2751,6 +2782,27 @@ pub fn scaled_down(f: &Facts<'_>) -> Option<Finding> {
         })
         .collect();
     let &(c, from, to) = scales.iter().find(|(_, from, to)| to < from && w.replicas_desired == Some(*to))?;
+    // A scale-down its author says is deliberate (a precaution, a hold until someone says otherwise) is a human's
+    // mitigation: undoing it could re-open what it contains. It is reported to them, never reverted.
+    if lower_has(&c.summary, DELIBERATE_SCALE_DOWN) {
+        return Some(Finding {
+            change_induced: true,
+            ..Finding::escalate(
+                Category::ReplicasScaledDown,
+                "scaled-down-on-purpose",
+                format!(
+                    "{name} was scaled from {from} to {to} {} ago{} on purpose ({}). The agent does not undo a \
+                     deliberate mitigation; whoever holds it must decide when to scale back, knowing that callers \
+                     now fail on the missing replicas.",
+                    c.age,
+                    c.actor.as_deref().map(|a| format!(" by {a}")).unwrap_or_default(),
+                    quote(&c.summary)
+                ),
+                vec![format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary))],
+                0.85,
+            )
+        });
+    }
     // A disruption someone scheduled with its own end (a chaos experiment, a drill with a TTL) reverts itself: within
     // its window the low count is by design, and scaling up would spoil the test. After the window it should have
     // been restored, so the ordinary scale-back below applies.
@@ -3077,6 +3129,23 @@ pub fn traffic_cpu(f: &Facts<'_>) -> Option<Finding> {
         0.8,
         Risk::Medium,
     ))
+}
+
+/// The workload's autoscaler is at its maximum and wants more replicas, and the pods are busy (every sampled
+/// container at or above its CPU request, or demand rising): short of replicas, not of a bigger footprint. The
+/// workload, its HPA and the replica count to ask for (the HPA's wish, at most double).
+fn hpa_short_of_replicas<'a>(
+    f: &Facts<'a>,
+) -> Option<(&'a domain::observation::Workload, &'a domain::observation::HpaView, i64)> {
+    let w = f.s.observations.workload.as_ref()?;
+    let hpa = w.hpa.as_ref()?;
+    let (current, max, desired) = (hpa.current?, hpa.max?, hpa.desired?);
+    if current < max || desired <= max {
+        return None;
+    }
+    let ratios: Vec<f64> = f.containers().filter_map(|(_, c)| Facts::cpu_ratios(c).0).collect();
+    let busy = !ratios.is_empty() && ratios.iter().all(|r| *r >= 1.0);
+    (busy || f.demand_rise().is_some()).then_some((w, hpa, desired.min(current * 2)))
 }
 
 /// The partition count the observations state ("2 partitions", "partitions: 12"), when it is no more than the

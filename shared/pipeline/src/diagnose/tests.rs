@@ -2535,3 +2535,51 @@ fn an_oom_kill_at_start_outside_a_deployment_says_what_limit_to_set() {
     let d = run(&v);
     assert_eq!(d.proposal.action, ActionKind::RaiseMemoryLimit, "{}", d.summary);
 }
+
+/// A scale-down its author calls a precaution with a hold is escalated, never reverted; the same scale-down without
+/// that word is restored.
+#[test]
+fn a_deliberate_held_scale_down_is_never_undone() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/replicas_desired", json!(2));
+    set(&mut v, "/observations/workload/replicas_ready", json!(2));
+    let change = |summary: &str| json!([{"age": "16m", "kind": "Deployment", "object": "shop/web", "summary": summary, "actor": "alice"}]);
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        change("scaled from 4 to 2 replicas: precaution while INC-7 is investigated, do not scale back"),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::ReplicasScaledDown, ActionKind::Escalate), "{}", d.summary);
+    set(&mut v, "/observations/recent_changes", change("scaled from 4 to 2 replicas"));
+    assert_eq!(run(&v).proposal.action, ActionKind::ScaleUp);
+}
+
+/// OOM kills of busy pods under an autoscaler pinned at its maximum and wanting more are a shortage of replicas
+/// (SCALE_UP); the same kills with idle pods are the limit's (RAISE_MEMORY_LIMIT).
+#[test]
+fn oom_kills_under_a_capped_autoscaler_of_busy_pods_scale_out() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/workload/hpa",
+        json!({"min": 2, "max": 2, "current": 2, "desired": 4, "target": "memory 70% of requests",
+               "current_metric": "memory 95% of requests", "conditions": ["ScalingLimited=True TooManyReplicas"]}),
+    );
+    for i in 0..2 {
+        set(&mut v, &format!("/observations/pods/{i}/containers/0/usage/cpu"), json!("300m"));
+    }
+    set(&mut v, "/observations/pods/0/containers/0/restart_count", json!(2));
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0/last_termination",
+        json!({"reason": "OOMKilled", "exit_code": 137, "finished_at": "2025-01-01T09:50:00Z"}),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::TrafficSpike, ActionKind::ScaleUp), "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().params["replicas"], json!(4));
+    for i in 0..2 {
+        set(&mut v, &format!("/observations/pods/{i}/containers/0/usage/cpu"), json!("40m"));
+    }
+    assert_eq!(run(&v).proposal.action, ActionKind::RaiseMemoryLimit);
+}
