@@ -143,6 +143,17 @@ pub const REGISTRY_REFUSING: &[&str] = &[
     "502 bad gateway",
     "500 internal server error",
 ];
+/// What cloud and storage APIs answer a caller that exceeds their request rate (outbound, unlike
+/// [`RATE_LIMITED`], which is this service answering its own clients).
+pub const THROTTLED_BY_API: &[&str] = &[
+    "throttling: rate exceeded",
+    "throttlingexception",
+    "requestlimitexceeded",
+    "request limit exceeded",
+    "slowdown: please reduce your request rate",
+    "provisionedthroughputexceeded",
+    "toomanyrequestsexception",
+];
 pub const RATE_LIMITED: &[&str] = &["rate limit exceeded", "too many requests", "rate-limited", "ratelimited"];
 /// Lines that say the process is failing now.
 pub const ERROR_MARKERS: &[&str] =

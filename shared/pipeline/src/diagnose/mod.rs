@@ -198,6 +198,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::unresolvable_host,
     rules::stale_connections,
     rules::dependency_exhausted_by_release,
+    rules::throttled_by_dependency,
     rules::dependency,
     rules::undecodable_record,
     rules::slow_name_resolution,

@@ -2735,7 +2735,7 @@ pub fn cpu_throttling(f: &Facts<'_>) -> Option<Finding> {
         f.s.observations
             .metrics
             .iter()
-            .find(|(k, v)| k.contains("throttl") && v.as_str().and_then(percent).is_some_and(|p| p >= 25.0));
+            .find(|(k, v)| cfs_throttling_metric(k, v) && v.as_str().and_then(percent).is_some_and(|p| p >= 25.0));
     if pinned.is_none() && metric.is_none() {
         return None;
     }
@@ -2762,6 +2762,21 @@ pub fn cpu_throttling(f: &Facts<'_>) -> Option<Finding> {
         );
     }
     Some(found)
+}
+
+/// A metric of the kernel's CFS throttling stated as a share (periods throttled, CPU throttling), not of calls a
+/// rate-limited API refused ("throttled calls", "throttled requests"), which is a dependency's limit, not this
+/// container's CPU, and not a count of throttling alerts.
+fn cfs_throttling_metric(key: &str, value: &serde_json::Value) -> bool {
+    let text = format!("{key} {}", value.as_str().unwrap_or_default()).to_ascii_lowercase();
+    let about_cpu = ["cpu", "cfs", "period"].iter().any(|w| text.contains(w));
+    let about_calls = [" call", "request", "api "].iter().any(|w| text.contains(w));
+    // A share of periods ("46%", "0.41"), not a count ("212 firings this week" is how often an alert fired).
+    let ratio = value
+        .as_str()
+        .and_then(|v| v.split_whitespace().find(|t| t.trim_end_matches('%').parse::<f64>().is_ok()))
+        .is_some_and(|t| t.ends_with('%') || t.parse::<f64>().is_ok_and(|x| x <= 1.0));
+    key.to_ascii_lowercase().contains("throttl") && ratio && (about_cpu || !about_calls)
 }
 
 /// Replicas reduced below need by a recent scale operation.
@@ -2930,6 +2945,42 @@ pub fn rate_limited(f: &Facts<'_>) -> Option<Finding> {
         ),
         vec![format!("log of {}: {}", p.name, quote(line))],
         0.82,
+    ))
+}
+
+/// The workload's own calls to an API are refused for the API's rate (the provider's "Rate exceeded",
+/// `ThrottlingException`, `RequestLimitExceeded`, S3's `SlowDown`), or a dependency says it is throttling. The
+/// limit belongs to the dependency (often an account-wide quota that every caller shares), so more replicas would
+/// only add calls and a rollback changes nothing the limit counts. Escalated as the dependency's, with any recent
+/// change elsewhere that may have raised the shared call rate.
+pub fn throttled_by_dependency(f: &Facts<'_>) -> Option<Finding> {
+    let logged = f.find_log(THROTTLED_BY_API);
+    let dep = f.dependencies().iter().find(|d| lower_has(&d.status, &["throttl", "rate limit", "rate-limit"]));
+    if logged.is_none() && dep.is_none() {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if let Some((p, l)) = logged {
+        evidence.push(format!("log of {}: {}", p.name, quote(l)));
+    }
+    if let Some(d) = dep {
+        evidence.push(format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)));
+    }
+    for c in f.recent_changes(&[]) {
+        evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)));
+    }
+    let what = dep.map_or_else(|| "an API it calls".to_owned(), |d| d.name.clone());
+    Some(Finding::escalate(
+        Category::DependencyFailure,
+        "throttled-by-dependency",
+        format!(
+            "Calls to {what} are refused for its rate limit{}: the limit is the dependency's (often a quota every \
+             caller of the account shares), so more replicas would only add calls and a rollback changes nothing it \
+             counts. A human must reduce the call rate (this workload's or another caller's) or raise the quota.",
+            logged.map(|(_, l)| format!(" ('{}')", quote(l))).unwrap_or_default()
+        ),
+        evidence,
+        0.8,
     ))
 }
 

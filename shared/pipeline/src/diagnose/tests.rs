@@ -2583,3 +2583,29 @@ fn oom_kills_under_a_capped_autoscaler_of_busy_pods_scale_out() {
     }
     assert_eq!(run(&v).proposal.action, ActionKind::RaiseMemoryLimit);
 }
+
+/// A workload whose calls a provider API refuses for its rate is the dependency's limit (escalated, never scaled);
+/// a "throttled calls" metric is not CPU throttling, while a share of CFS periods throttled at the limit is.
+#[test]
+fn calls_refused_for_an_api_rate_are_the_dependency_and_not_cpu_throttling() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/logs_tail",
+        json!(["level=error msg=\"failed to list records: Throttling: Rate exceeded\\n\\tstatus code: 400\""]),
+    );
+    set(&mut v, "/observations/metrics", json!({"Route53 throttled calls": "38% of all calls since 09:05"}));
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "throttled-by-dependency");
+
+    // The same metric without the refusal in the logs is still not the container's CPU.
+    set(&mut v, "/observations/pods/0/logs_tail", json!(["GET / 200 12ms"]));
+    assert_ne!(run(&v).category, Category::CpuThrottling);
+    // A share of CFS periods is.
+    set(&mut v, "/observations/metrics", json!({"CPU throttled periods": "46% of periods"}));
+    assert_eq!(run(&v).category, Category::CpuThrottling);
+    // A count of throttling alerts is not a share.
+    set(&mut v, "/observations/metrics", json!({"CPUThrottlingHigh firings": "212 this week"}));
+    assert_ne!(run(&v).category, Category::CpuThrottling);
+}
