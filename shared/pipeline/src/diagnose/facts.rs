@@ -977,6 +977,65 @@ impl Facts<'_> {
         })
     }
 
+    /// A recorded change older than the current revision that the observations date the fault from ("restarts
+    /// every 3 hours since the 1.21 upgrade" with the cluster upgraded to 1.21 eight days ago and the revision six):
+    /// the fault began before the revision, whatever a rollout noun in that phrase suggests. The phrase after
+    /// "since"/"after"/"with" must share a distinctive word (a version, a name) with the change's kind, object or
+    /// summary.
+    pub fn dated_from_older_change(&self) -> Option<&RecentChange> {
+        const GENERIC: &[&str] = &[
+            "upgrade",
+            "upgraded",
+            "rollout",
+            "release",
+            "change",
+            "changes",
+            "update",
+            "updated",
+            "deploy",
+            "deployment",
+            "revision",
+            "version",
+            "the",
+            "new",
+            "last",
+            "latest",
+            "move",
+            "first",
+        ];
+        let revision_age = self.current.and_then(|c| parse_age(&c.age))?;
+        let older: Vec<&RecentChange> = self
+            .s
+            .observations
+            .recent_changes
+            .iter()
+            .filter(|c| parse_age(&c.age).is_some_and(|a| a > revision_age))
+            .collect();
+        if older.is_empty() {
+            return None;
+        }
+        self.texts().find_map(|t| {
+            ["since ", "after ", "began with ", "started with "].iter().find_map(|m| {
+                t.match_indices(m).find_map(|(at, _)| {
+                    let words: Vec<String> = t[at + m.len()..]
+                        .split(|ch: char| ch.is_whitespace() || matches!(ch, ',' | ';' | '(' | ')' | ':'))
+                        .filter(|w| !w.is_empty())
+                        .take(4)
+                        .map(|w| w.trim_matches(|ch: char| !ch.is_alphanumeric()).to_owned())
+                        .filter(|w| {
+                            !GENERIC.contains(&w.as_str())
+                                && (w.chars().any(|ch| ch.is_ascii_digit()) && w.contains('.') || w.len() >= 5)
+                        })
+                        .collect();
+                    older.iter().copied().find(|c| {
+                        let about = format!("{} {} {}", c.kind, c.object, c.summary).to_ascii_lowercase();
+                        words.iter().any(|w| about.contains(w.as_str()))
+                    })
+                })
+            })
+        })
+    }
+
     /// The metrics' values and the free-form note, lower-cased: where write-ups date a fault.
     fn texts(&self) -> impl Iterator<Item = String> + '_ {
         let o = &self.s.observations;
@@ -989,6 +1048,9 @@ impl Facts<'_> {
     pub fn fault_predates_rollout(&self) -> bool {
         const STARTS: &[&str] =
             &["start", "began", "begun", "appeared", "already", "first seen", "occurred", "happening"];
+        if self.dated_from_older_change().is_some() {
+            return true;
+        }
         self.texts().any(|t| {
             let near_rollout = |at: usize, len: usize| {
                 let rest: String = t[at + len..].chars().take(40).collect();

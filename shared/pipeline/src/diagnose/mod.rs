@@ -144,7 +144,16 @@ fn rollback_or_escalate(
         ])
         .map(|c| format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, c.summary))
         .collect();
+    let older = f.dated_from_older_change();
+    if let Some(c) = older {
+        evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, facts::quote(&c.summary)));
+    }
     let why = match (f.previous, f.current) {
+        (_, Some(cur)) if let Some(c) = older => format!(
+            " The observations date it from {} {} ({} ago), older than revision {} ({} ago): a rollback would not \
+             undo it.",
+            c.kind, c.object, c.age, cur.revision, cur.age
+        ),
         _ if !edits.is_empty() => format!(
             " It follows an in-place edit ({}), which rollout undo cannot revert.",
             edits.first().map(String::as_str).unwrap_or_default()

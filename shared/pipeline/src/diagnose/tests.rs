@@ -2609,3 +2609,28 @@ fn calls_refused_for_an_api_rate_are_the_dependency_and_not_cpu_throttling() {
     set(&mut v, "/observations/metrics", json!({"CPUThrottlingHigh firings": "212 this week"}));
     assert_ne!(run(&v).category, Category::CpuThrottling);
 }
+
+/// Liveness kills the observations date from a change older than the current revision (a cluster upgrade named in
+/// the phrase) are not rolled back; dated from the revision's own release, they are.
+#[test]
+fn a_fault_dated_from_a_change_older_than_the_revision_is_not_rolled_back() {
+    let mut v = healthy();
+    killed_by_probe(
+        &mut v,
+        6,
+        json!([{"type": "Warning", "reason": "Unhealthy", "age": "5m", "count": 19, "from": "kubelet",
+                "message": "Liveness probe failed: command \"/bin/sh -c test -f /tmp/healthy\" timed out"}]),
+    );
+    set(&mut v, "/observations/rollout_history/0/age", json!("6d"));
+    set(
+        &mut v,
+        "/observations/recent_changes",
+        json!([{"age": "8d", "kind": "Cluster", "object": "prod", "summary": "upgraded 1.19.11 -> 1.21.2"}]),
+    );
+    set(&mut v, "/observations/metrics", json!({"restarts": "every 3-5 hours since the 1.21 upgrade, none before"}));
+    let d = run(&v);
+    assert_eq!(d.proposal.action, ActionKind::Escalate, "{}", d.summary);
+    assert!(d.summary.contains("Cluster prod"), "{}", d.summary);
+    set(&mut v, "/observations/metrics", json!({"restarts": "every 3-5 hours since the 2.0.0 upgrade, none before"}));
+    assert_eq!(run(&v).proposal.action, ActionKind::Rollback);
+}
