@@ -181,8 +181,10 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::unschedulable,
     rules::image,
     rules::missing_object,
+    rules::init_waits_on_missing_object,
     rules::disk_full,
     rules::own_storage_eviction,
+    rules::oom_from_pod_tmpfs,
     rules::oom,
     // Load and cost per request decide between scaling and rolling back before their symptoms (throttling, probe
     // kills under load) are read as causes.

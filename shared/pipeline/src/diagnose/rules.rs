@@ -616,6 +616,108 @@ pub fn missing_object(f: &Facts<'_>) -> Option<Finding> {
     Some(rollback_or_escalate(f, Category::MissingSecretOrConfigmap, "missing-secret-or-configmap", what, evidence))
 }
 
+/// What says a pod's memory is held by a memory-backed volume (an emptyDir with medium Memory, /dev/shm).
+const TMPFS_WORDS: &[&str] = &["tmpfs", "/dev/shm", "medium memory", "medium: memory"];
+
+/// One pod is OOM-killed right after each start because a memory-backed volume of its own (an emptyDir with medium
+/// Memory, /dev/shm) still holds what it wrote before: tmpfs pages belong to the pod, count against the container's
+/// memory limit and survive container restarts, so the kubelet's restarts cannot clear them. Its siblings on the
+/// same ReplicaSet run well below the limit. A new pod gets an empty volume: delete this one. Several pods like it
+/// are the workload's own sizing, left to the OOM rules.
+pub fn oom_from_pod_tmpfs(f: &Facts<'_>) -> Option<Finding> {
+    f.deployment()?;
+    let pods = f.pods();
+    let killed = |p: &PodView| {
+        p.containers
+            .iter()
+            .any(|c| c.last_termination.as_ref().is_some_and(|t| t.reason == "OOMKilled" && t.exit_code == 137))
+    };
+    let oomed: Vec<&PodView> = pods.iter().filter(|p| killed(p)).collect();
+    let [p] = oomed.as_slice() else { return None };
+    let held_by_tmpfs = p.containers.iter().any(|c| {
+        c.usage.as_ref().is_some_and(|u| u.values().any(|v| contains_any(&v.to_ascii_lowercase(), TMPFS_WORDS)))
+    }) || f.s.observations.metrics.iter().any(|(k, v)| {
+        let text = format!("{k} {}", v.as_str().unwrap_or_default()).to_ascii_lowercase();
+        text.contains(&p.name.to_ascii_lowercase()) && contains_any(&text, TMPFS_WORDS)
+    });
+    let siblings_fine = pods
+        .iter()
+        .filter(|q| q.name != p.name && q.owner == p.owner)
+        .all(|q| q.ready && q.containers.iter().all(|c| Facts::memory_fraction(c).is_none_or(|x| x < 0.6)))
+        && pods.iter().any(|q| q.name != p.name && q.owner == p.owner);
+    if !held_by_tmpfs || !siblings_fine || !p.owner.as_deref().is_some_and(|o| o.starts_with("ReplicaSet/")) {
+        return None;
+    }
+    Some(Finding::act(
+        Category::AppHung,
+        "oom-from-pod-tmpfs",
+        format!(
+            "Pod {} is OOM-killed right after each start because its memory-backed volume (tmpfs) still holds what \
+             it wrote before: those pages belong to the pod and count against the container limit across restarts, \
+             while its siblings run well below the limit. Deleting the pod gives its replacement an empty volume; \
+             what fills it is for the owners.",
+            p.name
+        ),
+        vec![
+            format!("pod {} is the only one OOM-killed; its memory is held by a memory-backed volume", p.name),
+            format!("siblings of {} on the same ReplicaSet are ready and under 60% of their limit", p.name),
+        ],
+        (ActionKind::DeletePod, f.pod_target(p)),
+        0.78,
+        Risk::Low,
+    ))
+}
+
+/// New pods of the template wait in an init container for a Kubernetes object that does not exist (kubectl's
+/// "Error from server (NotFound)", a group-qualified resource "not found"), typically a Job its TTL deleted after
+/// it finished. Pods started before it vanished keep serving, but every new pod blocks the same way: a restart or
+/// a rollout would replace the serving pods with blocked ones. Escalated as the template's dependency on an object
+/// someone must recreate (or stop waiting for).
+pub fn init_waits_on_missing_object(f: &Facts<'_>) -> Option<Finding> {
+    let missing = |l: &str| {
+        let l = l.to_ascii_lowercase();
+        l.contains("(notfound)")
+            || l.contains(" not found") && [".batch \"", ".apps \"", ".k8s.io \""].iter().any(|g| l.contains(g))
+    };
+    let (p, c, line) = f.pods().iter().find_map(|p| {
+        let c = p.init_containers.iter().find(|c| !c.ready && (c.restart_count > 0 || c.state_reason.is_some()))?;
+        let line = p.previous_logs_tail.iter().chain(p.logs_tail.iter()).find(|l| missing(l))?;
+        Some((p, c, line))
+    })?;
+    let mut evidence = vec![format!(
+        "pod {} init container {} {} after {} restarts: {}",
+        p.name,
+        c.name,
+        c.state_reason.as_deref().unwrap_or("waiting"),
+        c.restart_count,
+        quote(line)
+    )];
+    let serving: Vec<&str> = f.pods().iter().filter(|q| q.ready).map(|q| q.name.as_str()).collect();
+    if !serving.is_empty() {
+        evidence.push(format!("still serving (started before): {}", serving.join(", ")));
+    }
+    for (k, v) in &f.s.observations.metrics {
+        if let Some(v) = v.as_str().filter(|v| lower_has(v, &["deleted", "ttl", "removed"])) {
+            evidence.push(format!("{k}: {}", quote(v)));
+        }
+    }
+    Some(Finding::escalate(
+        Category::BadConfig,
+        "init-waits-on-missing-object",
+        format!(
+            "New pods cannot start: init container {} of pod {} waits for an object that does not exist ('{}'). \
+             Every new pod of this template blocks the same way, so a restart or a rollback would replace the pods \
+             that still serve with blocked ones. A human must recreate the object (re-run the Job) or remove the \
+             wait.",
+            c.name,
+            p.name,
+            quote(line)
+        ),
+        evidence,
+        0.8,
+    ))
+}
+
 /// A volume or filesystem the workload writes to is full.
 pub fn disk_full(f: &Facts<'_>) -> Option<Finding> {
     let Some((p, line)) = f.find_log(DISK_FULL) else { return disk_filling(f) };

@@ -2634,3 +2634,43 @@ fn a_fault_dated_from_a_change_older_than_the_revision_is_not_rolled_back() {
     set(&mut v, "/observations/metrics", json!({"restarts": "every 3-5 hours since the 2.0.0 upgrade, none before"}));
     assert_eq!(run(&v).proposal.action, ActionKind::Rollback);
 }
+
+/// One pod OOM-killed at start with its memory held by its own tmpfs volume, siblings well under the limit, is
+/// deleted (a new pod gets an empty volume); without the tmpfs evidence the OOM rules decide as before.
+#[test]
+fn an_oom_loop_from_a_pods_own_tmpfs_deletes_that_pod() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"state": "waiting", "state_reason": "CrashLoopBackOff", "ready": false, "restart_count": 14,
+            "last_termination": {"reason": "OOMKilled", "exit_code": 137, "started_at": "2025-01-01T10:00:02Z",
+                                 "finished_at": "2025-01-01T10:00:05Z"},
+            "usage": {"memory": "500Mi", "note": "tmpfs /dev/shm holds 460Mi that survives container restarts"}})),
+    );
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    set(&mut v, "/observations/rollout_history/0/age", json!("20d"));
+    let d = run(&v);
+    assert_eq!(d.proposal.action, ActionKind::DeletePod, "{}", d.summary);
+    assert_eq!(d.proposal.target.unwrap().name, "web-5d4c3b2a1-aaaaa");
+    set(&mut v, "/observations/pods/0/containers/0/usage/note", json!("heap at the limit"));
+    assert_ne!(run(&v).proposal.action, ActionKind::DeletePod);
+}
+
+/// An init container failing because an object it waits for does not exist blocks every new pod: escalated, never
+/// restarted or rolled back; the same init crash loop with another error is not read as a missing object.
+#[test]
+fn an_init_container_waiting_on_a_missing_object_is_escalated() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    v["observations"]["pods"][0]["init_containers"] = json!([container(json!({
+        "name": "wait-migrations", "state": "waiting", "state_reason": "CrashLoopBackOff", "ready": false,
+        "restart_count": 30}))]);
+    v["observations"]["pods"][0]["previous_logs_tail"] =
+        json!(["Error from server (NotFound): jobs.batch \"web-migrations\" not found"]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "init-waits-on-missing-object");
+    v["observations"]["pods"][0]["previous_logs_tail"] = json!(["connection refused: db:5432"]);
+    assert_ne!(run(&v).rule, "init-waits-on-missing-object");
+}
