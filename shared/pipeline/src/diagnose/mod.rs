@@ -178,6 +178,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::heartbeat,
     rules::node_failure,
     rules::node_pressure,
+    rules::node_dropping_packets,
     rules::unschedulable,
     rules::image,
     rules::missing_object,

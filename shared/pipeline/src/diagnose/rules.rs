@@ -718,6 +718,44 @@ pub fn init_waits_on_missing_object(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// What a node's note says when its kernel drops traffic: a full connection-tracking table, packet loss.
+const NODE_DROPS_PACKETS: &[&str] =
+    &["dropping packet", "nf_conntrack", "conntrack table", "conntrack entries", "packet loss"];
+
+/// The pods failing (unready or restarting) all run on one node whose own note says its kernel drops traffic (a
+/// full conntrack table, packet loss), while pods of the same workload on other nodes serve: their probe failures
+/// and timeouts are the node's. Nothing in the action set fixes a node's kernel, and a replacement pod may land on
+/// the same node; escalated as NODE_FAILURE.
+pub fn node_dropping_packets(f: &Facts<'_>) -> Option<Finding> {
+    let pods = f.pods();
+    let failing = |p: &PodView| !p.ready || p.containers.iter().any(|c| c.restart_count > 0 && !c.ready);
+    let bad: Vec<&PodView> = pods.iter().filter(|p| failing(p)).collect();
+    let node = bad.first()?.node.as_deref()?;
+    if !bad.iter().all(|p| p.node.as_deref() == Some(node)) {
+        return None;
+    }
+    let note = f.node(node)?.note.as_deref().filter(|n| contains_any(&n.to_ascii_lowercase(), NODE_DROPS_PACKETS))?;
+    let serving = pods.iter().find(|q| q.ready && q.node.as_deref().is_some_and(|n| n != node))?;
+    Some(Finding::escalate(
+        Category::NodeFailure,
+        "node-dropping-packets",
+        format!(
+            "Only the pods on {node} fail, and {node} says its kernel drops traffic ('{}'), while {} on {} serves: \
+             the timeouts and probe failures are the node's. A human must fix {node} (raise its conntrack limit, stop \
+             what floods it, or drain it); a restart or a new pod that lands there again fails the same way.",
+            quote(note),
+            serving.name,
+            serving.node.as_deref().unwrap_or("?")
+        ),
+        vec![
+            format!("node {node}: {}", quote(note)),
+            format!("failing on {node}: {}", bad.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")),
+            format!("pod {} on {} serves", serving.name, serving.node.as_deref().unwrap_or("?")),
+        ],
+        0.8,
+    ))
+}
+
 /// A volume or filesystem the workload writes to is full.
 pub fn disk_full(f: &Facts<'_>) -> Option<Finding> {
     let Some((p, line)) = f.find_log(DISK_FULL) else { return disk_filling(f) };
@@ -1992,7 +2030,14 @@ pub fn autoscaler_config(f: &Facts<'_>) -> Option<Finding> {
 
 /// A recent Service or NetworkPolicy change broke the path the workload's calls take.
 /// Words that say a Service selects no pod, in an alert or a metric about its endpoints.
-const NO_ENDPOINTS: &[&str] = &["no endpoints", "0 ready endpoints", "no healthy upstream", "no active endpoint"];
+const NO_ENDPOINTS: &[&str] = &[
+    "no endpoints",
+    "no ready endpoints",
+    "without endpoints",
+    "0 ready endpoints",
+    "no healthy upstream",
+    "no active endpoint",
+];
 
 /// The Service in front of the workload has no endpoints: the note says `<none>`, a metric about endpoints reads
 /// none or zero, or the alert says so ("no healthy upstream", "0 ready endpoints").
@@ -2039,6 +2084,46 @@ pub fn network(f: &Facts<'_>) -> Option<Finding> {
     }
     if failing.is_none() && clients_fail {
         evidence.push(format!("alert: {}", quote(f.s.alert.details.trim())));
+    }
+    // No Service or policy was edited and every pod is ready now, but they failed readiness earlier and have not
+    // since the quiet window began: the endpoints were empty while the pods were unready (a dependency their
+    // readiness checks went away and came back, say). The condition the alert fired on has cleared.
+    let readiness_failed =
+        |e: &domain::observation::EventView| e.reason == "Unhealthy" && lower_has(&e.message, &["readiness probe"]);
+    if change.is_none()
+        && no_endpoints
+        && f.all_serving()
+        && f.events().any(|(_, e)| readiness_failed(e))
+        && !warned_lately(f)
+        && restarts_quiet(f)
+        && f.failing_now().is_none()
+        && !f.dependencies().iter().any(dependency_down)
+    {
+        let last = f
+            .events()
+            .filter(|(_, e)| readiness_failed(e))
+            .map(|(_, e)| e.age.as_str())
+            .min_by_key(|a| age_secs(Some(a)));
+        evidence.push(format!(
+            "every pod is ready now; their last readiness failures were {} ago",
+            last.unwrap_or("more than 10m")
+        ));
+        for d in f.dependencies() {
+            evidence.push(format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)));
+        }
+        return Some(Finding::noop(
+            Category::BenignOrSelfResolved,
+            "endpoints-back-after-readiness",
+            format!(
+                "The Service had no endpoints while its pods failed readiness, the last time {} ago; every pod is \
+                 ready now, nothing failed or restarted since and every dependency is healthy: the condition has \
+                 cleared. A readiness check that fails with a dependency turns that dependency's blips into outages; \
+                 that is for the owners.",
+                last.unwrap_or("more than 10 minutes")
+            ),
+            evidence,
+            0.75,
+        ));
     }
     // No Service or policy was edited, the pods are ready, and the pod template changed just before: the new
     // template's labels (or ports) no longer match what the Service selects. The previous template matched, so

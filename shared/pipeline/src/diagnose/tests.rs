@@ -2674,3 +2674,45 @@ fn an_init_container_waiting_on_a_missing_object_is_escalated() {
     v["observations"]["pods"][0]["previous_logs_tail"] = json!(["connection refused: db:5432"]);
     assert_ne!(run(&v).rule, "init-waits-on-missing-object");
 }
+
+/// A Service without endpoints while its pods failed readiness long enough ago, every pod ready now, has cleared
+/// (NOOP); with the readiness failures still current it has not.
+#[test]
+fn endpoints_back_after_readiness_failures_have_cleared() {
+    let mut v = healthy();
+    set(&mut v, "/alert/title", json!("web has no ready endpoints"));
+    set(&mut v, "/alert/details", json!("Service shop/web had no ready endpoints (1m)."));
+    set(&mut v, "/alert/alertname", json!("KubeServiceWithoutEndpoints"));
+    set(
+        &mut v,
+        "/observations/pods/0/events",
+        json!([{"type": "Warning", "reason": "Unhealthy", "age": "21m", "count": 14, "from": "kubelet",
+                "message": "Readiness probe failed: HTTP probe failed with statuscode: 503"}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    set(&mut v, "/observations/pods/0/events/0/age", json!("30s"));
+    assert_ne!(run(&v).proposal.action, ActionKind::Noop);
+}
+
+/// Failures confined to the pods of a node whose note says its kernel drops packets are the node's; the same note
+/// with failing pods on two nodes is not pinned on it.
+#[test]
+fn failures_on_a_node_that_drops_packets_are_the_nodes() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/1/node", json!("node-b"));
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    set(&mut v, "/observations/pods/0/containers/0/restart_count", json!(7));
+    set(&mut v, "/observations/pods/0/containers/0/ready", json!(false));
+    set(
+        &mut v,
+        "/observations/nodes",
+        json!([{"name": "node-a", "conditions": {"Ready": "True"}, "unschedulable": false,
+                "note": "dmesg: nf_conntrack: table full, dropping packet"},
+               {"name": "node-b", "conditions": {"Ready": "True"}, "unschedulable": false}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NodeFailure, ActionKind::Escalate), "{}", d.summary);
+    set(&mut v, "/observations/pods/1/ready", json!(false));
+    assert_ne!(run(&v).rule, "node-dropping-packets");
+}
