@@ -81,6 +81,31 @@ pub fn node_failure(f: &Facts<'_>) -> Option<Finding> {
     // sandbox; delete the stuck pod when siblings carry the load.
     let stuck: Vec<&PodView> =
         f.pods().iter().filter(|p| p.events.iter().any(|e| e.reason == "FailedCreatePodSandBox")).collect();
+    // The network plugin has no address to give ("failed to assign an IP address", "no available IP"): the pod IP
+    // capacity of the nodes or the subnet is used up. That is the network's capacity, not a broken node or pod
+    // object; a new pod, a restart or more replicas meet the same empty pool.
+    if let Some((p, e)) =
+        f.events().find(|(_, e)| e.reason == "FailedCreatePodSandBox" && lower_has(&e.message, IP_EXHAUSTED))
+    {
+        return Some(Finding::escalate(
+            Category::NetworkMisconfig,
+            "pod-ips-exhausted",
+            format!(
+                "{} pod(s) cannot start because the network plugin has no pod IP to assign ('{}'): the address \
+                 capacity of the nodes or their subnets is used up. A human must add IP capacity (larger instances, \
+                 prefix delegation, more subnet space or nodes); more replicas, a restart or a new pod meet the same \
+                 empty pool.",
+                stuck.len(),
+                quote(&e.message)
+            ),
+            {
+                let mut ev = vec![event_line(p, e)];
+                ev.extend(evidence.iter().filter(|l| l.starts_with("node ")).cloned());
+                ev
+            },
+            0.82,
+        ));
+    }
     if let [p] = stuck.as_slice()
         && f.deployment().is_some()
         && p.owner.as_deref().is_some_and(|o| o.starts_with("ReplicaSet/"))
@@ -717,6 +742,15 @@ pub fn init_waits_on_missing_object(f: &Facts<'_>) -> Option<Finding> {
         0.8,
     ))
 }
+
+/// What a network plugin says when it has no pod address left to hand out.
+const IP_EXHAUSTED: &[&str] = &[
+    "failed to assign an ip address",
+    "no available ip",
+    "ip address exhausted",
+    "insufficientfreeaddresses",
+    "no free ip",
+];
 
 /// What a node's note says when its kernel drops traffic: a full connection-tracking table, packet loss.
 const NODE_DROPS_PACKETS: &[&str] =

@@ -2716,3 +2716,32 @@ fn failures_on_a_node_that_drops_packets_are_the_nodes() {
     set(&mut v, "/observations/pods/1/ready", json!(false));
     assert_ne!(run(&v).rule, "node-dropping-packets");
 }
+
+/// Sandboxes refused because the network plugin has no pod IP left are the network's capacity (escalated, never a
+/// pod deleted); the same sandbox failure without that wording stays with the node rules.
+#[test]
+fn sandboxes_refused_for_want_of_pod_ips_are_the_networks_capacity() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/phase", json!("Pending"));
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    set(&mut v, "/observations/pods/0/age", json!("15m"));
+    set(
+        &mut v,
+        "/observations/pods/0/events",
+        json!([{"type": "Warning", "reason": "FailedCreatePodSandBox", "age": "40s", "count": 31, "from": "kubelet",
+                "message": "plugin type=\"aws-cni\" failed (add): add cmd: failed to assign an IP address to container"}]),
+    );
+    set(
+        &mut v,
+        "/observations/nodes",
+        json!([{"name": "node-a", "conditions": {"Ready": "True"}, "unschedulable": false}]),
+    );
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NetworkMisconfig, ActionKind::Escalate), "{}", d.summary);
+    set(
+        &mut v,
+        "/observations/pods/0/events/0/message",
+        json!("Failed to create pod sandbox: context deadline exceeded"),
+    );
+    assert_ne!(run(&v).rule, "pod-ips-exhausted");
+}
