@@ -44,7 +44,7 @@ async fn key(teams: &dyn TeamStore, team: Option<&TeamId>, role: Role, name: &st
 pub(crate) async fn awaiting(store: &dyn IncidentStore, team: &TeamId, approvals: u32) -> (IncidentId, String) {
     let id = IncidentId::generate();
     let now = jiff::Timestamp::now().to_string();
-    let workload = WorkloadRef { namespace: "shop".into(), name: "web".into() };
+    let workload = WorkloadRef::deployment("shop", "web");
     let action =
         Action::RaiseMemoryLimit { workload: workload.clone(), container: "app".into(), limit: "512Mi".into() };
     let plan = Plan::new(

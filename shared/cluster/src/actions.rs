@@ -1,10 +1,14 @@
 //! Executing the action table: before-state first, a server-side dry run, then the real change.
 //!
-//! Idempotency: every change to a Deployment carries `dreamops.dev/action-id` and `dreamops.dev/before`
+//! Idempotency: every change to a controller carries `dreamops.dev/action-id` and `dreamops.dev/before`
 //! annotations in the same patch, so a redelivered execution finds the action already applied (and its
 //! before-state) in the cluster itself, and never applies it twice.
+//!
+//! A restart and a larger memory limit work on Deployments, StatefulSets and DaemonSets alike (a pod-template
+//! change each controller rolls out itself); a rollback and a scale-up only on Deployments (see
+//! `ActionKind::kinds`).
 
-use domain::action::{Action, ActionTarget, BeforeState, CurrentFacts, WorkloadRef};
+use domain::action::{Action, ActionTarget, BeforeState, ControllerKind, CurrentFacts, WorkloadRef};
 use domain::ports::{Applied, ClusterError};
 use domain::quantity::Bytes;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -14,7 +18,8 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::snapshot::{controller_of, deployment_of_pod, hpa_for_workload, revision, selector_string};
+use crate::controller::{self, Controller};
+use crate::snapshot::{controller_of, hpa_for_workload, owner_of_pod, revision, selector_string};
 use crate::{ACTION_ID_ANNOTATION, BEFORE_ANNOTATION, KubeCluster, RESTARTED_AT, classify, retry};
 
 const FIELD_MANAGER: &str = "dreamops";
@@ -28,23 +33,26 @@ pub(crate) fn deployments(c: &KubeCluster, w: &WorkloadRef) -> Api<Deployment> {
 }
 
 pub(crate) async fn get_deployment(c: &KubeCluster, w: &WorkloadRef) -> Result<Deployment, ClusterError> {
+    if w.kind != ControllerKind::Deployment {
+        return Err(ClusterError::Precondition(format!("{w} is not a Deployment")));
+    }
     let api = deployments(c, w);
     retry("get deployment", || api.get(&w.name)).await
 }
 
-fn annotation(d: &Deployment, key: &str) -> Option<String> {
-    d.metadata.annotations.as_ref()?.get(key).cloned()
+fn annotation(meta: &kube::api::ObjectMeta, key: &str) -> Option<String> {
+    meta.annotations.as_ref()?.get(key).cloned()
 }
 
-pub(crate) fn memory_limit(d: &Deployment, container: &str) -> Option<Bytes> {
-    let c = d.spec.as_ref()?.template.spec.as_ref()?.containers.iter().find(|c| c.name == container)?;
+pub(crate) fn memory_limit(ctl: &Controller, container: &str) -> Option<Bytes> {
+    let c = ctl.template()?.spec.as_ref()?.containers.iter().find(|c| c.name == container)?;
     Bytes::parse(&c.resources.as_ref()?.limits.as_ref()?.get("memory")?.0).ok()
 }
 
 /// Free allocatable memory on the tightest node that runs the workload's pods.
-async fn node_room(c: &KubeCluster, w: &WorkloadRef, d: &Deployment) -> Result<Option<Bytes>, ClusterError> {
+async fn node_room(c: &KubeCluster, w: &WorkloadRef, ctl: &Controller) -> Result<Option<Bytes>, ClusterError> {
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
-    let lp = ListParams::default().labels(&selector_string(d).unwrap_or_default());
+    let lp = ListParams::default().labels(&ctl.selector());
     let mine = retry("list pods", || pods.list(&lp)).await?.items;
     let node_names: std::collections::BTreeSet<String> =
         mine.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()).collect();
@@ -77,20 +85,51 @@ async fn node_room(c: &KubeCluster, w: &WorkloadRef, d: &Deployment) -> Result<O
     Ok(room)
 }
 
-pub(crate) async fn facts(c: &KubeCluster, t: &ActionTarget) -> Result<(CurrentFacts, Option<String>), ClusterError> {
+pub(crate) async fn facts(
+    c: &KubeCluster,
+    t: &ActionTarget,
+) -> Result<(CurrentFacts, Option<WorkloadRef>), ClusterError> {
     if t.kind == "Pod" {
-        let owner = deployment_of_pod(c, &t.namespace, &t.name).await?;
+        let owner = owner_of_pod(c, &t.namespace, &t.name).await?;
         return Ok((CurrentFacts::default(), owner));
     }
-    let w = WorkloadRef { namespace: t.namespace.clone(), name: t.name.clone() };
-    let d = get_deployment(c, &w).await?;
-    let memory_limit = t.container.as_deref().and_then(|ct| memory_limit(&d, ct));
-    let node_memory_room = if t.container.is_some() { node_room(c, &w, &d).await? } else { None };
-    Ok((CurrentFacts { replicas: d.spec.as_ref().and_then(|s| s.replicas), memory_limit, node_memory_room }, None))
+    let kind = ControllerKind::parse(&t.kind)
+        .ok_or_else(|| ClusterError::Precondition(format!("the agent does not act on a {}", t.kind)))?;
+    let w = WorkloadRef::new(kind, t.namespace.clone(), t.name.clone());
+    let ctl = Controller::get(c, &w).await?;
+    let memory_limit = t.container.as_deref().and_then(|ct| memory_limit(&ctl, ct));
+    let node_memory_room = if t.container.is_some() { node_room(c, &w, &ctl).await? } else { None };
+    Ok((CurrentFacts { replicas: ctl.replicas(), memory_limit, node_memory_room }, None))
 }
 
 fn template_value(d: &Deployment) -> Value {
     d.spec.as_ref().map(|s| serde_json::to_value(&s.template).unwrap_or(Value::Null)).unwrap_or(Value::Null)
+}
+
+/// The restart patch's annotation value and the restart annotation the template had before.
+fn restart_stamp(c: &KubeCluster, ctl: &Controller) -> (String, Option<String>) {
+    let previous = ctl
+        .template()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(RESTARTED_AT))
+        .cloned();
+    (c.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), previous)
+}
+
+/// Applies a pod-template change to any controller, then, for an `OrderedReady` StatefulSet, deletes the
+/// not-ready pods it would otherwise wait on forever (see [`controller::unblock_ordered`]).
+async fn change_template(c: &KubeCluster, w: &WorkloadRef, patch: &Patch<Value>) -> Result<Vec<String>, ClusterError> {
+    let changed = controller::patch(c, w, patch, false).await?;
+    controller::unblock_ordered(c, w, changed.meta().generation).await
+}
+
+fn unblocked(deleted: &[String]) -> String {
+    if deleted.is_empty() {
+        String::new()
+    } else {
+        format!("; deleted not-ready pods the StatefulSet would wait on: {}", deleted.join(", "))
+    }
 }
 
 fn marker(action_id: &str, before: &BeforeState) -> Value {
@@ -105,12 +144,20 @@ async fn patch_deployment(c: &KubeCluster, w: &WorkloadRef, patch: &Patch<Value>
     retry("patch deployment", || api.patch(&w.name, &pp, patch)).await
 }
 
-fn already(d: &Deployment, action_id: &str) -> Option<Applied> {
-    if annotation(d, ACTION_ID_ANNOTATION).as_deref() != Some(action_id) {
+fn already(meta: &kube::api::ObjectMeta, action_id: &str) -> Option<Applied> {
+    if annotation(meta, ACTION_ID_ANNOTATION).as_deref() != Some(action_id) {
         return None;
     }
-    let before = serde_json::from_str(&annotation(d, BEFORE_ANNOTATION)?).ok()?;
+    let before = serde_json::from_str(&annotation(meta, BEFORE_ANNOTATION)?).ok()?;
     Some(Applied { before, after: "already applied by an earlier delivery".into(), already_applied: true })
+}
+
+/// An earlier delivery applied the action: an `OrderedReady` StatefulSet may still wait on pods that delivery
+/// did not get to delete.
+async fn already_applied(c: &KubeCluster, w: &WorkloadRef, mut a: Applied) -> Result<Applied, ClusterError> {
+    let deleted = controller::unblock_ordered(c, w, None).await?;
+    a.after.push_str(&unblocked(&deleted));
+    Ok(a)
 }
 
 pub(crate) async fn execute(c: &KubeCluster, action: &Action, action_id: &str) -> Result<Applied, ClusterError> {
@@ -118,55 +165,51 @@ pub(crate) async fn execute(c: &KubeCluster, action: &Action, action_id: &str) -
         Action::Noop | Action::Escalate => Err(ClusterError::Precondition("nothing to execute".into())),
         Action::DeletePod { workload, pod } => delete_pod(c, workload, pod).await,
         Action::Restart { workload } => {
-            let d = get_deployment(c, workload).await?;
-            if let Some(a) = already(&d, action_id) {
-                return Ok(a);
+            let ctl = Controller::get(c, workload).await?;
+            if let Some(a) = already(ctl.meta(), action_id) {
+                return already_applied(c, workload, a).await;
             }
-            if d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false) {
-                return Err(ClusterError::Precondition(format!("{workload} is paused; a restart would not roll out")));
+            if let Some(why) = ctl.template_change_blocked(workload) {
+                return Err(ClusterError::Precondition(why));
             }
-            let previous = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.annotations.as_ref())
-                .and_then(|a| a.get(RESTARTED_AT))
-                .cloned();
+            let (now, previous) = restart_stamp(c, &ctl);
             let before = BeforeState::Restart { restarted_at: previous };
-            let now = c.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
             let patch = Patch::Strategic(json!({
                 "metadata": {"annotations": marker(action_id, &before)},
                 "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}
             }));
-            patch_deployment(c, workload, &patch).await?;
+            let deleted = change_template(c, workload, &patch).await?;
             Ok(Applied {
                 before,
-                after: format!("pod template annotated {RESTARTED_AT}={now}"),
+                after: format!("pod template annotated {RESTARTED_AT}={now}{}", unblocked(&deleted)),
                 already_applied: false,
             })
         }
         Action::RaiseMemoryLimit { workload, container, limit } => {
-            let d = get_deployment(c, workload).await?;
-            if let Some(a) = already(&d, action_id) {
-                return Ok(a);
+            let ctl = Controller::get(c, workload).await?;
+            if let Some(a) = already(ctl.meta(), action_id) {
+                return already_applied(c, workload, a).await;
             }
-            let current = memory_limit(&d, container)
+            if let Some(why) = ctl.template_change_blocked(workload) {
+                return Err(ClusterError::Precondition(why));
+            }
+            let current = memory_limit(&ctl, container)
                 .ok_or_else(|| ClusterError::Precondition(format!("container {container} has no memory limit")))?;
             let new = Bytes::parse(limit).map_err(|e| ClusterError::Precondition(e.to_string()))?;
             if new <= current {
                 return Err(ClusterError::Precondition(format!("limit is already {current}, not below {new}")));
             }
-            let before = BeforeState::Template { revision: revision(&d.metadata), template: template_value(&d) };
+            let before = BeforeState::Template { revision: revision(ctl.meta()), template: ctl.template_value() };
             let patch = Patch::Strategic(json!({
                 "metadata": {"annotations": marker(action_id, &before)},
                 "spec": {"template": {"spec": {"containers": [
                     {"name": container, "resources": {"limits": {"memory": limit}}}
                 ]}}}
             }));
-            patch_deployment(c, workload, &patch).await?;
+            let deleted = change_template(c, workload, &patch).await?;
             Ok(Applied {
                 before,
-                after: format!("container {container} memory limit {current} -> {limit}"),
+                after: format!("container {container} memory limit {current} -> {limit}{}", unblocked(&deleted)),
                 already_applied: false,
             })
         }
@@ -225,13 +268,19 @@ pub(crate) async fn rollback_target(
 
 async fn rollback(c: &KubeCluster, w: &WorkloadRef, to: Option<i64>, action_id: &str) -> Result<Applied, ClusterError> {
     let d = get_deployment(c, w).await?;
-    if let Some(a) = already(&d, action_id) {
+    if let Some(a) = already(&d.metadata, action_id) {
         return Ok(a);
     }
     let (template, current, to_rev) = rollback_target(c, w, &d, to).await?;
     let before = BeforeState::Template { revision: Some(current), template: template_value(&d) };
-    apply_template(c, w, &d, serde_json::to_value(&template).unwrap_or(Value::Null), Some((action_id, &before)))
-        .await?;
+    apply_template(
+        c,
+        w,
+        &d.metadata,
+        serde_json::to_value(&template).unwrap_or(Value::Null),
+        Some((action_id, &before)),
+    )
+    .await?;
     Ok(Applied {
         before,
         after: format!("pod template restored from revision {to_rev} (was revision {current})"),
@@ -240,16 +289,17 @@ async fn rollback(c: &KubeCluster, w: &WorkloadRef, to: Option<i64>, action_id: 
 }
 
 /// Replaces the pod template with a JSON patch (as `kubectl rollout undo` does), optionally marking the action.
+/// Returns the pods an `OrderedReady` StatefulSet had to have deleted to take it.
 async fn apply_template(
     c: &KubeCluster,
     w: &WorkloadRef,
-    d: &Deployment,
+    meta: &kube::api::ObjectMeta,
     template: Value,
     mark: Option<(&str, &BeforeState)>,
-) -> Result<(), ClusterError> {
+) -> Result<Vec<String>, ClusterError> {
     let mut ops = vec![json!({"op": "replace", "path": "/spec/template", "value": template})];
     if let Some((id, before)) = mark {
-        if d.metadata.annotations.is_none() {
+        if meta.annotations.is_none() {
             ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
         }
         for (k, v) in marker(id, before).as_object().into_iter().flatten() {
@@ -258,15 +308,14 @@ async fn apply_template(
     }
     let patch: json_patch::Patch =
         serde_json::from_value(Value::Array(ops)).map_err(|e| ClusterError::Rejected(e.to_string()))?;
-    patch_deployment(c, w, &Patch::Json(patch)).await?;
-    Ok(())
+    change_template(c, w, &Patch::Json(patch)).await
 }
 
 async fn scale_up(c: &KubeCluster, w: &WorkloadRef, replicas: i32, action_id: &str) -> Result<Applied, ClusterError> {
     let d = get_deployment(c, w).await?;
     let api = deployments(c, w);
     let hpa = hpa_for_workload(c, w).await?;
-    let before = match already(&d, action_id) {
+    let before = match already(&d.metadata, action_id) {
         Some(a) => a.before,
         None => {
             let current = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -315,12 +364,17 @@ async fn delete_pod(c: &KubeCluster, w: &WorkloadRef, pod: &str) -> Result<Appli
         // Gone: deleted by an earlier delivery of this action (or by someone else). Nothing left to do.
         return Ok(Applied { before, after: format!("pod {pod} is already gone"), already_applied: true });
     };
-    let owner = deployment_of_pod(c, &w.namespace, pod).await?;
-    if owner.as_deref() != Some(w.name.as_str()) {
+    let owner = owner_of_pod(c, &w.namespace, pod).await?;
+    if owner.as_ref() != Some(w) {
         return Err(ClusterError::Precondition(format!("pod {pod} is not owned by {w}")));
     }
     if p.metadata.deletion_timestamp.is_some() {
         return Ok(Applied { before, after: format!("pod {pod} is already terminating"), already_applied: true });
+    }
+    if w.kind == ControllerKind::StatefulSet && !controller::on_ready_node(c, &p).await? {
+        return Err(ClusterError::Precondition(format!(
+            "pod {pod} of {w} is on a node that is not Ready: deleting it could leave two pods with one identity"
+        )));
     }
     let before = BeforeState::Pod { name: pod.to_owned(), uid: p.metadata.uid.clone() };
     let dp = DeleteParams { dry_run: true, ..Default::default() };
@@ -333,7 +387,10 @@ async fn delete_pod(c: &KubeCluster, w: &WorkloadRef, pod: &str) -> Result<Appli
     match pods.delete(pod, &dp).await {
         Ok(_) => Ok(Applied {
             before,
-            after: format!("pod {pod} deleted; its ReplicaSet recreates it"),
+            after: format!(
+                "pod {pod} deleted; its {} recreates it",
+                if w.kind == ControllerKind::Deployment { "ReplicaSet" } else { w.kind.as_str() }
+            ),
             already_applied: false,
         }),
         Err(kube::Error::Api(s)) if s.code == 404 => {
@@ -347,9 +404,12 @@ pub(crate) async fn undo(c: &KubeCluster, action: &Action, before: &BeforeState)
     let w = action.workload().ok_or_else(|| ClusterError::Precondition("nothing to undo".into()))?;
     match before {
         BeforeState::Template { revision, template } => {
-            let d = get_deployment(c, w).await?;
-            apply_template(c, w, &d, template.clone(), None).await?;
-            Ok(format!("pod template restored to its state before the action (revision {})", revision.unwrap_or(0)))
+            let ctl = Controller::get(c, w).await?;
+            let deleted = apply_template(c, w, ctl.meta(), template.clone(), None).await?;
+            Ok(match revision {
+                Some(r) => format!("pod template restored to its state before the action (revision {r})"),
+                None => "pod template restored to its state before the action".to_owned(),
+            } + &unblocked(&deleted))
         }
         BeforeState::Replicas { replicas, hpa, hpa_max } => {
             let api = deployments(c, w);

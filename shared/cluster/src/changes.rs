@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 
 use domain::observation::{RecentChange, format_age};
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PodSpec, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -18,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::ListParams;
 
+use crate::controller::Controller;
 use crate::{KubeCluster, retry};
 
 /// Only changes younger than this are reported.
@@ -125,18 +125,19 @@ fn scaled_down(message: &str) -> Option<(&str, i64, i64)> {
     Some((rs, a.trim().parse().ok()?, b.trim().trim_end_matches('.').parse().ok()?))
 }
 
-/// Recent non-template changes around a Deployment, newest first.
+/// Recent non-template changes around a controller, newest first. `current_rs` (a Deployment's current
+/// ReplicaSet) adds its replica reductions.
 pub(crate) async fn recent(
     c: &KubeCluster,
-    d: &Deployment,
+    ctl: &Controller,
     hpa: Option<&HorizontalPodAutoscaler>,
     current_rs: Option<&str>,
     now: Timestamp,
 ) -> Vec<RecentChange> {
-    let ns = d.metadata.namespace.clone().unwrap_or_default();
-    let name = d.metadata.name.clone().unwrap_or_default();
+    let ns = ctl.meta().namespace.clone().unwrap_or_default();
+    let name = ctl.name();
     let mut out = Vec::new();
-    let spec = d.spec.as_ref().and_then(|s| s.template.spec.clone()).unwrap_or_default();
+    let spec = ctl.template().and_then(|t| t.spec.clone()).unwrap_or_default();
     let (cms, secrets) = referenced(&spec);
     let cm_api: Api<ConfigMap> = Api::namespaced(c.client.clone(), &ns);
     for n in &cms {

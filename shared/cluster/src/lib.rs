@@ -6,6 +6,7 @@
 
 mod actions;
 mod changes;
+mod controller;
 pub mod plan;
 mod snapshot;
 mod verify;
@@ -19,9 +20,9 @@ use domain::observation::{AlertView, Snapshot};
 use domain::ports::{Applied, Cluster, ClusterError, HealthVerdict};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-pub use verify::judge_rollout;
+pub use verify::{judge_daemonset, judge_rollout, judge_statefulset};
 
-/// Annotation on a Deployment naming the last action DreamOps applied to it (idempotency key).
+/// Annotation on a controller naming the last action DreamOps applied to it (idempotency key).
 pub const ACTION_ID_ANNOTATION: &str = "dreamops.dev/action-id";
 /// Annotation holding the before-state of that action, so a redelivered execution finds it in the cluster.
 pub const BEFORE_ANNOTATION: &str = "dreamops.dev/before";
@@ -184,7 +185,7 @@ impl Cluster for KubeCluster {
         snapshot::build(self, alert, workload).await
     }
 
-    async fn facts(&self, target: &ActionTarget) -> Result<(CurrentFacts, Option<String>), ClusterError> {
+    async fn facts(&self, target: &ActionTarget) -> Result<(CurrentFacts, Option<WorkloadRef>), ClusterError> {
         actions::facts(self, target).await
     }
 

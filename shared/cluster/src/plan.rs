@@ -14,7 +14,8 @@ use kube::api::{DeleteParams, Patch};
 use serde_json::{Value, json};
 
 use crate::actions::{deployments, get_deployment, memory_limit, params, rollback_target};
-use crate::snapshot::{deployment_of_pod, hpa_for_workload};
+use crate::controller::{self, Controller};
+use crate::snapshot::{hpa_for_workload, owner_of_pod};
 use crate::{KubeCluster, RESTARTED_AT, classify, retry};
 
 /// Shown as the new value of a restart's annotation: the real value is the time the executor applies it.
@@ -76,16 +77,60 @@ fn spec_of<T: serde::Serialize>(o: &T) -> Value {
     serde_json::to_value(o).ok().and_then(|mut v| v.get_mut("spec").map(Value::take)).unwrap_or(Value::Null)
 }
 
+fn controller_spec(ctl: &Controller) -> Value {
+    match ctl {
+        Controller::Deployment(d) => spec_of(d),
+        Controller::StatefulSet(s) => spec_of(s),
+        Controller::DaemonSet(d) => spec_of(d),
+    }
+}
+
+/// Sends a controller patch as a dry run and diffs the spec it would have.
+async fn dry_run_controller(
+    c: &KubeCluster,
+    w: &WorkloadRef,
+    current: &Controller,
+    patch: &Patch<Value>,
+) -> Result<Vec<FieldChange>, ClusterError> {
+    let would = controller::patch(c, w, patch, true).await?;
+    Ok(diff(&w.to_string(), "spec", &controller_spec(current), &controller_spec(&would)))
+}
+
 /// Sends a Deployment patch as a dry run and diffs the spec it would have.
 async fn dry_run_deployment(
     c: &KubeCluster,
     w: &WorkloadRef,
     patch: &Patch<Value>,
 ) -> Result<Vec<FieldChange>, ClusterError> {
-    let current = get_deployment(c, w).await?;
-    let api = deployments(c, w);
-    let would = api.patch(&w.name, &params(true), patch).await.map_err(|e| classify("dry run", e))?;
-    Ok(diff(&format!("deployment {}/{}", w.namespace, w.name), "spec", &spec_of(&current), &spec_of(&would)))
+    let current = Controller::Deployment(get_deployment(c, w).await?);
+    dry_run_controller(c, w, &current, patch).await
+}
+
+/// The pods an `OrderedReady` StatefulSet would wait on after a template change, listed as deletions.
+async fn stuck_pods(c: &KubeCluster, w: &WorkloadRef, ctl: &Controller) -> Result<Vec<FieldChange>, ClusterError> {
+    if !ctl.ordered() {
+        return Ok(Vec::new());
+    }
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
+    let lp = kube::api::ListParams::default().labels(&ctl.selector());
+    let mut out = Vec::new();
+    for p in retry("list pods", || pods.list(&lp)).await?.items {
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready || p.metadata.deletion_timestamp.is_some() || !controller::on_ready_node(c, &p).await? {
+            continue;
+        }
+        out.push(FieldChange {
+            object: format!("pod {}/{}", w.namespace, p.metadata.name.clone().unwrap_or_default()),
+            field: "metadata.uid".into(),
+            before: Some(format!("{} (not ready; the StatefulSet waits on it)", p.metadata.uid.unwrap_or_default())),
+            after: None,
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) async fn plan(c: &KubeCluster, action: &Action) -> Result<Plan, ClusterError> {
@@ -93,14 +138,15 @@ pub(crate) async fn plan(c: &KubeCluster, action: &Action) -> Result<Plan, Clust
     let changes = match action {
         Action::Noop | Action::Escalate => Vec::new(),
         Action::Restart { workload } => {
-            let d = get_deployment(c, workload).await?;
-            if d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false) {
-                return Err(ClusterError::Precondition(format!("{workload} is paused; a restart would not roll out")));
+            let ctl = Controller::get(c, workload).await?;
+            if let Some(why) = ctl.template_change_blocked(workload) {
+                return Err(ClusterError::Precondition(why));
             }
             let stamp = c.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
             let patch =
                 Patch::Strategic(json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}));
-            let mut changes = dry_run_deployment(c, workload, &patch).await?;
+            let mut changes = dry_run_controller(c, workload, &ctl, &patch).await?;
+            changes.extend(stuck_pods(c, workload, &ctl).await?);
             // The stamp is the time of the dry run; the restart stamps its own time. Only the fact is bound.
             for ch in changes.iter_mut().filter(|ch| ch.field.ends_with(&format!("[{RESTARTED_AT}]"))) {
                 ch.after = Some(RESTART_TIME.to_owned());
@@ -108,8 +154,11 @@ pub(crate) async fn plan(c: &KubeCluster, action: &Action) -> Result<Plan, Clust
             changes
         }
         Action::RaiseMemoryLimit { workload, container, limit } => {
-            let d = get_deployment(c, workload).await?;
-            let current = memory_limit(&d, container)
+            let ctl = Controller::get(c, workload).await?;
+            if let Some(why) = ctl.template_change_blocked(workload) {
+                return Err(ClusterError::Precondition(why));
+            }
+            let current = memory_limit(&ctl, container)
                 .ok_or_else(|| ClusterError::Precondition(format!("container {container} has no memory limit")))?;
             let new = Bytes::parse(limit).map_err(|e| ClusterError::Precondition(e.to_string()))?;
             if new <= current {
@@ -118,7 +167,9 @@ pub(crate) async fn plan(c: &KubeCluster, action: &Action) -> Result<Plan, Clust
             let patch = Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
                 {"name": container, "resources": {"limits": {"memory": limit}}}
             ]}}}}));
-            dry_run_deployment(c, workload, &patch).await?
+            let mut changes = dry_run_controller(c, workload, &ctl, &patch).await?;
+            changes.extend(stuck_pods(c, workload, &ctl).await?);
+            changes
         }
         Action::Rollback { workload, to_revision } => {
             let d = get_deployment(c, workload).await?;
@@ -157,7 +208,7 @@ pub(crate) async fn plan(c: &KubeCluster, action: &Action) -> Result<Plan, Clust
             let p = retry("get pod", || pods.get_opt(pod))
                 .await?
                 .ok_or_else(|| ClusterError::Precondition(format!("pod {pod} no longer exists")))?;
-            if deployment_of_pod(c, &workload.namespace, pod).await?.as_deref() != Some(workload.name.as_str()) {
+            if owner_of_pod(c, &workload.namespace, pod).await?.as_ref() != Some(workload) {
                 return Err(ClusterError::Precondition(format!("pod {pod} is not owned by {workload}")));
             }
             if p.metadata.deletion_timestamp.is_some() {
@@ -205,7 +256,7 @@ mod tests {
 
     #[test]
     fn the_same_diff_has_the_same_hash() {
-        let w = WorkloadRef { namespace: "shop".into(), name: "web".into() };
+        let w = WorkloadRef::deployment("shop", "web");
         let a = Action::ScaleUp { workload: w.clone(), replicas: 4 };
         let ch = |after: &str| FieldChange {
             object: "deployment shop/web".into(),

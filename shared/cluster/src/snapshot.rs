@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use domain::action::WorkloadRef;
+use domain::action::{ControllerKind, WorkloadRef};
 use domain::names::{is_dns1123_label, is_dns1123_subdomain};
 use domain::observation::{
     AlertView, ContainerState, ContainerView, EventView, HpaView, NodeView, Observations, PodView, Resources, Revision,
@@ -13,11 +13,12 @@ use domain::quantity::Bytes;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Event, Node, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{ListParams, LogParams};
 
+use crate::controller::{self, Controller};
 use crate::{KubeCluster, LOG_TAIL_LINES, MAX_LOG_PODS, MAX_PODS, retry};
 
 /// The controller owner (`Kind`, `name`) of an object.
@@ -38,15 +39,21 @@ pub(crate) fn selector_string(d: &Deployment) -> Option<String> {
     Some(labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
 }
 
-/// The Deployment that owns a pod, through its ReplicaSet.
-pub(crate) async fn deployment_of_pod(c: &KubeCluster, ns: &str, pod: &str) -> Result<Option<String>, ClusterError> {
+/// The controller that owns a pod and would recreate it: a Deployment (through its ReplicaSet), a StatefulSet
+/// or a DaemonSet. `None` for a bare pod, a Job's, or a ReplicaSet without a Deployment.
+pub(crate) async fn owner_of_pod(c: &KubeCluster, ns: &str, pod: &str) -> Result<Option<WorkloadRef>, ClusterError> {
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
     let Some(p) = retry("get pod", || pods.get_opt(pod)).await? else {
         return Ok(None);
     };
     match controller_of(&p.metadata) {
-        Some((kind, rs)) if kind == "ReplicaSet" => deployment_of_replicaset(c, ns, &rs).await,
-        _ => Ok(None),
+        Some((kind, rs)) if kind == "ReplicaSet" => {
+            Ok(deployment_of_replicaset(c, ns, &rs).await?.map(|d| WorkloadRef::deployment(ns, d)))
+        }
+        Some((kind, name)) => Ok(ControllerKind::parse(&kind)
+            .filter(|k| *k != ControllerKind::Deployment)
+            .map(|k| WorkloadRef::new(k, ns, name))),
+        None => Ok(None),
     }
 }
 
@@ -58,24 +65,27 @@ async fn deployment_of_replicaset(c: &KubeCluster, ns: &str, rs: &str) -> Result
     Ok(controller_of(&r.metadata).filter(|(k, _)| k == "Deployment").map(|(_, n)| n))
 }
 
-/// Resolves the alert's Deployment from its structured labels only: `deployment`, else `pod` (through its owner
-/// chain), else `replicaset`. Names are validated before any API call; free text is never read.
+/// Resolves the alert's controller from its structured labels only: `deployment`, `statefulset` or
+/// `daemonset` (as kube-state-metrics labels them), else `pod` (through its owner chain), else `replicaset`.
+/// Names are validated before any API call; free text is never read.
 pub(crate) async fn resolve_workload(c: &KubeCluster, alert: &AlertView) -> Result<Option<WorkloadRef>, ClusterError> {
     let Some(ns) = alert.labels.get("namespace").filter(|n| is_dns1123_label(n)) else {
         return Ok(None);
     };
     let valid = |k: &str| alert.labels.get(k).filter(|v| is_dns1123_subdomain(v));
-    let name = if let Some(d) = valid("deployment") {
-        let api: Api<Deployment> = Api::namespaced(c.client.clone(), ns);
-        retry("get deployment", || api.get_opt(d)).await?.map(|_| d.clone())
-    } else if let Some(p) = valid("pod") {
-        deployment_of_pod(c, ns, p).await?
+    for kind in ControllerKind::ALL {
+        if let Some(name) = valid(kind.resource()) {
+            let w = WorkloadRef::new(kind, ns.clone(), name.clone());
+            return Ok(Controller::get_opt(c, &w).await?.map(|_| w));
+        }
+    }
+    if let Some(p) = valid("pod") {
+        owner_of_pod(c, ns, p).await
     } else if let Some(rs) = valid("replicaset") {
-        deployment_of_replicaset(c, ns, rs).await?
+        Ok(deployment_of_replicaset(c, ns, rs).await?.map(|d| WorkloadRef::deployment(ns.clone(), d)))
     } else {
-        None
-    };
-    Ok(name.map(|name| WorkloadRef { namespace: ns.clone(), name }))
+        Ok(None)
+    }
 }
 
 fn age(now: Timestamp, t: Option<Timestamp>) -> String {
@@ -318,14 +328,14 @@ async fn pod_view(
     })
 }
 
-fn describe_change(prev: Option<&ReplicaSet>, cur: &ReplicaSet) -> String {
-    let containers = |r: &ReplicaSet| -> Vec<Container> {
-        r.spec
-            .as_ref()
-            .and_then(|s| s.template.as_ref())
-            .and_then(|t| t.spec.as_ref())
-            .map(|s| s.containers.clone())
-            .unwrap_or_default()
+fn rs_template(r: &ReplicaSet) -> Option<&PodTemplateSpec> {
+    r.spec.as_ref().and_then(|s| s.template.as_ref())
+}
+
+/// What changed in the pod template from one revision to the next.
+fn describe_change(prev: Option<Option<&PodTemplateSpec>>, cur: Option<&PodTemplateSpec>) -> String {
+    let containers = |t: Option<&PodTemplateSpec>| -> Vec<Container> {
+        t.and_then(|t| t.spec.as_ref()).map(|s| s.containers.clone()).unwrap_or_default()
     };
     let Some(prev) = prev else {
         return "initial revision".into();
@@ -385,11 +395,8 @@ fn describe_change(prev: Option<&ReplicaSet>, cur: &ReplicaSet) -> String {
             changes.push(format!("container {} removed", ca.name));
         }
     }
-    let restarted = |r: &ReplicaSet| {
-        r.spec
-            .as_ref()
-            .and_then(|s| s.template.as_ref())
-            .and_then(|t| t.metadata.as_ref())
+    let restarted = |t: Option<&PodTemplateSpec>| {
+        t.and_then(|t| t.metadata.as_ref())
             .and_then(|m| m.annotations.as_ref())
             .and_then(|a| a.get(crate::RESTARTED_AT))
             .cloned()
@@ -437,7 +444,7 @@ async fn history(c: &KubeCluster, d: &Deployment, now: Timestamp) -> Result<Vec<
                 revision: revision(&r.metadata).unwrap_or(0),
                 replicaset: r.metadata.name.clone().unwrap_or_default(),
                 age: age(now, r.metadata.creation_timestamp.as_ref().map(|t| t.0)),
-                change: describe_change(prev, r),
+                change: describe_change(prev.map(rs_template), rs_template(r)),
                 images,
                 current: revision(&r.metadata) == current,
                 pods_ready: Some(format!("{}/{}", st.ready_replicas.unwrap_or(0), st.replicas)),
@@ -446,14 +453,62 @@ async fn history(c: &KubeCluster, d: &Deployment, now: Timestamp) -> Result<Vec<
         .collect())
 }
 
-async fn hpa_for(c: &KubeCluster, ns: &str, deployment: &str) -> Result<Option<HorizontalPodAutoscaler>, ClusterError> {
+/// The ControllerRevisions of a StatefulSet or DaemonSet as its rollout history. The current one is the
+/// revision the controller rolls out (a StatefulSet's update revision; a DaemonSet's newest); each revision's
+/// ready count is that of the pods labelled with it.
+async fn controller_history(
+    c: &KubeCluster,
+    ctl: &Controller,
+    pods: &[Pod],
+    now: Timestamp,
+) -> Result<Vec<Revision>, ClusterError> {
+    let revisions = controller::revisions(c, ctl).await?;
+    let current = ctl.current_pod_label(c).await?.map(|(_, v)| v);
+    let label = |r: &k8s_openapi::api::apps::v1::ControllerRevision| match ctl {
+        Controller::StatefulSet(_) => r.metadata.name.clone(),
+        _ => r.metadata.labels.as_ref().and_then(|l| l.get(controller::REVISION_HASH)).cloned(),
+    };
+    let templates: Vec<Option<PodTemplateSpec>> = revisions.iter().map(controller::revision_template).collect();
+    Ok(revisions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let hash = label(r);
+            let mine: Vec<&Pod> = pods
+                .iter()
+                .filter(|p| {
+                    hash.is_some()
+                        && p.metadata.labels.as_ref().and_then(|l| l.get(controller::REVISION_HASH)) == hash.as_ref()
+                })
+                .collect();
+            let t = templates[i].as_ref();
+            Revision {
+                revision: r.revision,
+                replicaset: r.metadata.name.clone().unwrap_or_default(),
+                age: age(now, r.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+                change: describe_change(i.checked_sub(1).map(|j| templates[j].as_ref()), t),
+                images: t
+                    .and_then(|t| t.spec.as_ref())
+                    .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
+                    .unwrap_or_default(),
+                current: hash.is_some() && hash == current,
+                pods_ready: Some(format!("{}/{}", mine.iter().filter(|p| pod_ready(p)).count(), mine.len())),
+            }
+        })
+        .collect())
+}
+
+async fn hpa_for(
+    c: &KubeCluster,
+    ns: &str,
+    kind: ControllerKind,
+    target: &str,
+) -> Result<Option<HorizontalPodAutoscaler>, ClusterError> {
     let api: Api<HorizontalPodAutoscaler> = Api::namespaced(c.client.clone(), ns);
     let lp = ListParams::default();
     let list = retry("list hpas", || api.list(&lp)).await?;
     Ok(list.items.into_iter().find(|h| {
-        h.spec
-            .as_ref()
-            .is_some_and(|s| s.scale_target_ref.kind == "Deployment" && s.scale_target_ref.name == deployment)
+        h.spec.as_ref().is_some_and(|s| s.scale_target_ref.kind == kind.as_str() && s.scale_target_ref.name == target)
     }))
 }
 
@@ -461,7 +516,7 @@ pub(crate) async fn hpa_for_workload(
     c: &KubeCluster,
     w: &WorkloadRef,
 ) -> Result<Option<HorizontalPodAutoscaler>, ClusterError> {
-    hpa_for(c, &w.namespace, &w.name).await
+    hpa_for(c, &w.namespace, w.kind, &w.name).await
 }
 
 /// The HPA's CPU utilisation now and its target, in percent.
@@ -554,6 +609,87 @@ async fn node_views(c: &KubeCluster, names: &BTreeSet<String>) -> Result<Vec<Nod
     Ok(out)
 }
 
+fn conditions<'a>(cs: impl Iterator<Item = (&'a String, &'a String, &'a Option<String>)>) -> Vec<String> {
+    cs.map(|(t, s, r)| condition_line(t, s, r)).collect()
+}
+
+/// The controller as the snapshot shows it.
+fn workload_view(ctl: &Controller, hpa: Option<&HorizontalPodAutoscaler>) -> Workload {
+    let mut notes = Vec::new();
+    let w = match ctl {
+        Controller::Deployment(d) => {
+            let spec = d.spec.clone().unwrap_or_default();
+            let st = d.status.clone().unwrap_or_default();
+            if spec.paused == Some(true) {
+                notes.push("rollout is paused".to_owned());
+            }
+            Workload {
+                kind: WorkloadKind::Deployment,
+                name: ctl.name(),
+                replicas_desired: spec.replicas.map(i64::from),
+                replicas_ready: Some(i64::from(st.ready_replicas.unwrap_or(0))),
+                replicas_updated: Some(i64::from(st.updated_replicas.unwrap_or(0))),
+                replicas_available: Some(i64::from(st.available_replicas.unwrap_or(0))),
+                strategy: spec.strategy.as_ref().and_then(|s| s.type_.clone()),
+                hpa: None,
+                conditions: conditions(st.conditions.iter().flatten().map(|c| (&c.type_, &c.status, &c.reason))),
+                note: None,
+            }
+        }
+        Controller::StatefulSet(s) => {
+            let spec = s.spec.clone().unwrap_or_default();
+            let st = s.status.clone().unwrap_or_default();
+            let policy = spec.pod_management_policy.clone().unwrap_or_else(|| "OrderedReady".into());
+            notes.push(format!("podManagementPolicy {policy}"));
+            let strategy = spec.update_strategy.clone().unwrap_or_default();
+            if let Some(p) = strategy.rolling_update.as_ref().and_then(|r| r.partition).filter(|p| *p > 0) {
+                notes.push(format!("partition {p}"));
+            }
+            if let (Some(cur), Some(upd)) = (&st.current_revision, &st.update_revision)
+                && cur != upd
+            {
+                notes.push(format!(
+                    "rolling update in progress: {} of {} pods at update revision {upd} (current revision {cur})",
+                    st.updated_replicas.unwrap_or(0),
+                    spec.replicas.unwrap_or(1)
+                ));
+            }
+            Workload {
+                kind: WorkloadKind::StatefulSet,
+                name: ctl.name(),
+                replicas_desired: spec.replicas.map(i64::from),
+                replicas_ready: Some(i64::from(st.ready_replicas.unwrap_or(0))),
+                replicas_updated: Some(i64::from(st.updated_replicas.unwrap_or(0))),
+                replicas_available: Some(i64::from(st.available_replicas.unwrap_or(0))),
+                strategy: Some(strategy.type_.unwrap_or_else(|| "RollingUpdate".into())),
+                hpa: None,
+                conditions: conditions(st.conditions.iter().flatten().map(|c| (&c.type_, &c.status, &c.reason))),
+                note: None,
+            }
+        }
+        Controller::DaemonSet(d) => {
+            let spec = d.spec.clone().unwrap_or_default();
+            let st = d.status.clone().unwrap_or_default();
+            if st.number_misscheduled > 0 {
+                notes.push(format!("{} pods on nodes they should not run on", st.number_misscheduled));
+            }
+            Workload {
+                kind: WorkloadKind::DaemonSet,
+                name: ctl.name(),
+                replicas_desired: Some(i64::from(st.desired_number_scheduled)),
+                replicas_ready: Some(i64::from(st.number_ready)),
+                replicas_updated: Some(i64::from(st.updated_number_scheduled.unwrap_or(0))),
+                replicas_available: Some(i64::from(st.number_available.unwrap_or(0))),
+                strategy: Some(spec.update_strategy.and_then(|u| u.type_).unwrap_or_else(|| "RollingUpdate".into())),
+                hpa: None,
+                conditions: conditions(st.conditions.iter().flatten().map(|c| (&c.type_, &c.status, &c.reason))),
+                note: None,
+            }
+        }
+    };
+    Workload { hpa: hpa.map(hpa_view), note: (!notes.is_empty()).then(|| notes.join("; ")), ..w }
+}
+
 /// Builds the observation snapshot for an alert. Without a resolved workload it still describes the alert's
 /// namespace and pod labels as far as they go.
 pub(crate) async fn build(
@@ -581,30 +717,17 @@ pub(crate) async fn build(
     };
     let Some(w) = workload else {
         obs.other = Some(
-            "no Deployment could be resolved from the alert's labels (namespace + deployment, pod or replicaset)"
+            "no Deployment, StatefulSet or DaemonSet could be resolved from the alert's labels (namespace + \
+             deployment, statefulset, daemonset, pod or replicaset)"
                 .into(),
         );
         return Ok(Snapshot { alert: alert.clone(), observations: obs });
     };
-    let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), &w.namespace);
-    let d = retry("get deployment", || deployments.get(&w.name)).await?;
-    let spec = d.spec.clone().unwrap_or_default();
-    let st = d.status.clone().unwrap_or_default();
-    let hpa = hpa_for(c, &w.namespace, &w.name).await?;
-    obs.workload = Some(Workload {
-        kind: WorkloadKind::Deployment,
-        name: w.name.clone(),
-        replicas_desired: spec.replicas.map(i64::from),
-        replicas_ready: Some(i64::from(st.ready_replicas.unwrap_or(0))),
-        replicas_updated: Some(i64::from(st.updated_replicas.unwrap_or(0))),
-        replicas_available: Some(i64::from(st.available_replicas.unwrap_or(0))),
-        strategy: spec.strategy.as_ref().and_then(|s| s.type_.clone()),
-        hpa: hpa.as_ref().map(hpa_view),
-        conditions: st.conditions.iter().flatten().map(|c| condition_line(&c.type_, &c.status, &c.reason)).collect(),
-        note: spec.paused.filter(|p| *p).map(|_| "rollout is paused".to_owned()),
-    });
+    let ctl = Controller::get(c, w).await?;
+    let hpa = hpa_for(c, &w.namespace, w.kind, &w.name).await?;
+    obs.workload = Some(workload_view(&ctl, hpa.as_ref()));
 
-    let selector = selector_string(&d).unwrap_or_default();
+    let selector = ctl.selector();
     let pods_api: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
     let lp = ListParams::default().labels(&selector);
     let mut pods = retry("list pods", || pods_api.list(&lp)).await?.items;
@@ -637,9 +760,13 @@ pub(crate) async fn build(
     if pods.len() > MAX_PODS {
         obs.other = Some(format!("{} more pods not shown", pods.len() - MAX_PODS));
     }
-    let revisions = history(c, &d, now).await?;
+    let revisions = match &ctl {
+        Controller::Deployment(d) => history(c, d, now).await?,
+        _ => controller_history(c, &ctl, &pods, now).await?,
+    };
     let current_rs = revisions.iter().find(|r| r.current).map(|r| r.replicaset.clone());
-    obs.recent_changes = crate::changes::recent(c, &d, hpa.as_ref(), current_rs.as_deref(), now).await;
+    let scaled = if w.kind == ControllerKind::Deployment { current_rs.as_deref() } else { None };
+    obs.recent_changes = crate::changes::recent(c, &ctl, hpa.as_ref(), scaled, now).await;
     obs.rollout_history = Some(revisions);
     obs.nodes = node_views(c, &nodes).await?;
     if let Some(h) = &hpa {

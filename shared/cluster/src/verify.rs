@@ -4,12 +4,13 @@
 use domain::action::Action;
 use domain::ports::{ClusterError, Health, HealthVerdict};
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::snapshot::{controller_of, hpa_cpu, hpa_for_workload, revision, selector_string};
+use crate::controller::Controller;
+use crate::snapshot::{hpa_cpu, hpa_for_workload};
 use crate::{KubeCluster, retry};
 
 /// Waiting reasons that mean the new pods are not going to come up by themselves.
@@ -54,6 +55,76 @@ pub fn judge_rollout(d: &Deployment) -> (Health, String) {
     (Health::Healthy, format!("rollout of {name} complete: {available}/{desired} available"))
 }
 
+/// Judges a StatefulSet's rollout the way `kubectl rollout status` does: observed, every replica ready, the
+/// partition's ordinals updated, and the update revision become the current one.
+pub fn judge_statefulset(s: &StatefulSet) -> (Health, String) {
+    let name = s.metadata.name.clone().unwrap_or_default();
+    let spec = s.spec.clone().unwrap_or_default();
+    let st = s.status.clone().unwrap_or_default();
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    if strategy.type_.as_deref() == Some("OnDelete") {
+        return (Health::Unhealthy, format!("{name} has updateStrategy OnDelete: its pods are not rolled out"));
+    }
+    let observed = st.observed_generation.unwrap_or(0);
+    if observed == 0 || s.metadata.generation.unwrap_or(0) > observed {
+        return (Health::Progressing, format!("waiting for the rollout of {name} to be observed"));
+    }
+    let replicas = spec.replicas.unwrap_or(1);
+    let ready = st.ready_replicas.unwrap_or(0);
+    if ready < replicas {
+        return (Health::Progressing, format!("{ready} of {replicas} pods are ready"));
+    }
+    if let Some(p) = strategy.rolling_update.as_ref().and_then(|r| r.partition).filter(|p| *p > 0) {
+        let updated = st.updated_replicas.unwrap_or(0);
+        if updated < replicas - p {
+            return (Health::Progressing, format!("{updated} of {} partitioned pods have been updated", replicas - p));
+        }
+        return (Health::Healthy, format!("partitioned rollout of {name} complete: {updated} pods updated"));
+    }
+    if st.update_revision != st.current_revision {
+        return (
+            Health::Progressing,
+            format!(
+                "{} of {replicas} pods at the update revision {}",
+                st.updated_replicas.unwrap_or(0),
+                st.update_revision.unwrap_or_default()
+            ),
+        );
+    }
+    (Health::Healthy, format!("rolling update of {name} complete: {ready}/{replicas} ready"))
+}
+
+/// Judges a DaemonSet's rollout the way `kubectl rollout status` does: observed, every scheduled pod updated,
+/// and every updated pod available.
+pub fn judge_daemonset(d: &DaemonSet) -> (Health, String) {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let st = d.status.clone().unwrap_or_default();
+    if d.spec.as_ref().and_then(|s| s.update_strategy.as_ref()).and_then(|u| u.type_.as_deref()) == Some("OnDelete") {
+        return (Health::Unhealthy, format!("{name} has updateStrategy OnDelete: its pods are not rolled out"));
+    }
+    if st.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
+        return (Health::Progressing, format!("waiting for the rollout of {name} to be observed"));
+    }
+    let desired = st.desired_number_scheduled;
+    let updated = st.updated_number_scheduled.unwrap_or(0);
+    if updated < desired {
+        return (Health::Progressing, format!("{updated} of {desired} new pods have been updated"));
+    }
+    let available = st.number_available.unwrap_or(0);
+    if available < desired {
+        return (Health::Progressing, format!("{available} of {desired} updated pods are available"));
+    }
+    (Health::Healthy, format!("rollout of {name} complete: {available}/{desired} available"))
+}
+
+fn judge(ctl: &Controller) -> (Health, String) {
+    match ctl {
+        Controller::Deployment(d) => judge_rollout(d),
+        Controller::StatefulSet(s) => judge_statefulset(s),
+        Controller::DaemonSet(d) => judge_daemonset(d),
+    }
+}
+
 fn ts(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<Timestamp> {
     t.map(|t| t.0)
 }
@@ -88,26 +159,15 @@ pub(crate) async fn verify(c: &KubeCluster, action: &Action, since: &str) -> Res
     let Some(w) = action.workload() else {
         return Ok(HealthVerdict { state: Health::Healthy, reasons: vec!["no action to verify".into()] });
     };
-    let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), &w.namespace);
-    let d = retry("get deployment", || deployments.get(&w.name)).await?;
-    let (rollout, why) = judge_rollout(&d);
+    let ctl = Controller::get(c, w).await?;
+    let (rollout, why) = judge(&ctl);
     let mut reasons = vec![why];
 
     // Pods of the current revision.
-    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), &w.namespace);
-    let selector = selector_string(&d).unwrap_or_default();
-    let lp = ListParams::default().labels(&selector);
-    let rs_list = retry("list replicasets", || rs_api.list(&lp)).await?;
-    let current_rev = revision(&d.metadata);
-    let hash = rs_list
-        .items
-        .iter()
-        .filter(|r| controller_of(&r.metadata).is_some_and(|(k, n)| k == "Deployment" && n == w.name))
-        .find(|r| revision(&r.metadata) == current_rev)
-        .and_then(|r| r.metadata.labels.as_ref()?.get("pod-template-hash").cloned());
+    let selector = ctl.selector();
     let pods_api: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
-    let pod_selector = match &hash {
-        Some(h) => format!("{selector},pod-template-hash={h}"),
+    let pod_selector = match ctl.current_pod_label(c).await? {
+        Some((k, v)) => format!("{selector},{k}={v}"),
         None => selector.clone(),
     };
     let lp = ListParams::default().labels(&pod_selector);

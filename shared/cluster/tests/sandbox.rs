@@ -40,7 +40,7 @@ fn alert(sb: &Sandbox) -> AlertView {
 }
 
 fn wl(ns: &str, name: &str) -> WorkloadRef {
-    WorkloadRef { namespace: ns.into(), name: name.into() }
+    WorkloadRef::deployment(ns, name)
 }
 
 #[tokio::test]
@@ -307,7 +307,7 @@ async fn delete_pod_deletes_the_wedged_pod_only_once() {
         params: Default::default(),
     };
     let (_, owner) = c.facts(&t).await.unwrap();
-    assert_eq!(owner.as_deref(), Some("payment-gateway"));
+    assert_eq!(owner.map(|o| o.name).as_deref(), Some("payment-gateway"));
     let since = sb.now().to_string();
     let action = Action::DeletePod { workload: w.clone(), pod: pod.clone() };
     let applied = c.execute(&action, "act_del").await.unwrap();

@@ -135,7 +135,7 @@ fn acted(prev: &Incident, at: &str, status: domain::action::ActionStatus) -> Inc
     use domain::action::{Action, ActionRecord, WorkloadRef};
     let mut next = prev.clone();
     next.version += 1;
-    let workload = WorkloadRef { namespace: "shop".into(), name: "api".into() };
+    let workload = WorkloadRef::deployment("shop", "api");
     let mut a = ActionRecord::planned(domain::ActionId::generate(), Action::Restart { workload });
     a.status = status;
     a.applied_at = Some(at.into());

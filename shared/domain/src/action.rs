@@ -50,6 +50,20 @@ impl ActionKind {
         }
     }
 
+    /// The controllers the action may change. A restart and a larger limit roll a StatefulSet's or DaemonSet's
+    /// pods in place, one at a time, as they do a Deployment's; deleting one of their pods has the controller
+    /// recreate it. A scale-up of a StatefulSet adds members (and volumes) to whatever quorum or shard map it
+    /// runs, and a DaemonSet has no replicas: both are a human's call. A rollback of either goes through
+    /// ControllerRevisions, and a StatefulSet stuck on a broken revision does not roll back by itself (its
+    /// broken pods must be deleted by hand, kubernetes/kubernetes#67250): those stay with a human too.
+    pub fn kinds(self) -> &'static [ControllerKind] {
+        match self {
+            Self::Restart | Self::RaiseMemoryLimit | Self::DeletePod => &ControllerKind::ALL,
+            Self::ScaleUp | Self::Rollback => &[ControllerKind::Deployment],
+            Self::Noop | Self::Escalate => &[],
+        }
+    }
+
     /// Whether the before-state can be restored when the fix does not hold.
     pub fn is_reversible(self) -> bool {
         matches!(self, Self::ScaleUp | Self::Rollback | Self::RaiseMemoryLimit)
@@ -86,16 +100,73 @@ pub struct ActionTarget {
     pub params: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A Deployment the agent may act on.
+/// The controllers the action table changes. Deployments take every action; StatefulSets and DaemonSets take
+/// the ones that only roll their pods in place ([`ActionKind::kinds`]).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum ControllerKind {
+    #[default]
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl ControllerKind {
+    pub const ALL: [ControllerKind; 3] = [Self::Deployment, Self::StatefulSet, Self::DaemonSet];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+        }
+    }
+
+    /// The kind as Kubernetes spells it (`Deployment`, `StatefulSet`, `DaemonSet`).
+    pub fn parse(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// The resource name, as kubectl prints objects (`statefulset shop/db`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            Self::Deployment => "deployment",
+            Self::StatefulSet => "statefulset",
+            Self::DaemonSet => "daemonset",
+        }
+    }
+}
+
+impl fmt::Display for ControllerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A controller the agent may act on. `kind` defaults to a Deployment, so actions stored before StatefulSets
+/// and DaemonSets were supported still read as what they were.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkloadRef {
+    #[serde(default)]
+    pub kind: ControllerKind,
     pub namespace: String,
     pub name: String,
 }
 
+impl WorkloadRef {
+    pub fn new(kind: ControllerKind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { kind, namespace: namespace.into(), name: name.into() }
+    }
+
+    pub fn deployment(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self::new(ControllerKind::Deployment, namespace, name)
+    }
+}
+
 impl fmt::Display for WorkloadRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "deployment {}/{}", self.namespace, self.name)
+        write!(f, "{} {}/{}", self.kind.resource(), self.namespace, self.name)
     }
 }
 
@@ -194,7 +265,7 @@ pub enum ActionError {
     #[error("{0} takes no target")]
     UnexpectedTarget(ActionKind),
     #[error("target kind {found} is not supported for {action} (expected {expected})")]
-    WrongKind { action: ActionKind, expected: &'static str, found: String },
+    WrongKind { action: ActionKind, expected: String, found: String },
     #[error("invalid object name {0:?}")]
     InvalidName(String),
     #[error("target namespace {target} is not the alert's namespace {alert}")]
@@ -207,11 +278,13 @@ pub enum ActionError {
 
 impl ActionTarget {
     fn workload(&self, action: ActionKind, alert_ns: &str) -> Result<WorkloadRef, ActionError> {
-        if self.kind != "Deployment" {
-            return Err(ActionError::WrongKind { action, expected: "Deployment", found: self.kind.clone() });
-        }
+        let allowed = action.kinds();
+        let Some(kind) = ControllerKind::parse(&self.kind).filter(|k| allowed.contains(k)) else {
+            let expected = allowed.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" or ");
+            return Err(ActionError::WrongKind { action, expected, found: self.kind.clone() });
+        };
         self.check_names(alert_ns)?;
-        Ok(WorkloadRef { namespace: self.namespace.clone(), name: self.name.clone() })
+        Ok(WorkloadRef::new(kind, self.namespace.clone(), self.name.clone()))
     }
 
     /// Checks the target's names (DNS-1123) and that it lies in the alert's namespace.
@@ -250,15 +323,16 @@ impl ActionTarget {
 impl Action {
     /// Validates a proposal against the alert's namespace, the bounds and the current cluster facts.
     ///
-    /// `owner` is the Deployment that owns a pod named by `DELETE_POD`; the caller resolves it from the cluster
-    /// (never from text) and passes `None` when the pod has no such owner, which refuses the action.
+    /// `owner` is the controller (Deployment, StatefulSet or DaemonSet) that owns a pod named by `DELETE_POD`; the
+    /// caller resolves it from the cluster (never from text) and passes `None` when the pod has no such owner,
+    /// which refuses the action.
     pub fn validate(
         kind: ActionKind,
         target: Option<&ActionTarget>,
         alert_ns: &str,
         bounds: &ActionBounds,
         facts: &CurrentFacts,
-        owner: Option<&str>,
+        owner: Option<&WorkloadRef>,
     ) -> Result<Action, ActionError> {
         let Some(t) = target else {
             return match kind {
@@ -345,15 +419,16 @@ impl Action {
             }
             ActionKind::DeletePod => {
                 if t.kind != "Pod" {
-                    return Err(ActionError::WrongKind { action: kind, expected: "Pod", found: t.kind.clone() });
+                    return Err(ActionError::WrongKind { action: kind, expected: "Pod".into(), found: t.kind.clone() });
                 }
                 t.check_names(alert_ns)?;
-                let owner = owner
-                    .ok_or_else(|| ActionError::OutOfBounds(format!("pod {} is not owned by a Deployment", t.name)))?;
-                Ok(Action::DeletePod {
-                    workload: WorkloadRef { namespace: t.namespace.clone(), name: owner.to_owned() },
-                    pod: t.name.clone(),
-                })
+                let owner = owner.filter(|o| o.namespace == t.namespace).ok_or_else(|| {
+                    ActionError::OutOfBounds(format!(
+                        "pod {} is not owned by a Deployment, StatefulSet or DaemonSet that would recreate it",
+                        t.name
+                    ))
+                })?;
+                Ok(Action::DeletePod { workload: owner.clone(), pod: t.name.clone() })
             }
         }
     }
@@ -476,7 +551,14 @@ mod tests {
     }
 
     fn validate(kind: ActionKind, t: Option<&ActionTarget>, facts: &CurrentFacts) -> Result<Action, ActionError> {
-        Action::validate(kind, t, "shop", &ActionBounds::default(), facts, Some("web"))
+        Action::validate(
+            kind,
+            t,
+            "shop",
+            &ActionBounds::default(),
+            facts,
+            Some(&WorkloadRef::deployment("shop", "web")),
+        )
     }
 
     #[test]
@@ -504,11 +586,11 @@ mod tests {
         ));
         let injected = target("Deployment", "shop", "web; kubectl delete ns shop");
         assert!(matches!(validate(ActionKind::Restart, Some(&injected), &facts), Err(ActionError::InvalidName(_))));
-        let sts = target("StatefulSet", "shop", "db");
-        assert!(matches!(validate(ActionKind::Restart, Some(&sts), &facts), Err(ActionError::WrongKind { .. })));
+        let job = target("Job", "shop", "migrate");
+        assert!(matches!(validate(ActionKind::Restart, Some(&job), &facts), Err(ActionError::WrongKind { .. })));
         assert_eq!(
             validate(ActionKind::Restart, Some(&target("Deployment", "shop", "web")), &facts),
-            Ok(Action::Restart { workload: WorkloadRef { namespace: "shop".into(), name: "web".into() } })
+            Ok(Action::Restart { workload: WorkloadRef::deployment("shop", "web") })
         );
     }
 
@@ -537,7 +619,7 @@ mod tests {
         assert_eq!(
             validate(ActionKind::RaiseMemoryLimit, Some(&t), &facts),
             Ok(Action::RaiseMemoryLimit {
-                workload: WorkloadRef { namespace: "shop".into(), name: "web".into() },
+                workload: WorkloadRef::deployment("shop", "web"),
                 container: "app".into(),
                 limit: "512Mi".into()
             })
@@ -559,14 +641,66 @@ mod tests {
     }
 
     #[test]
-    fn delete_pod_needs_a_deployment_owner() {
+    fn delete_pod_needs_a_controller_owner() {
         let t = target("Pod", "shop", "web-7f9c-abcde");
         let facts = CurrentFacts::default();
         assert!(matches!(validate(ActionKind::DeletePod, Some(&t), &facts), Ok(Action::DeletePod { .. })));
         let bare = Action::validate(ActionKind::DeletePod, Some(&t), "shop", &ActionBounds::default(), &facts, None);
         assert!(matches!(bare, Err(ActionError::OutOfBounds(_))));
+        let sts = WorkloadRef::new(ControllerKind::StatefulSet, "shop", "db");
+        let t = target("Pod", "shop", "db-2");
+        let ok =
+            Action::validate(ActionKind::DeletePod, Some(&t), "shop", &ActionBounds::default(), &facts, Some(&sts));
+        assert_eq!(ok, Ok(Action::DeletePod { workload: sts, pod: "db-2".into() }));
+        let elsewhere = WorkloadRef::deployment("other", "web");
+        let foreign = Action::validate(
+            ActionKind::DeletePod,
+            Some(&t),
+            "shop",
+            &ActionBounds::default(),
+            &facts,
+            Some(&elsewhere),
+        );
+        assert!(matches!(foreign, Err(ActionError::OutOfBounds(_))));
         let wrong = target("Deployment", "shop", "web");
         assert!(matches!(validate(ActionKind::DeletePod, Some(&wrong), &facts), Err(ActionError::WrongKind { .. })));
+    }
+
+    #[test]
+    fn statefulsets_and_daemonsets_take_only_the_in_place_actions() {
+        let facts =
+            CurrentFacts { replicas: Some(3), memory_limit: Some(Bytes::parse("1Gi").unwrap()), ..Default::default() };
+        for (kind, controller) in
+            [("StatefulSet", ControllerKind::StatefulSet), ("DaemonSet", ControllerKind::DaemonSet)]
+        {
+            let t = target(kind, "shop", "db");
+            assert_eq!(
+                validate(ActionKind::Restart, Some(&t), &facts),
+                Ok(Action::Restart { workload: WorkloadRef::new(controller, "shop", "db") })
+            );
+            let mut limit = t.clone();
+            limit.container = Some("db".into());
+            assert!(matches!(
+                validate(ActionKind::RaiseMemoryLimit, Some(&limit), &facts),
+                Ok(Action::RaiseMemoryLimit { ref workload, .. }) if workload.kind == controller
+            ));
+            for refused in [ActionKind::ScaleUp, ActionKind::Rollback] {
+                let e = validate(refused, Some(&t), &facts).unwrap_err();
+                assert!(matches!(e, ActionError::WrongKind { .. }), "{refused} on {kind}: {e}");
+                assert!(e.to_string().contains("expected Deployment"), "{e}");
+            }
+        }
+        assert_eq!(WorkloadRef::new(ControllerKind::StatefulSet, "shop", "db").to_string(), "statefulset shop/db");
+    }
+
+    #[test]
+    fn workload_refs_stored_without_a_kind_are_deployments() {
+        let old: WorkloadRef = serde_json::from_str(r#"{"namespace":"shop","name":"web"}"#).unwrap();
+        assert_eq!(old, WorkloadRef::deployment("shop", "web"));
+        let sts = WorkloadRef::new(ControllerKind::StatefulSet, "shop", "db");
+        let json = serde_json::to_string(&sts).unwrap();
+        assert_eq!(json, r#"{"kind":"StatefulSet","namespace":"shop","name":"db"}"#);
+        assert_eq!(serde_json::from_str::<WorkloadRef>(&json).unwrap(), sts);
     }
 
     #[test]

@@ -470,15 +470,16 @@ pub enum Health {
 /// Everything the stages need from Kubernetes. The real implementation is the `cluster` crate over `kube`.
 #[async_trait]
 pub trait Cluster: Send + Sync {
-    /// Finds the Deployment an alert points at from its structured labels (never from free text).
+    /// Finds the Deployment, StatefulSet or DaemonSet an alert points at from its structured labels (never from
+    /// free text).
     async fn resolve_workload(&self, alert: &AlertView) -> Result<Option<WorkloadRef>, ClusterError>;
 
     /// Gathers the observation snapshot for an alert whose target was resolved (or not).
     async fn snapshot(&self, alert: &AlertView, workload: Option<&WorkloadRef>) -> Result<Snapshot, ClusterError>;
 
     /// Facts the action validation needs (current replicas, memory limit, node room) and, for a pod target, the
-    /// Deployment that owns it.
-    async fn facts(&self, target: &ActionTarget) -> Result<(CurrentFacts, Option<String>), ClusterError>;
+    /// controller (Deployment, StatefulSet or DaemonSet) that owns it.
+    async fn facts(&self, target: &ActionTarget) -> Result<(CurrentFacts, Option<WorkloadRef>), ClusterError>;
 
     /// Applies an action after a server-side dry run, recording the before-state. Idempotent per `action_id`.
     async fn execute(&self, action: &Action, action_id: &str) -> Result<Applied, ClusterError>;

@@ -262,7 +262,7 @@ async fn opening_an_older_store_indexes_its_applied_actions() {
     let path = dir.path().join("old.redb");
     let (a, ev) = incident("t", 1, "2026-01-01T00:00:00Z");
     let mut next = conformance::store::moved(&a, domain::state::State::Resolved);
-    let workload = WorkloadRef { namespace: "shop".into(), name: "api".into() };
+    let workload = WorkloadRef::deployment("shop", "api");
     let mut record = ActionRecord::planned(domain::ActionId::generate(), Action::Restart { workload });
     let now = jiff::Timestamp::now();
     (record.status, record.applied_at) = (ActionStatus::Applied, Some(now.to_string()));

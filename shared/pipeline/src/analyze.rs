@@ -380,6 +380,6 @@ async fn validate(
         Err(e) if e.is_retryable() => return Err(StageError::from_port("read action facts", e)),
         Err(e) => return Ok(Err(e.to_string())),
     };
-    Ok(Action::validate(d.proposal.action, Some(target), alert_ns, &settings.bounds, &facts, owner.as_deref())
+    Ok(Action::validate(d.proposal.action, Some(target), alert_ns, &settings.bounds, &facts, owner.as_ref())
         .map_err(|e| e.to_string()))
 }

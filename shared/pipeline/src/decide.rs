@@ -167,7 +167,7 @@ mod tests {
     }
 
     fn wl() -> WorkloadRef {
-        WorkloadRef { namespace: "shop".into(), name: "web".into() }
+        WorkloadRef::deployment("shop", "web")
     }
 
     fn diag(kind: ActionKind, confidence: f64, risk: Risk) -> Diagnosis {
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!(dec, Decision::EscalateOnly);
         assert!(why.contains("last hour"), "{why}");
         // Budget per team per hour, on other workloads.
-        let other = WorkloadRef { namespace: "shop".into(), name: "api".into() };
+        let other = WorkloadRef::deployment("shop", "api");
         let many: Vec<Incident> = (0..10).map(|i| past("x", State::Escalated, 20 + i, other.clone())).collect();
         let (dec, why) = run(&s, &d, "shop", &many);
         assert_eq!(dec, Decision::EscalateOnly);

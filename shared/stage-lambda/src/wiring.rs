@@ -46,7 +46,7 @@ impl Cluster for EksCluster {
     async fn snapshot(&self, alert: &AlertView, workload: Option<&WorkloadRef>) -> Result<Snapshot, ClusterError> {
         self.kube().await?.snapshot(alert, workload).await
     }
-    async fn facts(&self, target: &ActionTarget) -> Result<(CurrentFacts, Option<String>), ClusterError> {
+    async fn facts(&self, target: &ActionTarget) -> Result<(CurrentFacts, Option<WorkloadRef>), ClusterError> {
         self.kube().await?.facts(target).await
     }
     async fn execute(&self, action: &Action, action_id: &str) -> Result<Applied, ClusterError> {
