@@ -84,6 +84,9 @@ pub const SERVED: &[GroupVersion] = &[
                 group_version_kind: Some(("autoscaling", "v1")),
             },
             r("replicasets", "replicaset", "ReplicaSet", true, GET_LIST_WATCH, &["rs"]),
+            r("statefulsets", "statefulset", "StatefulSet", true, &["get", "list", "patch"], &["sts"]),
+            r("daemonsets", "daemonset", "DaemonSet", true, &["get", "list", "patch"], &["ds"]),
+            r("controllerrevisions", "controllerrevision", "ControllerRevision", true, GET_LIST, &[]),
         ],
     },
     GroupVersion {

@@ -10,6 +10,7 @@ pub mod patch;
 pub mod scenario;
 pub mod server;
 pub mod sim;
+pub mod stateful;
 pub mod table;
 pub mod time;
 pub mod watch;

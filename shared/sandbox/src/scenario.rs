@@ -16,6 +16,8 @@ pub struct Scenario {
     /// What a correct agent ends with.
     pub expected: ExpectedOutcome,
     pub nodes: Vec<NodeSpec>,
+    /// The workload at fault (`workload` reads better for a StatefulSet or DaemonSet; `deployment` is kept).
+    #[serde(alias = "workload")]
     pub deployment: DeploymentSpec,
     #[serde(default)]
     pub configmaps: Vec<NamedData>,
@@ -45,15 +47,31 @@ pub struct NodeSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
+    /// The controller: a Deployment unless said. A DaemonSet runs one pod per node (`replicas` is ignored).
+    #[serde(default)]
+    pub kind: WorkloadKind,
     pub name: String,
     pub replicas: i32,
     pub labels: BTreeMap<String, String>,
     /// Revisions oldest first; the last is current. Each is applied at its age before the scenario starts.
     pub revisions: Vec<RevisionSpec>,
+    /// An HPA in front of it (Deployments only).
     #[serde(default)]
     pub hpa: Option<HpaSpec>,
+    /// A StatefulSet's `podManagementPolicy` (`OrderedReady` unless said, as in Kubernetes).
+    #[serde(default)]
+    pub pod_management_policy: Option<String>,
     #[serde(default = "default_progress_deadline")]
     pub progress_deadline_seconds: i32,
+}
+
+/// The controller kinds a scenario's workload can be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    #[default]
+    Deployment,
+    StatefulSet,
+    DaemonSet,
 }
 
 fn default_progress_deadline() -> i32 {

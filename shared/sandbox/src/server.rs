@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use k8s_openapi::Resource;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Status, StatusDetails};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, PodTemplateSpec, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, LabelSelector, ObjectMeta, Status, StatusDetails};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -469,17 +469,29 @@ async fn get_deployment(
 }
 
 fn validate_deployment(d: &Deployment, name: &str) -> Result<(), ApiError> {
-    let invalid = |m: String| Err(ApiError::Invalid(format!("Deployment.apps \"{name}\" is invalid: {m}")));
-    if d.metadata.name.as_deref() != Some(name) {
+    let Some(spec) = &d.spec else {
+        return Err(ApiError::Invalid(format!("Deployment.apps \"{name}\" is invalid: spec: Required value")));
+    };
+    validate_controller("Deployment", &d.metadata, name, spec.replicas, &spec.template, &spec.selector)
+}
+
+/// The checks the API server makes of a controller's name, replicas and pod template.
+fn validate_controller(
+    kind: &str,
+    meta: &ObjectMeta,
+    name: &str,
+    replicas: Option<i32>,
+    template: &PodTemplateSpec,
+    selector: &LabelSelector,
+) -> Result<(), ApiError> {
+    let invalid = |m: String| Err(ApiError::Invalid(format!("{kind}.apps \"{name}\" is invalid: {m}")));
+    if meta.name.as_deref() != Some(name) {
         return invalid("metadata.name: Invalid value: field is immutable".into());
     }
-    let Some(spec) = &d.spec else {
-        return invalid("spec: Required value".into());
-    };
-    if spec.replicas.is_some_and(|r| r < 0) {
+    if replicas.is_some_and(|r| r < 0) {
         return invalid("spec.replicas: Invalid value: must be greater than or equal to 0".into());
     }
-    let containers = spec.template.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or(&[]);
+    let containers = template.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or(&[]);
     if containers.is_empty() {
         return invalid("spec.template.spec.containers: Required value".into());
     }
@@ -510,8 +522,8 @@ fn validate_deployment(d: &Deployment, name: &str) -> Result<(), ApiError> {
             ));
         }
     }
-    let selector = spec.selector.match_labels.clone().unwrap_or_default();
-    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    let selector = selector.match_labels.clone().unwrap_or_default();
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
     if selector.iter().any(|(k, v)| labels.get(k) != Some(v)) {
         return invalid(
             "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`".into(),
@@ -635,6 +647,153 @@ async fn patch_scale(
     }
     w.reconcile(s.clock.now());
     Ok(one(&scale_of(&w.deployments[&name])))
+}
+
+// ------------------------------------------------------------------------------------- statefulsets, daemonsets
+
+/// What the StatefulSet and DaemonSet handlers need of either.
+trait Controlled: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned {
+    const RESOURCE: &'static str;
+    fn map(w: &World) -> &BTreeMap<String, Self>;
+    fn map_mut(w: &mut World) -> &mut BTreeMap<String, Self>;
+    fn meta(&self) -> &ObjectMeta;
+    fn meta_mut(&mut self) -> &mut ObjectMeta;
+    /// Replicas (none for a DaemonSet), the template and the selector, or `None` without a spec.
+    fn parts(&self) -> Option<(Option<i32>, &PodTemplateSpec, &LabelSelector)>;
+    fn spec_json(&self) -> Value;
+    fn keep_status(&mut self, from: &Self);
+}
+
+impl Controlled for StatefulSet {
+    const RESOURCE: &'static str = "statefulsets.apps";
+    fn map(w: &World) -> &BTreeMap<String, Self> {
+        &w.statefulsets
+    }
+    fn map_mut(w: &mut World) -> &mut BTreeMap<String, Self> {
+        &mut w.statefulsets
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+    fn parts(&self) -> Option<(Option<i32>, &PodTemplateSpec, &LabelSelector)> {
+        self.spec.as_ref().map(|s| (s.replicas, &s.template, &s.selector))
+    }
+    fn spec_json(&self) -> Value {
+        serde_json::to_value(&self.spec).unwrap_or_default()
+    }
+    fn keep_status(&mut self, from: &Self) {
+        self.status = from.status.clone();
+    }
+}
+
+impl Controlled for DaemonSet {
+    const RESOURCE: &'static str = "daemonsets.apps";
+    fn map(w: &World) -> &BTreeMap<String, Self> {
+        &w.daemonsets
+    }
+    fn map_mut(w: &mut World) -> &mut BTreeMap<String, Self> {
+        &mut w.daemonsets
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+    fn parts(&self) -> Option<(Option<i32>, &PodTemplateSpec, &LabelSelector)> {
+        self.spec.as_ref().map(|s| (None, &s.template, &s.selector))
+    }
+    fn spec_json(&self) -> Value {
+        serde_json::to_value(&self.spec).unwrap_or_default()
+    }
+    fn keep_status(&mut self, from: &Self) {
+        self.status = from.status.clone();
+    }
+}
+
+async fn list_controlled<T: Controlled>(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let selected = by_metadata(&q)?;
+    let items: Vec<T> = T::map(&w).values().filter(|o| selected(o.meta())).cloned().collect();
+    let rv = current_rv(&w);
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
+}
+
+async fn get_controlled<T: Controlled>(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let o = T::map(&w).get(&name).ok_or(ApiError::NotFound { kind: T::RESOURCE, name })?;
+    Ok(Out::new(&s, &headers, &q).one(o))
+}
+
+async fn patch_controlled<T: Controlled>(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<WriteParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let mut w = s.world();
+    check_ns(&w, &ns)?;
+    let dry = q.dry_run()?;
+    let current =
+        T::map(&w).get(&name).cloned().ok_or_else(|| ApiError::NotFound { kind: T::RESOURCE, name: name.clone() })?;
+    let mut next: T = patched(&current, &headers, &body, current.meta().resource_version.as_deref())?;
+    let Some((replicas, template, selector)) = next.parts() else {
+        return Err(ApiError::Invalid(format!("{} {name:?} is invalid: spec: Required value", T::KIND)));
+    };
+    validate_controller(T::KIND, next.meta(), &name, replicas, template, selector)?;
+    if next.spec_json() != current.spec_json() {
+        next.meta_mut().generation = Some(current.meta().generation.unwrap_or(1) + 1);
+    }
+    next.keep_status(&current);
+    if dry {
+        return Ok(one(&next));
+    }
+    next.meta_mut().resource_version = Some(w.bump());
+    T::map_mut(&mut w).insert(name.clone(), next);
+    w.reconcile(s.clock.now());
+    Ok(one(&T::map(&w)[&name]))
+}
+
+async fn list_controllerrevisions(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let selected = by_metadata(&q)?;
+    let items: Vec<ControllerRevision> = w.revisions.values().filter(|r| selected(&r.metadata)).cloned().collect();
+    let rv = current_rv(&w);
+    Ok(Out::new(&s, &headers, &q).list(items, &rv, q.limit))
+}
+
+async fn get_controllerrevision(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let w = s.world();
+    check_ns(&w, &ns)?;
+    let r = w.revisions.get(&name).ok_or(ApiError::NotFound { kind: "controllerrevisions.apps", name })?;
+    Ok(Out::new(&s, &headers, &q).one(r))
 }
 
 // ------------------------------------------------------------------------------------------------ others
@@ -1040,6 +1199,18 @@ pub fn router(shared: Shared) -> Router {
         .route("/apis/apps/v1/namespaces/{ns}/deployments", get(list_deployments))
         .route("/apis/apps/v1/namespaces/{ns}/deployments/{name}", get(get_deployment).patch(patch_deployment))
         .route("/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale", get(get_scale).patch(patch_scale))
+        .route("/apis/apps/v1/namespaces/{ns}/statefulsets", get(list_controlled::<StatefulSet>))
+        .route(
+            "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
+            get(get_controlled::<StatefulSet>).patch(patch_controlled::<StatefulSet>),
+        )
+        .route("/apis/apps/v1/namespaces/{ns}/daemonsets", get(list_controlled::<DaemonSet>))
+        .route(
+            "/apis/apps/v1/namespaces/{ns}/daemonsets/{name}",
+            get(get_controlled::<DaemonSet>).patch(patch_controlled::<DaemonSet>),
+        )
+        .route("/apis/apps/v1/namespaces/{ns}/controllerrevisions", get(list_controllerrevisions))
+        .route("/apis/apps/v1/namespaces/{ns}/controllerrevisions/{name}", get(get_controllerrevision))
         .route("/apis/apps/v1/namespaces/{ns}/replicasets", get(list_replicasets))
         .route("/apis/apps/v1/namespaces/{ns}/replicasets/{name}", get(get_replicaset))
         .route("/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers", get(list_hpas))

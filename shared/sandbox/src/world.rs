@@ -1,12 +1,16 @@
 //! The objects of the sandbox namespace and the controllers that move them: the Deployment controller (new
 //! ReplicaSet per pod template, rolling replacement, revision annotations, status and conditions), the
-//! ReplicaSet controller (pods), and the HPA controller.
+//! ReplicaSet controller (pods), the HPA controller, and the StatefulSet and DaemonSet controllers
+//! (`crate::stateful`).
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetStatus,
+    StatefulSet,
+};
 use k8s_openapi::api::autoscaling::v2::{
     HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition, HorizontalPodAutoscalerStatus, MetricStatus,
     MetricValueStatus, ResourceMetricStatus,
@@ -19,7 +23,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference, Time};
 
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, WorkloadKind};
 use crate::sim::{Model, PodInput, PodSim, RunState};
 use crate::time::{ago, secs};
 
@@ -56,6 +60,11 @@ fn suffix(mut h: u64, len: usize) -> String {
 }
 
 /// The hash kubectl shows in ReplicaSet and pod names, over the template without its own hash label.
+/// A pod name suffix (five characters of the controllers' alphabet) derived from `seed`.
+pub(crate) fn pod_suffix(seed: &str) -> String {
+    suffix(fnv(seed.as_bytes()), 5)
+}
+
 pub fn template_hash(t: &PodTemplateSpec) -> String {
     let mut t = t.clone();
     if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
@@ -74,7 +83,11 @@ pub struct PodRec {
     pub pod: Pod,
     pub created: Timestamp,
     pub ordinal: u32,
+    /// The revision object the pod was made from: a ReplicaSet, or a StatefulSet's or DaemonSet's
+    /// ControllerRevision.
     pub rs: String,
+    /// The controller it belongs to (a Deployment, StatefulSet or DaemonSet name).
+    pub workload: String,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +104,10 @@ pub struct World {
     pub model: Model,
     pub deployments: BTreeMap<String, Deployment>,
     pub replicasets: BTreeMap<String, RsRec>,
+    pub statefulsets: BTreeMap<String, StatefulSet>,
+    pub daemonsets: BTreeMap<String, DaemonSet>,
+    /// The StatefulSets' and DaemonSets' ControllerRevisions, by name.
+    pub revisions: BTreeMap<String, ControllerRevision>,
     pub pods: BTreeMap<String, PodRec>,
     pub hpas: BTreeMap<String, HorizontalPodAutoscaler>,
     pub configmaps: BTreeMap<String, ConfigMap>,
@@ -101,9 +118,9 @@ pub struct World {
     /// Events the controllers emitted (ScalingReplicaSet, SuccessfulRescale, Killing ...).
     pub events: Vec<Event>,
     resource_version: u64,
-    counter: u64,
-    next_ordinal: u32,
-    node_rr: usize,
+    pub(crate) counter: u64,
+    pub(crate) next_ordinal: u32,
+    pub(crate) node_rr: usize,
     /// The pod chosen to be wedged, once created.
     pub wedged_pod: Option<String>,
     /// Deployment name → (generation, pod template hash).
@@ -135,6 +152,9 @@ impl World {
             model: Model::new(s.app.clone(), t0),
             deployments: BTreeMap::new(),
             replicasets: BTreeMap::new(),
+            statefulsets: BTreeMap::new(),
+            daemonsets: BTreeMap::new(),
+            revisions: BTreeMap::new(),
             pods: BTreeMap::new(),
             hpas: BTreeMap::new(),
             configmaps: BTreeMap::new(),
@@ -200,7 +220,13 @@ impl World {
                 metadata: Some(ObjectMeta { labels: Some(labels.clone()), ..Default::default() }),
                 spec: Some(k8s_openapi::api::core::v1::PodSpec { containers, ..Default::default() }),
             };
-            if i == 0 {
+            if i == 0 && d.kind != WorkloadKind::Deployment {
+                let mut meta = w.meta(&d.name, at);
+                meta.labels = Some(d.labels.clone());
+                meta.generation = Some(1);
+                let selector = LabelSelector { match_labels: Some(labels), ..Default::default() };
+                w.insert_controller(d, meta, selector, template);
+            } else if i == 0 {
                 let mut meta = w.meta(&d.name, at);
                 meta.labels = Some(d.labels.clone());
                 meta.generation = Some(1);
@@ -221,19 +247,13 @@ impl World {
                     status: None,
                 };
                 w.deployments.insert(d.name.clone(), dep);
-            } else if let Some(dep) = w.deployments.get_mut(&d.name) {
-                if let Some(spec) = dep.spec.as_mut() {
-                    spec.template = template;
-                }
-                dep.metadata.generation = Some(dep.metadata.generation.unwrap_or(1) + 1);
+            } else {
+                w.set_template(d.kind, &d.name, template);
             }
             if let Some(cause) = &rev.change_cause
-                && let Some(dep) = w.deployments.get_mut(&d.name)
+                && let Some(meta) = w.controller_meta_mut(d.kind, &d.name)
             {
-                dep.metadata
-                    .annotations
-                    .get_or_insert_with(Default::default)
-                    .insert(CHANGE_CAUSE.into(), cause.clone());
+                meta.annotations.get_or_insert_with(Default::default).insert(CHANGE_CAUSE.into(), cause.clone());
             }
             w.reconcile(at);
             // Let the rollout settle (or not) before the next revision.
@@ -244,7 +264,7 @@ impl World {
                 w.reconcile(t.min(next));
             }
         }
-        if let Some(h) = &d.hpa {
+        if let Some(h) = d.hpa.as_ref().filter(|_| d.kind == WorkloadKind::Deployment) {
             let meta = w.meta(&d.name, oldest);
             let hpa = HorizontalPodAutoscaler {
                 metadata: meta,
@@ -278,7 +298,45 @@ impl World {
         w
     }
 
-    fn meta(&mut self, name: &str, created: Timestamp) -> ObjectMeta {
+    /// A Deployment's pod template replaced (a new revision), its generation bumped.
+    fn set_template(&mut self, kind: WorkloadKind, name: &str, template: PodTemplateSpec) {
+        match kind {
+            WorkloadKind::Deployment => {
+                if let Some(dep) = self.deployments.get_mut(name) {
+                    if let Some(spec) = dep.spec.as_mut() {
+                        spec.template = template;
+                    }
+                    dep.metadata.generation = Some(dep.metadata.generation.unwrap_or(1) + 1);
+                }
+            }
+            WorkloadKind::StatefulSet => {
+                if let Some(s) = self.statefulsets.get_mut(name) {
+                    if let Some(spec) = s.spec.as_mut() {
+                        spec.template = template;
+                    }
+                    s.metadata.generation = Some(s.metadata.generation.unwrap_or(1) + 1);
+                }
+            }
+            WorkloadKind::DaemonSet => {
+                if let Some(d) = self.daemonsets.get_mut(name) {
+                    if let Some(spec) = d.spec.as_mut() {
+                        spec.template = template;
+                    }
+                    d.metadata.generation = Some(d.metadata.generation.unwrap_or(1) + 1);
+                }
+            }
+        }
+    }
+
+    fn controller_meta_mut(&mut self, kind: WorkloadKind, name: &str) -> Option<&mut ObjectMeta> {
+        match kind {
+            WorkloadKind::Deployment => self.deployments.get_mut(name).map(|d| &mut d.metadata),
+            WorkloadKind::StatefulSet => self.statefulsets.get_mut(name).map(|s| &mut s.metadata),
+            WorkloadKind::DaemonSet => self.daemonsets.get_mut(name).map(|d| &mut d.metadata),
+        }
+    }
+
+    pub(crate) fn meta(&mut self, name: &str, created: Timestamp) -> ObjectMeta {
         self.counter += 1;
         ObjectMeta {
             name: Some(name.to_owned()),
@@ -314,7 +372,7 @@ impl World {
     }
 
     /// Records a Normal event from a controller.
-    fn emit(&mut self, kind: &str, name: &str, reason: &str, message: String, at: Timestamp, from: &str) {
+    pub(crate) fn emit(&mut self, kind: &str, name: &str, reason: &str, message: String, at: Timestamp, from: &str) {
         self.counter += 1;
         let ev = Event {
             metadata: ObjectMeta {
@@ -348,21 +406,18 @@ impl World {
     /// The simulated state of one pod now; `logs` renders its log lines too.
     pub fn simulate(&self, p: &PodRec, now: Timestamp, logs: bool) -> Option<PodSim> {
         let c = p.pod.spec.as_ref()?.containers.first()?;
-        let utilisation = self.utilisation_for(&p.rs, now);
+        let utilisation = self.utilisation_for(&p.workload, now);
         Some(
             self.model
                 .simulate(&PodInput { created: p.created, ordinal: p.ordinal, container: c, utilisation, logs }, now),
         )
     }
 
-    fn utilisation_for(&self, rs: &str, now: Timestamp) -> f64 {
-        let Some(owner) = self.replicasets.get(rs).and_then(|r| owner_name(&r.rs.metadata)) else {
-            return 0.0;
-        };
+    fn utilisation_for(&self, workload: &str, now: Timestamp) -> f64 {
         let running = self
             .pods
             .values()
-            .filter(|p| self.replicasets.get(&p.rs).and_then(|r| owner_name(&r.rs.metadata)) == Some(owner.clone()))
+            .filter(|p| p.workload == workload)
             .filter(|p| p.created + secs(crate::sim::START_DELAY + 5) <= now)
             .count();
         self.model.utilisation(now, running)
@@ -374,6 +429,14 @@ impl World {
         for name in &names {
             self.reconcile_hpa(name, now);
             self.reconcile_deployment(name, now);
+        }
+        let names: Vec<String> = self.statefulsets.keys().cloned().collect();
+        for name in &names {
+            self.reconcile_statefulset(name, now);
+        }
+        let names: Vec<String> = self.daemonsets.keys().cloned().collect();
+        for name in &names {
+            self.reconcile_daemonset(name, now);
         }
         let statuses: Vec<(String, PodStatus)> = self
             .pods
@@ -754,7 +817,8 @@ impl World {
             self.wedged_pod = Some(name.clone());
         }
         let pod = Pod { metadata: meta, spec: Some(spec), status: None };
-        self.pods.insert(name.clone(), PodRec { pod, created: now, ordinal, rs: rs_name.into() });
+        let workload = owner_name(&rs.metadata).unwrap_or_default();
+        self.pods.insert(name.clone(), PodRec { pod, created: now, ordinal, rs: rs_name.into(), workload });
         name
     }
 
@@ -803,7 +867,7 @@ impl World {
         out
     }
 
-    /// Deletes a pod the way the API server does for a controller-owned pod: it is gone, and its ReplicaSet
+    /// Deletes a pod the way the API server does for a controller-owned pod: it is gone, and its controller
     /// makes a replacement at the next reconcile.
     pub fn delete_pod(&mut self, name: &str, now: Timestamp) -> Result<Pod, ApiError> {
         let rec = self.pods.remove(name).ok_or_else(|| ApiError::NotFound { kind: "pods", name: name.into() })?;
