@@ -382,6 +382,24 @@ impl<'a> Facts<'a> {
         })
     }
 
+    /// The alerting controller as the target of an action that only rolls its pods in place (a restart, a
+    /// larger memory limit): a Deployment, a StatefulSet or a DaemonSet. Scale-ups and rollbacks take
+    /// [`Facts::target`], Deployments only (`ActionKind::kinds`).
+    pub fn controller_target(&self) -> Option<ActionTarget> {
+        let w = self.s.observations.workload.as_ref()?;
+        let kind = match w.kind {
+            WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => w.kind.as_str(),
+            WorkloadKind::Job | WorkloadKind::Pod => return None,
+        };
+        Some(ActionTarget {
+            kind: kind.into(),
+            namespace: self.ns.to_owned(),
+            name: w.name.clone(),
+            container: None,
+            params: Default::default(),
+        })
+    }
+
     /// A pod target, only for a pod the snapshot lists in the alert's namespace.
     pub fn pod_target(&self, pod: &PodView) -> ActionTarget {
         ActionTarget {

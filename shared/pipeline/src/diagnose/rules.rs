@@ -1019,7 +1019,9 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
                     .map(|x| (q, k, x))
             })
         });
-        if let (Some((q, k, x)), Some(target)) = (near, f.target()) {
+        // A StatefulSet's members hold state: restarting them resets more than memory (resync, repair, quorum).
+        let restartable = f.controller_target().filter(|t| t.kind != "StatefulSet");
+        if let (Some((q, k, x)), Some(target)) = (near, restartable) {
             evidence.push(format!("pod {} container {} is back at {:.0}% of its limit", q.name, k.name, x * 100.0));
             return Some(Finding::act(
                 Category::MemoryLeak,
@@ -1090,16 +1092,17 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
     let Some(limit) = limit.as_deref().and_then(|l| Bytes::parse(l).ok()) else {
         return Some(Finding::escalate(Category::OomLimitTooLow, "oom-no-limit", what, evidence, 0.7));
     };
-    // The agent changes Deployments only; a StatefulSet's or DaemonSet's limit is a human's edit, with the same
-    // bounded proposal the agent would have made.
-    let Some(mut target) = f.target() else {
+    // A Deployment's, StatefulSet's or DaemonSet's limit is raised by the agent (each rolls its pods onto the new
+    // template itself; an OrderedReady StatefulSet has its stuck pods deleted by the executor). A Job's or a bare
+    // pod's is a human's edit, with the same bounded proposal the agent would have made.
+    let Some(mut target) = f.controller_target() else {
         let kind = f.s.observations.workload.as_ref().map(|w| format!("{:?} {}", w.kind, w.name));
         return Some(Finding::escalate(
             Category::OomLimitTooLow,
-            "oom-limit-too-low-not-deployment",
+            "oom-limit-too-low-not-a-controller",
             format!(
-                "{what} {} is not a Deployment, which the agent may change: a human must raise the {} limit (to about \
-                 {}).",
+                "{what} {} is not a Deployment, StatefulSet or DaemonSet, which the agent may change: a human must \
+                 raise the {} limit (to about {}).",
                 kind.as_deref().unwrap_or("The workload"),
                 c.name,
                 Bytes(limit.0 * 2).to_quantity()
@@ -1109,6 +1112,45 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
         ));
     };
     let new = Bytes(limit.0 * 2);
+    // A runtime that sizes its heap beyond any bounded limit (a JVM that no longer detects its container and
+    // takes its heap from the host) is killed at the raised limit too: it must be told its limit.
+    if let Some((heap, line)) = declared_heap(f, p, c)
+        && heap >= new.0 as f64
+    {
+        evidence.push(quote(&line));
+        return Some(Finding::escalate(
+            Category::OomLimitTooLow,
+            "oom-heap-sized-beyond-limit",
+            format!(
+                "{what} The process sizes its heap at {}, above even a doubled limit of {new}: it does not size itself \
+                 from its container, so a larger limit would be outgrown the same way. A human must give it its limit \
+                 explicitly (-Xmx, MaxRAM or the runtime's equivalent) or fix what hides the container from it.",
+                Bytes(heap as u64).to_quantity()
+            ),
+            evidence,
+            0.8,
+        ));
+    }
+    // A StatefulSet rolls its members one by one onto a new template: with members still serving, a raise also
+    // restarts them (resync, repair, quorum), which is a human's call. With none serving there is nothing to lose.
+    if let Some(w) =
+        f.s.observations.workload.as_ref().filter(|w| w.kind == domain::observation::WorkloadKind::StatefulSet)
+        && w.replicas_ready.unwrap_or(0) > 0
+    {
+        return Some(Finding::escalate(
+            Category::OomLimitTooLow,
+            "oom-limit-too-low-statefulset-serving",
+            format!(
+                "{what} Raising it rolls every member of StatefulSet {}, including the {} still serving: a human must \
+                 raise the {} limit to about {new} and roll the members when they can be spared.",
+                w.name,
+                w.replicas_ready.unwrap_or(0),
+                c.name
+            ),
+            evidence,
+            0.78,
+        ));
+    }
     // Room on the node: a raised limit must still fit it, and a Guaranteed pod's request rises with its limit.
     if let Some(n) = p.node.as_deref().and_then(|n| f.node(n))
         && let Some(alloc) = n.allocatable.get("memory").and_then(|q| mem_bytes(q))
@@ -1159,6 +1201,38 @@ pub fn oom(f: &Facts<'_>) -> Option<Finding> {
         0.88,
         Risk::Medium,
     ))
+}
+
+/// A heap size the process reports for itself ("max heap 29.50G", "-Xmx8g", "MaxHeapSize=…"), from the
+/// container's usage notes, the pod's logs, the metrics and the notes: the largest found, with its line.
+fn declared_heap(f: &Facts<'_>, p: &PodView, c: &domain::observation::ContainerView) -> Option<(f64, String)> {
+    let mut lines: Vec<String> = c.usage.iter().flat_map(|u| u.values().cloned()).collect();
+    lines.extend(p.logs_tail.iter().chain(&p.previous_logs_tail).cloned());
+    lines.extend(f.s.observations.metrics.values().filter_map(|v| v.as_str().map(str::to_owned)));
+    lines.extend(f.s.observations.other.clone());
+    let mut best: Option<(f64, String)> = None;
+    for line in lines {
+        let l = line.to_ascii_lowercase();
+        for key in ["max heap", "maxheapsize", "-xmx"] {
+            let Some(at) = l.find(key) else { continue };
+            let rest = &l[at + key.len()..];
+            let Some(start) = rest.find(|ch: char| ch.is_ascii_digit()).filter(|i| *i <= 12) else { continue };
+            let num: String = rest[start..].chars().take_while(|ch| ch.is_ascii_digit() || *ch == '.').collect();
+            let unit = rest[start + num.len()..].trim_start().chars().next();
+            let scale = match unit {
+                Some('k') => 1024.0,
+                Some('m') => 1024.0 * 1024.0,
+                Some('g') => 1024.0 * 1024.0 * 1024.0,
+                Some('t') => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+                _ => continue,
+            };
+            let Ok(v) = num.parse::<f64>() else { continue };
+            if best.as_ref().is_none_or(|(b, _)| v * scale > *b) {
+                best = Some((v * scale, line.clone()));
+            }
+        }
+    }
+    best
 }
 
 /// A memory limit the rollout history shows was already raised, with the OOM kills continuing at the new limit:

@@ -2515,11 +2515,12 @@ fn consumers_bounded_by_partitions_are_not_scaled_out() {
     assert_eq!((d.category, d.proposal.action), (Category::TrafficSpike, ActionKind::ScaleUp), "{}", d.summary);
 }
 
-/// An OOM kill at start of a workload the agent may not change names the bounded limit a human should set.
+/// An OOM kill at start of a workload the agent may not change (a Job's, a bare pod's) names the bounded limit a
+/// human should set; a controller's limit the agent raises itself.
 #[test]
-fn an_oom_kill_at_start_outside_a_deployment_says_what_limit_to_set() {
+fn an_oom_kill_at_start_outside_a_controller_says_what_limit_to_set() {
     let mut v = healthy();
-    set(&mut v, "/observations/workload/kind", json!("DaemonSet"));
+    set(&mut v, "/observations/workload/kind", json!("Job"));
     set(
         &mut v,
         "/observations/pods/0/containers/0",
@@ -2530,10 +2531,11 @@ fn an_oom_kill_at_start_outside_a_deployment_says_what_limit_to_set() {
     let d = run(&v);
     assert_eq!((d.category, d.proposal.action), (Category::OomLimitTooLow, ActionKind::Escalate), "{}", d.summary);
     assert!(d.summary.contains("1Gi"), "{}", d.summary);
-    set(&mut v, "/observations/workload/kind", json!("Deployment"));
-    set(&mut v, "/observations/rollout_history/0/age", json!("20d"));
-    let d = run(&v);
-    assert_eq!(d.proposal.action, ActionKind::RaiseMemoryLimit, "{}", d.summary);
+    for kind in ["Deployment", "DaemonSet"] {
+        set(&mut v, "/observations/workload/kind", json!(kind));
+        let d = run(&v);
+        assert_eq!(d.proposal.action, ActionKind::RaiseMemoryLimit, "{kind}: {}", d.summary);
+    }
 }
 
 /// A scale-down its author calls a precaution with a hold is escalated, never reverted; the same scale-down without
@@ -2744,4 +2746,91 @@ fn sandboxes_refused_for_want_of_pod_ips_are_the_networks_capacity() {
         json!("Failed to create pod sandbox: context deadline exceeded"),
     );
     assert_ne!(run(&v).rule, "pod-ips-exhausted");
+}
+
+/// The OOM-at-start fixture as a StatefulSet or DaemonSet: pods owned by the controller, `ready` of them ready.
+fn oom_at_start_on(kind: &str, ready: i64) -> Value {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/kind", json!(kind));
+    set(&mut v, "/observations/workload/name", json!("db"));
+    set(&mut v, "/observations/workload/replicas_ready", json!(ready));
+    set(&mut v, "/observations/workload/replicas_available", json!(ready));
+    for i in 0..2 {
+        set(&mut v, &format!("/observations/pods/{i}/name"), json!(format!("db-{i}")));
+        set(&mut v, &format!("/observations/pods/{i}/owner"), json!(format!("{kind}/db")));
+        set(&mut v, &format!("/observations/pods/{i}/ready"), json!(i < ready));
+        let state = if i < ready {
+            json!({"restart_count": 0})
+        } else {
+            json!({"state": "waiting", "state_reason": "CrashLoopBackOff", "ready": false, "restart_count": 9,
+                   "last_termination": {"reason": "OOMKilled", "exit_code": 137,
+                       "started_at": "2025-01-01T10:00:00Z", "finished_at": "2025-01-01T10:00:06Z"}})
+        };
+        set(&mut v, &format!("/observations/pods/{i}/containers/0"), container(state));
+    }
+    // The crashing pod first, as the snapshot orders them.
+    v["observations"]["pods"].as_array_mut().unwrap().reverse();
+    v
+}
+
+/// A StatefulSet or DaemonSet whose pods are all OOM-killed at start has its limit raised by the agent (its
+/// controller rolls the pods onto the new template); a StatefulSet with members still serving is escalated, since
+/// the raise would restart them too.
+#[test]
+fn statefulset_and_daemonset_limits_are_raised_only_when_no_member_serves() {
+    for kind in ["StatefulSet", "DaemonSet"] {
+        let d = run(&oom_at_start_on(kind, 0));
+        assert_eq!((d.category, d.proposal.action), (Category::OomLimitTooLow, ActionKind::RaiseMemoryLimit), "{kind}");
+        let t = d.proposal.target.unwrap();
+        assert_eq!((t.kind.as_str(), t.name.as_str(), t.container.as_deref()), (kind, "db", Some("app")));
+    }
+    let d = run(&oom_at_start_on("StatefulSet", 1));
+    assert_eq!((d.proposal.action, d.rule.as_str()), (ActionKind::Escalate, "oom-limit-too-low-statefulset-serving"));
+    assert!(d.summary.contains("1 still serving"), "{}", d.summary);
+    let d = run(&oom_at_start_on("DaemonSet", 1));
+    assert_eq!(d.proposal.action, ActionKind::RaiseMemoryLimit, "a DaemonSet's pods are independent: {}", d.summary);
+    let mut job = oom_at_start_on("StatefulSet", 0);
+    set(&mut job, "/observations/workload/kind", json!("Job"));
+    assert_eq!(run(&job).rule, "oom-limit-too-low-not-a-controller");
+}
+
+/// A process that reports a heap larger than even the doubled limit is killed at the raised one too: escalated so
+/// a human gives it its limit; a reported heap that fits the raise does not stop it.
+#[test]
+fn a_heap_sized_beyond_the_raised_limit_is_escalated() {
+    let mut v = oom_at_start_on("Deployment", 0);
+    set(&mut v, "/observations/workload/name", json!("web"));
+    for i in 0..2 {
+        set(&mut v, &format!("/observations/pods/{i}/owner"), json!("ReplicaSet/web-5d4c3b2a1"));
+    }
+    set(&mut v, "/observations/pods/0/containers/0/usage", json!({"memory": "512Mi", "note": "JVM max heap 29.50G"}));
+    let d = run(&v);
+    assert_eq!(
+        (d.proposal.action, d.rule.as_str()),
+        (ActionKind::Escalate, "oom-heap-sized-beyond-limit"),
+        "{}",
+        d.summary
+    );
+    assert!(d.summary.contains("-Xmx"), "{}", d.summary);
+    set(&mut v, "/observations/pods/0/containers/0/usage/note", json!("JVM max heap 384M"));
+    assert_eq!(run(&v).proposal.action, ActionKind::RaiseMemoryLimit);
+}
+
+/// A rolling restart ahead of the next OOM kill resets a Deployment's or DaemonSet's memory; a StatefulSet's
+/// members hold state (resync, repair, quorum), so theirs is a human's call.
+#[test]
+fn a_leaking_statefulset_is_not_restarted_by_the_agent() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/containers/0/usage", json!({"cpu": "100m", "memory": "490Mi"}));
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0/last_termination",
+        json!({"reason": "OOMKilled", "exit_code": 137, "started_at": "2025-01-01T04:00:00Z",
+               "finished_at": "2025-01-01T09:00:00Z"}),
+    );
+    for (kind, action) in [("DaemonSet", ActionKind::Restart), ("StatefulSet", ActionKind::Escalate)] {
+        set(&mut v, "/observations/workload/kind", json!(kind));
+        let d = run(&v);
+        assert_eq!((d.category, d.proposal.action), (Category::MemoryLeak, action), "{kind}: {}", d.summary);
+    }
 }
