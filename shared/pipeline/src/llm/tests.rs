@@ -109,6 +109,29 @@ fn valid_answers_become_llm_diagnoses() {
     assert_eq!(d.proposal.target.unwrap().params["memory_limit"], json!("512Mi"));
 }
 
+/// A model may propose the in-place actions for the alert's StatefulSet (or its pods), never a scale-up or a
+/// rollback of it, and never under another kind's name.
+#[test]
+fn a_statefulset_takes_only_in_place_actions_from_the_model() {
+    let mut v = serde_json::to_value(snapshot()).unwrap();
+    v["observations"]["workload"]["kind"] = json!("StatefulSet");
+    v["observations"]["workload"]["name"] = json!("db");
+    v["observations"]["pods"][0]["name"] = json!("db-0");
+    v["observations"]["pods"][0]["owner"] = json!("StatefulSet/db");
+    let s: Snapshot = serde_json::from_value(v).unwrap();
+    let sts = json!({"kind": "StatefulSet", "namespace": "shop", "name": "db"});
+    let d = validate(&answer("RESTART", sts.clone()), &s, "m").unwrap();
+    assert_eq!(d.proposal.target.unwrap().kind, "StatefulSet");
+    let d = validate(&answer("DELETE_POD", json!({"kind": "Pod", "namespace": "shop", "name": "db-0"})), &s, "m");
+    assert_eq!(d.unwrap().proposal.action, ActionKind::DeletePod);
+    let mut scale = sts.clone();
+    scale["replicas"] = json!(5);
+    for (a, t) in [("SCALE_UP", scale), ("RESTART", json!({"kind": "Deployment", "namespace": "shop", "name": "db"}))] {
+        let err = validate(&answer(a, t), &s, "m").unwrap_err();
+        assert!(err.contains("does not apply to its kind") || err.contains("not the alert's"), "{a}: {err}");
+    }
+}
+
 #[test]
 fn invalid_answers_are_rejected_with_the_reason() {
     let s = snapshot();
