@@ -14,38 +14,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 use sandbox::{Sandbox, Scenario, SimClock};
 
-/// Three database replicas, OOM-killed at every start since their data outgrew the 128Mi limit 20 minutes ago.
-const STATEFULSET_OOM: &str = r#"{
-  "name": "statefulset-oom",
-  "summary": "A StatefulSet's pods are OOM-killed at every start: the working set outgrew the limit.",
-  "namespace": "data",
-  "expected": {"state": "resolved", "action": "RAISE_MEMORY_LIMIT"},
-  "nodes": [{"name": "node-a", "cpu": "4", "memory": "16Gi"}, {"name": "node-b", "cpu": "4", "memory": "16Gi"}],
-  "workload": {
-    "kind": "StatefulSet",
-    "name": "ledger-db",
-    "replicas": 3,
-    "labels": {"app": "ledger-db"},
-    "revisions": [
-      {"age": "40d", "change_cause": "image 15.4", "containers": [
-        {"name": "db", "image": "registry.internal/data/ledger-db:15.4",
-         "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "128Mi"}}}
-      ]}
-    ]
-  },
-  "app": {
-    "startup_logs": ["LOG: database system is ready to accept connections"],
-    "memory": {"base": "90Mi", "need": "200Mi", "need_since": "20m", "logs": ["LOG: loading shared buffers"]}
-  },
-  "alert": {
-    "title": "KubePodCrashLooping: data/${first_pod}",
-    "alertname": "KubePodCrashLooping",
-    "severity": "error",
-    "details": "Pod data/${first_pod} (container db) is in waiting state (reason: CrashLoopBackOff).",
-    "labels": {"namespace": "data", "pod": "${first_pod}", "container": "db"}
-  }
-}"#;
-
 /// A node agent on each of two nodes, OOM-killed at every start.
 const DAEMONSET_OOM: &str = r#"{
   "name": "daemonset-oom",
@@ -75,8 +43,16 @@ const DAEMONSET_OOM: &str = r#"{
   }
 }"#;
 
-async fn start(json: &str) -> (Sandbox, KubeCluster) {
-    let scenario = Scenario::from_json("test", json).unwrap();
+/// The built-in `statefulset-oom`: three database replicas, OOM-killed at every start since their data outgrew the
+/// 128Mi limit 20 minutes ago.
+const STATEFULSET_OOM: &str = "statefulset-oom";
+
+async fn start(scenario: &str) -> (Sandbox, KubeCluster) {
+    let scenario = if scenario.starts_with('{') {
+        Scenario::from_json("test", scenario).unwrap()
+    } else {
+        Scenario::builtin(scenario).unwrap()
+    };
     let clock = SimClock::manual(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap());
     let sb = Sandbox::start(scenario, clock.clone(), 0).await.unwrap();
     let c = KubeCluster::for_url(&sb.url(), "sandbox", Arc::new(clock)).unwrap();
@@ -134,7 +110,7 @@ async fn a_statefulset_pod_resolves_to_its_statefulset_and_is_described() {
     let a = alert(&sb);
     assert_eq!(a.labels["pod"], "ledger-db-0");
     let w = c.resolve_workload(&a).await.unwrap();
-    assert_eq!(w, Some(sts("data", "ledger-db")));
+    assert_eq!(w, Some(sts("ledger", "ledger-db")));
     let snap = c.snapshot(&a, w.as_ref()).await.unwrap();
     let o = &snap.observations;
     let wl = o.workload.as_ref().unwrap();
@@ -158,22 +134,22 @@ async fn a_fixed_template_alone_waits_behind_the_crash_looping_pod() {
     let patch = Patch::Strategic(serde_json::json!({"spec": {"template": {"spec": {"containers": [
         {"name": "db", "resources": {"limits": {"memory": "256Mi"}}}
     ]}}}}));
-    api::<StatefulSet>(&c, "data").patch("ledger-db", &PatchParams::default(), &patch).await.unwrap();
+    api::<StatefulSet>(&c, "ledger").patch("ledger-db", &PatchParams::default(), &patch).await.unwrap();
     sb.advance(Duration::from_secs(180));
-    let s = api::<StatefulSet>(&c, "data").get("ledger-db").await.unwrap();
+    let s = api::<StatefulSet>(&c, "ledger").get("ledger-db").await.unwrap();
     let st = s.status.unwrap();
     assert_ne!(st.current_revision, st.update_revision);
     assert_eq!(st.updated_replicas, Some(0), "no pod was replaced");
-    assert!(pods(&c, "data").await.iter().all(|p| !ready(p)));
+    assert!(pods(&c, "ledger").await.iter().all(|p| !ready(p)));
 }
 
 #[tokio::test]
 async fn raising_a_statefulset_limit_deletes_the_pods_it_would_wait_on_and_holds() {
     let (sb, c) = start(STATEFULSET_OOM).await;
-    let w = sts("data", "ledger-db");
+    let w = sts("ledger", "ledger-db");
     let t = ActionTarget {
         kind: "StatefulSet".into(),
-        namespace: "data".into(),
+        namespace: "ledger".into(),
         name: "ledger-db".into(),
         container: Some("db".into()),
         params: Default::default(),
@@ -185,7 +161,7 @@ async fn raising_a_statefulset_limit_deletes_the_pods_it_would_wait_on_and_holds
     let plan = c.plan(&action).await.unwrap();
     let fields: Vec<(&str, &str)> = plan.changes.iter().map(|ch| (ch.object.as_str(), ch.field.as_str())).collect();
     assert!(
-        fields.contains(&("statefulset data/ledger-db", "spec.template.spec.containers[db].resources.limits.memory")),
+        fields.contains(&("statefulset ledger/ledger-db", "spec.template.spec.containers[db].resources.limits.memory")),
         "{fields:?}"
     );
     assert_eq!(fields.iter().filter(|(_, f)| *f == "metadata.uid").count(), 3, "the stuck pods: {fields:?}");
@@ -194,7 +170,7 @@ async fn raising_a_statefulset_limit_deletes_the_pods_it_would_wait_on_and_holds
     let applied = c.execute(&action, "act_sts").await.unwrap();
     assert!(applied.after.contains("128Mi -> 256Mi"), "{}", applied.after);
     assert!(applied.after.contains("ledger-db-0"), "the pods it deleted: {}", applied.after);
-    let s = api::<StatefulSet>(&c, "data").get("ledger-db").await.unwrap();
+    let s = api::<StatefulSet>(&c, "ledger").get("ledger-db").await.unwrap();
     assert_eq!(limit_of(&s.spec.unwrap().template, "db"), "256Mi");
     // Redelivered: nothing applied twice.
     let again = c.execute(&action, "act_sts").await.unwrap();
@@ -203,7 +179,7 @@ async fn raising_a_statefulset_limit_deletes_the_pods_it_would_wait_on_and_holds
     sb.advance(Duration::from_secs(240));
     let v = c.verify(&action, &since).await.unwrap();
     assert_eq!(v.state, Health::Healthy, "{:?}", v.reasons);
-    let all = pods(&c, "data").await;
+    let all = pods(&c, "ledger").await;
     assert_eq!(all.len(), 3);
     for p in &all {
         assert!(ready(p), "{:?}", p.metadata.name);
@@ -214,24 +190,24 @@ async fn raising_a_statefulset_limit_deletes_the_pods_it_would_wait_on_and_holds
     // Undo puts the old limit back (and the pods crash again, as before).
     let undone = c.undo(&action, &applied.before).await.unwrap();
     assert!(undone.contains("restored"), "{undone}");
-    let s = api::<StatefulSet>(&c, "data").get("ledger-db").await.unwrap();
+    let s = api::<StatefulSet>(&c, "ledger").get("ledger-db").await.unwrap();
     assert_eq!(limit_of(&s.spec.unwrap().template, "db"), "128Mi");
 }
 
 #[tokio::test]
 async fn statefulset_refusals_are_preconditions() {
     let (sb, c) = start(STATEFULSET_OOM).await;
-    let w = sts("data", "ledger-db");
+    let w = sts("ledger", "ledger-db");
     // A partitioned rollout would not reach every pod: refused before any change.
     let patch = Patch::Merge(serde_json::json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 2}}}}));
-    api::<StatefulSet>(&c, "data").patch("ledger-db", &PatchParams::default(), &patch).await.unwrap();
+    api::<StatefulSet>(&c, "ledger").patch("ledger-db", &PatchParams::default(), &patch).await.unwrap();
     let restart = Action::Restart { workload: w.clone() };
     match c.execute(&restart, "act_part").await {
         Err(ClusterError::Precondition(m)) => assert!(m.contains("partition 2"), "{m}"),
         other => panic!("{other:?}"),
     }
     // A StatefulSet pod on a node that is not Ready is never deleted.
-    let node = pods(&c, "data").await[0].spec.clone().unwrap().node_name.unwrap();
+    let node = pods(&c, "ledger").await[0].spec.clone().unwrap().node_name.unwrap();
     sb.with_world(|world| {
         let n = world.nodes.iter_mut().find(|n| n.metadata.name.as_deref() == Some(node.as_str())).unwrap();
         for cond in n.status.as_mut().unwrap().conditions.as_mut().unwrap() {
@@ -245,7 +221,7 @@ async fn statefulset_refusals_are_preconditions() {
         Err(ClusterError::Precondition(m)) => assert!(m.contains("not Ready"), "{m}"),
         other => panic!("{other:?}"),
     }
-    assert!(pods(&c, "data").await.iter().any(|p| p.metadata.name.as_deref() == Some("ledger-db-0")));
+    assert!(pods(&c, "ledger").await.iter().any(|p| p.metadata.name.as_deref() == Some("ledger-db-0")));
 }
 
 #[tokio::test]

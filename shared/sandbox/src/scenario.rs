@@ -219,6 +219,7 @@ embedded!(
     "memory-leak",
     "dependency-down",
     "fix-does-not-hold",
+    "statefulset-oom",
 );
 
 impl Scenario {

@@ -29,7 +29,7 @@ fn pods(w: &World) -> Vec<Pod> {
 #[test]
 fn all_builtin_scenarios_parse() {
     let all = Scenario::all_builtin().unwrap();
-    assert_eq!(all.len(), 8);
+    assert_eq!(all.len(), 9);
     assert!(Scenario::builtin("nope").unwrap_err().to_string().contains("oom-limit"));
 }
 
