@@ -654,6 +654,7 @@ async fn patch_scale(
 /// What the StatefulSet and DaemonSet handlers need of either.
 trait Controlled: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned {
     const RESOURCE: &'static str;
+    const WATCHED: Watched;
     fn map(w: &World) -> &BTreeMap<String, Self>;
     fn map_mut(w: &mut World) -> &mut BTreeMap<String, Self>;
     fn meta(&self) -> &ObjectMeta;
@@ -666,6 +667,7 @@ trait Controlled: Resource + Clone + serde::Serialize + serde::de::DeserializeOw
 
 impl Controlled for StatefulSet {
     const RESOURCE: &'static str = "statefulsets.apps";
+    const WATCHED: Watched = Watched::StatefulSets;
     fn map(w: &World) -> &BTreeMap<String, Self> {
         &w.statefulsets
     }
@@ -691,6 +693,7 @@ impl Controlled for StatefulSet {
 
 impl Controlled for DaemonSet {
     const RESOURCE: &'static str = "daemonsets.apps";
+    const WATCHED: Watched = Watched::DaemonSets;
     fn map(w: &World) -> &BTreeMap<String, Self> {
         &w.daemonsets
     }
@@ -720,6 +723,9 @@ async fn list_controlled<T: Controlled>(
     Query(q): Query<ListParams>,
     headers: HeaderMap,
 ) -> ApiResult {
+    if q.watching() {
+        return watch_of(&s, T::WATCHED, &q, &headers, Some(&ns));
+    }
     let w = s.world();
     check_ns(&w, &ns)?;
     let selected = by_metadata(&q)?;

@@ -31,10 +31,19 @@ pub enum Watched {
     Deployments,
     ReplicaSets,
     Events,
+    StatefulSets,
+    DaemonSets,
 }
 
 impl Watched {
-    pub const ALL: [Watched; 4] = [Watched::Pods, Watched::Deployments, Watched::ReplicaSets, Watched::Events];
+    pub const ALL: [Watched; 6] = [
+        Watched::Pods,
+        Watched::Deployments,
+        Watched::ReplicaSets,
+        Watched::Events,
+        Watched::StatefulSets,
+        Watched::DaemonSets,
+    ];
 
     pub fn kind(self) -> &'static str {
         match self {
@@ -42,13 +51,15 @@ impl Watched {
             Watched::Deployments => "Deployment",
             Watched::ReplicaSets => "ReplicaSet",
             Watched::Events => "Event",
+            Watched::StatefulSets => "StatefulSet",
+            Watched::DaemonSets => "DaemonSet",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
             Watched::Pods | Watched::Events => "v1",
-            Watched::Deployments | Watched::ReplicaSets => "apps/v1",
+            Watched::Deployments | Watched::ReplicaSets | Watched::StatefulSets | Watched::DaemonSets => "apps/v1",
         }
     }
 }
@@ -128,6 +139,12 @@ impl World {
             }
             for (name, d) in &self.deployments {
                 consider(Watched::Deployments, name, rv(&d.metadata), &|| serde_json::to_value(d).unwrap_or_default());
+            }
+            for (name, o) in &self.statefulsets {
+                consider(Watched::StatefulSets, name, rv(&o.metadata), &|| serde_json::to_value(o).unwrap_or_default());
+            }
+            for (name, o) in &self.daemonsets {
+                consider(Watched::DaemonSets, name, rv(&o.metadata), &|| serde_json::to_value(o).unwrap_or_default());
             }
             for (name, r) in &self.replicasets {
                 consider(Watched::ReplicaSets, name, rv(&r.rs.metadata), &|| {

@@ -272,3 +272,61 @@ async fn kubectl_reads_watches_and_changes_the_sandbox() {
     let other = k.run(&["get", "pods", "-n", "kube-system"]).await;
     assert!(!other.status.success() && String::from_utf8_lossy(&other.stderr).contains("not found"), "{other:?}");
 }
+
+/// The operator's fix for an `OrderedReady` StatefulSet stuck behind crash-looping members, in kubectl: the template
+/// patched, the stuck pods deleted, `rollout status` followed through a watch to the end, the history, a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_fixes_a_statefulset_stuck_behind_its_crash_looping_pods() {
+    let t0 = jiff::Timestamp::now();
+    let sb =
+        Sandbox::start(Scenario::builtin("statefulset-oom").unwrap(), SimClock::with_speed(t0, 20.0), 0).await.unwrap();
+    let k = Kubectl::new(&sb.url());
+    let n = ["-n", "ledger"];
+    let args = |a: &[&'static str]| -> Vec<&'static str> { a.iter().copied().chain(n).collect() };
+
+    let resources = k.ok(&["api-resources", "--no-headers", "--api-group=apps"]).await;
+    for (short, name) in [("sts", "statefulsets"), ("ds", "daemonsets")] {
+        assert!(
+            resources.lines().any(|l| l.split_whitespace().next() == Some(name) && l.contains(short)),
+            "{name} ({short}) missing from api-resources:\n{resources}"
+        );
+    }
+    let sts = rows(&k.ok(&args(&["get", "sts"])).await);
+    assert_eq!(sts[1][0], "ledger-db", "{sts:?}");
+    let pods = rows(&k.ok(&args(&["get", "pods"])).await);
+    assert_eq!(pods.len() - 1, 3, "{pods:?}");
+    assert!(pods[1..].iter().all(|r| r[2] == "CrashLoopBackOff"), "{pods:?}");
+    let described = k.ok(&args(&["describe", "sts", "ledger-db"])).await;
+    assert!(described.contains("Update Strategy:    RollingUpdate") && described.contains("128Mi"), "{described}");
+
+    // The fixed template alone is not rolled out: the controller waits behind ledger-db-0.
+    let patch =
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"db","resources":{"limits":{"memory":"256Mi"}}}]}}}}"#;
+    assert!(k.ok(&args(&["patch", "sts", "ledger-db", "-p", patch])).await.contains("patched"));
+    let waiting = k.run(&args(&["rollout", "status", "sts/ledger-db", "--timeout=3s"])).await;
+    assert!(!waiting.status.success(), "still waiting on the crash-looping pods");
+    let updated = sb.with_world(|w| w.statefulsets["ledger-db"].status.as_ref().and_then(|s| s.updated_replicas));
+    assert_eq!(updated, Some(0));
+
+    // Deleting them lets it recreate each from the new revision, in order.
+    k.ok(&args(&["delete", "pod", "ledger-db-0", "ledger-db-1", "ledger-db-2"])).await;
+    let status = k.ok(&args(&["rollout", "status", "sts/ledger-db", "--timeout=60s"])).await;
+    assert!(status.contains("roll out complete"), "{status}");
+    let settled = pods_of(&sb);
+    assert_eq!(settled.len(), 3);
+    assert!(settled.iter().all(|p| p.2), "{settled:?}");
+    let history = k.ok(&args(&["rollout", "history", "sts/ledger-db"])).await;
+    assert!(history.lines().any(|l| l.starts_with('2')), "{history}");
+
+    // `rollout restart` stamps the template; the members are replaced one at a time from the highest ordinal.
+    let before: Vec<String> = settled.iter().map(|p| p.0.clone()).collect();
+    let uids =
+        |sb: &Sandbox| sb.with_world(|w| w.pods.values().map(|p| p.pod.metadata.uid.clone()).collect::<Vec<_>>());
+    let old_uids = uids(&sb);
+    assert!(k.ok(&args(&["rollout", "restart", "sts/ledger-db"])).await.contains("restarted"));
+    let status = k.ok(&args(&["rollout", "status", "sts/ledger-db", "--timeout=60s"])).await;
+    assert!(status.contains("roll out complete"), "{status}");
+    let after = pods_of(&sb);
+    assert_eq!(after.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), before, "the same ordinal names");
+    assert!(uids(&sb).iter().all(|u| !old_uids.contains(u)), "every member was replaced");
+}
