@@ -44,7 +44,9 @@ impl Kubectl {
             found.as_ref().is_ok_and(|o| o.status.success()),
             "kubectl is needed for this test: run .ci/setup (it installs Debian's kubernetes-client) or set KUBECTL ({found:?})"
         );
-        let dir = std::env::temp_dir().join(format!("dreamops-kubectl-{}-{}", std::process::id(), server.len()));
+        // One directory per server (its port), so tests running at once never share a kubeconfig.
+        let port: String = server.chars().filter(char::is_ascii_digit).collect();
+        let dir = std::env::temp_dir().join(format!("dreamops-kubectl-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let kubeconfig = dir.join("config");
         std::fs::write(
