@@ -180,6 +180,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::node_pressure,
     rules::node_dropping_packets,
     rules::unschedulable,
+    rules::volume_held_by_running_pod,
     rules::image,
     rules::missing_object,
     rules::init_waits_on_missing_object,

@@ -400,6 +400,46 @@ pub fn standby_by_design(f: &Facts<'_>) -> Option<Finding> {
 /// How long a node scale-up the cluster autoscaler triggered may take before the pods it was for count as stuck.
 const SCALE_UP_WINDOW_SECS: u64 = 10 * 60;
 
+/// A pod that cannot attach its volume because another pod of the workload holds it, running and ready on another
+/// node ("Multi-Attach error", "already exclusively attached", "already used by pod(s)": a ReadWriteOnce volume).
+/// A rolling update surges the new pod before the old one leaves, so the two never both have the volume and the
+/// rollout never finishes; the service is up on the old pod. A restart or more replicas meet the same error: the
+/// update strategy (Recreate) is a human's change. A holder on a node that is not Ready is the node's (its volume
+/// is force-detached in time), left to the node rules before this one.
+pub fn volume_held_by_running_pod(f: &Facts<'_>) -> Option<Finding> {
+    let (p, e) = f.events().find(|(p, e)| {
+        !p.ready
+            && e.reason == "FailedAttachVolume"
+            && lower_has(&e.message, &["multi-attach", "already exclusively attached", "already used by pod"])
+    })?;
+    let holder = f.pods().iter().find(|q| q.name != p.name && q.ready && q.node.is_some() && q.node != p.node)?;
+    let holder_node = holder.node.as_deref().unwrap_or_default();
+    if f.node(holder_node).is_some_and(|n| n.conditions.get("Ready").is_some_and(|r| r != "True")) {
+        return None;
+    }
+    let evidence = vec![
+        event_line(p, e),
+        format!("pod {} on {holder_node} is running and ready, holding the volume", holder.name),
+    ];
+    Some(Finding::escalate(
+        Category::BadConfig,
+        "volume-held-by-running-pod",
+        format!(
+            "Pod {} on {} cannot attach its volume: pod {} on {holder_node}, running and ready, holds it (a volume one \
+             node at a time may attach). A rolling update starts the new pod before the old one leaves, so it never \
+             becomes ready and the rollout never finishes; the service is still up on {}. A restart or more replicas \
+             meet the same error: a human must switch this workload to the Recreate strategy (or accept the brief \
+             outage of replacing the old pod).",
+            p.name,
+            p.node.as_deref().unwrap_or("its node"),
+            holder.name,
+            holder.name
+        ),
+        evidence,
+        0.82,
+    ))
+}
+
 /// Pods that cannot be created or placed.
 pub fn unschedulable(f: &Facts<'_>) -> Option<Finding> {
     let scheduling =

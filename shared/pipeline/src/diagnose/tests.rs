@@ -2834,3 +2834,34 @@ fn a_leaking_statefulset_is_not_restarted_by_the_agent() {
         assert_eq!((d.category, d.proposal.action), (Category::MemoryLeak, action), "{kind}: {}", d.summary);
     }
 }
+
+/// A surge pod that cannot attach the volume the running old pod holds is a strategy a human must change
+/// (BAD_CONFIG, escalated); the same error with the holder on a node that is not Ready is the node's, and a pod
+/// without that error is not read as it.
+#[test]
+fn a_volume_held_by_the_running_pod_is_the_strategy_not_the_pod() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/ready", json!(false));
+    set(&mut v, "/observations/pods/0/phase", json!("Pending"));
+    set(&mut v, "/observations/pods/0/node", json!("node-b"));
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"state": "waiting", "state_reason": "ContainerCreating", "ready": false})),
+    );
+    v["observations"]["pods"][0]["events"] = json!([{"type": "Warning", "reason": "FailedAttachVolume", "age": "5m",
+        "count": 1, "from": "attachdetach-controller",
+        "message": "Multi-Attach error for volume \"pvc-1\" Volume is already exclusively attached to one node and can't be attached to another"}]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "volume-held-by-running-pod");
+    assert!(d.summary.contains("Recreate"), "{}", d.summary);
+
+    let mut lost = v.clone();
+    lost["observations"]["nodes"] =
+        json!([{"name": "node-a", "conditions": {"Ready": "Unknown"}, "unschedulable": false}]);
+    assert_ne!(run(&lost).rule, "volume-held-by-running-pod");
+    let mut other = v.clone();
+    other["observations"]["pods"][0]["events"][0]["message"] = json!("AttachVolume.Attach failed: rpc error: timeout");
+    assert_ne!(run(&other).rule, "volume-held-by-running-pod");
+}
