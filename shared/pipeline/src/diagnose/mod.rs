@@ -235,6 +235,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::subject_gone,
     rules::rollout_progressing,
     rules::corrupted_local_state,
+    rules::leader_lease_lost,
     rules::crash_unexplained,
 ];
 

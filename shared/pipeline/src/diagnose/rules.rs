@@ -4075,6 +4075,91 @@ pub fn subject_gone(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// A leader lease lost: "failed to renew lease", "leader election lost", "stopped leading" and the like.
+const LEASE_LOST: &[&str] = &[
+    "failed to renew lease",
+    "leader election lost",
+    "leader lease lost",
+    "could not renew the leader lease",
+    "stopped leading",
+    "lost leadership",
+];
+/// The renewal did not get an answer in time.
+const RENEWAL_TIMED_OUT: &[&str] = &["deadline", "timed out", "timeout", "never answered"];
+/// The lease won (again).
+const LEADING: &[&str] = &["successfully acquired lease", "became leader", "elected leader", "acquired leader lease"];
+
+/// Leader election. A controller built on it exits, or stops working, when it cannot renew its lease in time.
+///
+/// - **Exits by design.** Runs that keep ending on a renewal that timed out, with the current run leading again:
+///   each exit is the process abdicating as designed because the API server did not answer its lease renewal in
+///   time. The controller is fine; its dependency (the API server, or its storage) is slow. A restart or rollback
+///   changes nothing; a human fixes the latency or lengthens the lease timings.
+/// - **Stuck out of leadership.** The only replica (so nobody else can lead) lost its lease in its current run and has
+///   not won it back, while it keeps running and ready, with every dependency the snapshot lists healthy again: the
+///   process is stuck in the state the blip left it in (alive, not leading, doing none of the leader's work). A
+///   fresh process campaigns for the free lease: a rolling restart.
+pub fn leader_lease_lost(f: &Facts<'_>) -> Option<Finding> {
+    let lost_at = |lines: &[String]| lines.iter().rposition(|l| lower_has(l, LEASE_LOST));
+    // Exits by design.
+    let exiting = f.pods().iter().find_map(|p| {
+        let c = p.containers.first()?;
+        let i = lost_at(&p.previous_logs_tail)?;
+        let timed_out = p.previous_logs_tail.iter().any(|l| lower_has(l, RENEWAL_TIMED_OUT));
+        let leads_now = p.logs_tail.iter().any(|l| lower_has(l, LEADING));
+        (c.restart_count >= 3 && timed_out && leads_now && c.state == ContainerState::Running)
+            .then(|| (p, c, p.previous_logs_tail[i].clone()))
+    });
+    if let Some((p, c, line)) = exiting {
+        return Some(Finding::escalate(
+            Category::DependencyFailure,
+            "leader-lease-renewal-timed-out",
+            format!(
+                "Pod {} has restarted {} times, each run ending when it could not renew its leader lease in time \
+                 ('{}'); it exits to re-elect as designed, and the current run leads again. The controller is not at \
+                 fault: the API server (or the storage behind it) does not answer lease renewals within the deadline. \
+                 A restart or a rollback changes nothing; a human must fix the API server's latency or lengthen the \
+                 lease timings.",
+                p.name,
+                c.restart_count,
+                quote(&line)
+            ),
+            vec![format!("pod {} previous run: {}", p.name, quote(&line)), format!("restarts: {}", c.restart_count)],
+            0.8,
+        ));
+    }
+    // Stuck out of leadership.
+    let single = f.s.observations.workload.as_ref().is_some_and(|w| w.replicas_desired == Some(1));
+    let deps_healthy = f.dependencies().iter().all(|d| lower_has(&d.status, &["healthy"]));
+    let p = f.pods().first().filter(|p| single && deps_healthy && p.ready)?;
+    let c = p.containers.first().filter(|c| c.state == ContainerState::Running)?;
+    let i = lost_at(&p.logs_tail)?;
+    if p.logs_tail[i..].iter().any(|l| lower_has(l, LEADING)) {
+        return None;
+    }
+    let target = f.controller_target().filter(|t| t.kind != "StatefulSet")?;
+    let line = p.logs_tail[i].clone();
+    let since = p.logs_tail.last().filter(|_| p.logs_tail.len() > i + 1).cloned();
+    let mut evidence = vec![format!("pod {} log: {}", p.name, quote(&line))];
+    evidence.extend(since.iter().map(|l| format!("since then: {}", quote(l))));
+    Some(Finding::act(
+        Category::AppHung,
+        "stuck-out-of-leadership",
+        format!(
+            "Pod {} (container {}), the only replica, lost its leader lease ('{}') and has not won it back, although it \
+             is still running and ready and nothing it depends on is down: nobody leads, so the leader's work stopped \
+             while the process looks healthy. A rolling restart starts a fresh process that takes the free lease.",
+            p.name,
+            c.name,
+            quote(&line)
+        ),
+        evidence,
+        (ActionKind::Restart, target),
+        0.78,
+        Risk::Low,
+    ))
+}
+
 /// Crash-looping with no known cause.
 pub fn crash_unexplained(f: &Facts<'_>) -> Option<Finding> {
     let (p, c) = f.containers().find(|(_, c)| {

@@ -2865,3 +2865,53 @@ fn a_volume_held_by_the_running_pod_is_the_strategy_not_the_pod() {
     other["observations"]["pods"][0]["events"][0]["message"] = json!("AttachVolume.Attach failed: rpc error: timeout");
     assert_ne!(run(&other).rule, "volume-held-by-running-pod");
 }
+
+/// Runs that end on a lease renewal the API server did not answer in time, with the current run leading again,
+/// are the dependency's (escalated, never restarted); without the timeout they are not read so.
+#[test]
+fn exits_on_a_timed_out_lease_renewal_are_the_api_servers() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"restart_count": 12, "last_termination": {"reason": "Error", "exit_code": 1,
+            "started_at": "2025-01-01T08:00:00Z", "finished_at": "2025-01-01T09:50:00Z"}})),
+    );
+    v["observations"]["pods"][0]["previous_logs_tail"] = json!([
+        "2025-01-01T09:49:50Z WARN leader: lease renew attempt stalled",
+        "2025-01-01T09:50:00Z ERROR leader: could not renew the leader lease within the renew deadline (10s); abdicating"
+    ]);
+    v["observations"]["pods"][0]["logs_tail"] =
+        json!(["I0101 09:50:02 leaderelection.go:258] successfully acquired lease shop/web-leader"]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "leader-lease-renewal-timed-out");
+    v["observations"]["pods"][0]["previous_logs_tail"] = json!(["I0101 09:50:00 main.go:12] stopped leading"]);
+    assert_ne!(run(&v).rule, "leader-lease-renewal-timed-out");
+}
+
+/// The only replica, alive and ready but out of leadership since it lost its lease, is restarted; with other
+/// replicas (a standby is normal) or with the lease won back, it is not.
+#[test]
+fn the_only_replica_stuck_out_of_leadership_is_restarted() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/replicas_desired", json!(1));
+    v["observations"]["pods"].as_array_mut().unwrap().truncate(1);
+    v["observations"]["pods"][0]["logs_tail"] = json!([
+        "I0101 22:41:07 leaderelection.go:285] failed to renew lease shop/web-leader: timed out waiting for the condition",
+        "I0101 22:41:07 leader.go:98] stopped leading",
+        "I0102 09:12:44 main.go:501] status not updated (not the leader)"
+    ]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::AppHung, ActionKind::Restart), "{}", d.summary);
+    assert_eq!(d.rule, "stuck-out-of-leadership");
+    let mut standby = v.clone();
+    set(&mut standby, "/observations/workload/replicas_desired", json!(3));
+    assert_ne!(run(&standby).rule, "stuck-out-of-leadership");
+    let mut won = v.clone();
+    won["observations"]["pods"][0]["logs_tail"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("successfully acquired lease shop/web-leader"));
+    assert_ne!(run(&won).rule, "stuck-out-of-leadership");
+}
