@@ -1275,8 +1275,14 @@ mod slack_app {
         assert_eq!(slack_call(host, &form, SIGNING).await.status, 200);
         assert!(host.executions(&w.alpha.incident, Duration::from_secs(2)).await.len() <= runs.len());
         // Two writers may race to post the first message (the click's refresh and the executor): the loser deletes
-        // its own, so one message is left.
-        let card: Vec<_> = slack.messages(CHANNEL).into_iter().filter(|m| !m.deleted).collect();
+        // its own once its claim fails, so one message is left. The loser may still be between its post and its
+        // delete when the executor is seen, so this waits (bounded) for the settled state.
+        let live = || slack.messages(CHANNEL).into_iter().filter(|m| !m.deleted).collect::<Vec<_>>();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while live().len() > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let card = live();
         assert_eq!(card.len(), 1, "{}: the incident's message, shown once: {card:?}", host.name());
 
         // Words to an operation, on this host's queue.
