@@ -102,10 +102,6 @@ pub(crate) async fn facts(
     Ok((CurrentFacts { replicas: ctl.replicas(), memory_limit, node_memory_room }, None))
 }
 
-fn template_value(d: &Deployment) -> Value {
-    d.spec.as_ref().map(|s| serde_json::to_value(&s.template).unwrap_or(Value::Null)).unwrap_or(Value::Null)
-}
-
 /// The restart patch's annotation value and the restart annotation the template had before.
 fn restart_stamp(c: &KubeCluster, ctl: &Controller) -> (String, Option<String>) {
     let previous = ctl
@@ -272,7 +268,10 @@ async fn rollback(c: &KubeCluster, w: &WorkloadRef, to: Option<i64>, action_id: 
         return Ok(a);
     }
     let (template, current, to_rev) = rollback_target(c, w, &d, to).await?;
-    let before = BeforeState::Template { revision: Some(current), template: template_value(&d) };
+    let before = BeforeState::Template {
+        revision: Some(current),
+        template: controller::template_json(d.spec.as_ref().map(|s| &s.template)),
+    };
     apply_template(
         c,
         w,

@@ -23,8 +23,13 @@ use kube::api::{DeleteParams, ListParams, Patch};
 use serde_json::Value;
 
 use crate::actions::params;
-use crate::snapshot::controller_of;
+use crate::snapshot::{controller_of, pod_ready};
 use crate::{KubeCluster, classify, retry};
+
+/// A pod template as JSON (`null` when there is none).
+pub(crate) fn template_json(t: Option<&PodTemplateSpec>) -> Value {
+    t.map(|t| serde_json::to_value(t).unwrap_or(Value::Null)).unwrap_or(Value::Null)
+}
 
 /// The label a StatefulSet's or DaemonSet's pods carry to name their revision.
 pub const REVISION_HASH: &str = "controller-revision-hash";
@@ -39,7 +44,8 @@ pub(crate) enum Controller {
     DaemonSet(DaemonSet),
 }
 
-fn match_labels(s: &LabelSelector) -> Option<String> {
+/// A selector's `matchLabels` as a `labelSelector` query.
+pub(crate) fn match_labels(s: &LabelSelector) -> Option<String> {
     let labels = s.match_labels.as_ref()?;
     Some(labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
 }
@@ -89,7 +95,7 @@ impl Controller {
 
     /// The pod template as JSON (the before-state of a template change).
     pub(crate) fn template_value(&self) -> Value {
-        self.template().map(|t| serde_json::to_value(t).unwrap_or(Value::Null)).unwrap_or(Value::Null)
+        template_json(self.template())
     }
 
     /// The label selector of its pods, as a `labelSelector` query.
@@ -270,13 +276,6 @@ pub(crate) fn revision_template(r: &ControllerRevision) -> Option<PodTemplateSpe
     serde_json::from_value(v).ok()
 }
 
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// Whether the node a pod is bound to reports Ready. A pod on a node that does not (or that is gone) is never
 /// deleted: for a StatefulSet that is how two pods with one identity come to exist.
 pub(crate) async fn on_ready_node(c: &KubeCluster, p: &Pod) -> Result<bool, ClusterError> {
@@ -287,6 +286,34 @@ pub(crate) async fn on_ready_node(c: &KubeCluster, p: &Pod) -> Result<bool, Clus
     let n = retry("get node", || nodes.get_opt(&node)).await?;
     Ok(n.and_then(|n| n.status?.conditions)
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+}
+
+/// The pods an `OrderedReady` StatefulSet waits on and will not replace by itself: its own, not ready, not
+/// terminating, not at revision `update` (when given; before a template change every pod is at an older
+/// revision than the one it makes), on a Ready node. Empty for any other controller.
+pub(crate) async fn stuck_pods(
+    c: &KubeCluster,
+    w: &WorkloadRef,
+    ctl: &Controller,
+    update: Option<&str>,
+) -> Result<Vec<Pod>, ClusterError> {
+    if !ctl.ordered() {
+        return Ok(Vec::new());
+    }
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
+    let lp = ListParams::default().labels(&ctl.selector());
+    let mut out = Vec::new();
+    for p in retry("list pods", || pods.list(&lp)).await?.items {
+        let owned = controller_of(&p.metadata).is_some_and(|(k, n)| k == "StatefulSet" && n == w.name);
+        let at = p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_HASH)).map(String::as_str);
+        if !owned || pod_ready(&p) || (update.is_some() && at == update) || p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        if on_ready_node(c, &p).await? {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// After a template change of an `OrderedReady` StatefulSet: waits (bounded) until the controller has
@@ -325,19 +352,8 @@ pub(crate) async fn unblock_ordered(
         return Ok(Vec::new());
     };
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
-    let lp = ListParams::default().labels(&ctl.selector());
-    let mine = retry("list pods", || pods.list(&lp)).await?.items;
     let mut deleted = Vec::new();
-    for p in mine {
-        let owned = controller_of(&p.metadata).is_some_and(|(k, n)| k == "StatefulSet" && n == w.name);
-        let at = p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_HASH)).cloned();
-        if !owned || pod_ready(&p) || at.as_deref() == Some(update.as_str()) || p.metadata.deletion_timestamp.is_some()
-        {
-            continue;
-        }
-        if !on_ready_node(c, &p).await? {
-            continue;
-        }
+    for p in stuck_pods(c, w, &ctl, Some(&update)).await? {
         let name = p.metadata.name.clone().unwrap_or_default();
         let dp = DeleteParams {
             preconditions: Some(kube::api::Preconditions { uid: p.metadata.uid.clone(), resource_version: None }),

@@ -108,29 +108,16 @@ async fn dry_run_deployment(
 
 /// The pods an `OrderedReady` StatefulSet would wait on after a template change, listed as deletions.
 async fn stuck_pods(c: &KubeCluster, w: &WorkloadRef, ctl: &Controller) -> Result<Vec<FieldChange>, ClusterError> {
-    if !ctl.ordered() {
-        return Ok(Vec::new());
-    }
-    let pods: Api<Pod> = Api::namespaced(c.client.clone(), &w.namespace);
-    let lp = kube::api::ListParams::default().labels(&ctl.selector());
-    let mut out = Vec::new();
-    for p in retry("list pods", || pods.list(&lp)).await?.items {
-        let ready = p
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if ready || p.metadata.deletion_timestamp.is_some() || !controller::on_ready_node(c, &p).await? {
-            continue;
-        }
-        out.push(FieldChange {
+    Ok(controller::stuck_pods(c, w, ctl, None)
+        .await?
+        .into_iter()
+        .map(|p| FieldChange {
             object: format!("pod {}/{}", w.namespace, p.metadata.name.clone().unwrap_or_default()),
             field: "metadata.uid".into(),
             before: Some(format!("{} (not ready; the StatefulSet waits on it)", p.metadata.uid.unwrap_or_default())),
             after: None,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 pub(crate) async fn plan(c: &KubeCluster, action: &Action) -> Result<Plan, ClusterError> {

@@ -35,8 +35,7 @@ pub(crate) fn revision(meta: &ObjectMeta) -> Option<i64> {
 }
 
 pub(crate) fn selector_string(d: &Deployment) -> Option<String> {
-    let labels = d.spec.as_ref()?.selector.match_labels.as_ref()?;
-    Some(labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+    controller::match_labels(&d.spec.as_ref()?.selector)
 }
 
 /// The controller that owns a pod and would recreate it: a Deployment (through its ReplicaSet), a StatefulSet
@@ -192,7 +191,7 @@ fn container_view(
     }
 }
 
-fn pod_ready(p: &Pod) -> bool {
+pub(crate) fn pod_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

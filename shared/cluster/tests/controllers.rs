@@ -2,17 +2,16 @@
 //! in-place actions (restart, raise a memory limit, delete a pod), verification and undo.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::KubeCluster;
 use domain::action::{Action, ActionTarget, ControllerKind, WorkloadRef};
-use domain::observation::{AlertView, WorkloadKind};
+use domain::observation::WorkloadKind;
 use domain::ports::{Cluster, ClusterError, Health};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
-use sandbox::{Sandbox, Scenario, SimClock};
+use sandbox::{Sandbox, Scenario};
 
 /// A node agent on each of two nodes, OOM-killed at every start.
 const DAEMONSET_OOM: &str = r#"{
@@ -47,38 +46,16 @@ const DAEMONSET_OOM: &str = r#"{
 /// 128Mi limit 20 minutes ago.
 const STATEFULSET_OOM: &str = "statefulset-oom";
 
+mod common;
+use common::{alert, api};
+
 async fn start(scenario: &str) -> (Sandbox, KubeCluster) {
     let scenario = if scenario.starts_with('{') {
         Scenario::from_json("test", scenario).unwrap()
     } else {
         Scenario::builtin(scenario).unwrap()
     };
-    let clock = SimClock::manual(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap());
-    let sb = Sandbox::start(scenario, clock.clone(), 0).await.unwrap();
-    let c = KubeCluster::for_url(&sb.url(), "sandbox", Arc::new(clock)).unwrap();
-    (sb, c)
-}
-
-fn alert(sb: &Sandbox) -> AlertView {
-    let a = sb.alert();
-    AlertView {
-        title: a.title,
-        service: "svc".into(),
-        severity: a.severity,
-        urgency: "high".into(),
-        source_system: "test".into(),
-        alertname: Some(a.alertname),
-        details: a.details,
-        labels: a.labels,
-        fired_at: sb.now().to_string(),
-    }
-}
-
-fn api<K>(c: &KubeCluster, ns: &str) -> kube::Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    kube::Api::namespaced(c.client().clone(), ns)
+    common::start(scenario).await
 }
 
 async fn pods(c: &KubeCluster, ns: &str) -> Vec<Pod> {

@@ -1,7 +1,6 @@
 //! The real `kube` client against the sandbox API server: resolution, snapshots, every action, verification.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::KubeCluster;
@@ -11,32 +10,13 @@ use domain::ports::{Cluster, ClusterError, Health};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
-use sandbox::{Sandbox, Scenario, SimClock};
+use sandbox::{Sandbox, Scenario};
+
+mod common;
+use common::{alert, api};
 
 async fn start(name: &str) -> (Sandbox, KubeCluster) {
-    start_with(name).await
-}
-
-async fn start_with(name: &str) -> (Sandbox, KubeCluster) {
-    let clock = SimClock::manual(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap());
-    let sb = Sandbox::start(Scenario::builtin(name).unwrap(), clock.clone(), 0).await.unwrap();
-    let c = KubeCluster::for_url(&sb.url(), "sandbox", Arc::new(clock)).unwrap();
-    (sb, c)
-}
-
-fn alert(sb: &Sandbox) -> AlertView {
-    let a = sb.alert();
-    AlertView {
-        title: a.title,
-        service: "svc".into(),
-        severity: a.severity,
-        urgency: "high".into(),
-        source_system: "test".into(),
-        alertname: Some(a.alertname),
-        details: a.details,
-        labels: a.labels,
-        fired_at: sb.now().to_string(),
-    }
+    common::start(Scenario::builtin(name).unwrap()).await
 }
 
 fn wl(ns: &str, name: &str) -> WorkloadRef {
@@ -48,13 +28,6 @@ async fn resolves_a_pod_label_through_its_owners() {
     let (sb, c) = start("oom-limit").await;
     let w = c.resolve_workload(&alert(&sb)).await.unwrap();
     assert_eq!(w, Some(wl("ledger-export", "ledger-export-worker")));
-}
-
-fn api<K>(c: &KubeCluster, ns: &str) -> kube::Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    kube::Api::namespaced(c.client().clone(), ns)
 }
 
 async fn get_deployment(c: &KubeCluster, ns: &str, name: &str) -> Deployment {
