@@ -400,6 +400,16 @@ impl<'a> Facts<'a> {
         })
     }
 
+    /// The target of a restart whose only purpose is to make the pods read again what they read once at start (a
+    /// rotated credential, a renewed certificate): the alerting Deployment, StatefulSet or DaemonSet. The mechanism
+    /// is the controller's own rolling replacement whatever its kind: a StatefulSet replaces its members one at a
+    /// time, each Ready before the next (the executor unblocks one stuck behind a pod that is not), and a DaemonSet
+    /// one node at a time, so at most one member is down at once, and each comes back holding the current material.
+    /// Restarts that are about the process's state (a leak, a hang) take [`Facts::target`] or decide per kind.
+    pub fn reload_target(&self) -> Option<ActionTarget> {
+        self.controller_target()
+    }
+
     /// A pod target, only for a pod the snapshot lists in the alert's namespace.
     pub fn pod_target(&self, pod: &PodView) -> ActionTarget {
         ActionTarget {

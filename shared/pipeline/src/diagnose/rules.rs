@@ -1765,7 +1765,7 @@ pub fn credential_not_yet_valid(f: &Facts<'_>) -> Option<Finding> {
             && lower_has(&c.summary, &["corrected", "fixed", "resync", "synchronised", "synchronized", "stepped"])
     });
     let dependency_down = f.dependencies().iter().any(|d| !lower_has(&d.status, &["healthy"]));
-    if let (true, Some(c), false, Some(target)) = (is_token, corrected, dependency_down, f.target())
+    if let (true, Some(c), false, Some(target)) = (is_token, corrected, dependency_down, f.reload_target())
         && bad.len() == pods.len()
     {
         evidence.push(format!(
@@ -1815,7 +1815,13 @@ pub fn auth(f: &Facts<'_>) -> Option<Finding> {
     // now: the pods still present the one they read at start (env vars and files read once). A rolling restart
     // reads the current one; while new pods fail their readiness the old ones keep serving, so it cannot make
     // things worse. Without the dependency's word that the new credential works, it stays a human's call.
-    let rotated = f.changes_after_pods_started(&["Secret"]).find(|c| !lower_has(&c.summary, &["created", "deleted"]));
+    // A Secret first created after the pods started is not one they read at start, and a deleted one holds nothing;
+    // one re-created (deleted and written again, as an operator does when it recreates the database it is for)
+    // holds a new value of what they read, like an edit.
+    let rotated = f.changes_after_pods_started(&["Secret"]).find(|c| {
+        let summary = c.summary.to_ascii_lowercase().replace("re-created", "recreated");
+        !summary.replace("recreated", "").contains("created") && !summary.contains("deleted")
+    });
     // "succeed" covers "succeeds" and "succeeded"; a negated one ("logins do not succeed") is not the system's word.
     let accepted = f.dependencies().iter().find(|d| {
         let evidence = d.evidence.to_ascii_lowercase();
@@ -1833,7 +1839,7 @@ pub fn auth(f: &Facts<'_>) -> Option<Finding> {
             && lower_has(&d.evidence, &["expired", "revoked", "dropped", "rotated", "replaced"])
     });
     if rotated.is_none()
-        && let (Some(d), Some(target)) = (replaced, f.target())
+        && let (Some(d), Some(target)) = (replaced, f.reload_target())
     {
         evidence.push(format!("dependency {}: {} ({})", d.name, d.status, quote(&d.evidence)));
         return Some(Finding::act(
@@ -1852,7 +1858,7 @@ pub fn auth(f: &Facts<'_>) -> Option<Finding> {
             Risk::Medium,
         ));
     }
-    if let (Some(c), Some(d), Some(target)) = (rotated, accepted, f.target()) {
+    if let (Some(c), Some(d), Some(target)) = (rotated, accepted, f.reload_target()) {
         evidence.push(format!(
             "{} {} changed {} ago, after the pods started: {}",
             c.kind,
@@ -1942,7 +1948,7 @@ pub fn untrusted_certificate(f: &Facts<'_>) -> Option<Finding> {
         && let Some(c) = f
             .changes_after_pods_started(&["Certificate", "Secret"])
             .find(|c| lower_has(&c.summary, &["renewed", "re-issued", "reissued", "rotated"]))
-        && let Some(target) = f.target()
+        && let Some(target) = f.reload_target()
     {
         evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, quote(&c.summary)));
         evidence.push("the pods started before the renewal and still serve the old certificate".into());
@@ -2045,7 +2051,7 @@ pub fn certificate(f: &Facts<'_>) -> Option<Finding> {
             f.changes_after_pods_started(&["Certificate"])
                 .find(|c| lower_has(&c.summary, &["renewed", "re-issued", "reissued", "issued"]))
         });
-    if let (Some(c), Some(target)) = (renewed, f.target()) {
+    if let (Some(c), Some(target)) = (renewed, f.reload_target()) {
         evidence.push(format!("{} {} changed {} ago: {}", c.kind, c.object, c.age, c.summary));
         evidence.push("the pods started before the renewal and still serve the old certificate".into());
         let expired = if f.alert_text.contains("expires in") || f.alert_text.contains("expiring") {

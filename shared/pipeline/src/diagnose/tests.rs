@@ -675,6 +675,48 @@ fn a_rotated_credential_restarts_only_when_its_system_accepts_the_new_one() {
     assert_eq!(run(&v).proposal.action, ActionKind::Escalate);
 }
 
+/// Reloading a rotated credential is the controller's rolling replacement whatever its kind: a StatefulSet's
+/// members are restarted too. A Secret re-created after the pods started holds a new value of what they read; one
+/// first created then is not what they read at start.
+#[test]
+fn a_recreated_secret_restarts_a_statefulset_and_a_new_one_does_not() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/kind", json!("StatefulSet"));
+    set(&mut v, "/observations/workload/name", json!("db-client"));
+    for i in 0..2 {
+        set(&mut v, &format!("/observations/pods/{i}/owner"), json!("StatefulSet/db-client"));
+        set(
+            &mut v,
+            &format!("/observations/pods/{i}/logs_tail"),
+            json!(["FATAL: password authentication failed for user \"app\""]),
+        );
+    }
+    set(
+        &mut v,
+        "/observations/dependencies",
+        json!([{"name": "app-db", "kind": "postgres", "status": "healthy",
+                "evidence": "a login with the password now in app-db-credentials succeeds"}]),
+    );
+    for (summary, action) in [
+        ("recreated by the database operator with a new password", ActionKind::Restart),
+        ("re-created when the cluster was rebuilt", ActionKind::Restart),
+        ("created", ActionKind::Escalate),
+        ("deleted", ActionKind::Escalate),
+    ] {
+        set(
+            &mut v,
+            "/observations/recent_changes",
+            json!([{"age": "3h", "kind": "Secret", "object": "shop/app-db-credentials", "summary": summary}]),
+        );
+        let d = run(&v);
+        assert_eq!(d.proposal.action, action, "{summary}: {}", d.summary);
+        if action == ActionKind::Restart {
+            let t = d.proposal.target.unwrap();
+            assert_eq!((t.kind.as_str(), t.name.as_str()), ("StatefulSet", "db-client"));
+        }
+    }
+}
+
 #[test]
 fn a_node_filled_by_our_own_writable_layers_restarts_when_another_node_has_room() {
     let node = |name: &str, pressure: &str, used: &str| {
