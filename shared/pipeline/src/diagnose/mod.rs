@@ -188,6 +188,8 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::own_storage_eviction,
     rules::oom_from_pod_tmpfs,
     rules::oom,
+    // A JVM out of one of its own pools, under the container's limit: its flags, not the limit.
+    rules::jvm_pool_exhausted,
     // Load and cost per request decide between scaling and rolling back before their symptoms (throttling, probe
     // kills under load) are read as causes.
     rules::demand_beyond_capacity,
@@ -208,6 +210,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::autoscaler_config,
     rules::network,
     rules::mesh_change,
+    rules::upstream_closes_pooled_connections,
     rules::unresolvable_host,
     rules::stale_connections,
     rules::dependency_exhausted_by_release,

@@ -4393,3 +4393,124 @@ pub fn informational(f: &Facts<'_>) -> Option<Finding> {
         0.8,
     ))
 }
+
+/// The memory pools a JVM caps with its own flags: what its `OutOfMemoryError` names, whether the pool is the heap,
+/// and the flag that sizes it.
+const JVM_POOLS: &[(&str, bool, &str)] = &[
+    ("metaspace", false, "-XX:MaxMetaspaceSize"),
+    ("compressed class space", false, "-XX:CompressedClassSpaceSize"),
+    ("direct buffer memory", false, "-XX:MaxDirectMemorySize"),
+    ("java heap space", true, "-Xmx / -XX:MaxRAMPercentage"),
+    ("gc overhead limit exceeded", true, "-Xmx / -XX:MaxRAMPercentage"),
+];
+
+/// Words of a revision's change that touch the JVM's memory sizing (its flags, their env vars, an image's new
+/// sizing defaults).
+const JVM_SIZING: &[&str] =
+    &["heap", "metaspace", "xmx", "xms", "maxram", "java_opts", "java_tool_options", "jvm", "directmemory"];
+
+/// A JVM that fails on its own `java.lang.OutOfMemoryError` while its container is not OOMKilled: the process hit a
+/// cap its flags set (the heap, metaspace, direct memory), not the container's limit, so a larger memory limit
+/// changes nothing (the cap is the same; with a percentage-sized heap the container only grows). When the current
+/// revision, recent enough to blame, is what changed the JVM's sizing (its options or env, or an image with new
+/// sizing defaults) and the one before it served, the revision is the cause: rolled back. Otherwise a non-heap
+/// pool (metaspace, class space, direct buffers) is a flag set below the application's need: escalated with the
+/// flag to raise. An exhausted heap without such a revision is a leak or a workload too big for the heap; the
+/// memory rules decide it.
+pub fn jvm_pool_exhausted(f: &Facts<'_>) -> Option<Finding> {
+    let (p, line) = f.find_log(&["java.lang.outofmemoryerror"])?;
+    let lower = line.to_ascii_lowercase();
+    let &(pool, heap, flag) = JVM_POOLS.iter().find(|(name, ..)| lower.contains(name))?;
+    // Killed by the kernel at the container limit: the OOM rules' case, whatever the JVM logged first.
+    if f.containers().any(|(_, c)| c.last_termination.as_ref().is_some_and(|t| t.reason == "OOMKilled")) {
+        return None;
+    }
+    let mut evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+    let what = format!(
+        "The JVM fails with its own OutOfMemoryError ({pool}) while its container is not OOMKilled: the process \
+         reached the cap {flag} sets, not the container's memory limit, so a larger limit does not help."
+    );
+    let sized_by_revision = f.current.is_some_and(|c| {
+        lower_has(&c.change, JVM_SIZING) && parse_age(&c.age).is_some_and(|a| a <= ROLLOUT_BLAME_SECS)
+    }) && !f.fault_predates_rollout();
+    if sized_by_revision {
+        let category = match f.current {
+            Some(c) if c.change.trim_start().to_ascii_lowercase().starts_with("image") => Category::BadDeployRegression,
+            _ => Category::BadConfig,
+        };
+        if let Some(found) = rollback_to_previous(f, category, "jvm-pool-capped-by-revision", &what, evidence.clone()) {
+            return Some(found);
+        }
+    }
+    if heap {
+        return None;
+    }
+    if let Some(c) = f.current {
+        evidence.push(format!("revision {} ({} ago): {}", c.revision, c.age, c.change));
+    }
+    Some(Finding {
+        change_induced: sized_by_revision,
+        ..Finding::escalate(
+            Category::BadConfig,
+            "jvm-pool-capped",
+            format!("{what} A human must raise {flag} to what the application loads (or find what fills {pool})."),
+            evidence,
+            0.8,
+        )
+    })
+}
+
+/// An upstream that closed a connection a proxy still had a request on: Envoy's reset reason "connection
+/// termination", its response flag `UC`, its counter of remote closes with a request active.
+const UPSTREAM_CLOSED: &[&str] = &["connection termination", "upstream_cx_destroy_remote_with_active_rq"];
+
+/// Whether `text` carries Envoy's `UC` response flag ("response flag UC", `response_flags=UC`, "flags: UC").
+fn uc_flag(text: &str) -> bool {
+    text.match_indices("flag").any(|(at, _)| {
+        let rest: String = text[at + 4..].chars().take(14).collect();
+        rest.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == "uc")
+    })
+}
+
+/// Requests a proxy sends on pooled connections that the upstream closes under them (reset reason "connection
+/// termination", flag `UC`), while every upstream pod is ready and has not restarted: the upstream closes idle
+/// connections sooner than the proxy stops reusing them (its keep-alive or idle timeout is the shorter one), so a
+/// request now and then races the close. It is worst when connections sit idle (low traffic) and the application
+/// never sees the failed requests. That is two timeouts set against each other: a human aligns them (the proxy's
+/// idle timeout below the server's keep-alive, or a longer keep-alive) and retries resets. Restarting, scaling or
+/// rolling back the upstream changes neither timeout, and more replicas spread the traffic over more idle
+/// connections. A rollout just before the errors is left to the regression rules.
+pub fn upstream_closes_pooled_connections(f: &Facts<'_>) -> Option<Finding> {
+    let mut texts: Vec<String> = vec![f.alert_text.clone()];
+    texts.extend(f.s.alert.labels.iter().map(|(k, v)| format!("{k}={v}").to_ascii_lowercase()));
+    texts.extend(f.s.observations.metrics.iter().map(|(k, v)| format!("{k}: {v}").to_ascii_lowercase()));
+    texts.extend(f.s.observations.other.iter().map(|o| o.to_ascii_lowercase()));
+    texts.extend(f.logs.iter().map(|l| l.lower.clone()));
+    let signal = texts.iter().find(|t| contains_any(t, UPSTREAM_CLOSED) || uc_flag(t))?;
+    let pods = f.pods();
+    let healthy = !pods.is_empty() && pods.iter().all(|p| p.ready && p.containers.iter().all(|c| c.restart_count == 0));
+    if !healthy || f.recent_rollout() || f.dependencies().iter().any(dependency_down) {
+        return None;
+    }
+    let mut evidence = vec![quote(signal)];
+    evidence.extend(
+        texts
+            .iter()
+            .filter(|t| *t != signal && contains_any(t, &["keepalive", "keep-alive", "idle"]))
+            .map(|t| quote(t)),
+    );
+    evidence.push(format!("all {} upstream pods ready, none restarted", pods.len()));
+    Some(Finding::escalate(
+        Category::NetworkMisconfig,
+        "upstream-closes-pooled-connections",
+        "Requests fail because the upstream closes pooled connections the proxy is still sending on (reset reason \
+         'connection termination', flag UC) while every upstream pod is ready and none restarted: the upstream's \
+         keep-alive (idle) timeout is shorter than the proxy's, so requests race the close, most often when \
+         connections sit idle. A human must align the two timeouts (the proxy's idle timeout below the server's \
+         keep-alive, or a longer keep-alive) and retry resets; restarting, scaling or rolling back the upstream \
+         changes neither."
+            .into(),
+        evidence,
+        0.75,
+    ))
+}

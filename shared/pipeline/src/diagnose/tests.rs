@@ -2957,3 +2957,107 @@ fn the_only_replica_stuck_out_of_leadership_is_restarted() {
         .push(json!("successfully acquired lease shop/web-leader"));
     assert_ne!(run(&won).rule, "stuck-out-of-leadership");
 }
+
+/// A JVM crash-looping on its own OutOfMemoryError (not OOMKilled), `pool` named in its last log line.
+fn jvm_out_of(pool: &str) -> Value {
+    let mut v = healthy();
+    for i in 0..2 {
+        set(
+            &mut v,
+            &format!("/observations/pods/{i}/containers/0"),
+            container(
+                json!({"state": "waiting", "state_reason": "CrashLoopBackOff", "ready": false, "restart_count": 7,
+                   "last_termination": {"reason": "Error", "exit_code": 3,
+                       "started_at": "2025-01-01T10:00:00Z", "finished_at": "2025-01-01T10:14:00Z"}}),
+            ),
+        );
+        set(&mut v, &format!("/observations/pods/{i}/ready"), json!(false));
+        v["observations"]["pods"][i]["previous_logs_tail"] =
+            json!([format!("Terminating due to java.lang.OutOfMemoryError: {pool}")]);
+    }
+    v
+}
+
+/// A JVM out of one of its own pools under the container limit: rolled back when the current revision changed the
+/// JVM's sizing, escalated with the flag for a non-heap pool otherwise, and left to the memory rules for the heap
+/// without such a revision or when the kernel killed the container at its limit. A larger limit is never the answer.
+#[test]
+fn a_jvm_out_of_its_own_pool_is_its_flags_not_the_limit() {
+    let mut v = jvm_out_of("Metaspace");
+    set(&mut v, "/observations/rollout_history/0/age", json!("3d"));
+    set(
+        &mut v,
+        "/observations/rollout_history/0/change",
+        json!("env JAVA_TOOL_OPTIONS: -XX:MaxMetaspaceSize=96m added"),
+    );
+    let d = run(&v);
+    assert_eq!(
+        (d.proposal.action, d.rule.as_str()),
+        (ActionKind::Rollback, "jvm-pool-capped-by-revision"),
+        "{}",
+        d.summary
+    );
+    assert_eq!((d.category, d.proposal.target.unwrap().params["to_revision"].clone()), (Category::BadConfig, json!(6)));
+    // An image whose new defaults size the heap smaller: the release.
+    let mut heap = jvm_out_of("Java heap space");
+    set(&mut heap, "/observations/rollout_history/0/age", json!("1d"));
+    set(&mut heap, "/observations/rollout_history/0/change", json!("image 2.0 -> 2.1 (new heap sizing defaults)"));
+    let d = run(&heap);
+    assert_eq!((d.category, d.proposal.action), (Category::BadDeployRegression, ActionKind::Rollback), "{}", d.summary);
+    // A revision that did not touch the JVM's sizing, or one too old to blame: the metaspace flag is escalated.
+    set(&mut v, "/observations/rollout_history/0/change", json!("image 1.9 -> 2.0.0"));
+    let d = run(&v);
+    assert_eq!(
+        (d.category, d.proposal.action, d.rule.as_str()),
+        (Category::BadConfig, ActionKind::Escalate, "jvm-pool-capped")
+    );
+    assert!(d.summary.contains("MaxMetaspaceSize"), "{}", d.summary);
+    set(
+        &mut v,
+        "/observations/rollout_history/0/change",
+        json!("env JAVA_TOOL_OPTIONS: -XX:MaxMetaspaceSize=96m added"),
+    );
+    set(&mut v, "/observations/rollout_history/0/age", json!("60d"));
+    assert_eq!(run(&v).rule, "jvm-pool-capped");
+    // The heap without a sizing revision is not this rule's; nor is a container the kernel killed at its limit.
+    set(&mut heap, "/observations/rollout_history/0/change", json!("image 2.0 -> 2.1"));
+    assert!(!run(&heap).rule.starts_with("jvm-pool"));
+    set(&mut v, "/observations/pods/0/containers/0/last_termination/reason", json!("OOMKilled"));
+    set(&mut v, "/observations/pods/0/containers/0/last_termination/exit_code", json!(137));
+    assert!(!run(&v).rule.starts_with("jvm-pool"));
+    assert!(!run(&jvm_out_of("CUDA out of memory")).rule.starts_with("jvm-pool"));
+}
+
+/// 503s with Envoy's connection-termination reset while every upstream pod is ready and none restarted: two
+/// timeouts set against each other, escalated as the network path's configuration. Pods that restart, or a
+/// rollout just before, are not read as it, and the flag is not found in other words.
+#[test]
+fn resets_on_pooled_connections_the_upstream_closed_are_a_timeout_mismatch() {
+    let mut v = healthy();
+    set(&mut v, "/alert/details", json!("0.7% of requests from cart to web fail with 503 (response flag UC)"));
+    set(&mut v, "/observations/metrics", json!({"web server": "keepAliveTimeout 5000 ms; proxy idle timeout 1h"}));
+    let d = run(&v);
+    assert_eq!(
+        (d.category, d.proposal.action, d.rule.as_str()),
+        (Category::NetworkMisconfig, ActionKind::Escalate, "upstream-closes-pooled-connections"),
+        "{}",
+        d.summary
+    );
+    assert!(d.evidence.iter().any(|e| e.contains("keepalivetimeout")), "{:?}", d.evidence);
+    let mut reason = healthy();
+    set(
+        &mut reason,
+        "/observations/other",
+        json!("upstream connect error or disconnect/reset before headers. reset reason: connection termination"),
+    );
+    assert_eq!(run(&reason).rule, "upstream-closes-pooled-connections");
+    // Upstream pods restarting close connections too: not read as the timeouts.
+    let mut restarting = v.clone();
+    set(&mut restarting, "/observations/pods/0/containers/0/restart_count", json!(4));
+    assert_ne!(run(&restarting).rule, "upstream-closes-pooled-connections");
+    let mut rolled = v.clone();
+    set(&mut rolled, "/observations/rollout_history/0/age", json!("10m"));
+    assert_ne!(run(&rolled).rule, "upstream-closes-pooled-connections");
+    set(&mut v, "/alert/details", json!("0.7% of requests fail with 503; flagged by the UCSF team"));
+    assert_ne!(run(&v).rule, "upstream-closes-pooled-connections");
+}
