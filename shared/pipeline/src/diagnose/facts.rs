@@ -1064,6 +1064,29 @@ impl Facts<'_> {
         })
     }
 
+    /// A metric or note that says errors come with every replacement of the pods ("the same burst of 502 during
+    /// each of the last 9 rollouts", "errors on every deploy and node rotation"): a recurrence word, then within a
+    /// few words a rollout or a node rotation, in a metric (its name or its text) or note that names errors.
+    /// Returns the text as written.
+    pub fn errors_with_every_replacement(&self) -> Option<&str> {
+        const EVERY: &[&str] = &["each ", "every "];
+        const REPLACEMENTS: &[&str] = &["rollout", "deploy", "release", "node rotation", "node drain", "rolling"];
+        const ERRORS: &[&str] = &["5xx", "502", "503", "504", "error", "reset", "refused", "failed request"];
+        let o = &self.s.observations;
+        let metrics = o.metrics.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)));
+        metrics.chain(o.other.as_deref().map(|n| ("", n))).find_map(|(name, text)| {
+            let t = text.to_ascii_lowercase();
+            let recurs = (contains_any(&t, ERRORS) || contains_any(&name.to_ascii_lowercase(), ERRORS))
+                && EVERY.iter().any(|m| {
+                    t.match_indices(m).any(|(at, w)| {
+                        let rest: String = t[at + w.len()..].chars().take(30).collect();
+                        contains_any(&rest, REPLACEMENTS)
+                    })
+                });
+            recurs.then_some(text)
+        })
+    }
+
     /// The metrics' values and the free-form note, lower-cased: where write-ups date a fault.
     fn texts(&self) -> impl Iterator<Item = String> + '_ {
         let o = &self.s.observations;

@@ -440,6 +440,77 @@ pub fn volume_held_by_running_pod(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// What a scheduler says of a node the pod would share with a pod that must not be beside it: a host port already
+/// bound there, or a required anti-affinity term another pod matches.
+const SHARED_NODE_REFUSALS: &[&str] =
+    &["didn't have free ports", "didn't match pod anti-affinity", "didn't match pod affinity/anti-affinity"];
+
+/// The count of nodes a `FailedScheduling` message gives for a refusal ("3 node(s) didn't have free ports ...").
+fn nodes_refused(message: &str, refusal: &str) -> Option<usize> {
+    let lower = message.to_ascii_lowercase();
+    let at = lower.find(refusal)?;
+    let head = lower[..at].trim_end().strip_suffix("node(s)")?.trim_end();
+    let digits: String =
+        head.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
+    digits.parse().ok()
+}
+
+/// A rolling update whose new pod cannot be placed because the workload's own old pods hold what it needs on every
+/// node that could take it: a host port (hostNetwork or hostPort), or a one-per-node anti-affinity. The strategy
+/// starts the new pod before an old one stops (`maxUnavailable` 0), so the old pods never leave and the rollout
+/// never progresses; they still serve. Nothing is wrong with the release, and no action on the pods helps: more
+/// replicas need the same ports or nodes, and a deleted pending pod comes back pending. The strategy must let an
+/// old pod go first (`maxSurge` 0 with `maxUnavailable` 1, or Recreate), a human's change to the workload. With
+/// pods of another workload holding the ports, or a strategy that already lets old pods go, it is not this.
+pub fn surge_blocked_by_own_pods(f: &Facts<'_>) -> Option<Finding> {
+    let w = f.s.observations.workload.as_ref()?;
+    let strategy = w.strategy.as_deref().unwrap_or("RollingUpdate");
+    let desired = w.replicas_desired.unwrap_or_default();
+    if lower_has(strategy, &["recreate", "ondelete"]) || max_unavailable_exact(Some(strategy), desired) > 0 {
+        return None;
+    }
+    let (p, e, refusal) = f.events().find_map(|(p, e)| {
+        let pending = p.phase == "Pending" && p.node.is_none() && e.reason == "FailedScheduling";
+        let refusal = SHARED_NODE_REFUSALS.iter().copied().find(|r| lower_has(&e.message, &[r]))?;
+        (pending && p.owner.is_some()).then_some((p, e, refusal))
+    })?;
+    // The old pods: ready, of the same workload but another ReplicaSet, each on its own node.
+    let mut old_nodes: Vec<&str> = f
+        .pods()
+        .iter()
+        .filter(|q| q.ready && q.owner.is_some() && q.owner != p.owner && !f.of_current_revision(q))
+        .filter_map(|q| q.node.as_deref())
+        .collect();
+    old_nodes.sort_unstable();
+    old_nodes.dedup();
+    let refused = nodes_refused(&e.message, refusal).unwrap_or(f.nodes().len());
+    let newer = f.current.is_none() || f.of_current_revision(p);
+    if !newer || old_nodes.is_empty() || old_nodes.len() < refused {
+        return None;
+    }
+    let what = if refusal.contains("ports") { "the host ports it binds" } else { "its one-per-node anti-affinity" };
+    let evidence = vec![
+        event_line(p, e),
+        format!("{} ready pods of the previous revision hold nodes {}", old_nodes.len(), old_nodes.join(", ")),
+        format!("strategy {strategy}: a new pod must start before an old one stops"),
+    ];
+    Some(Finding::escalate(
+        Category::BadConfig,
+        "surge-blocked-by-own-pods",
+        format!(
+            "The rollout is stuck, not broken: the new pod {} cannot be placed because of {what}: the workload's own \
+             old pods hold them on every node that could take it ({}), and the strategy ({strategy}) starts the new \
+             pod before an old one stops, so none ever stops. The old pods still serve. More replicas or a deleted \
+             pod meet the same refusal; a human must let an old pod go first (maxSurge 0 with maxUnavailable 1, or \
+             the Recreate strategy), and the rollout goes through.",
+            p.name,
+            old_nodes.join(", ")
+        ),
+        evidence,
+        0.82,
+    ))
+}
+
 /// Pods that cannot be created or placed.
 pub fn unschedulable(f: &Facts<'_>) -> Option<Finding> {
     let scheduling =
@@ -3002,6 +3073,55 @@ pub fn crash_on_changed_nodes(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// What says a pod stops serving before traffic stops reaching it: no preStop hook to wait in, a load balancer that
+/// deregisters its targets after the pod has begun to terminate, or traffic still sent to terminating pods.
+const DRAIN_GAP: &[&str] = &[
+    "no prestop",
+    "without a prestop",
+    "without prestop",
+    "no pre-stop",
+    "without a pre-stop",
+    "deregist",
+    "terminating pod",
+    "terminating target",
+    "terminating endpoint",
+];
+
+/// Errors that come with every replacement of the pods, old releases' rollouts too, and end when it ends, from pods
+/// that stop serving before the traffic to them stops: with no preStop hook a pod exits on SIGTERM at once, while a
+/// load balancer (or the endpoints' propagation to proxies) keeps sending it requests for seconds, which fail. The
+/// new version is not the cause, so rolling back replays the burst, and a restart replaces every pod again and makes
+/// another. The termination sequence (a preStop sleep longer than the deregistration lag, a grace period to match,
+/// or a readiness gate) is configuration a human must change. Only while every pod serves, none restarts and none
+/// fails now; errors from the release itself are the rollout rules'.
+pub fn errors_from_pod_replacement(f: &Facts<'_>) -> Option<Finding> {
+    let recurring = f.errors_with_every_replacement()?;
+    let (_, gap) = f.find_metric(DRAIN_GAP).or_else(|| {
+        let other = f.s.observations.other.as_deref()?;
+        lower_has(other, DRAIN_GAP).then_some(("note", other))
+    })?;
+    if !f.all_serving() || !restarts_quiet(f) || f.failing_now().is_some() {
+        return None;
+    }
+    let evidence = vec![quote(recurring), quote(gap)];
+    Some(Finding::escalate(
+        Category::BadConfig,
+        "errors-from-pod-replacement",
+        format!(
+            "The errors come from replacing pods, not from what they run: they recur with every rollout, older \
+             releases' too ({}), and stop when it ends, and the pods stop serving before traffic stops reaching them \
+             ({}): a terminating pod exits on SIGTERM while the load balancer is still deregistering it. Every pod \
+             serves now. A rollback or a restart replaces the pods again and replays the burst; a human must give \
+             the pods a preStop sleep longer than the deregistration delay (and a termination grace period to \
+             match), or a readiness gate, so they drain before they exit.",
+            quote(recurring),
+            quote(gap)
+        ),
+        evidence,
+        0.78,
+    ))
+}
+
 /// Crash-looping since the latest rollout.
 pub fn crash_after_rollout(f: &Facts<'_>) -> Option<Finding> {
     // A recent rollout, or one up to a week old that the observations date the fault from ("0 updates since the
@@ -4192,6 +4312,13 @@ pub fn crash_unexplained(f: &Facts<'_>) -> Option<Finding> {
 /// `maxUnavailable: 25%`); Kubernetes' default is 25% of the desired replicas, rounded down, and a rollout always
 /// has room for at least one.
 fn max_unavailable(strategy: Option<&str>, desired: i64) -> i64 {
+    max_unavailable_exact(strategy, desired).max(1)
+}
+
+/// The pods a rolling update may take down before their replacements are ready, as the controller computes it:
+/// `maxUnavailable` from the strategy text, a percentage rounded down, 25% when unset. Zero means every new pod
+/// must be placed beside the old ones.
+fn max_unavailable_exact(strategy: Option<&str>, desired: i64) -> i64 {
     let value = strategy.and_then(|s| {
         let lower = s.to_ascii_lowercase();
         let at = lower.find("maxunavailable")? + "maxunavailable".len();
@@ -4200,7 +4327,7 @@ fn max_unavailable(strategy: Option<&str>, desired: i64) -> i64 {
         let n: i64 = digits.parse().ok()?;
         Some(if rest[digits.len()..].starts_with('%') { desired * n / 100 } else { n })
     });
-    value.unwrap_or(desired / 4).max(1)
+    value.unwrap_or(desired / 4)
 }
 
 /// A replica count short while a rolling update is under way and every new pod is healthy: the Deployment is doing

@@ -3061,3 +3061,77 @@ fn resets_on_pooled_connections_the_upstream_closed_are_a_timeout_mismatch() {
     set(&mut v, "/alert/details", json!("0.7% of requests fail with 503; flagged by the UCSF team"));
     assert_ne!(run(&v).rule, "upstream-closes-pooled-connections");
 }
+
+/// A new pod refused by every node because the workload's own old pods hold its host ports (or its one-per-node
+/// anti-affinity), under a strategy that must place it before an old pod stops, is the strategy (BAD_CONFIG,
+/// escalated). A strategy that lets an old pod go first, old pods on fewer nodes than were refused, or no old pods
+/// at all (the ports are another workload's) are not read so.
+#[test]
+fn a_surge_pod_blocked_by_its_own_old_pods_is_the_strategy() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/strategy", json!("RollingUpdate maxSurge=1 maxUnavailable=0"));
+    set(&mut v, "/observations/workload/replicas_updated", json!(0));
+    set(&mut v, "/observations/rollout_history/0/age", json!("40m"));
+    set(&mut v, "/observations/rollout_history/0/pods_ready", json!("0/1"));
+    let old = |name: &str, node: &str| pod(name, json!({"node": node, "owner": "ReplicaSet/web-4c3b2a1f0"}));
+    v["observations"]["pods"] = json!([
+        pod(
+            "web-5d4c3b2a1-new01",
+            json!({"node": null, "phase": "Pending", "ready": false, "age": "40m",
+            "containers": [container(json!({"state": "waiting", "ready": false, "usage": {}}))], "logs_tail": [],
+            "events": [{"type": "Warning", "reason": "FailedScheduling", "age": "1m", "count": 14,
+                "from": "default-scheduler",
+                "message": "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports."}]})
+        ),
+        old("web-4c3b2a1f0-old01", "node-a"),
+        old("web-4c3b2a1f0-old02", "node-b"),
+    ]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "surge-blocked-by-own-pods");
+    assert!(d.summary.contains("maxUnavailable 1") && d.summary.contains("host ports"), "{}", d.summary);
+
+    let mut anti = v.clone();
+    anti["observations"]["pods"][0]["events"][0]["message"] =
+        json!("0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules.");
+    assert_eq!(run(&anti).rule, "surge-blocked-by-own-pods");
+    let mut lets_go = v.clone();
+    set(&mut lets_go, "/observations/workload/strategy", json!("RollingUpdate maxSurge=1 maxUnavailable=1"));
+    assert_ne!(run(&lets_go).rule, "surge-blocked-by-own-pods");
+    let mut fewer = v.clone();
+    fewer["observations"]["pods"][0]["events"][0]["message"] =
+        json!("0/3 nodes are available: 3 node(s) didn't have free ports for the requested pod ports.");
+    assert_ne!(run(&fewer).rule, "surge-blocked-by-own-pods");
+    let mut others = v.clone();
+    for i in 1..3 {
+        others["observations"]["pods"][i]["owner"] = json!("ReplicaSet/web-5d4c3b2a1");
+    }
+    assert_ne!(run(&others).rule, "surge-blocked-by-own-pods");
+}
+
+/// Errors that recur with every rollout, older releases' too, from pods that exit before traffic stops reaching
+/// them are the termination sequence (BAD_CONFIG, escalated), never rolled back even right after a rollout; a
+/// burst only this release shows, or a pod failing now, is not read so.
+#[test]
+fn errors_with_every_replacement_are_the_termination_sequence() {
+    let mut v = healthy();
+    set(&mut v, "/observations/rollout_history/0/age", json!("8m"));
+    v["observations"]["metrics"] = json!({
+        "lb 502 by minute": "2-5% of requests while the rollout replaced the pods, 0 since it finished; the same \
+                             burst during each of the last 7 rollouts",
+        "pod spec": "no preStop hook; the server exits within 100 ms of SIGTERM"
+    });
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "errors-from-pod-replacement");
+    assert!(d.summary.contains("preStop"), "{}", d.summary);
+
+    let mut only_this = v.clone();
+    only_this["observations"]["metrics"]["lb 502 by minute"] =
+        json!("2-5% of requests since the rollout of 2.0.0, none before it");
+    assert_ne!(run(&only_this).rule, "errors-from-pod-replacement");
+    let mut failing = v.clone();
+    failing["observations"]["pods"][0]["logs_tail"] =
+        json!(["GET / 200 12ms", "ERROR handler panicked: index out of range"]);
+    assert_ne!(run(&failing).rule, "errors-from-pod-replacement");
+}
