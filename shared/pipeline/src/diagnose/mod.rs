@@ -180,6 +180,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::node_pressure,
     rules::node_dropping_packets,
     rules::surge_blocked_by_own_pods,
+    rules::admission_webhook_blocks_creation,
     rules::unschedulable,
     rules::volume_held_by_running_pod,
     rules::image,
@@ -189,6 +190,8 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::own_storage_eviction,
     rules::oom_from_pod_tmpfs,
     rules::oom,
+    // Threads refused under the memory limit: a PID limit, whatever the JVM calls it.
+    rules::thread_limit_reached,
     // A JVM out of one of its own pools, under the container's limit: its flags, not the limit.
     rules::jvm_pool_exhausted,
     // Load and cost per request decide between scaling and rolling back before their symptoms (throttling, probe

@@ -511,6 +511,104 @@ pub fn surge_blocked_by_own_pods(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// What says an admission webhook could not be reached: the API server's call to it failed or timed out.
+const WEBHOOK_UNREACHABLE: &[&str] = &[
+    "context deadline exceeded",
+    "connection refused",
+    "no endpoints available",
+    "i/o timeout",
+    "client.timeout exceeded",
+    "service unavailable",
+    "request canceled",
+    "no route to host",
+];
+
+/// The name an API server error gives a webhook ("failed calling webhook \"x.example.io\": ..."), or "".
+fn webhook_name(message: &str) -> &str {
+    let Some(at) = message.find("webhook \"") else { return "" };
+    let rest = &message[at + "webhook \"".len()..];
+    rest.split('"').next().unwrap_or("")
+}
+
+/// Pods that cannot be created because an admission webhook every pod creation passes through (a sidecar injector,
+/// a policy engine, fail-closed) does not answer: the ReplicaSet's creates fail with "failed calling webhook ...
+/// context deadline exceeded" (or connection refused, no endpoints), so pods lost to a node, an eviction or a
+/// restart are not replaced. The workload is not at fault and nothing done to it helps: a restart or a rollback
+/// replaces pods through the same failing creates (the pods still serving would go and not come back), more
+/// replicas are more creates that fail. The webhook's server is another workload (or its failure policy a human's
+/// choice): a dependency, escalated with its name. A webhook that answers and refuses the pod ("denied the
+/// request") is a policy the pod template breaks, escalated as configuration. A webhook failing its TLS handshake is
+/// the certificate rules'.
+pub fn admission_webhook_blocks_creation(f: &Facts<'_>) -> Option<Finding> {
+    const CALLS: &[&str] = &["failed calling webhook", "failed calling admission webhook", "failed to call webhook"];
+    const DENIED: &[&str] = &["admission webhook", "denied the request"];
+    let o = &f.s.observations;
+    let w = o.workload.as_ref()?;
+    let short = w.replicas_ready.zip(w.replicas_desired).is_some_and(|(r, d)| r < d);
+    let texts = w
+        .conditions
+        .iter()
+        .map(String::as_str)
+        .chain(w.note.as_deref())
+        .chain(f.events().filter(|(_, e)| e.reason == "FailedCreate").map(|(_, e)| e.message.as_str()))
+        .chain(o.metrics.values().filter_map(|v| v.as_str()))
+        .chain(o.other.as_deref());
+    let mut unreachable = None;
+    let mut denied = None;
+    for t in texts {
+        let lower = t.to_ascii_lowercase();
+        if !lower_has(&lower, &["error creating", "failedcreate", "replicafailure"]) {
+            continue;
+        }
+        if contains_any(&lower, CALLS) && contains_any(&lower, WEBHOOK_UNREACHABLE) && !lower.contains("x509") {
+            unreachable = unreachable.or(Some(t));
+        } else if DENIED.iter().all(|d| lower.contains(d)) {
+            denied = denied.or(Some(t));
+        }
+    }
+    if !short {
+        return None;
+    }
+    if let Some(t) = unreachable {
+        let name = webhook_name(t);
+        let named =
+            if name.is_empty() { "an admission webhook".to_owned() } else { format!("admission webhook {name}") };
+        let mut evidence = vec![quote(t)];
+        if let Some(n) = o.other.as_deref().filter(|n| *n != t) {
+            evidence.push(quote(n));
+        }
+        return Some(Finding::escalate(
+            Category::DependencyFailure,
+            "admission-webhook-unreachable",
+            format!(
+                "Pods cannot be created: every creation passes through {named}, and its calls fail (the API server \
+                 cannot reach its server), so the {} missing replicas are never replaced. Nothing on the workload is \
+                 at fault; a restart or a rollback would replace the pods still serving through the same failing \
+                 creates. A human must bring the webhook's server back (or relax its failure policy), after which the \
+                 ReplicaSet creates the pods.",
+                w.replicas_desired.unwrap_or_default() - w.replicas_ready.unwrap_or_default()
+            ),
+            evidence,
+            0.82,
+        ));
+    }
+    let t = denied?;
+    let name = webhook_name(t);
+    Some(Finding::escalate(
+        Category::BadConfig,
+        "admission-webhook-denies-pods",
+        format!(
+            "Pods cannot be created: admission webhook {} refuses them ({}): the pod template breaks a policy the \
+             cluster enforces. A restart or more replicas are refused the same way; a human must change the template \
+             (or the policy).",
+            if name.is_empty() { "(unnamed)" } else { name },
+            quote(t)
+        ),
+        vec![quote(t)],
+        0.8,
+    ))
+}
+
 /// Pods that cannot be created or placed.
 pub fn unschedulable(f: &Facts<'_>) -> Option<Finding> {
     let scheduling =
@@ -4581,6 +4679,70 @@ pub fn jvm_pool_exhausted(f: &Facts<'_>) -> Option<Finding> {
             Category::BadConfig,
             "jvm-pool-capped",
             format!("{what} A human must raise {flag} to what the application loads (or find what fills {pool})."),
+            evidence,
+            0.8,
+        )
+    })
+}
+
+/// What a runtime logs when the kernel refuses it a new thread or process: the JVM's "unable to create (new) native
+/// thread", glibc's `pthread_create` failing with EAGAIN, Go's "failed to create new OS thread", Python's "can't
+/// start new thread", a shell's "fork: retry: Resource temporarily unavailable".
+const THREAD_REFUSED: &[&str] = &[
+    "unable to create native thread",
+    "unable to create new native thread",
+    "pthread_create failed",
+    "failed to create new os thread",
+    "can't start new thread",
+    "fork: retry: resource temporarily unavailable",
+    "fork: resource temporarily unavailable",
+];
+
+/// A process refused new threads while its memory is far from its limit: the pids controller (a pod's or the
+/// node's PID limit: `podPidsLimit`, `pids.max`) counts every thread, and the workload has reached it. The JVM
+/// calls this an OutOfMemoryError, but more memory changes nothing, and a rollback only helps if the revision made
+/// the threads. When a recent change to the nodes or the kubelet (an upgrade, a new image, a kubelet setting)
+/// names a PID limit, that change is the cause; otherwise the limit or the thread count (a pool size, a thread
+/// leak) is what a human must change. Escalated with the numbers; a container the kernel OOMKilled, or one near
+/// its memory limit, is the memory rules'.
+pub fn thread_limit_reached(f: &Facts<'_>) -> Option<Finding> {
+    let (p, line) = f.find_log(THREAD_REFUSED)?;
+    if f.containers().any(|(_, c)| {
+        c.last_termination.as_ref().is_some_and(|t| t.reason == "OOMKilled")
+            || Facts::memory_fraction(c).is_some_and(|m| m >= 0.85)
+    }) {
+        return None;
+    }
+    let mut evidence = vec![format!("log of {}: {}", p.name, quote(line))];
+    const PIDS: &[&str] = &["pid", "pids", "process limit", "threads-max", "tasksmax"];
+    let limit_change = f.s.observations.recent_changes.iter().find(|c| lower_has(&c.summary, PIDS));
+    if let Some(c) = limit_change {
+        evidence.push(format!("{} {} ({} ago): {}", c.kind, c.object, c.age, quote(&c.summary)));
+    }
+    if let Some((k, v)) = f.find_metric(&["thread"]) {
+        evidence.push(format!("{k}: {}", quote(v)));
+    }
+    let cause = match limit_change {
+        Some(c) => format!(
+            "{} {} {} ago set the limit ({}), and the workload needs more threads than it allows",
+            c.kind,
+            c.object,
+            c.age,
+            quote(&c.summary)
+        ),
+        None => "the workload has reached its process limit (threads count against it)".to_owned(),
+    };
+    Some(Finding {
+        change_induced: limit_change.is_some(),
+        ..Finding::escalate(
+            Category::BadConfig,
+            "thread-limit-reached",
+            format!(
+                "The process is refused new threads ({}) while its memory is well under its limit: this is a PID \
+                 limit, not memory (the pids controller counts threads): {cause}. More memory or a rollback changes \
+                 nothing; a human must raise the PID limit (podPidsLimit, pids.max) or bound the thread pools.",
+                quote(line)
+            ),
             evidence,
             0.8,
         )

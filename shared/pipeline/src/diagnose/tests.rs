@@ -3135,3 +3135,76 @@ fn errors_with_every_replacement_are_the_termination_sequence() {
         json!(["GET / 200 12ms", "ERROR handler panicked: index out of range"]);
     assert_ne!(run(&failing).rule, "errors-from-pod-replacement");
 }
+
+/// Replicas short because every pod creation times out in an admission webhook are the webhook's (a dependency,
+/// escalated with its name); a webhook that refuses the pod is the template's (BAD_CONFIG); a webhook with a bad
+/// certificate is not read as either, and with every replica present the rule says nothing.
+#[test]
+fn pods_an_admission_webhook_keeps_from_being_created_are_the_webhooks() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/replicas_ready", json!(2));
+    set(&mut v, "/observations/workload/replicas_available", json!(2));
+    v["observations"]["workload"]["conditions"] = json!([
+        "Available=True MinimumReplicasAvailable",
+        "ReplicaFailure=True FailedCreate: Error creating: Internal error occurred: failed calling webhook \
+         \"inject.mesh.example.io\": failed to call webhook: Post \"https://injector.mesh.svc:443/inject?timeout=10s\": \
+         context deadline exceeded"
+    ]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::DependencyFailure, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "admission-webhook-unreachable");
+    assert!(d.summary.contains("inject.mesh.example.io"), "{}", d.summary);
+
+    let mut denied = v.clone();
+    denied["observations"]["workload"]["conditions"][1] = json!(
+        "ReplicaFailure=True FailedCreate: Error creating: admission webhook \"validate.policy.example.io\" denied the \
+         request: container app must not run as root"
+    );
+    let d = run(&denied);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "admission-webhook-denies-pods");
+    let mut tls = v.clone();
+    tls["observations"]["workload"]["conditions"][1] = json!(
+        "ReplicaFailure=True FailedCreate: Error creating: failed calling webhook \"inject.mesh.example.io\": x509: \
+         certificate has expired or is not yet valid; context deadline exceeded"
+    );
+    assert!(!run(&tls).rule.starts_with("admission-webhook"));
+    let mut full = v.clone();
+    set(&mut full, "/observations/workload/replicas_ready", json!(3));
+    assert!(!run(&full).rule.starts_with("admission-webhook"));
+}
+
+/// A runtime refused threads with memory far under its limit is a PID limit (BAD_CONFIG, escalated, never more
+/// memory or a rollback), tied to the node change that set it when one did; the same refusal in a container near its
+/// memory limit is left to the memory rules.
+#[test]
+fn threads_refused_under_the_memory_limit_are_a_pid_limit() {
+    let mut v = healthy();
+    set(
+        &mut v,
+        "/observations/pods/0/containers/0",
+        container(json!({"restart_count": 6, "last_termination": {"reason": "Error", "exit_code": 1,
+            "started_at": "2025-01-01T09:00:00Z", "finished_at": "2025-01-01T09:55:00Z"}})),
+    );
+    v["observations"]["pods"][0]["previous_logs_tail"] = json!([
+        "Exception in thread \"worker-97\" java.lang.OutOfMemoryError: unable to create native thread: possibly out of \
+         memory or process/resource limits reached"
+    ]);
+    v["observations"]["recent_changes"] = json!([{"kind": "NodeUpgrade", "object": "pool/general", "age": "1d",
+        "summary": "new node image; kubelet podPidsLimit 512"}]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "thread-limit-reached");
+    assert!(d.change_induced && d.summary.contains("podPidsLimit 512"), "{}", d.summary);
+
+    let mut go = v.clone();
+    go["observations"]["recent_changes"] = json!([]);
+    go["observations"]["pods"][0]["previous_logs_tail"] =
+        json!(["runtime: failed to create new OS thread (have 1021 already; errno=11)", "fatal error: newosproc"]);
+    let d = run(&go);
+    assert_eq!(d.rule, "thread-limit-reached");
+    assert!(!d.change_induced, "{}", d.summary);
+    let mut near = v.clone();
+    set(&mut near, "/observations/pods/0/containers/0/usage/memory", json!("480Mi"));
+    assert_ne!(run(&near).rule, "thread-limit-reached");
+}
