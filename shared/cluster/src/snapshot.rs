@@ -246,6 +246,20 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// A pod with a deletion timestamp is leaving (kubectl shows it as Terminating); the timestamp is when its grace
+/// period ends. Said in the pod's reason ("Terminating") and message, as the rules read them, when its status has
+/// none of its own.
+fn terminating(p: &Pod, now: Timestamp) -> Option<String> {
+    p.metadata.deletion_timestamp.as_ref().map(|t| {
+        let left = t.0.duration_since(now).as_secs();
+        if left > 0 {
+            format!("terminating: its grace period ends in {}", format_age(left as u64))
+        } else {
+            format!("terminating: its grace period ended {} ago", format_age(left.unsigned_abs()))
+        }
+    })
+}
+
 async fn pod_view(
     c: &KubeCluster,
     ns: &str,
@@ -309,6 +323,7 @@ async fn pod_view(
             }
         }
     }
+    let terminating = terminating(p, now);
     Ok(PodView {
         name,
         node: spec.node_name.clone(),
@@ -316,8 +331,8 @@ async fn pod_view(
         ready: pod_ready(p),
         age: Some(age(now, p.metadata.creation_timestamp.as_ref().map(|t| t.0))),
         owner: controller_of(&p.metadata).map(|(k, n)| format!("{k}/{n}")),
-        status_reason: status.reason.clone(),
-        status_message: status.message.clone(),
+        status_reason: status.reason.clone().or_else(|| terminating.as_ref().map(|_| "Terminating".to_owned())),
+        status_message: status.message.clone().or(terminating),
         qos_class: status.qos_class.clone(),
         init_containers,
         containers,
@@ -776,4 +791,22 @@ pub(crate) async fn build(
         }
     }
     Ok(Snapshot { alert: alert.clone(), observations: obs })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    #[test]
+    fn a_pod_with_a_deletion_timestamp_is_terminating_with_its_grace_left() {
+        let now: Timestamp = "2025-01-01T10:00:00Z".parse().unwrap();
+        let mut p = Pod::default();
+        assert_eq!(terminating(&p, now), None);
+        p.metadata.deletion_timestamp = Some(Time("2025-01-01T10:02:00Z".parse().unwrap()));
+        assert_eq!(terminating(&p, now).as_deref(), Some("terminating: its grace period ends in 2m"));
+        p.metadata.deletion_timestamp = Some(Time("2025-01-01T09:15:00Z".parse().unwrap()));
+        assert_eq!(terminating(&p, now).as_deref(), Some("terminating: its grace period ended 45m ago"));
+    }
 }

@@ -1568,13 +1568,20 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
         })
     };
     let signature = |i: usize| f.logs.iter().any(|l| l.pod == i && contains_any(&l.lower, HUNG_SIGNATURES));
+    // A pod already terminating is leaving: unready while it drains its in-flight work (a rollout's old pod, a
+    // scale-down) by design, and deleting it again cuts that drain short. One stuck past its grace period on a lost
+    // node is the node rules'; on a live one, a second delete changes nothing. Never a wedge to delete.
+    let leaving = |p: &PodView| p.status_reason.as_deref() == Some("Terminating");
     // A sibling carries the load only if it works: a ready one that burns no CPU is as stuck as the signed pod
     // (every replica wedged on the same lock).
     let ready_siblings =
         |i: usize| pods.iter().enumerate().filter(|(j, q)| *j != i && q.ready && !signature(*j) && !idle(q)).count();
     // A pod with a hang signature, or the single unready one among ready siblings.
     let signed = pods.iter().enumerate().find(|(i, p)| {
-        p.phase == "Running" && signature(*i) && (idle(p) || !p.ready || p.containers.iter().all(|c| c.usage.is_none()))
+        p.phase == "Running"
+            && !leaving(p)
+            && signature(*i)
+            && (idle(p) || !p.ready || p.containers.iter().all(|c| c.usage.is_none()))
     });
     // A pod is not wedged before it has had time to boot: a replacement a minute old that is not ready yet is
     // starting (a rollout or a reschedule), and deleting it only restarts the wait.
@@ -1585,7 +1592,8 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
         f.recent_rollout() && f.of_current_revision(p) && p.containers.iter().all(|c| c.restart_count == 0)
     };
     let lone_unready = || {
-        let unready: Vec<(usize, &PodView)> = pods.iter().enumerate().filter(|(_, p)| !p.ready).collect();
+        let unready: Vec<(usize, &PodView)> =
+            pods.iter().enumerate().filter(|(_, p)| !p.ready && !leaving(p)).collect();
         match unready.as_slice() {
             [(i, p)]
                 if p.phase == "Running"
@@ -1610,7 +1618,8 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
             || f.s.observations.metrics.values().filter_map(|v| v.as_str()).any(|v| lower_has(v, WORK_WAITING))
     };
     let lone_idle = || {
-        let idle_pods: Vec<(usize, &PodView)> = pods.iter().enumerate().filter(|(_, q)| idle(q)).collect();
+        let idle_pods: Vec<(usize, &PodView)> =
+            pods.iter().enumerate().filter(|(_, q)| idle(q) && !leaving(q)).collect();
         match idle_pods.as_slice() {
             [(i, p)]
                 if p.ready

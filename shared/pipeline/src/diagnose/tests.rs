@@ -3208,3 +3208,21 @@ fn threads_refused_under_the_memory_limit_are_a_pid_limit() {
     set(&mut near, "/observations/pods/0/containers/0/usage/memory", json!("480Mi"));
     assert_ne!(run(&near).rule, "thread-limit-reached");
 }
+
+/// The one unready pod among ready siblings is deleted as wedged, unless it is already terminating: then it is
+/// draining (a rollout's old pod, a scale-down) and is never deleted again, whatever else the rules say.
+#[test]
+fn a_terminating_pod_is_leaving_not_wedged() {
+    let mut v = healthy();
+    v["observations"]["pods"].as_array_mut().unwrap().push(pod("web-5d4c3b2a1-ccccc", json!({})));
+    set(&mut v, "/observations/pods/2/ready", json!(false));
+    set(&mut v, "/observations/pods/2/containers/0/ready", json!(false));
+    let d = run(&v);
+    assert_eq!((d.rule.as_str(), d.proposal.action), ("single-wedged-pod", ActionKind::DeletePod), "{}", d.summary);
+
+    set(&mut v, "/observations/pods/2/status_reason", json!("Terminating"));
+    set(&mut v, "/observations/pods/2/status_message", json!("terminating: its grace period ends in 2m"));
+    let d = run(&v);
+    assert_ne!(d.rule, "single-wedged-pod", "{}", d.summary);
+    assert_ne!(d.proposal.action, ActionKind::DeletePod, "{}", d.summary);
+}
