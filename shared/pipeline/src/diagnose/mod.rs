@@ -183,6 +183,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::admission_webhook_blocks_creation,
     rules::unschedulable,
     rules::volume_held_by_running_pod,
+    rules::lock_held_by_old_pod,
     rules::image,
     rules::missing_object,
     rules::init_waits_on_missing_object,

@@ -511,6 +511,84 @@ pub fn surge_blocked_by_own_pods(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// What a process logs when another process holds the exclusive lock on its data: a lock file or `flock` that is
+/// taken (Prometheus's "lock DB directory", LevelDB/RocksDB's `LOCK` file, LMDB, H2, SQLite's "database is
+/// locked"), or an application's own single-instance guard.
+const DATA_LOCK_HELD: &[&str] = &[
+    "lock db directory",
+    "already locked",
+    "is locked by another process",
+    "lock held by another",
+    "could not acquire lock",
+    "unable to acquire lock",
+    "failed to acquire lock",
+    "while lock file",
+    "database is locked",
+    "no locks available",
+];
+
+/// A rolling update deadlocked on a lock the old pod holds. The new pod crash-loops because the data it opens is
+/// locked by a process that still runs: the workload's own older pod, ready and serving, on the same data (a shared
+/// claim, or a ReadWriteOnce claim both pods mount on one node). The strategy lets no old pod go before the new one
+/// is ready (`maxUnavailable` 0, which 25% of a single replica rounds to), so neither ever happens: the release
+/// never runs and the old pod serves on. The new version is not at fault (a rollback only abandons it until the
+/// next release deadlocks the same way), a restart or a deleted pod meets the same lock, and more replicas want it
+/// too. The strategy (Recreate, or maxSurge 0 with maxUnavailable 1) is a human's change. Without a ready older pod
+/// beside it, a lock error is a stale lock or a crash of its own, which this rule does not read.
+pub fn lock_held_by_old_pod(f: &Facts<'_>) -> Option<Finding> {
+    let w = f.s.observations.workload.as_ref()?;
+    let strategy = w.strategy.as_deref().unwrap_or("RollingUpdate");
+    if lower_has(strategy, &["recreate", "ondelete"])
+        || max_unavailable_exact(w.strategy.as_deref(), w.replicas_desired.unwrap_or_default()) > 0
+    {
+        return None;
+    }
+    let (p, line) = f.find_log(DATA_LOCK_HELD)?;
+    let crashing = !p.ready
+        && p.containers.iter().any(|c| c.restart_count > 0 || c.state_reason.as_deref() == Some("CrashLoopBackOff"));
+    let newer = f.current.is_none() || f.of_current_revision(p);
+    let (hi, holder) = f.pods().iter().enumerate().find(|(_, q)| {
+        q.ready
+            && q.owner.is_some()
+            && q.owner != p.owner
+            && !f.of_current_revision(q)
+            && age_secs(q.age.as_deref()) > age_secs(p.age.as_deref())
+            && q.age.as_deref().and_then(parse_age).is_some()
+    })?;
+    // The holder works: it does not itself fail on the lock (then something else holds it).
+    let holder_locked = f.logs.iter().any(|l| l.pod == hi && contains_any(&l.lower, DATA_LOCK_HELD));
+    if !crashing || !newer || holder_locked {
+        return None;
+    }
+    let restarts: i64 = p.containers.iter().map(|c| c.restart_count).sum();
+    let evidence = vec![
+        format!("log of {}: {}", p.name, quote(line)),
+        format!("pod {} ({} restarts, {} old) is not ready", p.name, restarts, p.age.as_deref().unwrap_or("?")),
+        format!(
+            "pod {} of the previous revision is ready and serving ({} old)",
+            holder.name,
+            holder.age.as_deref().unwrap_or("?")
+        ),
+        format!("strategy {strategy}: the old pod stops only once a new one is ready"),
+    ];
+    Some(Finding::escalate(
+        Category::BadConfig,
+        "lock-held-by-old-pod",
+        format!(
+            "The rollout is deadlocked, not broken: the new pod {} cannot take the lock on its data ({}) because the \
+             old pod {}, still ready and serving, holds it, and the strategy ({strategy}) stops the old pod only once \
+             the new one is ready, which it never can be. The release has never run. A restart, a deleted pod or a \
+             rollback changes nothing the next release will not meet again; a human must let the old pod go first: \
+             the Recreate strategy, or maxSurge 0 with maxUnavailable 1.",
+            p.name,
+            quote(line),
+            holder.name
+        ),
+        evidence,
+        0.8,
+    ))
+}
+
 /// What says an admission webhook could not be reached: the API server's call to it failed or timed out.
 const WEBHOOK_UNREACHABLE: &[&str] = &[
     "context deadline exceeded",

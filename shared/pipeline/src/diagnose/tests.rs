@@ -3226,3 +3226,39 @@ fn a_terminating_pod_is_leaving_not_wedged() {
     assert_ne!(d.rule, "single-wedged-pod", "{}", d.summary);
     assert_ne!(d.proposal.action, ActionKind::DeletePod, "{}", d.summary);
 }
+
+/// A new pod crash-looping on a data lock its Deployment's older, serving pod holds, under a strategy that stops the
+/// old pod only once a new one is ready, is the strategy (BAD_CONFIG, escalated, never rolled back); a strategy
+/// that lets the old pod go first, a lock error with no older pod serving (a stale lock), or an older pod failing
+/// on the lock too is not read so.
+#[test]
+fn a_rollout_deadlocked_on_the_old_pods_lock_is_the_strategy() {
+    let mut v = healthy();
+    set(&mut v, "/observations/workload/replicas_desired", json!(1));
+    set(&mut v, "/observations/workload/replicas_ready", json!(1));
+    set(&mut v, "/observations/rollout_history/0/age", json!("2d"));
+    v["observations"]["pods"] = json!([
+        pod(
+            "web-5d4c3b2a1-new01",
+            json!({"ready": false, "age": "2d", "logs_tail": [],
+            "containers": [container(json!({"state": "waiting", "state_reason": "CrashLoopBackOff", "ready": false,
+                "restart_count": 512, "usage": {}}))],
+            "previous_logs_tail": ["level=error err=\"opening storage failed: lock DB directory: resource temporarily unavailable\""]})
+        ),
+        pod("web-4c3b2a1f0-old01", json!({"age": "40d", "owner": "ReplicaSet/web-4c3b2a1f0"})),
+    ]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BadConfig, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "lock-held-by-old-pod");
+    assert!(d.summary.contains("Recreate"), "{}", d.summary);
+
+    let mut lets_go = v.clone();
+    set(&mut lets_go, "/observations/workload/strategy", json!("RollingUpdate maxSurge=0 maxUnavailable=1"));
+    assert_ne!(run(&lets_go).rule, "lock-held-by-old-pod");
+    let mut stale = v.clone();
+    stale["observations"]["pods"].as_array_mut().unwrap().truncate(1);
+    assert_ne!(run(&stale).rule, "lock-held-by-old-pod");
+    let mut both = v.clone();
+    both["observations"]["pods"][1]["logs_tail"] = json!(["ERROR: database is locked"]);
+    assert_ne!(run(&both).rule, "lock-held-by-old-pod");
+}
