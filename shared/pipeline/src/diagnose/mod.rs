@@ -184,6 +184,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::unschedulable,
     rules::volume_held_by_running_pod,
     rules::lock_held_by_old_pod,
+    rules::handover_to_terminating_predecessor,
     rules::image,
     rules::missing_object,
     rules::init_waits_on_missing_object,

@@ -589,6 +589,81 @@ pub fn lock_held_by_old_pod(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// What says a resource a process needs is held by another process: GPU memory "already allocated by other
+/// processes", a port already bound, a busy device, or one of the data locks of [`DATA_LOCK_HELD`].
+const HELD_BY_ANOTHER: &[&str] =
+    &["by other processes", "address already in use", "device or resource busy", "already in use by another"];
+
+/// How long into a rollout a predecessor still terminating counts as draining rather than stuck: the longest grace
+/// periods serving workloads set (five minutes and more for long requests) with room to spare.
+const HANDOVER_SECS: u64 = 15 * 60;
+
+/// A new pod that failed its first starts because its predecessor still held what it needs (a GPU's memory, a port,
+/// a data lock) while that predecessor terminates: a rollout's hand-over. The old pod is leaving (Terminating, on a
+/// node that is Ready, in a rollout minutes old) and releases the resource when it exits, at the latest when its
+/// grace period ends; the new pod runs now or will on its next try. Nothing to do: a rollback would stop the new pod
+/// and reload the old version onto the same resource, a deleted pod restarts the wait, and more replicas or memory
+/// add no GPU. A predecessor that is not terminating holds it for good (the deadlock rules); one whose grace period
+/// has ended, or a rollout older than the hand-over window, is stuck, and this rule does not read it.
+pub fn handover_to_terminating_predecessor(f: &Facts<'_>) -> Option<Finding> {
+    let cur = f.current?;
+    if age_secs(Some(&cur.age)) > HANDOVER_SECS {
+        return None;
+    }
+    let held = |t: &str| lower_has(t, HELD_BY_ANOTHER) || lower_has(t, DATA_LOCK_HELD);
+    let (p, why) = f.pods().iter().filter(|p| f.of_current_revision(p)).find_map(|p| {
+        let termination = p.containers.iter().find_map(|c| c.last_termination.as_ref()?.message.as_deref());
+        termination
+            .filter(|m| held(m))
+            .or_else(|| p.previous_logs_tail.iter().map(String::as_str).find(|l| held(l)))
+            .map(|w| (p, w))
+    })?;
+    let leaving = f.pods().iter().find(|q| {
+        q.status_reason.as_deref() == Some("Terminating")
+            && !f.of_current_revision(q)
+            && q.node.is_some()
+            && q.node == p.node
+            && !lower_has(q.status_message.as_deref().unwrap_or_default(), &["grace period ended"])
+            && q.node
+                .as_deref()
+                .and_then(|n| f.node(n))
+                .is_none_or(|n| n.conditions.get("Ready").is_none_or(|r| r == "True"))
+    })?;
+    // The new pod must not be failing for a reason of its own now.
+    if p.containers
+        .iter()
+        .any(|c| c.state == ContainerState::Waiting && c.state_reason.as_deref() != Some("CrashLoopBackOff"))
+        || f.failing_now().is_some_and(|(q, _)| q.name == p.name)
+    {
+        return None;
+    }
+    let evidence = vec![
+        format!("pod {} failed on a resource another process holds: {}", p.name, quote(why)),
+        format!(
+            "pod {} of the previous revision, on the same node {}, is terminating{}",
+            leaving.name,
+            leaving.node.as_deref().unwrap_or_default(),
+            leaving.status_message.as_deref().map(|m| format!(" ({})", quote(m))).unwrap_or_default()
+        ),
+        format!("revision {} began rolling out {} ago", cur.revision, cur.age),
+    ];
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "handover-to-terminating-predecessor",
+        format!(
+            "A rollout's hand-over: the new pod {} failed its first starts because the previous revision's pod {}, \
+             on the same node, still held what it needs ({}) while it drains, and it releases that when it exits, at \
+             the latest when its grace period ends. The restarts stop by themselves; nothing to do. A rollback would \
+             reload the old version onto the same resource, and deleting the new pod only restarts its wait.",
+            p.name,
+            leaving.name,
+            quote(why)
+        ),
+        evidence,
+        0.72,
+    ))
+}
+
 /// What says an admission webhook could not be reached: the API server's call to it failed or timed out.
 const WEBHOOK_UNREACHABLE: &[&str] = &[
     "context deadline exceeded",

@@ -3262,3 +3262,39 @@ fn a_rollout_deadlocked_on_the_old_pods_lock_is_the_strategy() {
     both["observations"]["pods"][1]["logs_tail"] = json!(["ERROR: database is locked"]);
     assert_ne!(run(&both).rule, "lock-held-by-old-pod");
 }
+
+/// A new pod that failed its first starts on a resource its terminating predecessor on the same node still holds is
+/// a rollout's hand-over (NOOP); with the predecessor not terminating, past its grace period, or the rollout long
+/// past, it is not read so.
+#[test]
+fn a_resource_held_by_a_terminating_predecessor_is_a_handover() {
+    let mut v = healthy();
+    set(&mut v, "/observations/rollout_history/0/age", json!("5m"));
+    v["observations"]["pods"] = json!([
+        pod(
+            "web-5d4c3b2a1-new01",
+            json!({"age": "5m", "containers": [container(json!({"restart_count": 3,
+            "last_termination": {"reason": "Error", "exit_code": 1, "finished_at": "2025-01-01T10:01:00Z",
+                "message": "CUDA out of memory. Tried to allocate 14.00 GiB (71.02 GiB already allocated by other processes)"}}))]})
+        ),
+        pod(
+            "web-4c3b2a1f0-old01",
+            json!({"ready": false, "age": "30d", "owner": "ReplicaSet/web-4c3b2a1f0",
+            "status_reason": "Terminating", "status_message": "terminating: its grace period ends in 3m"})
+        ),
+    ]);
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    assert_eq!(d.rule, "handover-to-terminating-predecessor");
+
+    let mut serving = v.clone();
+    serving["observations"]["pods"][1]["status_reason"] = json!(null);
+    serving["observations"]["pods"][1]["status_message"] = json!(null);
+    assert_ne!(run(&serving).rule, "handover-to-terminating-predecessor");
+    let mut stuck = v.clone();
+    stuck["observations"]["pods"][1]["status_message"] = json!("terminating: its grace period ended 40m ago");
+    assert_ne!(run(&stuck).rule, "handover-to-terminating-predecessor");
+    let mut old = v.clone();
+    set(&mut old, "/observations/rollout_history/0/age", json!("3h"));
+    assert_ne!(run(&old).rule, "handover-to-terminating-predecessor");
+}
