@@ -215,3 +215,35 @@ fn the_default_min_confidence_admits_only_fixes_that_held_up() {
     assert!(at.fixes_right as f64 >= 0.95 * at.fixes as f64, "{table}");
     assert!(table.contains("ECE"), "{table}");
 }
+
+/// Every case this repository writes keeps to FORMAT.md 1.0's `source` object as `../shared/eval/schema.json`
+/// defines it: a `kind` from its enum, and addresses that are https. (The engine itself ignores `source`, so a
+/// held-out file with another kind still loads; this holds our own files to the format they claim.)
+#[test]
+fn every_case_here_cites_its_source_in_the_formats_terms() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(starter_dir().join("../schema.json")).expect("../shared/eval/schema.json"),
+    )
+    .unwrap();
+    let source = &schema["properties"]["source"]["properties"];
+    let kinds: Vec<&str> = source["kind"]["enum"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert!(kinds.contains(&"github_issue") && kinds.len() >= 5, "{kinds:?}");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval");
+    let mut n = 0;
+    for dir in ["cases", "blind", "holdout"] {
+        for f in std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|f| f.extension().is_some_and(|e| e == "json"))
+        {
+            let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+            let kind = raw["source"]["kind"].as_str().unwrap_or_default();
+            assert!(kinds.contains(&kind), "{}: source.kind {kind:?} is not one of {kinds:?}", f.display());
+            for also in raw["source"]["also_see"].as_array().into_iter().flatten() {
+                assert!(also.as_str().is_some_and(|u| u.starts_with("https://")), "{}: also_see {also}", f.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 390, "{n} cases");
+}
