@@ -196,6 +196,8 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::thread_limit_reached,
     // A JVM out of one of its own pools, under the container's limit: its flags, not the limit.
     rules::jvm_pool_exhausted,
+    // An egress NAT out of ports looks like load and like the destination failing: read before both.
+    rules::nat_ports_exhausted,
     // Load and cost per request decide between scaling and rolling back before their symptoms (throttling, probe
     // kills under load) are read as causes.
     rules::demand_beyond_capacity,

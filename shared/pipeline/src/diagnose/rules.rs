@@ -664,6 +664,65 @@ pub fn handover_to_terminating_predecessor(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// What says a NAT in the egress path has run out of source ports (or translations) for new connections: AWS NAT
+/// gateway's `ErrorPortAllocation`, Azure's SNAT port exhaustion, Cloud NAT's dropped allocations (`OUT_OF_RESOURCES`).
+const NAT_EXHAUSTED: &[&str] = &[
+    "errorportallocation",
+    "port allocation error",
+    "snat port exhaustion",
+    "snat exhaustion",
+    "snat ports exhausted",
+    "nat allocation failed",
+    "out_of_resources",
+    "allocation_status=dropped",
+    "allocation_status: dropped",
+];
+
+/// New connections out of the cluster failing (connect timeouts, refusals) because the NAT they leave through has
+/// no source port left for that destination: a NAT gives each concurrent connection to one destination (address,
+/// port, protocol) its own port, tens of thousands at most, so a client that opens a connection per request, at a
+/// peak, runs out while connections elsewhere work and the destination itself is healthy. It reads like the
+/// destination failing, but the path refuses: more replicas open more connections (worse), restarts drop work in
+/// flight and reconnect through the same NAT. A human makes the client reuse connections (keep-alive, a pool, a
+/// proxy) or gives the NAT more addresses: escalated as NETWORK_MISCONFIG, before the load rules would scale up and
+/// the dependency rules would blame the destination.
+pub fn nat_ports_exhausted(f: &Facts<'_>) -> Option<Finding> {
+    let (name, text) =
+        f.s.observations
+            .metrics
+            .iter()
+            .find_map(|(k, v)| {
+                let v = v.as_str()?;
+                let lower = format!("{k} {v}").to_ascii_lowercase();
+                // A count of zero is the metric at rest, not an exhaustion.
+                let nonzero = v.chars().any(|c| c.is_ascii_digit() && c != '0');
+                (contains_any(&lower, NAT_EXHAUSTED) && nonzero).then_some((k.as_str(), v))
+            })
+            .or_else(|| {
+                let other = f.s.observations.other.as_deref()?;
+                lower_has(other, NAT_EXHAUSTED).then_some(("note", other))
+            })?;
+    let (p, line) = f.find_log(CONNECTION_FAILURES)?;
+    let mut evidence = vec![format!("{name}: {}", quote(text)), format!("log of {}: {}", p.name, quote(line))];
+    if let Some((k, v)) = f.find_metric(&["keep-alive", "keepalive", "new connection", "connection per", "pool"]) {
+        evidence.push(format!("{k}: {}", quote(v)));
+    }
+    Some(Finding::escalate(
+        Category::NetworkMisconfig,
+        "nat-ports-exhausted",
+        format!(
+            "New outbound connections fail because the NAT they leave through is out of source ports for their \
+             destination ({name}: {}), not because the destination or the pods fail: each concurrent connection to \
+             one destination needs its own NAT port. More replicas open more connections and restarts reconnect \
+             through the same NAT; a human must make the client reuse connections (keep-alive, a pool or a proxy) \
+             or give the NAT more addresses.",
+            quote(text)
+        ),
+        evidence,
+        0.82,
+    ))
+}
+
 /// What says an admission webhook could not be reached: the API server's call to it failed or timed out.
 const WEBHOOK_UNREACHABLE: &[&str] = &[
     "context deadline exceeded",

@@ -3298,3 +3298,27 @@ fn a_resource_held_by_a_terminating_predecessor_is_a_handover() {
     set(&mut old, "/observations/rollout_history/0/age", json!("3h"));
     assert_ne!(run(&old).rule, "handover-to-terminating-predecessor");
 }
+
+/// Outbound connect timeouts while the egress NAT reports port allocation errors are the path's (NETWORK_MISCONFIG,
+/// escalated, never scaled up); the same metric at zero, or no connection failing, is not read so.
+#[test]
+fn connect_timeouts_through_a_nat_out_of_ports_are_the_path() {
+    let mut v = healthy();
+    v["observations"]["pods"][0]["logs_tail"] =
+        json!(["GET /pay 200 12ms", "payout submit failed: dial tcp 198.51.100.24:443: i/o timeout"]);
+    v["observations"]["metrics"] = json!({
+        "nat gateway ErrorPortAllocation": "1,900 per minute since 18:05, all to one destination",
+        "client": "a new TLS connection per request, keep-alive disabled"
+    });
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::NetworkMisconfig, ActionKind::Escalate), "{}", d.summary);
+    assert_eq!(d.rule, "nat-ports-exhausted");
+    assert!(d.evidence.iter().any(|e| e.contains("keep-alive")), "{:?}", d.evidence);
+
+    let mut quiet = v.clone();
+    quiet["observations"]["metrics"]["nat gateway ErrorPortAllocation"] = json!("0");
+    assert_ne!(run(&quiet).rule, "nat-ports-exhausted");
+    let mut clean = v.clone();
+    clean["observations"]["pods"][0]["logs_tail"] = json!(["GET /pay 200 12ms"]);
+    assert_ne!(run(&clean).rule, "nat-ports-exhausted");
+}
