@@ -234,6 +234,7 @@ const RULES: &[fn(&Facts<'_>) -> Option<Finding>] = &[
     rules::rate_limited,
     rules::regression_after_rollout,
     // A process near its memory limit burns CPU in garbage collection: not demand.
+    rules::working_set_is_page_cache,
     rules::memory_near_limit,
     rules::hpa_pinned_by_footprint,
     rules::traffic_hpa,

@@ -4198,6 +4198,78 @@ pub fn cost_regression(f: &Facts<'_>) -> Option<Finding> {
     Some(found)
 }
 
+/// The largest share of a limit a metric's text gives: a percentage ("37-39% of the limit", the upper end of a
+/// range), or else a quantity ("2.9-3.1Gi") against `limit` bytes.
+fn share_of_limit(text: &str, limit: Option<f64>) -> Option<f64> {
+    let upper = |t: &str| t.rsplit(['-', '–']).next().unwrap_or(t).to_owned();
+    let tokens: Vec<String> =
+        text.split_whitespace().map(|t| upper(t.trim_matches(|c: char| matches!(c, ',' | ';' | '(' | ')')))).collect();
+    let pct = tokens
+        .iter()
+        .filter_map(|t| t.strip_suffix('%')?.parse::<f64>().ok())
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    pct.or_else(|| {
+        let limit = limit.filter(|l| *l > 0.0)?;
+        tokens.iter().find_map(|t| mem_bytes(t)).map(|b| b * 100.0 / limit)
+    })
+}
+
+/// A memory alert on the working set that is page cache. `container_memory_working_set_bytes` is usage minus only the
+/// inactive file cache, so it still counts active page cache (memory-mapped files, a storage engine's reads), which
+/// the kernel reclaims on demand before it OOM-kills anything. When the anonymous memory (RSS) is well under the limit
+/// (below 70%), the cache makes up the rest, and nothing was OOM-killed or restarted, no process is near a kill: a
+/// restart only throws away the warm cache and a larger limit fills with more of it. Nothing to do; the alert should
+/// compare RSS (or the working set minus mapped files) with the limit. Without a reading of RSS (or of the cache), or
+/// with RSS rising, this rule says nothing.
+pub fn working_set_is_page_cache(f: &Facts<'_>) -> Option<Finding> {
+    if !contains_any(&f.alert_text, &["memory"]) {
+        return None;
+    }
+    let killed = f
+        .containers()
+        .any(|(_, c)| c.restart_count > 0 || c.last_termination.as_ref().is_some_and(|t| t.reason == "OOMKilled"))
+        || f.events().any(|(_, e)| lower_has(&e.reason, &["oom"]));
+    if killed {
+        return None;
+    }
+    let limit = f.containers().find_map(|(_, c)| mem_bytes(c.resources.limits.get("memory")?));
+    let metrics = &f.s.observations.metrics;
+    let named = |words: &[&str]| {
+        metrics.iter().find_map(|(k, v)| {
+            let v = v.as_str()?;
+            let k_l = k.to_ascii_lowercase();
+            words.iter().any(|w| k_l.contains(w)).then_some((k.as_str(), v))
+        })
+    };
+    let (rss_name, rss) = named(&["rss", "anon"])?;
+    let (cache_name, cache) = named(&["cache", "active_file", "mapped_file"])?;
+    let share = share_of_limit(rss, limit)?;
+    // Anonymous memory that grows is a leak on its way to the limit, whatever the cache does: the memory rules'.
+    let growing = matches!(trend(rss), Some(Trend::Rising(_)));
+    if share >= 70.0
+        || growing
+        || metrics.values().filter_map(|v| v.as_str()).any(|v| lower_has(v, &["oom_kill 1", "oomkilled"]))
+    {
+        return None;
+    }
+    let evidence = vec![format!("{rss_name}: {}", quote(rss)), format!("{cache_name}: {}", quote(cache))];
+    Some(Finding::noop(
+        Category::BenignOrSelfResolved,
+        "working-set-is-page-cache",
+        format!(
+            "Nothing is near an OOM kill: the alert reads the working set, which still counts active page cache, and \
+             the anonymous memory is about {share:.0}% of the limit ({rss_name}: {}), the rest cache the kernel \
+             reclaims on demand ({cache_name}: {}); nothing was OOM-killed or restarted. No action: a restart throws \
+             the warm cache away and a larger limit fills with more of it. The alert should compare RSS with the \
+             limit.",
+            quote(rss),
+            quote(cache)
+        ),
+        evidence,
+        0.75,
+    ))
+}
+
 /// Memory close to the limit after a long uptime, with no OOM kill yet: a slow leak.
 pub fn memory_near_limit(f: &Facts<'_>) -> Option<Finding> {
     let (p, c, frac) = f.pods().iter().find_map(|p| {

@@ -3322,3 +3322,37 @@ fn connect_timeouts_through_a_nat_out_of_ports_are_the_path() {
     clean["observations"]["pods"][0]["logs_tail"] = json!(["GET /pay 200 12ms"]);
     assert_ne!(run(&clean).rule, "nat-ports-exhausted");
 }
+
+/// A memory alert on the working set while RSS is well under the limit and the rest is page cache, with nothing
+/// killed, is a false alarm (NOOP, never a restart); RSS near the limit, RSS rising, or an OOM kill is not read so.
+#[test]
+fn a_working_set_made_of_page_cache_is_not_memory_pressure() {
+    let mut v = healthy();
+    set(&mut v, "/observations/pods/0/containers/0/usage/memory", json!("500Mi"));
+    v["alert"]["title"] = json!("ContainerMemoryNearLimit shop/web");
+    v["alert"]["alertname"] = json!("ContainerMemoryNearLimit");
+    v["alert"]["details"] = json!("container_memory_working_set_bytes / limit > 90% for 30m");
+    v["observations"]["metrics"] = json!({
+        "container_memory_rss": "180-190Mi, 36% of the limit, flat for 14 days",
+        "container_memory_cache": "310Mi, active_file 300Mi (memory-mapped data files)"
+    });
+    let d = run(&v);
+    assert_eq!((d.category, d.proposal.action), (Category::BenignOrSelfResolved, ActionKind::Noop), "{}", d.summary);
+    assert_eq!(d.rule, "working-set-is-page-cache");
+
+    let mut near = v.clone();
+    near["observations"]["metrics"]["container_memory_rss"] = json!("470Mi, 92% of the limit");
+    assert_ne!(run(&near).rule, "working-set-is-page-cache");
+    let mut rising = v.clone();
+    rising["observations"]["metrics"]["container_memory_rss"] =
+        json!("120Mi 3 days ago -> 150Mi yesterday -> 190Mi now");
+    assert_ne!(run(&rising).rule, "working-set-is-page-cache");
+    let mut killed = v.clone();
+    set(&mut killed, "/observations/pods/0/containers/0/restart_count", json!(2));
+    set(
+        &mut killed,
+        "/observations/pods/0/containers/0/last_termination",
+        json!({"reason": "OOMKilled", "exit_code": 137, "finished_at": "2025-01-01T09:50:00Z"}),
+    );
+    assert_ne!(run(&killed).rule, "working-set-is-page-cache");
+}
