@@ -247,6 +247,12 @@ pub fn mem_bytes(q: &str) -> Option<f64> {
     Bytes::parse(q).ok().map(|b| b.0 as f64)
 }
 
+/// The pod is already terminating (its deletion was requested; kubectl and the snapshot say `Terminating`): it is
+/// leaving and draining, whatever it does meanwhile.
+pub fn leaving(p: &PodView) -> bool {
+    p.status_reason.as_deref() == Some("Terminating")
+}
+
 /// The first number in a percentage or ratio string (`83%`, `0.83`, `cpu 138%`), as a percentage.
 pub fn percent(s: &str) -> Option<f64> {
     let token = s.split_whitespace().find(|t| t.trim_end_matches('%').parse::<f64>().is_ok())?;

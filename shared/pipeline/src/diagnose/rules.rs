@@ -440,6 +440,23 @@ pub fn volume_held_by_running_pod(f: &Facts<'_>) -> Option<Finding> {
     ))
 }
 
+/// The workload's update strategy when it stops an old pod only once a new one is ready (`maxUnavailable` 0, as the
+/// controller rounds it; neither Recreate nor OnDelete): then a new pod that cannot start beside the old ones never
+/// lets the rollout move.
+fn old_pods_wait_for_new(f: &Facts<'_>) -> Option<String> {
+    let w = f.s.observations.workload.as_ref()?;
+    let strategy = w.strategy.as_deref().unwrap_or("RollingUpdate");
+    let lets_go = lower_has(strategy, &["recreate", "ondelete"])
+        || max_unavailable_exact(w.strategy.as_deref(), w.replicas_desired.unwrap_or_default()) > 0;
+    (!lets_go).then(|| strategy.to_owned())
+}
+
+/// `q` is a serving pod of the workload's earlier revision beside `p`: ready, owned by another ReplicaSet than `p`,
+/// and not of the current revision.
+fn serving_predecessor(f: &Facts<'_>, p: &PodView, q: &PodView) -> bool {
+    q.ready && q.owner.is_some() && q.owner != p.owner && !f.of_current_revision(q)
+}
+
 /// What a scheduler says of a node the pod would share with a pod that must not be beside it: a host port already
 /// bound there, or a required anti-affinity term another pod matches.
 const SHARED_NODE_REFUSALS: &[&str] =
@@ -463,24 +480,16 @@ fn nodes_refused(message: &str, refusal: &str) -> Option<usize> {
 /// old pod go first (`maxSurge` 0 with `maxUnavailable` 1, or Recreate), a human's change to the workload. With
 /// pods of another workload holding the ports, or a strategy that already lets old pods go, it is not this.
 pub fn surge_blocked_by_own_pods(f: &Facts<'_>) -> Option<Finding> {
-    let w = f.s.observations.workload.as_ref()?;
-    let strategy = w.strategy.as_deref().unwrap_or("RollingUpdate");
-    let desired = w.replicas_desired.unwrap_or_default();
-    if lower_has(strategy, &["recreate", "ondelete"]) || max_unavailable_exact(Some(strategy), desired) > 0 {
-        return None;
-    }
+    let strategy = old_pods_wait_for_new(f)?;
     let (p, e, refusal) = f.events().find_map(|(p, e)| {
         let pending = p.phase == "Pending" && p.node.is_none() && e.reason == "FailedScheduling";
-        let refusal = SHARED_NODE_REFUSALS.iter().copied().find(|r| lower_has(&e.message, &[r]))?;
+        let message = e.message.to_ascii_lowercase();
+        let refusal = SHARED_NODE_REFUSALS.iter().copied().find(|r| message.contains(r))?;
         (pending && p.owner.is_some()).then_some((p, e, refusal))
     })?;
-    // The old pods: ready, of the same workload but another ReplicaSet, each on its own node.
-    let mut old_nodes: Vec<&str> = f
-        .pods()
-        .iter()
-        .filter(|q| q.ready && q.owner.is_some() && q.owner != p.owner && !f.of_current_revision(q))
-        .filter_map(|q| q.node.as_deref())
-        .collect();
+    // The old pods: serving, of the same workload but another ReplicaSet, each on its own node.
+    let mut old_nodes: Vec<&str> =
+        f.pods().iter().filter(|q| serving_predecessor(f, p, q)).filter_map(|q| q.node.as_deref()).collect();
     old_nodes.sort_unstable();
     old_nodes.dedup();
     let refused = nodes_refused(&e.message, refusal).unwrap_or(f.nodes().len());
@@ -536,22 +545,13 @@ const DATA_LOCK_HELD: &[&str] = &[
 /// too. The strategy (Recreate, or maxSurge 0 with maxUnavailable 1) is a human's change. Without a ready older pod
 /// beside it, a lock error is a stale lock or a crash of its own, which this rule does not read.
 pub fn lock_held_by_old_pod(f: &Facts<'_>) -> Option<Finding> {
-    let w = f.s.observations.workload.as_ref()?;
-    let strategy = w.strategy.as_deref().unwrap_or("RollingUpdate");
-    if lower_has(strategy, &["recreate", "ondelete"])
-        || max_unavailable_exact(w.strategy.as_deref(), w.replicas_desired.unwrap_or_default()) > 0
-    {
-        return None;
-    }
+    let strategy = old_pods_wait_for_new(f)?;
     let (p, line) = f.find_log(DATA_LOCK_HELD)?;
     let crashing = !p.ready
         && p.containers.iter().any(|c| c.restart_count > 0 || c.state_reason.as_deref() == Some("CrashLoopBackOff"));
     let newer = f.current.is_none() || f.of_current_revision(p);
     let (hi, holder) = f.pods().iter().enumerate().find(|(_, q)| {
-        q.ready
-            && q.owner.is_some()
-            && q.owner != p.owner
-            && !f.of_current_revision(q)
+        serving_predecessor(f, p, q)
             && age_secs(q.age.as_deref()) > age_secs(p.age.as_deref())
             && q.age.as_deref().and_then(parse_age).is_some()
     })?;
@@ -619,7 +619,7 @@ pub fn handover_to_terminating_predecessor(f: &Facts<'_>) -> Option<Finding> {
             .map(|w| (p, w))
     })?;
     let leaving = f.pods().iter().find(|q| {
-        q.status_reason.as_deref() == Some("Terminating")
+        leaving(q)
             && !f.of_current_revision(q)
             && q.node.is_some()
             && q.node == p.node
@@ -756,7 +756,9 @@ pub fn admission_webhook_blocks_creation(f: &Facts<'_>) -> Option<Finding> {
     const DENIED: &[&str] = &["admission webhook", "denied the request"];
     let o = &f.s.observations;
     let w = o.workload.as_ref()?;
-    let short = w.replicas_ready.zip(w.replicas_desired).is_some_and(|(r, d)| r < d);
+    if w.replicas_ready.zip(w.replicas_desired).is_none_or(|(r, d)| r >= d) {
+        return None;
+    }
     let texts = w
         .conditions
         .iter()
@@ -769,7 +771,7 @@ pub fn admission_webhook_blocks_creation(f: &Facts<'_>) -> Option<Finding> {
     let mut denied = None;
     for t in texts {
         let lower = t.to_ascii_lowercase();
-        if !lower_has(&lower, &["error creating", "failedcreate", "replicafailure"]) {
+        if !contains_any(&lower, &["error creating", "failedcreate", "replicafailure"]) {
             continue;
         }
         if contains_any(&lower, CALLS) && contains_any(&lower, WEBHOOK_UNREACHABLE) && !lower.contains("x509") {
@@ -777,9 +779,6 @@ pub fn admission_webhook_blocks_creation(f: &Facts<'_>) -> Option<Finding> {
         } else if DENIED.iter().all(|d| lower.contains(d)) {
             denied = denied.or(Some(t));
         }
-    }
-    if !short {
-        return None;
     }
     if let Some(t) = unreachable {
         let name = webhook_name(t);
@@ -1780,10 +1779,9 @@ pub fn hung(f: &Facts<'_>) -> Option<Finding> {
         })
     };
     let signature = |i: usize| f.logs.iter().any(|l| l.pod == i && contains_any(&l.lower, HUNG_SIGNATURES));
-    // A pod already terminating is leaving: unready while it drains its in-flight work (a rollout's old pod, a
+    // A pod already terminating (`leaving`) is unready while it drains its in-flight work (a rollout's old pod, a
     // scale-down) by design, and deleting it again cuts that drain short. One stuck past its grace period on a lost
     // node is the node rules'; on a live one, a second delete changes nothing. Never a wedge to delete.
-    let leaving = |p: &PodView| p.status_reason.as_deref() == Some("Terminating");
     // A sibling carries the load only if it works: a ready one that burns no CPU is as stuck as the signed pod
     // (every replica wedged on the same lock).
     let ready_siblings =
